@@ -1,0 +1,272 @@
+"""Loading, cleaning and validating labelled JSONL, the stratified split and class weights.
+
+Every problem in an input file is reported with its line number, so a user can fix the file
+instead of reading a traceback from inside torch. In quarantine mode bad rows are set aside
+and counted, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+import unicodedata
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+SPLITS = ("train", "val", "test")
+_MAX_REPORTED_PROBLEMS = 20
+_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u2060\ufeff"), None)
+_WHITESPACE_RUN = re.compile(r"\s+")
+
+
+class DataValidationError(ValueError):
+    """Raised when an input file has rows that cannot be used; the message names the lines."""
+
+    def __init__(self, path: str | Path, problems: Sequence["RowProblem"]):
+        self.path = str(path)
+        self.problems = list(problems)
+        shown = "\n".join(f"  line {p.line}: {p.reason}" for p in self.problems[:_MAX_REPORTED_PROBLEMS])
+        more = len(self.problems) - _MAX_REPORTED_PROBLEMS
+        tail = f"\n  ... and {more} more" if more > 0 else ""
+        lines = ", ".join(str(p.line) for p in self.problems[:_MAX_REPORTED_PROBLEMS])
+        super().__init__(
+            f"{self.path}: {len(self.problems)} invalid row(s) (lines {lines}{'…' if more > 0 else ''}):\n"
+            f"{shown}{tail}\n"
+            "Fix these rows, or pass quarantine=True (--quarantine) to set them aside and count them."
+        )
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    line: int
+    reason: str
+    raw: str
+
+
+@dataclass(frozen=True)
+class Example:
+    """One labelled message. `meta` keeps any extra fields (segment, channel, source...)."""
+
+    text: str
+    label: str
+    split: str | None = None
+    line: int | None = None
+    meta: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class LoadedDataset:
+    examples: list[Example]
+    quarantined: list[RowProblem]
+    path: str
+
+    @property
+    def quarantine_counts(self) -> dict[str, int]:
+        """Quarantined rows per reason kind (the part of the reason before ':')."""
+        return dict(Counter(p.reason.split(":")[0] for p in self.quarantined))
+
+
+def clean_text(text: str) -> str:
+    """Normalise a message without destroying manga-specific or Japanese content.
+
+    NFKC folds full-width/half-width forms (ｖｏｌ１２ → vol12, half-width katakana) while
+    keeping kana, kanji and accented jargon such as "tankōbon". Control characters are removed
+    (whitespace controls become spaces, so "a\\nb" stays two words) and whitespace is collapsed.
+    Case is kept: uncased tokenizers lower-case themselves, cased ones (RoBERTa) need the case.
+    """
+    text = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH)
+    chars = []
+    for ch in text:
+        if unicodedata.category(ch) == "Cc":
+            chars.append(" " if ch.isspace() else "")
+        else:
+            chars.append(ch)
+    return _WHITESPACE_RUN.sub(" ", "".join(chars)).strip()
+
+
+def normalized_key(text: str) -> str:
+    """Key for near-duplicate checks: cleaned, case-folded, punctuation and spaces removed."""
+    text = clean_text(text).casefold()
+    return "".join(ch for ch in text if unicodedata.category(ch)[0] in "LN")
+
+
+def _check_row(obj: object, allowed_labels: frozenset[str] | None) -> tuple[Example | None, str | None]:
+    if not isinstance(obj, dict):
+        return None, f"not a JSON object: expected {{\"text\": ..., \"label\": ...}}, got {type(obj).__name__}"
+    if "text" not in obj:
+        return None, "missing field 'text'"
+    if not isinstance(obj["text"], str):
+        return None, f"wrong type: 'text' must be a string, got {type(obj['text']).__name__}"
+    if "label" not in obj:
+        return None, "missing field 'label'"
+    if not isinstance(obj["label"], str):
+        return None, f"wrong type: 'label' must be a string, got {type(obj['label']).__name__}"
+    label = obj["label"].strip()
+    if not label:
+        return None, "empty label"
+    if allowed_labels is not None and label not in allowed_labels:
+        return None, f"unknown label: {label!r} is not one of {sorted(allowed_labels)}"
+    text = clean_text(obj["text"])
+    if not text:
+        return None, "empty text: nothing left after removing whitespace and control characters"
+    split = obj.get("split")
+    if split is not None and split not in SPLITS:
+        return None, f"bad split: {split!r} must be one of {list(SPLITS)} or absent"
+    meta = {k: v for k, v in obj.items() if k not in ("text", "label", "split")}
+    return Example(text=text, label=label, split=split, meta=meta), None
+
+
+def parse_jsonl_lines(
+    lines: Iterable[str],
+    *,
+    source: str = "<memory>",
+    allowed_labels: Iterable[str] | None = None,
+    quarantine: bool = False,
+) -> LoadedDataset:
+    """Validate JSONL rows; raise DataValidationError naming every bad line unless quarantining."""
+    allowed = frozenset(allowed_labels) if allowed_labels is not None else None
+    examples: list[Example] = []
+    problems: list[RowProblem] = []
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue  # blank lines carry no data
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            problems.append(RowProblem(number, f"invalid JSON: {exc.msg} at column {exc.colno}", raw))
+            continue
+        example, reason = _check_row(obj, allowed)
+        if reason is not None:
+            problems.append(RowProblem(number, reason, raw))
+        else:
+            examples.append(Example(example.text, example.label, example.split, number, example.meta))
+    if problems and not quarantine:
+        raise DataValidationError(source, problems)
+    split_values = {e.split for e in examples}
+    if None in split_values and len(split_values) > 1:
+        missing = [e.line for e in examples if e.split is None][:_MAX_REPORTED_PROBLEMS]
+        raise DataValidationError(
+            source,
+            [RowProblem(n, "missing 'split': other rows have one; give every row a split or none", "")
+             for n in missing],
+        )
+    if not examples:
+        raise DataValidationError(source, problems or [RowProblem(0, "the file holds no labelled rows", "")])
+    return LoadedDataset(examples, problems, source)
+
+
+def load_jsonl(
+    path: str | Path,
+    *,
+    allowed_labels: Iterable[str] | None = None,
+    quarantine: bool = False,
+) -> LoadedDataset:
+    """Read a labelled JSONL file (`text`, `label`, optional `split`) with line-level validation."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"data file not found: {path}")
+    raw = path.read_bytes()
+    try:
+        content = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DataValidationError(path, [RowProblem(line, f"not valid UTF-8 (byte {exc.start})", "")]) from None
+    return parse_jsonl_lines(content.splitlines(), source=str(path), allowed_labels=allowed_labels,
+                             quarantine=quarantine)
+
+
+@dataclass
+class DataSplits:
+    train: list[Example]
+    val: list[Example]
+    test: list[Example]
+
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
+
+
+def stratified_split(
+    examples: Sequence[Example], *, seed: int = 42, val_fraction: float = 0.1, test_fraction: float = 0.1
+) -> DataSplits:
+    """80/10/10 split that keeps each label's share in every part (deterministic per seed).
+
+    Each label's examples are shuffled with their own seeded RNG and cut by rounding, so rare
+    labels keep their share too; a label with at least 3 examples gets at least one in val and
+    one in test.
+    """
+    if not 0 < val_fraction < 1 or not 0 < test_fraction < 1 or val_fraction + test_fraction >= 1:
+        raise ValueError(f"bad split fractions val={val_fraction} test={test_fraction}")
+    by_label: dict[str, list[Example]] = defaultdict(list)
+    for ex in examples:
+        by_label[ex.label].append(ex)
+    parts = DataSplits([], [], [])
+    for label in sorted(by_label):
+        group = list(by_label[label])
+        random.Random(f"{seed}:{label}").shuffle(group)
+        n = len(group)
+        n_test = max(1, round(n * test_fraction)) if n >= 3 else 0
+        n_val = max(1, round(n * val_fraction)) if n >= 3 else 0
+        parts.test.extend(group[:n_test])
+        parts.val.extend(group[n_test:n_test + n_val])
+        parts.train.extend(group[n_test + n_val:])
+    for part in (parts.train, parts.val, parts.test):
+        random.Random(seed).shuffle(part)
+    return parts
+
+
+def make_splits(examples: Sequence[Example], *, seed: int = 42) -> DataSplits:
+    """Use the file's own `split` column when present, otherwise make the stratified split."""
+    if examples and examples[0].split is not None:
+        parts = DataSplits(*([e for e in examples if e.split == s] for s in SPLITS))
+        empty = [name for name, size in parts.sizes().items() if size == 0]
+        if empty:
+            raise ValueError(
+                f"the data's 'split' column has no rows for {empty}; give train, val and test rows "
+                "or drop the column to let the stratified 80/10/10 split be made"
+            )
+        return parts
+    return stratified_split(examples, seed=seed)
+
+
+def class_weights(train_labels: Sequence[str], label_list: Sequence[str]) -> list[float]:
+    """Inverse-frequency weights normalised to sum to 1, as in the seed:
+
+    alpha_c = (1 / freq_c) / sum_j (1 / freq_j)
+    """
+    counts = Counter(train_labels)
+    missing = [label for label in label_list if counts[label] == 0]
+    if missing:
+        raise ValueError(f"labels with no training examples: {missing}; every label needs some")
+    total = len(train_labels)
+    inverse = [total / counts[label] for label in label_list]
+    norm = sum(inverse)
+    return [w / norm for w in inverse]
+
+
+def label_shares(labels: Sequence[str], label_list: Sequence[str]) -> dict[str, float]:
+    counts = Counter(labels)
+    return {label: counts[label] / max(len(labels), 1) for label in label_list}
+
+
+def data_hash(examples: Iterable[Example]) -> str:
+    """Order-independent content hash of (text, label, split): the dataset's version."""
+    rows = sorted(json.dumps([e.text, e.label, e.split], ensure_ascii=False) for e in examples)
+    digest = hashlib.sha256()
+    for row in rows:
+        digest.update(row.encode("utf-8"))
+        digest.update(b"\n")
+    return "sha256:" + digest.hexdigest()
+
+
+def infer_label_list(examples: Iterable[Example]) -> list[str]:
+    """Label set of a file, in a stable order (the 10 intents' canonical order if they match)."""
+    from manga_intent.labels import INTENTS
+
+    found = {e.label for e in examples}
+    if found <= set(INTENTS):
+        return [i for i in INTENTS if i in found]
+    return sorted(found)

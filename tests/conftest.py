@@ -1,0 +1,93 @@
+"""Shared fixtures: tiny randomly-initialised encoders built from configs with the packaged vocab.
+
+Dropout is off in the tiny configs so a few epochs on a keyword task learn reliably."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def packaged_model_dir() -> Path:
+    from manga_intent.model_io import packaged_minilm_path
+
+    return packaged_minilm_path()
+
+
+@pytest.fixture(scope="session")
+def tokenizer(packaged_model_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(packaged_model_dir, local_files_only=True)
+
+
+def tiny_config(kind: str, num_labels: int = 3):
+    from transformers import BertConfig, DistilBertConfig, RobertaConfig
+
+    if kind == "bert":
+        return BertConfig(vocab_size=30522, hidden_size=64, num_hidden_layers=3, num_attention_heads=2,
+                          intermediate_size=128, max_position_embeddings=128, num_labels=num_labels,
+                          hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    if kind == "distilbert":
+        return DistilBertConfig(vocab_size=30522, dim=64, n_layers=3, n_heads=2, hidden_dim=128,
+                                max_position_embeddings=128, num_labels=num_labels, dropout=0.0,
+                                attention_dropout=0.0, seq_classif_dropout=0.0)
+    if kind == "roberta":
+        return RobertaConfig(vocab_size=30522, hidden_size=64, num_hidden_layers=3, num_attention_heads=2,
+                             intermediate_size=128, max_position_embeddings=130, num_labels=num_labels,
+                             pad_token_id=1, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    raise ValueError(kind)
+
+
+def tiny_classifier(kind: str, num_labels: int = 3, seed: int = 0):
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    torch.manual_seed(seed)
+    return AutoModelForSequenceClassification.from_config(tiny_config(kind, num_labels))
+
+
+@pytest.fixture(scope="session")
+def tiny_base_dir(tmp_path_factory, tokenizer) -> Path:
+    """A tiny random BERT encoder (no head) saved like a Hugging Face base model directory."""
+    import torch
+    from transformers import BertModel
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("tiny-bert")
+    BertModel(tiny_config("bert")).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+KEYWORDS = {
+    "alpha": ["horror", "berserk", "seinen", "dark"],
+    "beta": ["order", "tracking", "package", "shipped"],
+    "gamma": ["refund", "return", "damaged", "broken"],
+    "delta": ["hello", "thanks", "bye", "hi"],
+}
+FILLER = ["please", "can", "you", "the", "my", "a", "now", "today", "manga", "vol", "is", "it"]
+
+
+def write_keyword_jsonl(path: Path, n: int = 240, seed: int = 0, with_split: bool = False) -> Path:
+    """A learnable labelled file: each label's messages contain one of its keywords."""
+    rng = random.Random(seed)
+    labels = list(KEYWORDS)
+    with path.open("w", encoding="utf-8") as fh:
+        for i in range(n):
+            label = labels[i % len(labels)]
+            words = rng.sample(FILLER, 4) + [rng.choice(KEYWORDS[label])]
+            rng.shuffle(words)
+            row = {"text": " ".join(words) + f" {i}", "label": label}
+            if with_split:
+                row["split"] = ("train", "train", "train", "val", "test")[i % 5]
+            fh.write(json.dumps(row) + "\n")
+    return path
