@@ -1,0 +1,1 @@
+"""Typed Dagster ConfigurableResources: artifact storage, MLflow, base model, compile settings."""

@@ -1,0 +1,1 @@
+"""Dagster sensors and schedules: drift, low confidence, labels ready, monthly retrain."""
