@@ -30,7 +30,7 @@ from manga_intent.optim import ParamGroupInfo, build_optimizer, training_tempera
 # Base learning rate per architecture family. MiniLM-L6-H384 (22M parameters, small hidden size)
 # needs a larger step than DistilBERT/RoBERTa-base: see README "Choosing the defaults" for the
 # measurement behind these values.
-DEFAULT_LR_BY_HIDDEN_SIZE = ((512, 2e-4), (10**9, 2e-5))
+DEFAULT_LR_BY_HIDDEN_SIZE = ((512, 3e-4), (10**9, 2e-5))
 
 
 def default_learning_rate(model_config) -> float:
