@@ -131,7 +131,7 @@ def main() -> None:
         return
     started = time.perf_counter()
     full = train_classifier(splits.train, splits.val, label_list, TrainConfig(epochs=args.epochs),
-                            base_model=args.base_model, progress=True)
+                            base_model=args.base_model, progress=False)
     ours_seconds = time.perf_counter() - started
     acc_ours = accuracy(full.model, full.tokenizer, splits.test, label_list)
     started = time.perf_counter()

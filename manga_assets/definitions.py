@@ -1,7 +1,72 @@
-"""Dagster code location of the MangaAssist intent platform (loaded by workspace.yaml)."""
+"""Dagster code location of the MangaAssist intent platform (loaded by workspace.yaml).
+
+Embedded defaults need no configuration: local artifact storage and SQLite files under
+$MANGA_HOME (default ./.manga_home) and the packaged MiniLM. Environment variables switch them:
+  MANGA_ARTIFACT_URI=s3://bucket/prefix   artifacts in S3 (MANGA_S3_ENDPOINT for MinIO/moto)
+  MLFLOW_TRACKING_URI=...                 another MLflow tracking server / database
+  MANGA_BASE_MODEL=distilbert-base-uncased (or a local directory)
+"""
+
+import os
+from urllib.parse import urlparse
 
 import dagster as dg
+from dagster_aws.s3 import S3Resource
 
+from manga_assets.calibration_assets import calibrator
 from manga_assets.dataset import intent_dataset
+from manga_assets.hpo import hpo_study
+from manga_assets.partitions import seed_partitions
+from manga_assets.report import seed_sweep_report
+from manga_assets.serving_assets import golden_gate, neuron_artifact
+from manga_assets.synthetic_set import synthetic_set
+from manga_assets.training_assets import trained_model
+from manga_intent.model_io import PACKAGED_MINILM
+from resources.gate import GateSettings
+from resources.mlflow_tracking import MlflowRegistry, mlflow_run, mlflow_run_config
+from resources.model_settings import BaseModelResource, CompileSettings
+from resources.storage import ArtifactStore, LocalArtifactStore, S3ArtifactStore
 
-defs = dg.Definitions(assets=[intent_dataset])
+ALL_ASSETS = [intent_dataset, synthetic_set, hpo_study, trained_model, calibrator, neuron_artifact, seed_sweep_report]
+
+#: Re-materialize everything downstream of the data (what drift and new labels trigger).
+retrain_job = dg.define_asset_job(
+    "retrain_job", selection=dg.AssetSelection.all(), partitions_def=seed_partitions,
+    description="Dataset → synthetic set → HPO → model → calibrator → compiled artifact → golden gate → report.",
+)
+#: Only the dataset snapshot: a quick smoke test of a deployment.
+dataset_job = dg.define_asset_job("dataset_job", selection=[intent_dataset])
+
+
+def s3_resource() -> S3Resource:
+    return S3Resource(endpoint_url=os.environ.get("MANGA_S3_ENDPOINT") or None,
+                      region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+
+
+def artifact_store() -> ArtifactStore:
+    uri = os.environ.get("MANGA_ARTIFACT_URI", "")
+    if uri.startswith("s3://"):
+        parsed = urlparse(uri)
+        return S3ArtifactStore(s3=s3_resource(), bucket=parsed.netloc, prefix=parsed.path.strip("/"))
+    return LocalArtifactStore(root=uri)
+
+
+def build_resources() -> dict:
+    registry = MlflowRegistry(tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", ""))
+    return {
+        "artifact_store": artifact_store(),
+        "s3": s3_resource(),
+        "mlflow_registry": registry,
+        "mlflow": mlflow_run.configured(mlflow_run_config(registry)),
+        "base_model": BaseModelResource(name_or_path=os.environ.get("MANGA_BASE_MODEL", PACKAGED_MINILM)),
+        "compile_settings": CompileSettings(),
+        "gate_settings": GateSettings(),
+    }
+
+
+defs = dg.Definitions(
+    assets=ALL_ASSETS,
+    asset_checks=[golden_gate],
+    jobs=[retrain_job, dataset_job],
+    resources=build_resources(),
+)

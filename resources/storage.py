@@ -10,7 +10,7 @@ import json
 import shutil
 from abc import abstractmethod
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 import dagster as dg
 from dagster_aws.s3 import S3Resource
@@ -88,7 +88,7 @@ class LocalArtifactStore(ArtifactStore):
         return (self._root() / key).resolve().as_uri()
 
     def key_of(self, uri: str) -> str:
-        path = Path(urlparse(uri).path) if uri.startswith("file://") else Path(uri)
+        path = Path(unquote(urlparse(uri).path)) if uri.startswith("file://") else Path(uri)
         try:
             return path.resolve().relative_to(self._root().resolve()).as_posix()
         except ValueError:

@@ -1,0 +1,115 @@
+"""The whole asset graph with a tiny model: materialization, the gate both ways, the seed sweep."""
+
+import dagster as dg
+import pytest
+
+from manga_assets.definitions import ALL_ASSETS, defs
+from manga_assets.serving_assets import golden_gate
+from resources.gate import GateSettings
+from resources.mlflow_tracking import MlflowRegistry, mlflow_run, mlflow_run_config
+from resources.model_settings import BaseModelResource, CompileSettings
+from resources.storage import LocalArtifactStore
+
+SMALL = {
+    "synthetic_set": {"config": {"n": 60, "k": 2, "fold_epochs": 1}},
+    "hpo_study": {"config": {"n_trials": 2, "train_rows": 200, "max_epochs": 2, "lr_scale": 100.0}},
+    "trained_model": {"config": {"epochs": 3, "lr": 3e-3, "bootstrap": 50}},
+    "seed_sweep_report": {"config": {"bootstrap": 50}},
+}
+OPEN_GATE = {"min_accuracy": 0.0, "min_rare_accuracy": 0.0, "max_p95_latency_ms": 10_000.0}
+
+
+def resources(tmp_path, tiny_base_dir, **gate):
+    from dagster_aws.s3 import S3Resource
+
+    registry = MlflowRegistry(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+                              artifact_location=(tmp_path / "mlartifacts").as_uri())
+    return {
+        "artifact_store": LocalArtifactStore(root=str(tmp_path / "artifacts")),
+        "s3": S3Resource(),
+        "mlflow_registry": registry,
+        "mlflow": mlflow_run.configured(mlflow_run_config(registry)),
+        "base_model": BaseModelResource(name_or_path=str(tiny_base_dir)),
+        "compile_settings": CompileSettings(latency_warmup=5),
+        "gate_settings": GateSettings(**{**OPEN_GATE, **gate}),
+    }
+
+
+DOWNSTREAM_OF_MODEL = ("trained_model", "calibrator", "neuron_artifact", "seed_sweep_report")
+
+
+def run(selection, tmp_path, tiny_base_dir, instance, partition="42", ops=None, **gate):
+    configured = {**SMALL, **(ops or {})}
+    if selection == "trained_model*":
+        configured = {k: v for k, v in configured.items() if k in DOWNSTREAM_OF_MODEL}
+    elif selection != "*":
+        configured = {k: v for k, v in configured.items() if k in selection}
+    return dg.materialize(
+        [*ALL_ASSETS, golden_gate], selection=selection, partition_key=partition, instance=instance,
+        resources=resources(tmp_path, tiny_base_dir, **gate), run_config={"ops": configured},
+        raise_on_error=False,
+    )
+
+
+def gate_result(result):
+    evaluations = result.get_asset_check_evaluations()
+    assert len(evaluations) == 1
+    return evaluations[0]
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("MANGA_HOME", str(tmp_path / "home"))
+    return tmp_path
+
+
+def test_definitions_load():
+    keys = {k.to_user_string() for k in defs.resolve_all_asset_keys()}
+    assert keys == {"intent_dataset", "synthetic_set", "hpo_study", "trained_model", "calibrator",
+                    "neuron_artifact", "seed_sweep_report"}
+    assert defs.resolve_job_def("retrain_job").partitions_def.get_partition_keys() == ["42", "123", "2024"]
+    assert len(list(defs.resolve_asset_graph().asset_check_keys)) == 1
+
+
+@pytest.mark.slow
+def test_full_graph_gate_both_ways_and_two_seed_sweep(home, tiny_base_dir):
+    instance = dg.DagsterInstance.ephemeral()
+    everything = "*"
+    first = run(everything, home, tiny_base_dir, instance, partition="42")
+    assert first.success, [e.message for e in first.all_events if e.is_failure]
+    evaluation = gate_result(first)
+    assert evaluation.passed and evaluation.metadata["verdict"].value.startswith("passed")
+    registry = resources(home, tiny_base_dir)["mlflow_registry"]
+    champion = registry.champion()
+    assert champion is not None and registry.version_tags(champion.version)["gate"] == "passed"
+    metadata = first.asset_materializations_for_node("trained_model")[0].metadata
+    assert "mlflow_run" in metadata and "confusion_matrix" in metadata and "per_intent" in metadata
+    calibration = first.asset_materializations_for_node("calibrator")[0].metadata
+    assert "reliability_diagram" in calibration and calibration["temperature"].value > 0
+    artifact = first.asset_materializations_for_node("neuron_artifact")[0].metadata
+    assert artifact["backend"].value == "onnx" and artifact["max_abs_logit_diff_vs_eager"].value <= 1e-3
+    assert artifact["latency_p95_ms"].value > 0
+
+    # a deliberately weakened model (no real training) is rejected; the champion stays
+    weak = run("trained_model*", home, tiny_base_dir, instance, partition="123",
+               ops={"trained_model": {"config": {"epochs": 1, "lr": 1e-9, "bootstrap": 50}}})
+    evaluation = gate_result(weak)
+    assert not evaluation.passed
+    assert "regression" in str(evaluation.metadata["reasons"].value)
+    assert evaluation.metadata["regression_method"].value.startswith("exact one-sided McNemar")
+    assert registry.champion().version == champion.version
+    rejected = weak.asset_materializations_for_node("neuron_artifact")[0].metadata["mlflow_model_version"].value
+    assert registry.version_tags(rejected)["gate"] == "rejected"
+
+    # absolute thresholds also reject, with the reason named
+    strict = run("trained_model*", home, tiny_base_dir, instance, partition="2024", min_accuracy=0.999)
+    evaluation = gate_result(strict)
+    assert not evaluation.passed and "overall accuracy" in str(evaluation.metadata["reasons"].value)
+    assert registry.champion().version == champion.version
+
+    # the report aggregates every seed partition materialized so far
+    report = run(["seed_sweep_report"], home, tiny_base_dir, instance, partition=None)
+    assert report.success
+    meta = report.asset_materializations_for_node("seed_sweep_report")[0].metadata
+    assert meta["n_seeds"].value == 3 and set(meta["seeds"].value) == {"42", "123", "2024"}
+    assert "golden_by_language" in meta and "test_by_channel" in meta and "golden_summary" in meta
