@@ -151,9 +151,10 @@ class CompiledClassifier:
         pad = bucket - ids.shape[1]
         ids = np.pad(ids, ((0, 0), (0, pad)), constant_values=self.manifest["pad_token_id"])
         mask = np.pad(mask, ((0, 0), (0, pad)))
-        rows = [self._neuron[bucket](torch.from_numpy(ids[i:i + 1]), torch.from_numpy(mask[i:i + 1]))
-                for i in range(len(ids))]  # compiled for batch size 1
-        return torch.cat(rows).numpy()
+        with torch.inference_mode():  # compiled for batch size 1
+            rows = [self._neuron[bucket](torch.from_numpy(ids[i:i + 1]), torch.from_numpy(mask[i:i + 1]))
+                    for i in range(len(ids))]
+        return torch.cat(rows).float().numpy()
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         return softmax(self.logits(texts), self.temperature)

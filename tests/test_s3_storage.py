@@ -1,0 +1,101 @@
+"""Artifact storage and the dataset source against a real S3-compatible server (moto in server mode)."""
+
+import json
+import socket
+import subprocess
+import sys
+import time
+
+import boto3
+import dagster as dg
+import pytest
+from dagster_aws.s3 import S3Resource
+
+from manga_assets.dataset import intent_dataset
+from resources.storage import S3ArtifactStore
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def s3_server(tmp_path_factory):
+    port = free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with log.open("w") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                stdout=fh, stderr=subprocess.STDOUT)
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        raise RuntimeError(f"moto server did not start: {log.read_text()}")
+    yield endpoint
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture
+def s3(s3_server, monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    resource = S3Resource(endpoint_url=s3_server, region_name="us-east-1")
+    client = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
+    client.create_bucket(Bucket="manga-ml")
+    return resource, client
+
+
+def test_artifact_round_trip_through_s3(s3, tmp_path):
+    resource, client = s3
+    store = S3ArtifactStore(s3=resource, bucket="manga-ml", prefix="artifacts")
+    model = tmp_path / "model"
+    (model / "sub").mkdir(parents=True)
+    (model / "config.json").write_text('{"a": 1}')
+    (model / "sub" / "weights.bin").write_bytes(bytes(range(256)) * 100)
+    uri = store.put_dir(model, "models/run1/seed=42")
+    assert uri == "s3://manga-ml/artifacts/models/run1/seed=42"
+    keys = {o["Key"] for o in client.list_objects_v2(Bucket="manga-ml")["Contents"]}
+    assert keys == {"artifacts/models/run1/seed=42/config.json", "artifacts/models/run1/seed=42/sub/weights.bin"}
+    back = store.get_dir(uri, tmp_path / "back")
+    assert (back / "sub" / "weights.bin").read_bytes() == bytes(range(256)) * 100
+    assert json.loads((back / "config.json").read_text()) == {"a": 1}
+    json_uri = store.put_json({"temperature": 0.7}, "calibration/42.json")
+    assert store.get_json(json_uri) == {"temperature": 0.7}
+    with pytest.raises(FileNotFoundError):
+        store.get_dir("s3://manga-ml/artifacts/models/missing", tmp_path / "x")
+    with pytest.raises(FileNotFoundError):
+        store.get_file("s3://manga-ml/artifacts/nothing.json", tmp_path / "y")
+    with pytest.raises(ValueError, match="not in bucket"):
+        store.key_of("s3://other-bucket/artifacts/a")
+
+
+def test_intent_dataset_reads_s3_source_and_writes_snapshot_to_s3(s3, tmp_path, monkeypatch):
+    resource, client = s3
+    monkeypatch.setenv("MANGA_HOME", str(tmp_path / "home"))
+    rows = [{"text": f"where is my order {i}", "label": "order_tracking"} for i in range(5)]
+    rows += [{"text": f"any isekai like frieren {i}", "label": "recommendation"} for i in range(5)]
+    client.put_object(Bucket="manga-ml", Key="raw/part-1.jsonl", Body="\n".join(json.dumps(r) for r in rows[:5]))
+    client.put_object(Bucket="manga-ml", Key="raw/part-2.jsonl",
+                      Body="\n".join(json.dumps(r) for r in rows[5:]) + '\n{"text": "x", "label": "shipping"}\n')
+    store = S3ArtifactStore(s3=resource, bucket="manga-ml", prefix="artifacts")
+    result = dg.materialize([intent_dataset], resources={"artifact_store": store, "s3": resource},
+                            run_config={"ops": {"intent_dataset": {"config": {"source_uri": "s3://manga-ml/raw/"}}}})
+    assert result.success
+    metadata = result.asset_materializations_for_node("intent_dataset")[0].metadata
+    assert metadata["rows"].value == 10 and metadata["quarantined_rows"].value == 1
+    assert metadata["source_files"].value == ["0000_part-1.jsonl", "0001_part-2.jsonl"]
+    manifest = result.output_for_node("intent_dataset")
+    assert manifest["uri"].startswith("s3://manga-ml/artifacts/datasets/intent_dataset/")
+    snapshot = store.get_file(manifest["uri"], tmp_path / "snap.jsonl").read_text().splitlines()
+    assert len(snapshot) == 10
