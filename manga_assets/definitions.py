@@ -8,10 +8,8 @@ $MANGA_HOME (default ./.manga_home) and the packaged MiniLM. Environment variabl
 """
 
 import os
-from urllib.parse import urlparse
 
 import dagster as dg
-from dagster_aws.s3 import S3Resource
 
 from manga_assets.calibration_assets import calibrator
 from manga_assets.dataset import intent_dataset
@@ -25,7 +23,7 @@ from manga_intent.model_io import PACKAGED_MINILM
 from resources.gate import GateSettings
 from resources.mlflow_tracking import MlflowRegistry, mlflow_run, mlflow_run_config
 from resources.model_settings import BaseModelResource, CompileSettings
-from resources.storage import ArtifactStore, LocalArtifactStore, S3ArtifactStore
+from resources.storage import s3_resource_from_env, store_from_env
 
 ALL_ASSETS = [intent_dataset, synthetic_set, hpo_study, trained_model, calibrator, neuron_artifact, seed_sweep_report]
 
@@ -38,24 +36,11 @@ retrain_job = dg.define_asset_job(
 dataset_job = dg.define_asset_job("dataset_job", selection=[intent_dataset])
 
 
-def s3_resource() -> S3Resource:
-    return S3Resource(endpoint_url=os.environ.get("MANGA_S3_ENDPOINT") or None,
-                      region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
-
-
-def artifact_store() -> ArtifactStore:
-    uri = os.environ.get("MANGA_ARTIFACT_URI", "")
-    if uri.startswith("s3://"):
-        parsed = urlparse(uri)
-        return S3ArtifactStore(s3=s3_resource(), bucket=parsed.netloc, prefix=parsed.path.strip("/"))
-    return LocalArtifactStore(root=uri)
-
-
 def build_resources() -> dict:
     registry = MlflowRegistry(tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", ""))
     return {
-        "artifact_store": artifact_store(),
-        "s3": s3_resource(),
+        "artifact_store": store_from_env(),
+        "s3": s3_resource_from_env(),
         "mlflow_registry": registry,
         "mlflow": mlflow_run.configured(mlflow_run_config(registry)),
         "base_model": BaseModelResource(name_or_path=os.environ.get("MANGA_BASE_MODEL", PACKAGED_MINILM)),

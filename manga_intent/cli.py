@@ -61,12 +61,23 @@ def _add_predict(sub) -> None:
     p.add_argument("--quiet", action="store_true")
 
 
+def _add_serve(sub) -> None:
+    p = sub.add_parser("serve", help="run the inference service (champion from the registry, or --model)")
+    p.add_argument("--model", default=None, help="compiled artifact or trained model directory (default: champion)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--log", default=None, help="prediction log: SQLite path or s3://bucket/prefix "
+                                              "(default $MANGA_PREDICTION_LOG or $MANGA_HOME/predictions.sqlite)")
+    p.add_argument("--quiet", action="store_true")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="manga-intent", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train(sub)
     _add_evaluate(sub)
     _add_predict(sub)
+    _add_serve(sub)
     return parser
 
 
@@ -152,6 +163,13 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from serving.server import serve  # the service layer sits outside the pure core
+
+    serve(args.model, args.host, args.port, log_uri=args.log)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from manga_intent.model_io import ModelLoadError, silence_progress_bars
 
@@ -161,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quiet:
         logging.disable(logging.WARNING)
         silence_progress_bars()
-    handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}
+    handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "serve": cmd_serve}
     try:
         return handlers[args.command](args)
     except (DataValidationError, ModelLoadError, FileNotFoundError, ValueError, FloatingPointError) as exc:

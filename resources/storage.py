@@ -172,3 +172,22 @@ class S3ArtifactStore(ArtifactStore):
             if not page.get("IsTruncated"):
                 return sorted(keys)
             token = page["NextContinuationToken"]
+
+
+def s3_resource_from_env() -> S3Resource:
+    """S3Resource for AWS, or for MinIO/moto when MANGA_S3_ENDPOINT is set."""
+    import os
+
+    return S3Resource(endpoint_url=os.environ.get("MANGA_S3_ENDPOINT") or None,
+                      region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+
+
+def store_from_env() -> ArtifactStore:
+    """MANGA_ARTIFACT_URI=s3://bucket/prefix → S3; a path → that directory; unset → $MANGA_HOME/artifacts."""
+    import os
+
+    uri = os.environ.get("MANGA_ARTIFACT_URI", "")
+    if uri.startswith("s3://"):
+        parsed = urlparse(uri)
+        return S3ArtifactStore(s3=s3_resource_from_env(), bucket=parsed.netloc, prefix=parsed.path.strip("/"))
+    return LocalArtifactStore(root=uri)

@@ -1,0 +1,1 @@
+"""The inference service and its prediction log (FastAPI, ONNX Runtime or Neuron)."""

@@ -1,0 +1,56 @@
+"""Build and run the service: `manga-intent serve [--model DIR] [--host H] [--port P]`."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from serving.app import ChampionModel, FixedModel, ModelHolder, ServiceSettings, create_app
+from serving.prediction_log import default_log_uri, open_prediction_log
+
+
+def fixed_model_source(directory: str | Path) -> FixedModel:
+    """A compiled artifact directory as is; a `manga-intent train` directory is compiled to ONNX first.
+
+    A plain trained model has no calibrator or OOD threshold yet: it is served at T=1 with OOD off.
+    """
+    directory = Path(directory)
+    if (directory / "manifest.json").is_file():
+        return FixedModel(directory, version=f"local:{directory.name}")
+    if (directory / "model_card.json").is_file():
+        from manga_intent.compiled import compile_classifier
+        from manga_intent.model_io import load_trained
+
+        model, tokenizer, card = load_trained(directory)
+        out = Path(tempfile.mkdtemp(prefix="manga-serve-compiled-"))
+        compile_classifier(model, tokenizer, out, labels=card["labels"], temperature=1.0,
+                           ood_threshold=float("inf"), max_length=card["recipe"]["max_length"], backend="auto")
+        return FixedModel(out, version=f"local:{directory.name}")
+    raise FileNotFoundError(f"{directory}: neither a compiled artifact (manifest.json) nor a trained model "
+                            "(model_card.json)")
+
+
+def build_app(model_dir: str | None = None, *, log_uri: str | None = None, settings: ServiceSettings | None = None,
+              registry=None, store=None):
+    settings = settings or ServiceSettings(reload_seconds=float(os.environ.get("MANGA_RELOAD_SECONDS", "30")))
+    if model_dir:
+        source = fixed_model_source(model_dir)
+    else:
+        from resources.mlflow_tracking import MlflowRegistry
+        from resources.storage import store_from_env
+
+        source = ChampionModel(registry or MlflowRegistry(tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", "")),
+                               store or store_from_env())
+    holder = ModelHolder(source, settings.reload_seconds)
+    holder.refresh()
+    if not model_dir:
+        holder.start()
+    return create_app(holder, open_prediction_log(log_uri or default_log_uri()), settings), holder
+
+
+def serve(model_dir: str | None, host: str, port: int, log_uri: str | None = None) -> None:
+    import uvicorn
+
+    app, _ = build_app(model_dir, log_uri=log_uri)
+    uvicorn.run(app, host=host, port=port, log_level="info")
