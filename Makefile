@@ -4,7 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+LS_VENV := .ls-venv
+LS_STAMP := $(LS_VENV)/.installed
+
+.PHONY: demo test bench label-studio label-studio-venv clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,14 +15,26 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# Label Studio in its own virtualenv: its Django pins clash with ours
+$(LS_STAMP):
+	$(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LS_VENV)/bin/python -m pip install --quiet label-studio==1.23.2
+	touch $(LS_STAMP)
+
+label-studio-venv: $(LS_STAMP)
+
+label-studio: $(STAMP) $(LS_STAMP)
+	$(BIN)/python -m labeling.server
+
 demo: $(STAMP)
 	$(BIN)/python -m manga_assets.demo
 
-test: $(STAMP)
+test: $(STAMP) $(LS_STAMP)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
 	$(BIN)/python bench/train_throughput.py
 
 clean:
-	rm -rf $(VENV) .manga_home
+	rm -rf $(VENV) $(LS_VENV) .manga_home

@@ -72,6 +72,8 @@ def merge_human_labels(examples: list[Example], labels_dir: Path) -> tuple[list[
     by_key = {normalized_key(e.text): i for i, e in enumerate(examples)}
     merged = list(examples)
     for path in files:
+        if not path.read_text(encoding="utf-8").strip():
+            continue  # an export with no labels yet
         loaded = load_jsonl(path, allowed_labels=INTENTS)  # a bad human-label file fails loudly
         for row in loaded.examples:
             counts["human_rows"] += 1
@@ -89,7 +91,7 @@ def merge_human_labels(examples: list[Example], labels_dir: Path) -> tuple[list[
     return merged, counts
 
 
-@dg.asset(group_name="data", kinds={"python", "jsonl"})
+@dg.asset(group_name="data", kinds={"python", "jsonl"}, deps=["human_labels"])
 def intent_dataset(
     context: dg.AssetExecutionContext, config: IntentDatasetConfig, artifact_store: ArtifactStore, s3: S3Resource,
 ) -> dg.Output[dict]:

@@ -1,5 +1,6 @@
 """`neuron_artifact` (the compiled serving artifact) and `golden_gate`, the check that crowns champions."""
 
+import json
 import tempfile
 from pathlib import Path
 
@@ -53,7 +54,8 @@ def neuron_artifact(
     version = mlflow_registry.register_candidate(
         trained_model["mlflow_run_id"], uri,
         {"seed": str(trained_model["seed"]), "backend": manifest["backend"], "model_uri": trained_model["model_uri"],
-         "dagster_run_id": context.run_id},
+         "dagster_run_id": context.run_id,
+         "train_label_shares": json.dumps(trained_model.get("train_label_shares", {}))},
     )
     context.log.info(f"{manifest['backend']} artifact: parity {parity:.2e}, P95 {latency['p95_ms']:.2f} ms, "
                      f"registered as version {version}")

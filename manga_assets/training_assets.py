@@ -97,7 +97,7 @@ def trained_model(
     mlflow.end_run()
     manifest = {"model_uri": model_uri, "seed": seed, "mlflow_run_id": run_id, "split_seed": SPLIT_SEED,
                 "data_version": intent_dataset["data_version"], "metrics": card["metrics"],
-                "recipe": asdict(result.config)}
+                "recipe": asdict(result.config), "train_label_shares": card["train_label_shares"]}
     return dg.Output(manifest, metadata={
         "model_uri": model_uri,
         "mlflow_run": dg.MetadataValue.url(mlflow_registry.run_url(run_id)),

@@ -6,6 +6,7 @@ import pytest
 from manga_assets.definitions import ALL_ASSETS, defs
 from manga_assets.serving_assets import golden_gate
 from resources.gate import GateSettings
+from resources.label_studio import LabelStudioResource
 from resources.mlflow_tracking import MlflowRegistry, mlflow_run, mlflow_run_config
 from resources.model_settings import BaseModelResource, CompileSettings
 from resources.storage import LocalArtifactStore
@@ -32,6 +33,7 @@ def resources(tmp_path, tiny_base_dir, **gate):
         "base_model": BaseModelResource(name_or_path=str(tiny_base_dir)),
         "compile_settings": CompileSettings(latency_warmup=5),
         "gate_settings": GateSettings(**{**OPEN_GATE, **gate}),
+        "label_studio": LabelStudioResource(url="http://127.0.0.1:9", timeout_seconds=2),  # nothing listens
     }
 
 
@@ -65,9 +67,11 @@ def home(tmp_path, monkeypatch):
 
 def test_definitions_load():
     keys = {k.to_user_string() for k in defs.resolve_all_asset_keys()}
-    assert keys == {"intent_dataset", "synthetic_set", "hpo_study", "trained_model", "calibrator",
-                    "neuron_artifact", "seed_sweep_report"}
+    assert keys == {"human_labels", "intent_dataset", "synthetic_set", "hpo_study", "trained_model", "calibrator",
+                    "neuron_artifact", "seed_sweep_report", "labeling_batch"}
     assert defs.resolve_job_def("retrain_job").partitions_def.get_partition_keys() == ["42", "123", "2024"]
+    assert {s.name for s in defs.sensors} == {"drift_sensor", "low_confidence_sensor", "labels_ready_sensor"}
+    assert [s.name for s in defs.schedules] == ["monthly_retrain"]
     assert len(list(defs.resolve_asset_graph().asset_check_keys)) == 1
 
 
@@ -79,6 +83,8 @@ def test_full_graph_gate_both_ways_and_two_seed_sweep(home, tiny_base_dir):
     assert first.success, [e.message for e in first.all_events if e.is_failure]
     evaluation = gate_result(first)
     assert evaluation.passed and evaluation.metadata["verdict"].value.startswith("passed")
+    labels = first.asset_materializations_for_node("human_labels")[0].metadata
+    assert labels["label_studio"].value.startswith("unreachable") and labels["labels_kept_from_last_export"].value == 0
     registry = resources(home, tiny_base_dir)["mlflow_registry"]
     champion = registry.champion()
     assert champion is not None and registry.version_tags(champion.version)["gate"] == "passed"
