@@ -72,3 +72,14 @@ def test_materialization_launched_over_graphql_succeeds(webserver):
     assert status == "SUCCESS", status
     snapshots = list((tmp_path / "manga_home" / "artifacts" / "datasets" / "intent_dataset").glob("*.jsonl"))
     assert len(snapshots) == 1 and len(snapshots[0].read_text().splitlines()) == 1600
+
+
+def test_dagster_asset_materialize_from_the_command_line(tmp_path):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    env = {**os.environ, "DAGSTER_HOME": str(home), "MANGA_HOME": str(tmp_path / "manga_home")}
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "manga_assets.definitions",
+         "--select", "intent_dataset"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "RUN_SUCCESS" in proc.stderr + proc.stdout
