@@ -9,7 +9,6 @@ resource with the experiment created by our registry first.
 """
 
 from contextlib import suppress
-from pathlib import Path
 
 import dagster as dg
 from dagster_mlflow.resources import CONFIG_SCHEMA, MlFlow
@@ -102,8 +101,3 @@ def mlflow_run(context) -> MlFlow:
 def mlflow_run_config(registry: MlflowRegistry) -> dict:
     return {"experiment_name": registry.experiment, "mlflow_tracking_uri": registry.resolved_tracking_uri(),
             "env": {}, "extra_tags": {"project": "manga-intent"}}
-
-
-def local_artifact_dir(uri: str) -> Path | None:
-    """The local path of a file:// URI (None for remote URIs)."""
-    return Path(uri[len("file://"):]) if uri.startswith("file://") else None

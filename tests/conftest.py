@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import socket
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,10 @@ def write_keyword_jsonl(path: Path, n: int = 240, seed: int = 0, with_split: boo
                 row["split"] = ("train", "train", "train", "val", "test")[i % 5]
             fh.write(json.dumps(row) + "\n")
     return path
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface, for servers the tests start."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

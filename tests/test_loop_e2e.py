@@ -7,7 +7,6 @@ Then Label Studio goes down: the sensor skips with a reason and no label is lost
 """
 
 import json
-import socket
 import threading
 import time
 
@@ -15,6 +14,8 @@ import dagster as dg
 import httpx
 import pytest
 import uvicorn
+
+from conftest import free_port
 
 from labeling.assets import PredictionLogResource, labeling_batch
 from labeling.label_config import OUT_OF_SCOPE, choice_result
@@ -40,12 +41,6 @@ SMALL = {
     "trained_model": {"config": {"epochs": 3, "lr": 3e-3, "bootstrap": 50}},
     "seed_sweep_report": {"config": {"bootstrap": 20}},
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -11,16 +11,12 @@ import dagster as dg
 import pytest
 from dagster_aws.s3 import S3Resource
 
+from conftest import free_port
+
 from manga_assets.dataset import intent_dataset
 from resources.storage import S3ArtifactStore
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
