@@ -45,6 +45,10 @@ def main() -> int:
         events = result.asset_materializations_for_node(node)
         if events:
             print(f"{node}: " + ", ".join(f"{k}={_value(events[0].metadata, k)}" for k in keys))
+    synthetic = result.asset_materializations_for_node("synthetic_set")
+    if synthetic:
+        print("\nsynthetic_set (k-fold consensus on the seed corpus):\n" + _value(synthetic[0].metadata,
+                                                                                "kept_flagged_by_intent"))
     evaluations = result.get_asset_check_evaluations()
     if evaluations:
         meta = evaluations[0].metadata

@@ -121,10 +121,17 @@ def test_the_loop(tmp_path, monkeypatch, tiny_base_dir, label_studio_server):
         assert [r.run_key for r in requests] == ["drift-sample:1-150", "drift-retrain:1-150",
                                                  "drift-sample:151-300", "drift-retrain:151-300"]
         assert all(float(r.tags["intent_kl"]) > 0.02 for r in requests)
+        print(f"\n[loop] champion v{v1} served {len(replies)} simulated messages (seasonal_sale + ood_surge)")
+        for r in requests:
+            print(f"[loop] drift_sensor -> {r.job_name} run_key={r.run_key} intent_kl={r.tags['intent_kl']} "
+                  f"confidence_kl={r.tags['confidence_kl']}")
         again, skip, _ = tick(drift_sensor, instance, resources, drift_cursor)
         assert again == [] and "40 new predictions" in skip.skip_message
         low, _, low_cursor = tick(low_confidence_sensor, instance, resources, None)
         assert [r.run_key for r in low] == ["low-confidence:1-150", "low-confidence:151-300"]
+        for r in low:
+            print(f"[loop] low_confidence_sensor -> {r.job_name} run_key={r.run_key} "
+                  f"share<0.6={r.tags['low_confidence_share']}")
         assert tick(low_confidence_sensor, instance, resources, low_cursor)[0] == []
 
         # 4. the labelling batch lands in the real Label Studio, once
@@ -138,6 +145,8 @@ def test_the_loop(tmp_path, monkeypatch, tiny_base_dir, label_studio_server):
         tasks = label_studio.tasks(project_id)
         assert len({t.data["message_key"] for t in tasks}) == len(tasks) >= 40
         assert all(t.predictions for t in tasks[:40])  # pre-annotated with the model's guess and score
+        groups = batch.asset_materializations_for_node("labeling_batch")[0].metadata["confusion_groups"].value
+        print(f"[loop] labeling_batch imported 40 tasks (margin strategy); confusion groups:\n{groups}")
 
         # 5. a scripted labeler answers every task through the API with the simulator's ground truth
         truth = {m["text"]: m["true_label"] for m in stream}
@@ -148,6 +157,7 @@ def test_the_loop(tmp_path, monkeypatch, tiny_base_dir, label_studio_server):
         # 6. labels ready → retrain request (once)
         ready, _, labels_cursor = tick(labels_ready_sensor, instance, resources, None)
         assert len(ready) == 1 and ready[0].job_name == "retrain_job" and ready[0].run_key.startswith("labels:1-")
+        print(f"[loop] labels_ready_sensor -> {ready[0].job_name} run_key={ready[0].run_key} tags={ready[0].tags}")
         assert tick(labels_ready_sensor, instance, resources, labels_cursor)[0] == []
 
         # 7. the retrain runs from human_labels through the gate and crowns a new champion
@@ -160,6 +170,10 @@ def test_the_loop(tmp_path, monkeypatch, tiny_base_dir, label_studio_server):
         assert dataset["provenance"].value.get("human", 0) == in_scope
         v2 = registry.champion().version
         assert v2 != v1
+        gate = second.get_asset_check_evaluations()[0].metadata
+        print(f"[loop] retrain: {exported['labelled_messages'].value} human labels merged; gate "
+              f"{gate['verdict'].value}: accuracy {gate['accuracy'].value:.3f}, rare {gate['rare_class_accuracy'].value:.3f}, "
+              f"P95 {gate['p95_latency_ms'].value:.2f} ms; champion v{v1} -> v{v2}")
 
         # 8. the running service picks the new champion up without a restart
         deadline = time.time() + 30
@@ -171,6 +185,7 @@ def test_the_loop(tmp_path, monkeypatch, tiny_base_dir, label_studio_server):
                 break
             time.sleep(0.5)
         assert version == str(v2)
+        print(f"[loop] the running service now answers with model version {version}")
     finally:
         server.should_exit = True
         thread.join(timeout=10)
