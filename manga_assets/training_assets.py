@@ -72,28 +72,32 @@ def trained_model(
     tracker = context.resources.mlflow  # dagster-mlflow: one MLflow run per Dagster run
     run_id = mlflow.active_run().info.run_id
     tracker.set_tags({"seed": str(seed), "asset": "trained_model", "data_version": intent_dataset["data_version"]})
-    with tempfile.TemporaryDirectory() as tmp:
-        model_dir = Path(tmp) / "model"
-        result, metrics, card = run_training(
-            training_splits, INTENTS, train_config, base_model=base_model.name_or_path, out_dir=model_dir,
-            n_boot=config.bootstrap, progress=False,
-            extra_card={"seed": seed, "data_version": intent_dataset["data_version"], "mlflow_run_id": run_id,
-                        "synthetic_rows": len(synthetic)},
-        )
-        (model_dir / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
-        png = confusion_matrix_png(metrics["confusion_matrix"]["matrix"], INTENTS, f"test split, seed {seed}")
-        (Path(tmp) / "confusion_matrix.png").write_bytes(png)
-        tracker.log_params({**{k: v for k, v in asdict(result.config).items()}, "base_model": base_model.name_or_path,
-                            "synthetic_rows": len(synthetic), "train_rows": len(training_splits.train)})
-        for stats in result.history:
-            mlflow.log_metrics({"train_ce": stats.train_loss, "val_ce": stats.val_loss,
-                                "val_accuracy": stats.val_accuracy, "overfit_gap": stats.gap}, step=stats.epoch)
-        mlflow.log_metrics({f"test_{k}": float(metrics[k]) for k in ("accuracy", "macro_f1", "ece", "nll", "brier")}
-                           | {"examples_per_second": metrics["examples_per_second"]})
-        mlflow.log_artifact(str(Path(tmp) / "confusion_matrix.png"))
-        mlflow.log_dict(metrics, "metrics.json")
-        model_uri = artifact_store.put_dir(model_dir, f"models/{context.run_id}/seed={seed}")
-        mlflow.set_tag("model_uri", model_uri)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            model_dir = Path(tmp) / "model"
+            result, metrics, card = run_training(
+                training_splits, INTENTS, train_config, base_model=base_model.name_or_path, out_dir=model_dir,
+                n_boot=config.bootstrap, progress=False,
+                extra_card={"seed": seed, "data_version": intent_dataset["data_version"], "mlflow_run_id": run_id,
+                            "synthetic_rows": len(synthetic)},
+            )
+            (model_dir / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+            png = confusion_matrix_png(metrics["confusion_matrix"]["matrix"], INTENTS, f"test split, seed {seed}")
+            (Path(tmp) / "confusion_matrix.png").write_bytes(png)
+            tracker.log_params({**asdict(result.config), "base_model": base_model.name_or_path,
+                                "synthetic_rows": len(synthetic), "train_rows": len(training_splits.train)})
+            for stats in result.history:
+                mlflow.log_metrics({"train_ce": stats.train_loss, "val_ce": stats.val_loss,
+                                    "val_accuracy": stats.val_accuracy, "overfit_gap": stats.gap}, step=stats.epoch)
+            mlflow.log_metrics({f"test_{k}": float(metrics[k]) for k in ("accuracy", "macro_f1", "ece", "nll", "brier")}
+                               | {"examples_per_second": metrics["examples_per_second"]})
+            mlflow.log_artifact(str(Path(tmp) / "confusion_matrix.png"))
+            mlflow.log_dict(metrics, "metrics.json")
+            model_uri = artifact_store.put_dir(model_dir, f"models/{context.run_id}/seed={seed}")
+            mlflow.set_tag("model_uri", model_uri)
+    except BaseException:
+        mlflow.end_run(status="FAILED")  # not left RUNNING in the MLflow UI
+        raise
     mlflow.end_run()
     manifest = {"model_uri": model_uri, "seed": seed, "mlflow_run_id": run_id, "split_seed": SPLIT_SEED,
                 "data_version": intent_dataset["data_version"], "metrics": card["metrics"],
