@@ -53,7 +53,8 @@ def main() -> int:
     if evaluations:
         meta = evaluations[0].metadata
         print(f"\ngolden gate: {_value(meta, 'verdict')} (model version {_value(meta, 'model_version')})")
-        print(f"  accuracy {_value(meta, 'accuracy'):.4f} (95% CI {_value(meta, 'accuracy_ci95')}), rare-class "
+        low, high = _value(meta, "accuracy_ci95")
+        print(f"  accuracy {_value(meta, 'accuracy'):.4f} (95% CI {low:.4f}-{high:.4f}), rare-class "
               f"accuracy {_value(meta, 'rare_class_accuracy'):.4f}, P95 latency {_value(meta, 'p95_latency_ms'):.2f} ms, "
               f"calibrated ECE {_value(meta, 'ece_calibrated'):.4f}")
         for reason in _value(meta, "reasons") or []:
