@@ -106,9 +106,11 @@ def hpo_study(
     artifact_store: ArtifactStore, base_model: BaseModelResource,
 ) -> dg.Output[dict]:
     """Best recipe hyperparameters on the validation split; `trained_model` can adopt them by config."""
-    from manga_intent.model_io import load_base_for_training
-    from manga_intent.training import default_learning_rate
+    from transformers import AutoConfig
+
     from manga_intent.labels import INTENTS
+    from manga_intent.model_io import resolve_base_model
+    from manga_intent.training import default_learning_rate
 
     real = read_snapshot(artifact_store, intent_dataset["uri"])
     splits = real_splits(real)
@@ -116,10 +118,9 @@ def hpo_study(
     if config.train_rows:
         train = train[: config.train_rows]
     scale = config.lr_scale
-    if not scale:
-        _, probe = load_base_for_training(base_model.name_or_path, INTENTS)
-        scale = default_learning_rate(probe.config) / SEED_REFERENCE_LR
-        del probe
+    if not scale:  # only the architecture's config is needed, not its weights
+        model_config = AutoConfig.from_pretrained(resolve_base_model(base_model.name_or_path), local_files_only=True)
+        scale = default_learning_rate(model_config) / SEED_REFERENCE_LR
     storage = config.storage_url or default_storage()
     study = run_study(train, splits.val, list(INTENTS), n_trials=config.n_trials, storage=storage,
                       study_name=config.study_name, scale=scale, max_epochs=config.max_epochs, seed=config.seed,

@@ -103,22 +103,23 @@ def seed_sweep_report(
     test = real_splits(read_snapshot(artifact_store, intent_dataset["uri"])).test
     test_rows = [{"text": e.text, "label": e.label, **e.meta} for e in test]
     golden = read_rows(GOLDEN.path)
-    results = {}
-    for name, rows in (("test split", test_rows), ("golden set", golden)):
-        correct, probs = [], []
-        labels = None
-        for partition, model_manifest, calibration in seeds:
-            with tempfile.TemporaryDirectory() as tmp:
-                model, tokenizer, card = load_trained(artifact_store.get_dir(model_manifest["model_uri"], Path(tmp)))
-                labels = card["labels"]
+    sets = {"test split": test_rows, "golden set": golden}
+    probs: dict[str, list[np.ndarray]] = {name: [] for name in sets}
+    labels = None
+    for _partition, model_manifest, calibration in seeds:  # load each seed's model once, score both sets
+        with tempfile.TemporaryDirectory() as tmp:
+            model, tokenizer, card = load_trained(artifact_store.get_dir(model_manifest["model_uri"], Path(tmp)))
+            labels = card["labels"]
+            for name, rows in sets.items():
                 logits = predict_logits(model, tokenizer, [r["text"] for r in rows])
-            p = softmax(logits, calibration["temperature"])
-            y = np.array([labels.index(r["label"]) for r in rows])
-            probs.append(p)
-            correct.append(p.argmax(1) == y)
+                probs[name].append(softmax(logits, calibration["temperature"]))
+    results = {}
+    for name, rows in sets.items():
+        y = np.array([labels.index(r["label"]) for r in rows])
+        correct = [p.argmax(1) == y for p in probs[name]]
         rare_mask = np.array([rarity_tier(r["label"]).startswith("rare") for r in rows])
         results[name] = {
-            "summary": seed_mean_with_ci(correct, probs, y, rare_mask, config.bootstrap),
+            "summary": seed_mean_with_ci(correct, probs[name], y, rare_mask, config.bootstrap),
             "language": segment_table(rows, correct, language_segment),
             "rarity": segment_table(rows, correct, lambda r: rarity_tier(r["label"])),
             "channel": segment_table(rows, correct, lambda r: r.get("channel", "n/a")) if name == "test split" else [],
