@@ -95,3 +95,24 @@ def test_intent_dataset_reads_s3_source_and_writes_snapshot_to_s3(s3, tmp_path, 
     assert manifest["uri"].startswith("s3://manga-ml/artifacts/datasets/intent_dataset/")
     snapshot = store.get_file(manifest["uri"], tmp_path / "snap.jsonl").read_text().splitlines()
     assert len(snapshot) == 10
+
+
+def test_parquet_prediction_log_on_s3(s3):
+    from serving.prediction_log import S3ParquetPredictionLog
+
+    _, client = s3
+    log = S3ParquetPredictionLog(client, "manga-ml", "prediction-log")
+    row = {"ts": 1.0, "request_id": "r", "text": "where is my order", "channel": "web", "intent": "order_tracking",
+           "confidence": 0.9, "secondary_intent": None, "top": [{"intent": "order_tracking", "confidence": 0.9}],
+           "probs": {"order_tracking": 0.9, "faq": 0.1}, "is_ood": False, "energy": -3.0, "route": "route",
+           "model_version": "1", "latency_ms": 4.2}
+    assert log.max_id() == 0 and log.read_since(0) == []
+    log.append([row, {**row, "text": "hello", "intent": "chitchat"}])
+    log.append([{**row, "text": "refund please", "intent": "return_request", "is_ood": True}])
+    rows = log.read_since(0)
+    assert [r["text"] for r in rows] == ["where is my order", "hello", "refund please"]
+    assert rows[0]["probs"] == {"order_tracking": 0.9, "faq": 0.1} and rows[2]["is_ood"] is True
+    assert [r["text"] for r in log.read_since(rows[1]["id"])] == ["refund please"]
+    assert log.max_id() == rows[-1]["id"]
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket="manga-ml", Prefix="prediction-log/")["Contents"]]
+    assert len(keys) == 2 and all(k.endswith(".parquet") for k in keys)  # one object per append
