@@ -65,13 +65,18 @@ SCENARIOS: dict[str, Scenario] = {
 }
 
 
+def _ood_half(parity: int) -> list[dict]:
+    return [row for row in read_rows(OOD.path) if int(row["id"].split("-")[1]) % 2 == parity]
+
+
 def ood_simulation_pool() -> list[dict]:
-    """The half of the OOD set kept for simulation (odd ids); the even half fits the OOD threshold."""
-    return [row for row in read_rows(OOD.path) if int(row["id"].split("-")[1]) % 2 == 1]
+    """The half of the OOD set kept for simulation and held-out scoring (odd ids)."""
+    return _ood_half(1)
 
 
 def ood_fitting_pool() -> list[dict]:
-    return [row for row in read_rows(OOD.path) if int(row["id"].split("-")[1]) % 2 == 0]
+    """The half of the OOD set the energy threshold is fitted on (even ids)."""
+    return _ood_half(0)
 
 
 def _draw(rng: random.Random, shares: Mapping[str, float]) -> str:

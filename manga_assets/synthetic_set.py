@@ -6,10 +6,7 @@ from pathlib import Path
 import dagster as dg
 
 from manga_assets.common import md, read_snapshot
-from manga_assets.synthetic.quality import drop_collisions, hand_written_keys, report_markdown, write_quality_outputs
-from manga_assets.synthetic.generator import generate_synthetic
-from manga_intent.consensus import consensus_filter
-from manga_intent.labels import INTENTS
+from manga_assets.synthetic.quality import report_markdown, run_quality, write_quality_outputs
 from manga_intent.training import TrainConfig
 from resources.model_settings import BaseModelResource
 from resources.storage import ArtifactStore
@@ -35,15 +32,13 @@ def synthetic_set(
     suspected label issues for people to check.
     """
     real = read_snapshot(artifact_store, intent_dataset["uri"])
-    generated = generate_synthetic(config.n, seed=config.seed)
-    synthetic, colliding = drop_collisions(generated, hand_written_keys())
-    result = consensus_filter(
-        real, synthetic, INTENTS, TrainConfig(epochs=config.fold_epochs), k=config.k, seed=config.seed,
+    result, synthetic, dropped = run_quality(
+        real, config.n, seed=config.seed, k=config.k, config=TrainConfig(epochs=config.fold_epochs),
         base_model=base_model.name_or_path, progress=False,
         on_fold_end=lambda fold, acc: context.log.info(f"fold model {fold + 1}/{config.k}: held-out accuracy {acc:.3f}"),
     )
     with tempfile.TemporaryDirectory() as tmp:
-        summary = write_quality_outputs(result, Path(tmp), dropped=len(colliding), synthetic=synthetic)
+        summary = write_quality_outputs(result, Path(tmp), dropped=dropped, synthetic=synthetic)
         key = f"datasets/synthetic_set/{intent_dataset['data_version'].split(':')[1][:12]}-n{config.n}-s{config.seed}"
         uri = artifact_store.put_dir(tmp, key)
     manifest = {"uri": uri, "kept_uri": f"{uri}/kept.jsonl", "review_uri": f"{uri}/review.jsonl",
@@ -51,6 +46,6 @@ def synthetic_set(
     return dg.Output(manifest, metadata={
         "generated": summary["generated"], "kept": summary["kept"], "flagged_for_review": summary["flagged"],
         "model_agreement": summary["model_agreement"], "label_issues_in_real_pool": summary["label_issues"],
-        "kept_flagged_by_intent": md(report_markdown(result, len(colliding))),
+        "kept_flagged_by_intent": md(report_markdown(result, dropped)),
         "artifacts": uri,
     })

@@ -85,12 +85,13 @@ def write_quality_outputs(result: ConsensusResult, out_dir: Path, *, dropped: in
 
 def run_quality(
     real: Sequence[Example], n: int, *, seed: int, k: int, config: TrainConfig, base_model: str | None = None,
-    model_factory=None, progress: bool = True,
+    model_factory=None, progress: bool = True, on_fold_end=None,
 ) -> tuple[ConsensusResult, list[dict], int]:
+    """Generate n rows, drop any equal to a hand-written row, consensus-filter the rest against `real`."""
     generated = generate_synthetic(n, seed=seed)
     synthetic, colliding = drop_collisions(generated, hand_written_keys())
     result = consensus_filter(real, synthetic, INTENTS, config, k=k, seed=seed, base_model=base_model,
-                              model_factory=model_factory, progress=progress)
+                              model_factory=model_factory, progress=progress, on_fold_end=on_fold_end)
     return result, synthetic, len(colliding)
 
 
