@@ -28,7 +28,9 @@ class TemperatureFit:
         return asdict(self)
 
 
-def fit_temperature(logits: np.ndarray, labels: np.ndarray, bounds: tuple[float, float] = (0.05, 20.0)) -> TemperatureFit:
+def fit_temperature(
+    logits: np.ndarray, labels: np.ndarray, bounds: tuple[float, float] = (0.05, 20.0)
+) -> TemperatureFit:
     """Minimise validation NLL over log T (bounded, so a degenerate split cannot run away)."""
     logits = np.asarray(logits, dtype=np.float64)
     labels = np.asarray(labels, dtype=int)
@@ -38,13 +40,16 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray, bounds: tuple[float,
     def nll(log_t: float) -> float:
         return negative_log_likelihood(softmax(logits, float(np.exp(log_t))), labels)
 
-    result = minimize_scalar(nll, bounds=(np.log(bounds[0]), np.log(bounds[1])), method="bounded",
-                             options={"xatol": 1e-5})
+    result = minimize_scalar(
+        nll, bounds=(np.log(bounds[0]), np.log(bounds[1])), method="bounded", options={"xatol": 1e-5}
+    )
     temperature = float(np.exp(result.x))
     before, after = softmax(logits, 1.0), softmax(logits, temperature)
     return TemperatureFit(
         temperature=temperature,
-        nll_before=negative_log_likelihood(before, labels), nll_after=negative_log_likelihood(after, labels),
-        ece_before=expected_calibration_error(before, labels), ece_after=expected_calibration_error(after, labels),
+        nll_before=negative_log_likelihood(before, labels),
+        nll_after=negative_log_likelihood(after, labels),
+        ece_before=expected_calibration_error(before, labels),
+        ece_after=expected_calibration_error(after, labels),
         n=int(len(labels)),
     )

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 PACKAGED_MINILM = "packaged:all-MiniLM-L6-v2"
 MODEL_CARD = "model_card.json"

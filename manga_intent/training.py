@@ -13,8 +13,8 @@ import math
 import os
 import random
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -176,8 +176,13 @@ def configure_threads() -> None:
 
 
 def _validation_loss(model, tokenizer, examples: Sequence[Example], label_index: dict, config: TrainConfig):
-    logits = predict_logits(model, tokenizer, [e.text for e in examples], max_length=config.max_length,
-                            batch_size=config.eval_batch_size)
+    logits = predict_logits(
+        model,
+        tokenizer,
+        [e.text for e in examples],
+        max_length=config.max_length,
+        batch_size=config.eval_batch_size,
+    )
     targets = torch.tensor([label_index[e.label] for e in examples])
     loss = F.cross_entropy(torch.from_numpy(logits), targets).item()
     accuracy = float((logits.argmax(axis=1) == targets.numpy()).mean())
@@ -222,15 +227,20 @@ def train_classifier(
 
     weights = class_weights([e.label for e in train], label_list)
     loss_fn = FocalLoss(torch.tensor(weights), gamma=config.gamma)
-    encoded = encode_texts(tokenizer, [e.text for e in train], config.max_length,
-                           [label_index[e.label] for e in train])
+    encoded = encode_texts(
+        tokenizer, [e.text for e in train], config.max_length, [label_index[e.label] for e in train]
+    )
     lengths = [len(ids) for ids in encoded.input_ids]
     pad_to = config.max_length if config.batching == "pad_to_max" else None
     steps_per_epoch = math.ceil(len(encoded) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     optimizer, scheduler, group_info = build_optimizer(
-        model, base_lr=config.lr, decay=config.lr_decay, weight_decay=config.weight_decay,
-        warmup_ratio=config.warmup_ratio, total_steps=total_steps,
+        model,
+        base_lr=config.lr,
+        decay=config.lr_decay,
+        weight_decay=config.weight_decay,
+        warmup_ratio=config.warmup_ratio,
+        total_steps=total_steps,
     )
     sampler = torch.Generator().manual_seed(config.sampler_seed)
 
@@ -250,15 +260,20 @@ def train_classifier(
             batches = length_grouped_batches(lengths, config.batch_size, sampler)
         epoch_start = time.perf_counter()
         running_ce, running_n = 0.0, 0
-        bar = tqdm(batches, desc=f"epoch {epoch}/{config.epochs}", unit="batch", disable=not progress, leave=False)
+        bar = tqdm(
+            batches, desc=f"epoch {epoch}/{config.epochs}", unit="batch", disable=not progress, leave=False
+        )
         for indices in bar:
             batch = collate(encoded, indices, tokenizer.pad_token_id, pad_to=pad_to)
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-            temperature = training_temperature(step, total_steps, config.temperature_start,
-                                               config.temperature_anneal_fraction)
+            temperature = training_temperature(
+                step, total_steps, config.temperature_start, config.temperature_anneal_fraction
+            )
             loss = loss_fn(logits, batch["labels"], temperature=temperature)
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite loss at step {step} (epoch {epoch}); lower the learning rate")
+                raise FloatingPointError(
+                    f"non-finite loss at step {step} (epoch {epoch}); lower the learning rate"
+                )
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             optimizer.step()
@@ -275,12 +290,20 @@ def train_classifier(
 
         val_loss, val_accuracy = _validation_loss(model, tokenizer, val, label_index, config)
         train_loss = running_ce / max(running_n, 1)
-        stats = EpochStats(epoch, train_loss, val_loss, val_accuracy, val_loss - train_loss,
-                           time.perf_counter() - epoch_start)
+        stats = EpochStats(
+            epoch,
+            train_loss,
+            val_loss,
+            val_accuracy,
+            val_loss - train_loss,
+            time.perf_counter() - epoch_start,
+        )
         history.append(stats)
         if progress:
-            tqdm.write(f"epoch {epoch}: train CE {train_loss:.4f}  val CE {val_loss:.4f}  "
-                       f"val acc {val_accuracy:.4f}  gap {stats.gap:+.4f}")
+            tqdm.write(
+                f"epoch {epoch}: train CE {train_loss:.4f}  val CE {val_loss:.4f}  "
+                f"val acc {val_accuracy:.4f}  gap {stats.gap:+.4f}"
+            )
         if on_epoch_end is not None:
             on_epoch_end(stats)
 
@@ -298,19 +321,32 @@ def train_classifier(
         if guard_breached and config.enforce_overfit_guard:
             guard_triggered = True
             stopped_early = epoch < config.epochs
-            notes.append(f"overfitting guard stopped training after epoch {epoch}; keeping epoch {best_epoch}")
+            notes.append(
+                f"overfitting guard stopped training after epoch {epoch}; keeping epoch {best_epoch}"
+            )
             break
         if stopper.should_stop:
             stopped_early = epoch < config.epochs
-            notes.append(f"early stopping after epoch {epoch}: no val-loss improvement for {config.patience} epochs")
+            notes.append(
+                f"early stopping after epoch {epoch}: no val-loss improvement for {config.patience} epochs"
+            )
             break
 
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
     return TrainResult(
-        model=model, tokenizer=tokenizer, label_list=label_list, config=config, history=history,
-        best_epoch=best_epoch, stopped_early=stopped_early, overfit_guard_triggered=guard_triggered,
-        train_seconds=train_seconds, examples_seen=examples_seen, param_groups=group_info,
-        class_weights=weights, notes=notes,
+        model=model,
+        tokenizer=tokenizer,
+        label_list=label_list,
+        config=config,
+        history=history,
+        best_epoch=best_epoch,
+        stopped_early=stopped_early,
+        overfit_guard_triggered=guard_triggered,
+        train_seconds=train_seconds,
+        examples_seen=examples_seen,
+        param_groups=group_info,
+        class_weights=weights,
+        notes=notes,
     )

@@ -4,25 +4,32 @@ from __future__ import annotations
 
 import platform
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from manga_intent import __version__
 from manga_intent.data import DataSplits, Example, data_hash, label_shares
 from manga_intent.inference import predict_logits, softmax
-from manga_intent.labels import RARE_SHARE_THRESHOLD
 from manga_intent.metrics import classification_report, rare_labels_from_shares
 from manga_intent.model_io import resolve_base_model, save_model
+from manga_intent.taxonomy import RARE_SHARE_THRESHOLD
 from manga_intent.training import TrainConfig, TrainResult, train_classifier
 
 
 def evaluate_examples(
-    model, tokenizer, examples: Sequence[Example], label_list: Sequence[str], *,
-    rare_labels: Sequence[str], max_length: int = 128, n_boot: int = 1000, seed: int = 0,
+    model,
+    tokenizer,
+    examples: Sequence[Example],
+    label_list: Sequence[str],
+    *,
+    rare_labels: Sequence[str],
+    max_length: int = 128,
+    n_boot: int = 1000,
+    seed: int = 0,
     temperature: float = 1.0,
 ) -> dict:
     """Full metric report of `model` on `examples` (labels must be in `label_list`)."""
@@ -32,8 +39,14 @@ def evaluate_examples(
         raise ValueError(f"evaluation labels {unknown} are not in the model's label set {list(label_list)}")
     logits = predict_logits(model, tokenizer, [e.text for e in examples], max_length=max_length)
     probs = softmax(logits, temperature)
-    return classification_report([index[e.label] for e in examples], probs, list(label_list),
-                                 rare_labels=rare_labels, n_boot=n_boot, seed=seed)
+    return classification_report(
+        [index[e.label] for e in examples],
+        probs,
+        list(label_list),
+        rare_labels=rare_labels,
+        n_boot=n_boot,
+        seed=seed,
+    )
 
 
 def run_training(
@@ -51,12 +64,26 @@ def run_training(
 ) -> tuple[TrainResult, dict, dict]:
     """Train, score the test split and (optionally) save. Returns (result, metrics, card)."""
     started = time.perf_counter()
-    result = train_classifier(splits.train, splits.val, label_list, config, base_model=base_model,
-                              model_and_tokenizer=model_and_tokenizer, progress=progress)
+    result = train_classifier(
+        splits.train,
+        splits.val,
+        label_list,
+        config,
+        base_model=base_model,
+        model_and_tokenizer=model_and_tokenizer,
+        progress=progress,
+    )
     shares = label_shares([e.label for e in splits.train], label_list)
     rare = rare_labels_from_shares(shares, rare_threshold)
-    test_report = evaluate_examples(result.model, result.tokenizer, splits.test, label_list, rare_labels=rare,
-                                    max_length=result.config.max_length, n_boot=n_boot)
+    test_report = evaluate_examples(
+        result.model,
+        result.tokenizer,
+        splits.test,
+        label_list,
+        rare_labels=rare,
+        max_length=result.config.max_length,
+        n_boot=n_boot,
+    )
     metrics = {
         **test_report,
         "split": "test",
@@ -68,20 +95,26 @@ def run_training(
     }
     card = {
         "format": "manga-intent/1",
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "labels": list(label_list),
         "base_model": base_model or "packaged:all-MiniLM-L6-v2",
-        "base_model_resolved": resolve_base_model(base_model) if model_and_tokenizer is None else "<in-memory>",
+        "base_model_resolved": resolve_base_model(base_model)
+        if model_and_tokenizer is None
+        else "<in-memory>",
         "recipe": asdict(result.config),
         "data_hash": data_hash([*splits.train, *splits.val, *splits.test]),
         "split_sizes": splits.sizes(),
         "train_label_shares": shares,
         "rare_intents": rare,
         "rare_share_threshold": rare_threshold,
-        "metrics": {k: test_report[k] for k in ("n", "accuracy", "macro_f1", "rare_class_accuracy", "ece", "nll",
-                                                "brier")},
-        "training": {k: metrics["training"][k] for k in ("best_epoch", "stopped_early", "overfit_gap",
-                                                         "overfit_guard_triggered", "notes")},
+        "metrics": {
+            k: test_report[k]
+            for k in ("n", "accuracy", "macro_f1", "rare_class_accuracy", "ece", "nll", "brier")
+        },
+        "training": {
+            k: metrics["training"][k]
+            for k in ("best_epoch", "stopped_early", "overfit_gap", "overfit_guard_triggered", "notes")
+        },
         "versions": _versions(),
         **(extra_card or {}),
     }
@@ -94,5 +127,10 @@ def _versions() -> dict:
     import torch
     import transformers
 
-    return {"manga_intent": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
-            "python": platform.python_version(), "numpy": np.__version__}
+    return {
+        "manga_intent": __version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+    }
