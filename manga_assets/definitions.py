@@ -21,7 +21,7 @@ from manga_assets.hpo_study import hpo_study
 from manga_assets.intent_dataset import intent_dataset
 
 # what runs them
-from manga_assets.jobs import dataset_job, labeling_job, retrain_job
+from manga_assets.jobs import dataset_job, labeling_job, retrain_job, seed_sweep_job, shadow_job
 
 # data: Label Studio exports → the labelled pool → consensus-filtered synthetic rows
 from manga_assets.labeling import human_labels, labeling_batch
@@ -29,6 +29,9 @@ from manga_assets.neuron_artifact import neuron_artifact
 
 # reporting
 from manga_assets.seed_sweep_report import seed_sweep_report
+
+# serving: the challenger's shadow window → cutover or not
+from manga_assets.shadow_report import shadow_report
 from manga_assets.synthetic_set import synthetic_set
 from manga_assets.trained_model import trained_model
 
@@ -41,10 +44,12 @@ from resources.model_settings import BaseModelResource, CompileSettings
 from resources.monitoring_settings import MonitoringSettings
 from resources.prediction_log import prediction_log_from_env
 from resources.s3 import s3_resource_from_env
+from resources.shadow import ShadowSettings, shadow_log_from_env
 from resources.storage import store_from_env
 from sensors.labels import labels_ready_sensor
 from sensors.monitoring import drift_sensor, low_confidence_sensor
 from sensors.schedules import monthly_retrain
+from sensors.shadow import shadow_window_sensor
 
 #: The training graph, from human labels to the seed-sweep report (what `make demo` materializes).
 ALL_ASSETS = [
@@ -75,14 +80,16 @@ def build_resources() -> dict:
             url=os.environ.get("LABEL_STUDIO_URL", "http://127.0.0.1:8080"), api_key=api_key
         ),
         "monitoring": MonitoringSettings(),
+        "shadow_log": shadow_log_from_env(),
+        "shadow_settings": ShadowSettings(),
     }
 
 
 defs = dg.Definitions(
-    assets=[*ALL_ASSETS, labeling_batch],
+    assets=[*ALL_ASSETS, labeling_batch, shadow_report],
     asset_checks=[golden_gate],
-    jobs=[retrain_job, labeling_job, dataset_job],
-    sensors=[drift_sensor, low_confidence_sensor, labels_ready_sensor],
+    jobs=[retrain_job, seed_sweep_job, shadow_job, labeling_job, dataset_job],
+    sensors=[drift_sensor, low_confidence_sensor, labels_ready_sensor, shadow_window_sensor],
     schedules=[monthly_retrain],
     resources=build_resources(),
 )
