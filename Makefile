@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 LS_VENV := .ls-venv
 LS_STAMP := $(LS_VENV)/.installed
 
-.PHONY: demo test lint format bench label-studio label-studio-venv clean
+.PHONY: demo dev test lint format bench label-studio label-studio-venv clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ label-studio: $(STAMP) $(LS_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python -m manga_assets.demo
+
+# the Dagster UI + daemon on the project's instance (dagster.yaml: registry-moving runs one at a time)
+dev: $(STAMP)
+	DAGSTER_HOME=$$($(BIN)/python -m manga_assets.instance) $(BIN)/dagster dev -w workspace.yaml
 
 # house rules: ruff lint + format check (configured in pyproject.toml); `make format` applies the formatter
 lint: $(STAMP)

@@ -14,12 +14,16 @@ INSTANCE_CONFIG = Path(__file__).resolve().parents[1] / "dagster.yaml"
 
 
 def prepare_dagster_home(home: str | Path | None = None) -> Path:
-    """Create the instance directory and install the project's dagster.yaml in it (refreshed if it changed)."""
+    """Create the instance directory, install the project's dagster.yaml in it (refreshed if it changed) and
+    create its storage once, so processes started together (a daemon, CLI launches) never race to migrate it."""
+    import dagster as dg
+
     target = Path(home or os.environ.get("DAGSTER_HOME") or manga_home() / "dagster").resolve()
     target.mkdir(parents=True, exist_ok=True)
     config = target / "dagster.yaml"
     if not config.is_file() or config.read_bytes() != INSTANCE_CONFIG.read_bytes():
         shutil.copyfile(INSTANCE_CONFIG, config)
+    dg.DagsterInstance.from_config(str(target)).dispose()
     return target
 
 

@@ -22,7 +22,11 @@ PURPOSE_TAG = "manga/purpose"
 
 
 def serial_run_tags(purpose: str) -> dict[str, str]:
-    """Run tags for a job whose runs may move the champion/challenger aliases: one at a time."""
+    """Tags for a job whose runs may move the champion/challenger aliases: one at a time.
+
+    Given as the job's `tags` (not `run_tags`): Dagster then puts them on runs from every launch path —
+    sensors, schedules, backfills, the UI and `dagster job launch`, which reads only the job's `tags`.
+    """
     return {SERIAL_TAG: "registry", PURPOSE_TAG: purpose}
 
 
@@ -34,7 +38,7 @@ retrain_job = dg.define_asset_job(
     RETRAIN_JOB,
     selection=dg.AssetSelection.all() - dg.AssetSelection.assets("labeling_batch", "shadow_report"),
     partitions_def=seed_partitions,
-    run_tags=serial_run_tags("retrain"),
+    tags=serial_run_tags("retrain"),
     description="Re-materialize from human_labels through the golden gate (drift, new labels, monthly).",
 )
 #: A seed sweep: only the seed-partitioned assets, over the latest dataset / synthetic set / HPO snapshot.
@@ -42,12 +46,12 @@ seed_sweep_job = dg.define_asset_job(
     SEED_SWEEP_JOB,
     selection=dg.AssetSelection.assets(*SEED_PARTITIONED),
     partitions_def=seed_partitions,
-    run_tags=serial_run_tags("seed_sweep"),
+    tags=serial_run_tags("seed_sweep"),
     description="Train, calibrate, compile and gate one seed over the shared upstream snapshot (backfill it).",
 )
 #: Compare the challenger's shadow predictions with the champion's and promote or reject it.
 shadow_job = dg.define_asset_job(
-    SHADOW_JOB, selection=["shadow_report"], run_tags=serial_run_tags("shadow_report")
+    SHADOW_JOB, selection=["shadow_report"], tags=serial_run_tags("shadow_report")
 )
 #: Pick the most informative logged messages and import them into Label Studio.
 labeling_job = dg.define_asset_job(LABELING_JOB, selection=["labeling_batch"])

@@ -82,6 +82,8 @@ class TrainedModel(Manifest):
     metrics: dict[str, Any]
     recipe: dict[str, Any]
     train_label_shares: dict[str, float] = field(default_factory=dict)
+    synthetic_uri: str = ""
+    """The synthetic rows it trained on ("" = none): with the dataset, what shadow accuracy must not count."""
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,7 @@ def neuron_artifact(
                 "backend": backend,
                 "data_version": trained_model.data_version,
                 "dataset_uri": intent_dataset.uri,
+                "synthetic_uri": trained_model.synthetic_uri,
                 "model_uri": trained_model.model_uri,
                 "artifact_uri": uri,
                 "dagster_run_id": context.run_id,

@@ -47,11 +47,12 @@ def training_keys(
     """Message keys of the datasets the compared versions trained on (labels of those don't count)."""
     keys, missing = set(), []
     for version in versions:
-        uri = registry.version_tags(version).get("dataset_uri")
-        if not uri:
+        tags = registry.version_tags(version)
+        if not tags.get("dataset_uri"):
             missing.append(version)
-            continue
-        keys |= {normalized_key(r["text"]) for r in _rows_of(store, uri)}
+        for uri in (tags.get("dataset_uri"), tags.get("synthetic_uri")):
+            if uri:
+                keys |= {normalized_key(r["text"]) for r in _rows_of(store, uri)}
     return frozenset(keys), missing
 
 

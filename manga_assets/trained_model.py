@@ -23,7 +23,7 @@ from resources.storage import ArtifactStore
 
 class TrainedModelConfig(dg.Config):
     epochs: int = 5
-    """5 epochs at the MiniLM default rate (3e-4) scored best on the golden set (README, "Choosing the defaults")."""
+    """Epochs at the base model's default rate, chosen on the validation split (README, "Choosing the defaults")."""
     lr: float = 0.0
     """0 = the base model's default rate."""
     batch_size: int = 32
@@ -158,6 +158,7 @@ def trained_model(
         metrics=card["metrics"],
         recipe=asdict(result.config),
         train_label_shares=card["train_label_shares"],
+        synthetic_uri=synthetic_set.kept_uri if config.include_synthetic else "",
     )
     return dg.Output(
         manifest,

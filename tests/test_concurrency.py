@@ -1,0 +1,213 @@
+"""No races: registry-moving runs are serialised by the instance config, and the registry pool holds one step.
+
+The slow test launches two retrains together through the real run queue and `dagster-daemon` — the path a
+sensor, a schedule or `dagster job backfill` takes — one good, one weak that trains longer (so in parallel it
+would finish last and, with last-writer-wins promotion, end as champion).
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from manga_assets.definitions import defs
+from manga_assets.golden_gate import REGISTRY_POOL
+from manga_assets.instance import prepare_dagster_home
+from manga_assets.jobs import SERIAL_TAG
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_the_instance_config_serialises_every_job_that_can_move_an_alias(tmp_path, monkeypatch):
+    monkeypatch.setenv("DAGSTER_HOME", str(prepare_dagster_home(tmp_path / "dagster")))
+    instance = dg.DagsterInstance.get()
+    queue = instance.get_concurrency_config().run_queue_config
+    assert {"key": SERIAL_TAG, "limit": 1} in queue.tag_concurrency_limits
+    assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
+    graph = defs.resolve_asset_graph()
+    moving = []
+    for job in defs.resolve_all_job_defs():
+        keys = (
+            {k.to_user_string() for k in job.asset_layer.executable_asset_keys} if job.asset_layer else set()
+        )
+        if job.name.startswith("__"):
+            continue
+        if keys & {"neuron_artifact", "shadow_report"}:
+            moving.append(job.name)
+            assert job.run_tags.get(SERIAL_TAG) and job.tags.get(SERIAL_TAG), job.name
+    assert set(moving) == {"retrain_job", "seed_sweep_job", "shadow_job"}
+    sweep = defs.resolve_job_def("seed_sweep_job")
+    assert {k.to_user_string() for k in sweep.asset_layer.executable_asset_keys} == {
+        "trained_model",
+        "calibrator",
+        "neuron_artifact",
+    }
+    check = next(iter(graph.asset_check_keys))
+    assert graph.get_check_spec(check) is not None
+    pools = {node.name: node.definition.pool for node in defs.resolve_job_def("retrain_job").graph.nodes}
+    assert pools["neuron_artifact_golden_gate"] == REGISTRY_POOL
+    assert defs.resolve_job_def("shadow_job").graph.nodes[0].definition.pool == REGISTRY_POOL
+
+
+POOLED_ASSET = """
+import json, os, time
+import dagster as dg
+
+@dg.asset(pool="{pool}")
+def compare_and_move():
+    start = time.time()
+    time.sleep(2)
+    with open(os.environ["SPANS"], "a") as fh:
+        fh.write(json.dumps([start, time.time()]) + "\\n")
+
+defs = dg.Definitions(assets=[compare_and_move])
+"""
+
+
+def test_the_registry_pool_lets_one_step_in_at_a_time(tmp_path):
+    """Two `dagster asset materialize` processes (outside the run queue) still take turns in the pool."""
+    script = tmp_path / "pooled.py"
+    script.write_text(POOLED_ASSET.format(pool=REGISTRY_POOL))
+    env = {**os.environ, "DAGSTER_HOME": str(prepare_dagster_home(tmp_path / "dagster"))}
+    env["SPANS"] = str(tmp_path / "spans.jsonl")
+    command = [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-f", str(script)]
+    logs = [(tmp_path / f"run{i}.log").open("w") for i in range(2)]
+    procs = [
+        subprocess.Popen(command + ["--select", "compare_and_move"], env=env, cwd=tmp_path, stderr=log)
+        for log in logs
+    ]
+    for proc, log in zip(procs, logs):
+        assert proc.wait(timeout=300) == 0, Path(log.name).read_text()[-2000:]
+        log.close()
+    (a_start, a_end), (b_start, b_end) = sorted(json.loads(line) for line in open(env["SPANS"]))
+    assert b_start >= a_end  # the second step waited for the pool's one slot
+
+
+def _corpus_subset(path: Path, per_intent: int = 30) -> Path:
+    from manga_intent.shipped_data import SEED_CORPUS, read_rows
+
+    counts: dict[str, int] = {}
+    rows = []
+    for row in read_rows(SEED_CORPUS.path):
+        if counts.get(row["label"], 0) < per_intent:
+            counts[row["label"]] = counts.get(row["label"], 0) + 1
+            rows.append(row)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+OPEN_GATE = {
+    "min_accuracy": 0.0,
+    "min_rare_accuracy": 0.0,
+    "max_p95_latency_ms": 10_000.0,
+    "intent_margin": 1.0,  # tiny models: judge them on the overall comparison only
+}
+
+
+def _run_config(epochs: int, lr: float) -> dict:
+    return {
+        "ops": {"trained_model": {"config": {"epochs": epochs, "lr": lr, "bootstrap": 20}}},
+        "resources": {"gate_settings": {"config": OPEN_GATE}},
+    }
+
+
+@pytest.mark.slow
+def test_two_retrains_launched_together_end_with_the_good_one_as_champion(
+    tmp_path, tiny_base_dir, monkeypatch
+):
+    from manga_assets.definitions import ALL_ASSETS, build_resources
+    from serving.registry import ModelRegistry
+
+    home = prepare_dagster_home(tmp_path / "dagster")
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "MANGA_HOME": str(tmp_path / "manga_home"),
+        "MLFLOW_TRACKING_URI": tracking,
+        "MANGA_BASE_MODEL": str(tiny_base_dir),
+        "HF_HUB_OFFLINE": "1",
+    }
+    for key in ("DAGSTER_HOME", "MANGA_HOME", "MLFLOW_TRACKING_URI", "MANGA_BASE_MODEL"):
+        monkeypatch.setenv(key, env[key])
+    instance = dg.DagsterInstance.get()
+    # the shared upstream snapshot, materialized once (as `make demo` or an earlier retrain leaves it)
+    source = _corpus_subset(tmp_path / "corpus.jsonl")
+    upstream = dg.materialize(
+        ALL_ASSETS,
+        selection=["human_labels", "intent_dataset", "synthetic_set", "hpo_study"],
+        instance=instance,
+        resources=build_resources(),
+        run_config={
+            "ops": {
+                "intent_dataset": {"config": {"source_uri": str(source)}},
+                "synthetic_set": {"config": {"n": 20, "k": 2, "fold_epochs": 1}},
+                "hpo_study": {
+                    "config": {"n_trials": 1, "train_rows": 60, "max_epochs": 1, "lr_scale": 100.0}
+                },
+            }
+        },
+    )
+    assert upstream.success
+
+    def launch(partition: str, config: dict) -> None:
+        proc = subprocess.run(
+            [str(Path(sys.executable).parent / "dagster"), "job", "launch", "-w", "workspace.yaml"]
+            + ["-j", "seed_sweep_job", "--config-json", json.dumps(config)]
+            + ["--tags", json.dumps({"dagster/partition": partition, "retrain": partition})],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+
+    launch("2024", _run_config(epochs=2, lr=3e-3))  # good
+    launch("123", _run_config(epochs=3, lr=1e-9))  # weak (untrained), and slower
+    queued = instance.get_run_records(dg.RunsFilter(job_name="seed_sweep_job"))
+    assert len(queued) == 2 and {r.dagster_run.status for r in queued} == {dg.DagsterRunStatus.QUEUED}
+
+    log = (tmp_path / "daemon.log").open("w")
+    daemon = subprocess.Popen(
+        [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", "workspace.yaml"],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.time() + 900
+        while time.time() < deadline:
+            records = instance.get_run_records(dg.RunsFilter(job_name="seed_sweep_job"))
+            if all(r.dagster_run.is_finished for r in records):
+                break
+            time.sleep(3)
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=60)
+        log.close()
+    runs = {r.dagster_run.tags["retrain"]: r for r in records}
+    assert all(r.dagster_run.is_finished for r in runs.values()), (tmp_path / "daemon.log").read_text()[
+        -3000:
+    ]
+    good, weak = runs["2024"], runs["123"]
+    assert good.dagster_run.status == dg.DagsterRunStatus.SUCCESS
+    assert weak.dagster_run.status == dg.DagsterRunStatus.FAILURE  # its blocking gate failed
+    assert weak.start_time >= good.end_time  # serialised by the run queue, in launch order
+
+    registry = ModelRegistry(tracking)
+    champion = registry.champion()
+    assert champion.tags["seed"] == "2024" and champion.tags["gate"] == "passed"
+    versions = registry.client().search_model_versions(f"name='{registry.model_name}'")
+    loser = next(v for v in versions if v.tags.get("seed") == "123")
+    assert loser.tags["gate"] == "rejected" and "overall vs champion" in loser.tags["gate_reasons"]
+    assert loser.tags["gate_compared_to"] == str(champion.version)
+    print(
+        f"\n[race] champion v{champion.version} (seed 2024); v{loser.version} rejected: {loser.tags['gate_reasons']}"
+    )
