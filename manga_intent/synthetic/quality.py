@@ -66,9 +66,9 @@ def report_markdown(result: ConsensusResult, dropped: int) -> str:
     lines += [
         "",
         f"Rows dropped before filtering because they equal a hand-written row: {dropped}.",
-        f"Fold-model accuracy on their held-out real fold: "
+        f"Fold-model accuracy on their held-out training fold: "
         f"{', '.join(f'{a:.3f}' for a in result.fold_accuracies)}.",
-        f"Confident-learning label issues in the real pool: {len(result.label_issues)}.",
+        f"Confident-learning label issues in the training split: {len(result.label_issues)}.",
     ]
     return "\n".join(lines) + "\n"
 
