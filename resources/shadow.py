@@ -12,7 +12,7 @@ _DEFAULTS = ShadowThresholds()
 
 
 class ShadowLogResource(dg.ConfigurableResource):
-    """The service's shadow log, beside its prediction log (same SQLite file, or `<prefix>/shadow/` on S3)."""
+    """The service's shadow log, beside its prediction log (same SQLite file, or `<prefix>-shadow/` on S3)."""
 
     prediction_log_uri: str = ""
     """SQLite path or s3://bucket/prefix of the prediction log; default $MANGA_PREDICTION_LOG or the SQLite file."""

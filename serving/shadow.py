@@ -92,10 +92,13 @@ class SqliteShadowLog:
 
 
 class S3ParquetShadowLog:
-    """Parquet parts under s3://bucket/prefix/shadow/, one object per flush (like the prediction log)."""
+    """Parquet parts under s3://bucket/<prediction-log prefix>-shadow/<challenger>/, one object per flush.
+
+    A sibling of the prediction log's prefix, never inside it: the log's readers take every part under theirs.
+    """
 
     def __init__(self, client, bucket: str, prefix: str = "prediction-log"):
-        self.client, self.bucket, self.prefix = client, bucket, prefix.strip("/") + "/shadow"
+        self.client, self.bucket, self.prefix = client, bucket, prefix.strip("/") + "-shadow"
         self._lock = threading.Lock()
 
     def append(self, rows: Sequence[dict]) -> None:
@@ -149,7 +152,7 @@ def _loaded(row: dict) -> dict:
 
 
 def open_shadow_log(prediction_log_uri: str) -> ShadowLog:
-    """Beside the prediction log: the same SQLite file, or `<prefix>/shadow/` for an S3 Parquet log."""
+    """Beside the prediction log: the same SQLite file, or `<prefix>-shadow/` for an S3 Parquet log."""
     if prediction_log_uri.startswith("s3://"):
         from urllib.parse import urlparse
 

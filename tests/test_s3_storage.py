@@ -141,3 +141,34 @@ def test_parquet_prediction_log_on_s3(s3):
     assert log.max_id() == rows[-1]["id"]
     keys = [o["Key"] for o in client.list_objects_v2(Bucket="manga-ml", Prefix="prediction-log/")["Contents"]]
     assert len(keys) == 2 and all(k.endswith(".parquet") for k in keys)  # one object per append
+
+
+def test_shadow_log_on_s3_sits_beside_the_prediction_log(s3):
+    from serving.prediction_log import S3ParquetPredictionLog
+    from serving.shadow import S3ParquetShadowLog
+
+    _, client = s3
+    shadow = S3ParquetShadowLog(client, "manga-ml", "served")
+    row = {
+        "ts": 5.0,
+        "request_id": "r1",
+        "text": "where is my order",
+        "channel": "web",
+        "champion_version": "1",
+        "champion_intent": "order_tracking",
+        "champion_confidence": 0.9,
+        "champion_is_ood": False,
+        "champion_latency_ms": 4.0,
+        "challenger_version": "2",
+        "challenger_intent": "order_tracking",
+        "challenger_confidence": 0.8,
+        "challenger_is_ood": False,
+        "challenger_latency_ms": 6.0,
+        "over_budget": False,
+    }
+    shadow.append([row, {**row, "request_id": "r2", "ts": 9.0, "challenger_is_ood": True}])
+    shadow.append([{**row, "request_id": "r3", "challenger_version": "3"}])
+    assert [r["request_id"] for r in shadow.read("2")] == ["r1", "r2"]
+    assert [r["request_id"] for r in shadow.read("2", since_ts=6.0)] == ["r2"]
+    assert shadow.read("2")[1]["challenger_is_ood"] is True and len(shadow.read("3")) == 1
+    assert S3ParquetPredictionLog(client, "manga-ml", "served").read_since(0) == []  # not mixed into the log
