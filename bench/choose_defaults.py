@@ -57,7 +57,8 @@ def report(rows: list[dict]) -> str:
         "|---|---|---|---|",
     ]
     lines += [
-        f"| {r['lr']:.0e} | {r['epochs']} | {r['val_accuracy']:.3f} | {r['test_accuracy']:.3f} |" for r in rows
+        f"| {r['lr']:.0e} | {r['epochs']} | {r['val_accuracy']:.3f} | {r['test_accuracy']:.3f} |"
+        for r in rows
     ]
     best = max(rows, key=lambda r: (r["val_accuracy"], -r["epochs"]))
     lines.append(f"\nchosen on validation: lr {best['lr']:.0e}, {best['epochs']} epochs")
