@@ -6,13 +6,16 @@ Everywhere else it is exported to ONNX and run by ONNX Runtime. Both sit behind 
 so serving code, the golden-set gate and the latency benchmark never branch on the backend.
 
 Artifact directory layout: `manifest.json`, the tokenizer files, then `model.onnx` or
-`neuron_<bucket>.pt` per bucket.
+`neuron_<bucket>.pt` per bucket. An ONNX artifact may also hold an int8 graph (`model.int8.onnx`, see
+`manga_intent.quantization`): `manifest["graphs"]` names every graph, `manifest["serving_graph"]` the one
+served, and `manifest["quantization"]` why (agreement with fp32 and the calibrated-ECE change on validation).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -65,6 +68,30 @@ def _example(tokenizer, length: int) -> tuple[torch.Tensor, torch.Tensor]:
         return_tensors="pt",
     )
     return encoded["input_ids"], encoded["attention_mask"]
+
+
+def pad_batch(rows: Sequence[Sequence[int]], pad_token_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """(input_ids, attention_mask) int64 arrays, right-padded to the longest row."""
+    width = max(len(r) for r in rows)
+    ids = np.full((len(rows), width), pad_token_id, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = row
+        mask[i, : len(row)] = 1
+    return ids, mask
+
+
+def _fixed_encoder(tokenizer, max_length: int):
+    """A private copy of the fast tokenizer with truncation set once and padding off, or None."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return None
+    from tokenizers import Tokenizer
+
+    encoder = Tokenizer.from_str(backend.to_str())
+    encoder.no_padding()
+    encoder.enable_truncation(max_length)
+    return encoder
 
 
 def compile_classifier(
@@ -136,10 +163,45 @@ class Prediction:
     is_ood: bool
 
 
-class CompiledClassifier:
-    """tokenize → compiled logits → temperature-calibrated probabilities → energy OOD score."""
+def graph_file(manifest: dict, graph: str | None = None) -> tuple[str, str]:
+    """(graph name, file) of an ONNX artifact: `graph` if given, else the manifest's serving graph."""
+    graphs = manifest.get("graphs") or {"fp32": manifest["files"]["dynamic"]}
+    name = graph or manifest.get("serving_graph", "fp32")
+    if name not in graphs:
+        raise ValueError(f"artifact has no {name!r} graph (it has {sorted(graphs)})")
+    return name, graphs[name]
 
-    def __init__(self, directory: str | Path):
+
+def session_options(intra_op_threads: int | None = None, inter_op_threads: int | None = None):
+    """ORT options with explicit threads: `intra_op_threads` per session (a serving worker's share of the
+    cores), inter-op 1 and sequential execution (a small encoder has no parallel branches worth a pool)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if intra_op_threads:
+        options.intra_op_num_threads = int(intra_op_threads)
+        options.inter_op_num_threads = int(inter_op_threads or 1)
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return options
+
+
+class CompiledClassifier:
+    """tokenize → compiled logits → temperature-calibrated probabilities → energy OOD score.
+
+    Safe to call from several threads: the tokenizer is a private copy whose truncation is fixed once
+    (HF tokenizers mutate padding state per call, which races as "Already borrowed"), and ONNX Runtime
+    sessions are thread-safe. `graph` picks an ONNX graph ("fp32", "int8"; default: the served one).
+    """
+
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        graph: str | None = None,
+        intra_op_threads: int | None = None,
+        inter_op_threads: int | None = None,
+    ):
         from transformers import AutoTokenizer
 
         self.directory = Path(directory)
@@ -153,16 +215,19 @@ class CompiledClassifier:
         self.max_length: int = self.manifest["max_length"]
         self.backend: str = self.manifest["backend"]
         self.tokenizer = AutoTokenizer.from_pretrained(self.directory, local_files_only=True)
+        self._encoder = _fixed_encoder(self.tokenizer, self.max_length)
+        self._tokenizer_lock = threading.Lock()  # only used when there is no fast (Rust) tokenizer
+        self.graph = "neuron"
         if self.backend == "onnx":
             import onnxruntime as ort
 
-            options = ort.SessionOptions()
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            self.graph, filename = graph_file(self.manifest, graph)
             self._session = ort.InferenceSession(
-                str(self.directory / self.manifest["files"]["dynamic"]),
-                options,
+                str(self.directory / filename),
+                session_options(intra_op_threads, inter_op_threads),
                 providers=["CPUExecutionProvider"],
             )
+            self._output_names = [o.name for o in self._session.get_outputs()]
         else:
             import torch_neuronx  # noqa: F401 - registers the Neuron runtime ops for torch.jit.load
 
@@ -173,16 +238,41 @@ class CompiledClassifier:
     def _bucket(self, length: int) -> int:
         return next((b for b in self.manifest["buckets"] if b >= length), self.manifest["buckets"][-1])
 
-    def logits(self, texts: Sequence[str]) -> np.ndarray:
-        """Raw logits in input order (batch padded to its longest row, or to a bucket on Neuron)."""
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of the cleaned texts, truncated to max_length, unpadded."""
         cleaned = [clean_text(t) for t in texts]
-        encoded = self.tokenizer(
-            cleaned, truncation=True, max_length=self.max_length, padding="longest", return_tensors="np"
-        )
-        ids = encoded["input_ids"].astype(np.int64)
-        mask = encoded["attention_mask"].astype(np.int64)
+        if self._encoder is not None:
+            return [e.ids for e in self._encoder.encode_batch(cleaned)]
+        with self._tokenizer_lock:
+            return self.tokenizer(cleaned, truncation=True, max_length=self.max_length)["input_ids"]
+
+    def length_groups(self, lengths: Sequence[int]) -> list[list[int]]:
+        """Row indices grouped by sequence bucket, so a batch is padded only within its bucket."""
+        groups: dict[int, list[int]] = {}
+        for index, length in enumerate(lengths):
+            groups.setdefault(self._bucket(length), []).append(index)
+        return [groups[b] for b in sorted(groups)]
+
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        """Raw logits in input order; rows are run per length bucket, each padded to its longest row."""
+        return self.logits_for_ids(self.encode(texts))
+
+    def logits_for_ids(self, ids: Sequence[Sequence[int]]) -> np.ndarray:
+        out: np.ndarray | None = None
+        for group in self.length_groups([len(row) for row in ids]):
+            rows = self._run_padded([ids[i] for i in group])
+            if out is None:
+                out = np.empty((len(ids), rows.shape[1]), dtype=rows.dtype)
+            out[group] = rows
+        if out is None:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        return out
+
+    def _run_padded(self, rows: Sequence[Sequence[int]]) -> np.ndarray:
+        ids, mask = pad_batch(rows, self.manifest["pad_token_id"])
         if self.backend == "onnx":
-            return self._session.run(["logits"], {"input_ids": ids, "attention_mask": mask})[0]
+            outputs = self._session.run(None, {"input_ids": ids, "attention_mask": mask})
+            return dict(zip(self._output_names, outputs))["logits"]
         bucket = self._bucket(ids.shape[1])
         pad = bucket - ids.shape[1]
         ids = np.pad(ids, ((0, 0), (0, pad)), constant_values=self.manifest["pad_token_id"])
@@ -198,7 +288,10 @@ class CompiledClassifier:
         return softmax(self.logits(texts), self.temperature)
 
     def classify(self, texts: Sequence[str], top_k: int = 3) -> list[Prediction]:
-        logits = self.logits(texts)
+        return self.predictions(self.logits(texts), top_k)
+
+    def predictions(self, logits: np.ndarray, top_k: int = 3) -> list[Prediction]:
+        """Calibrated top-k, energy and OOD flag per row of raw logits."""
         probs = softmax(logits, self.temperature)
         energies = energy_score(logits)
         out = []
@@ -229,7 +322,11 @@ class ParityError(RuntimeError):
 class BuiltArtifact:
     manifest: dict
     parity_max_abs_diff: float
+    """fp32 graph vs the eager model."""
     latency: dict
+    """Single-message latency of the served graph."""
+    quantization: dict | None = None
+    """`QuantizationReport.as_dict()` when int8 was considered."""
 
 
 def build_artifact(
@@ -246,11 +343,20 @@ def build_artifact(
     sequence_buckets: Sequence[int] = (16, 32, 64, 128),
     parity_tolerance: float = 1e-3,
     latency_warmup: int = 20,
+    quantize: str = "off",
+    validation: Sequence[tuple[str, str]] = (),
+    calibration_texts: Sequence[str] = (),
+    quantization_guard=None,
 ) -> BuiltArtifact:
     """Compile, then prove it: logit parity with the eager model and single-message latency on `check_texts`.
 
-    Raises ParityError (nothing is returned) when the compiled graph disagrees with the eager model.
+    `quantize="auto"` adds an int8 graph and serves it only if it passes the accuracy guard on `validation`
+    ((text, label) pairs; see `manga_intent.quantization`), ranking sensitive layers on `calibration_texts`
+    (training messages). Raises ParityError (nothing is returned) when the fp32 graph disagrees with the
+    eager model.
     """
+    if quantize not in ("off", "auto"):
+        raise ValueError(f"quantize must be 'off' or 'auto', got {quantize!r}")
     manifest = compile_classifier(
         model,
         tokenizer,
@@ -262,11 +368,25 @@ def build_artifact(
         backend=backend,
         sequence_buckets=sequence_buckets,
     )
-    compiled = CompiledClassifier(out_dir)
+    compiled = CompiledClassifier(out_dir, graph="fp32" if manifest["backend"] == "onnx" else None)
     parity = parity_max_abs_diff(compiled, model, check_texts)
     if parity > parity_tolerance:
         raise ParityError(parity, parity_tolerance)
-    return BuiltArtifact(manifest, parity, latency_profile(compiled, check_texts, warmup=latency_warmup))
+    report = None
+    if quantize == "auto" and manifest["backend"] == "onnx":
+        from manga_intent.quantization import quantize_with_guard
+
+        report = quantize_with_guard(
+            out_dir,
+            validation_texts=[text for text, _ in validation],
+            validation_labels=[label for _, label in validation],
+            calibration_texts=calibration_texts,
+            guard=quantization_guard,
+        ).as_dict()
+        manifest = json.loads((Path(out_dir) / MANIFEST).read_text(encoding="utf-8"))
+        compiled = CompiledClassifier(out_dir)
+    latency = latency_profile(compiled, check_texts, warmup=latency_warmup)
+    return BuiltArtifact(manifest, parity, latency, report)
 
 
 def parity_max_abs_diff(compiled: CompiledClassifier, model, texts: Sequence[str]) -> float:

@@ -22,7 +22,16 @@ SPLITS = ("train", "val", "test")
 SPLIT_SEED = 42
 _MAX_REPORTED_PROBLEMS = 20
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u2060\ufeff"), None)
+BIDI_CONTROLS = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+"""Bidirectional marks, embeddings, overrides and isolates: invisible, they only reorder how text is shown
+(the "Trojan Source" trick), so `clean_text` drops them like zero-width characters."""
+_ZERO_WIDTH.update(dict.fromkeys(map(ord, BIDI_CONTROLS), None))
 _WHITESPACE_RUN = re.compile(r"\s+")
+_NOT_TEXT = re.compile(
+    "[\ud800-\udfff\ufdd0-\ufdef"
+    + "".join(chr(p << 16 | 0xFFFE) + chr(p << 16 | 0xFFFF) for p in range(17))
+    + "]"
+)
 
 
 class DataValidationError(ValueError):
@@ -77,7 +86,8 @@ def clean_text(text: str) -> str:
 
     NFKC folds full-width/half-width forms (ｖｏｌ１２ → vol12, half-width katakana) while
     keeping kana, kanji and accented jargon such as "tankōbon". Control characters are removed
-    (whitespace controls become spaces, so "a\\nb" stays two words) and whitespace is collapsed.
+    (whitespace controls become spaces, so "a\\nb" stays two words), zero-width and bidirectional
+    formatting characters are dropped, and whitespace is collapsed.
     Case is kept: uncased tokenizers lower-case themselves, cased ones (RoBERTa) need the case.
     """
     text = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH)
@@ -88,6 +98,20 @@ def clean_text(text: str) -> str:
         else:
             chars.append(ch)
     return _WHITESPACE_RUN.sub(" ", "".join(chars)).strip()
+
+
+def invalid_text_reason(text: str) -> str | None:
+    """Why `text` is not usable text, or None: lone surrogates (not encodable as UTF-8), Unicode
+    noncharacters, or nothing left after `clean_text` (only whitespace, control or format characters)."""
+    bad = _NOT_TEXT.search(text)
+    if bad:
+        code, position = ord(bad.group()), bad.start()
+        if 0xD800 <= code <= 0xDFFF:
+            return f"lone surrogate U+{code:04X} at character {position} is not valid Unicode text"
+        return f"noncharacter U+{code:04X} at character {position} is not valid text"
+    if not clean_text(text):
+        return "text is empty (nothing but whitespace, control or format characters)"
+    return None
 
 
 def normalized_key(text: str) -> str:
