@@ -41,6 +41,13 @@ class ModelRegistry:
             return self.client().get_model_version_by_alias(self.model_name, self.champion_alias)
         return None
 
+    def passed_versions(self) -> list:
+        """Versions the gate passed, newest first (the service falls back to these when the champion
+        cannot be loaded)."""
+        versions = self.client().search_model_versions(f"name='{self.model_name}'")
+        passed = [v for v in versions if (v.tags or {}).get(GATE_TAG) == "passed"]
+        return sorted(passed, key=lambda v: int(v.version), reverse=True)
+
     def promote(self, version: str, summary: dict[str, str]) -> None:
         client = self.client()
         for key, value in {GATE_TAG: "passed", **summary}.items():
