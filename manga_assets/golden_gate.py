@@ -11,8 +11,8 @@ from manga_assets.metadata import markdown_table, md
 from manga_assets.neuron_artifact import neuron_artifact
 from manga_assets.partitions import seed_partitions
 from manga_intent.compiled import CompiledClassifier
-from manga_intent.gate import REGRESSION_METHOD, judge_candidate
-from manga_intent.metrics import rare_labels_from_shares
+from manga_intent.gate import REGRESSION_METHOD, judge_candidate, quantization_checks
+from manga_intent.metrics import expected_calibration_error, rare_labels_from_shares
 from manga_intent.taxonomy import SEED_TRAFFIC_SHARES
 from resources.gate_settings import GateSettings
 from resources.mlflow_registry import MlflowRegistry
@@ -46,6 +46,13 @@ def golden_gate(
             artifact_store.get_dir(neuron_artifact.artifact_uri, Path(tmp) / "candidate")
         )
         y_true, probs = golden_probabilities(candidate, rows)
+        agreement = ece_delta = None
+        if candidate.graph == "int8":  # the int8 graph was chosen on validation: check it held out here
+            fp32_probs = golden_probabilities(CompiledClassifier(candidate.directory, graph="fp32"), rows)[1]
+            agreement = float((probs.argmax(1) == fp32_probs.argmax(1)).mean())
+            ece_delta = expected_calibration_error(probs, y_true) - expected_calibration_error(
+                fp32_probs, y_true
+            )
         champion = mlflow_registry.champion()
         champion_probs = None
         if champion is not None and str(champion.version) != str(version):
@@ -59,6 +66,12 @@ def golden_gate(
         p95_latency_ms=neuron_artifact.latency["p95_ms"],
         thresholds=gate_settings.thresholds(),
         champion_probs=champion_probs,
+        extra_checks=quantization_checks(
+            candidate.graph,
+            agreement,
+            ece_delta,
+            **_quantization_thresholds(neuron_artifact.quantization),
+        ),
     )
     report, verdict, regressions = judgement.report, judgement.verdict, judgement.regressions
     summary = {
@@ -84,6 +97,9 @@ def golden_gate(
         "p95_latency_ms": neuron_artifact.latency["p95_ms"],
         "ece_calibrated": report["ece"],
         "checks": md(markdown_table(verdict.checks)),
+        "serving_graph": candidate.graph,
+        "int8_agreement_with_fp32_golden": agreement if agreement is not None else "n/a",
+        "int8_ece_delta_golden": ece_delta if ece_delta is not None else "n/a",
         "regression_method": REGRESSION_METHOD,
         "reasons": dg.MetadataValue.json(verdict.reasons),
         "golden_messages": len(rows),
@@ -92,3 +108,9 @@ def golden_gate(
         metadata["per_intent_vs_champion"] = md(markdown_table(regressions, floats=3))
         metadata["champion_version"] = str(champion.version)
     return dg.AssetCheckResult(passed=verdict.passed, metadata=metadata, severity=dg.AssetCheckSeverity.ERROR)
+
+
+def _quantization_thresholds(report: dict) -> dict:
+    """The same guard the compiled asset applied on validation (its defaults when quantization was off)."""
+    guard = (report or {}).get("guard") or {}
+    return {k: guard[k] for k in ("min_agreement", "max_ece_delta") if k in guard}

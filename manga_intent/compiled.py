@@ -26,7 +26,6 @@ import torch
 
 from manga_intent.data import clean_text
 from manga_intent.inference import softmax
-from manga_intent.ood import energy_score
 
 MANIFEST = "manifest.json"
 
@@ -293,7 +292,10 @@ class CompiledClassifier:
     def predictions(self, logits: np.ndarray, top_k: int = 3) -> list[Prediction]:
         """Calibrated top-k, energy and OOD flag per row of raw logits."""
         probs = softmax(logits, self.temperature)
-        energies = energy_score(logits)
+        # energy = -logsumexp(logits), as manga_intent.ood.energy_score but without scipy's per-call overhead
+        wide = np.asarray(logits, dtype=np.float64)
+        peak = wide.max(axis=1)
+        energies = -(peak + np.log(np.exp(wide - peak[:, None]).sum(axis=1)))
         out = []
         for row, energy in zip(probs, energies):
             order = np.argsort(-row)[:top_k]

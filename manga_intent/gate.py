@@ -90,6 +90,41 @@ def per_intent_regressions(
     return rows
 
 
+def quantization_checks(
+    served_graph: str,
+    golden_agreement: float | None,
+    golden_ece_delta: float | None,
+    *,
+    min_agreement: float = 0.995,
+    max_ece_delta: float = 0.005,
+) -> list[dict]:
+    """Gate rows for an int8 serving graph, judged on golden: the compiled asset chose it on validation,
+    so this is its held-out check. Served fp32 passes trivially (nothing to compare)."""
+    if served_graph != "int8":
+        return [
+            {
+                "check": "int8 graph agrees with fp32 (golden)",
+                "value": f"n/a: {served_graph} served",
+                "threshold": f">= {min_agreement}",
+                "passed": True,
+            }
+        ]
+    return [
+        {
+            "check": "int8 graph agrees with fp32 (golden)",
+            "value": golden_agreement,
+            "threshold": f">= {min_agreement}",
+            "passed": golden_agreement is not None and golden_agreement >= min_agreement,
+        },
+        {
+            "check": "int8 calibrated ECE change vs fp32 (golden)",
+            "value": golden_ece_delta,
+            "threshold": f"|delta| <= {max_ece_delta}",
+            "passed": golden_ece_delta is not None and abs(golden_ece_delta) <= max_ece_delta,
+        },
+    ]
+
+
 def evaluate_gate(
     *,
     accuracy: float,
@@ -97,6 +132,7 @@ def evaluate_gate(
     p95_latency_ms: float,
     thresholds: GateThresholds,
     regressions: list[dict] | None,
+    extra_checks: Sequence[dict] = (),
 ) -> GateVerdict:
     """Combine the absolute thresholds and the regression rows into a verdict with reasons."""
     checks = [
@@ -129,6 +165,7 @@ def evaluate_gate(
             "passed": not regressed,
         }
     )
+    checks.extend(extra_checks)
     reasons = [
         f"{c['check']} {c['value'] if not isinstance(c['value'], float) else round(c['value'], 4)} "
         f"fails {c['threshold']}"
@@ -157,6 +194,7 @@ def judge_candidate(
     thresholds: GateThresholds,
     champion_probs: np.ndarray | None = None,
     n_boot: int = 1000,
+    extra_checks: Sequence[dict] = (),
 ) -> GoldenJudgement:
     """Score the candidate's calibrated golden-set probabilities and judge it (against the champion's, if any)."""
     report = classification_report(
@@ -173,5 +211,6 @@ def judge_candidate(
         p95_latency_ms=p95_latency_ms,
         thresholds=thresholds,
         regressions=regressions,
+        extra_checks=extra_checks,
     )
     return GoldenJudgement(report, verdict, regressions)

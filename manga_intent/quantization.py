@@ -7,8 +7,8 @@ the same artifact on the *validation* split: it must agree on the predicted inte
 `min_agreement` of the messages and move the calibrated ECE (the artifact's temperature on both graphs) by
 at most `max_ece_delta`. The candidates, in order:
 
-1. every weight MatMul in int8 (per-channel; 7-bit weights on CPUs without VNNI, where 8-bit u8×s8 products
-   can saturate);
+1. every weight MatMul in int8, per output channel: on CPUs without VNNI first with 7-bit weights (8-bit
+   u8×s8 products can saturate there), then with 8-bit weights (finer; saturation is measured, not assumed);
 2. if that fails, the encoder layers (and the pooler/head) that hurt most are kept in fp32, one group at a
    time, ranked by how much keeping each group alone in fp32 reduces the error on *training* messages
    (the ranking never looks at validation, the guard never looks at training);
@@ -65,6 +65,7 @@ class QuantizationReport:
     candidates: list[dict] = field(default_factory=list)
     kept_fp32: list[str] = field(default_factory=list)
     reduce_range: bool = True
+    """7-bit weights (the non-VNNI-safe choice) in the served graph."""
     bf16: str = ""
     guard: dict = field(default_factory=dict)
 
@@ -200,7 +201,9 @@ def quantize_with_guard(
     fp32_path = fp32_path or directory / compiled.manifest["files"]["dynamic"]
 
     flags = cpu_flags()
-    reduce_range = not (flags & set(VNNI_FLAGS))
+    # without VNNI, u8 x s8 products summed in int16 can saturate; 7-bit weights avoid that, but they are
+    # also coarser, so both are tried there (measured, not assumed); with VNNI 8-bit is always safe
+    weight_bits = (7, 8) if not flags & set(VNNI_FLAGS) else (8,)
     temperature = compiled.temperature
     val, train = _GraphScorer(compiled, validation_texts), _GraphScorer(compiled, calibration_texts)
     latency_texts = list(validation_texts)[: guard.latency_messages]
@@ -223,14 +226,14 @@ def quantize_with_guard(
 
     with tempfile.TemporaryDirectory() as tmp:
 
-        def build_dynamic(excluded_groups: Sequence[str], name: str) -> Path:
-            out = Path(tmp) / f"{name}.onnx"
+        def build_dynamic(excluded_groups: Sequence[str], name: str, bits: int) -> Path:
+            out = Path(tmp) / f"{name}-{bits}bit.onnx"
             quantize_dynamic(
                 str(fp32_path),
                 str(out),
                 op_types_to_quantize=["MatMul", "Gemm"],
                 per_channel=True,
-                reduce_range=reduce_range,
+                reduce_range=bits == 7,
                 weight_type=QuantType.QInt8,
                 nodes_to_exclude=[n for g in excluded_groups for n in groups[g]],
             )
@@ -252,32 +255,38 @@ def quantize_with_guard(
             candidates.append(row)
             return row
 
-        chosen: tuple[Path, dict, list[str]] | None = None
+        chosen: tuple[Path, dict, list[str], int] | None = None
         if "dynamic" in guard.methods:
-            path = build_dynamic([], "all")
-            row = judge(path, "int8 dynamic, per-channel", [])
-            if row["passed"]:
-                chosen = (path, row, [])
-            else:
-                ranking = _rank_groups(groups, build_dynamic, train, fp32_train)
+            full = {}
+            for bits in weight_bits:
+                full[bits] = build_dynamic([], "all", bits)
+                row = judge(full[bits], f"int8 dynamic, per-channel, {bits}-bit weights", [])
+                if row["passed"]:
+                    chosen = (full[bits], row, [], bits)
+                    break
+            if chosen is None:  # keep the most sensitive layers in fp32, ranked on training messages
+                bits = min(weight_bits, key=lambda b: _error(train.logits(full[b]), fp32_train))
+                ranking = _rank_groups(
+                    groups, lambda g, name: build_dynamic(g, name, bits), train, fp32_train
+                )
                 for k in range(1, min(guard.max_fp32_groups, len(ranking)) + 1):
                     kept = ranking[:k]
-                    path = build_dynamic(kept, f"keep{k}")
-                    row = judge(path, f"int8 dynamic, {k} group(s) fp32", kept)
+                    path = build_dynamic(kept, f"keep{k}", bits)
+                    row = judge(path, f"int8 dynamic, {bits}-bit, {k} group(s) fp32", kept)
                     if row["passed"]:
-                        chosen = (path, row, kept)
+                        chosen = (path, row, kept, bits)
                         break
         if chosen is None and "static" in guard.methods:
-            path = _build_static(fp32_path, Path(tmp) / "static.onnx", train, reduce_range)
+            path = _build_static(fp32_path, Path(tmp) / "static.onnx", train, weight_bits[0] == 7)
             row = judge(path, "int8 static QDQ, per-channel", [])
             if row["passed"]:
-                chosen = (path, row, [])
+                chosen = (path, row, [], weight_bits[0])
 
         manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
         graphs = dict(manifest.get("graphs") or {"fp32": manifest["files"]["dynamic"]})
         graphs.pop("int8", None)
         if chosen is not None:
-            path, row, kept = chosen
+            path, row, kept, _ = chosen
             (directory / INT8_FILE).write_bytes(path.read_bytes())
             graphs["int8"] = INT8_FILE
             served = "int8"
@@ -306,7 +315,7 @@ def quantize_with_guard(
         ece_delta=chosen[1]["ece_delta"] if chosen else None,
         candidates=candidates,
         kept_fp32=list(chosen[2]) if chosen else [],
-        reduce_range=reduce_range,
+        reduce_range=chosen[3] == 7 if chosen else weight_bits[0] == 7,
         bf16=bf16_note(flags),
         guard=asdict(guard),
     )
@@ -320,16 +329,19 @@ def _rank_groups(
 ) -> list[str]:
     """Groups ordered by how much keeping each one alone in fp32 cuts the int8 error on training messages.
 
-    Error = disagreement with fp32 plus the mean absolute logit difference (a tie-breaker that also ranks
-    groups when nothing flips on the training messages).
+    Error: `_error` (so groups are ranked even when nothing flips on the training messages).
     """
 
-    def error(logits: np.ndarray) -> float:
-        flips = float((logits.argmax(1) != fp32_logits.argmax(1)).mean())
-        return flips + float(np.abs(logits - fp32_logits).mean())
-
-    scores = {name: error(scorer.logits(build([name], f"rank-{i}"))) for i, name in enumerate(groups)}
+    scores = {
+        name: _error(scorer.logits(build([name], f"rank-{i}")), fp32_logits) for i, name in enumerate(groups)
+    }
     return sorted(scores, key=scores.get)
+
+
+def _error(logits: np.ndarray, fp32_logits: np.ndarray) -> float:
+    """Disagreement with fp32 plus the mean absolute logit difference (the tie-breaker)."""
+    flips = float((logits.argmax(1) != fp32_logits.argmax(1)).mean())
+    return flips + float(np.abs(logits - fp32_logits).mean())
 
 
 def _build_static(fp32_path: Path, out: Path, scorer: _GraphScorer, reduce_range: bool) -> Path:

@@ -38,7 +38,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from manga_intent.compiled import Prediction
 from manga_intent.data import invalid_text_reason
-from serving.batching import MicroBatcher, NoModel, Overloaded
+from serving.batching import BatchResult, MicroBatcher, NoModel, Overloaded
 from serving.log_writer import GroupCommitWriter, LogRejected, writer_for
 from serving.models import ChampionModel, FixedModel, ModelHolder, ModelSource  # noqa: F401 (re-exported)
 
@@ -133,74 +133,89 @@ def _route(prediction: Prediction, settings: ServiceSettings) -> str:
 
 
 class RequestGuard:
-    """ASGI middleware: bounded, deadline-bound body reading before any parsing; arrival signal.
+    """ASGI entry: bounded, deadline-bound body reading before any parsing; classify requests fast.
 
     Bodies over `max_body_bytes` (declared or streamed) get 413, bodies not complete within
-    `body_timeout_s` get 408 — both before the app sees them. Classify requests are announced to the
-    micro-batcher as soon as they arrive, so it can wait for them.
+    `body_timeout_s` get 408 — both before anything parses them. POSTs to the classify endpoints are
+    announced to the micro-batcher as soon as they arrive (so it can wait for them) and answered by
+    `ClassifyEndpoint` straight on ASGI; everything else (health, docs, 404/405) goes to FastAPI.
     """
 
-    def __init__(
-        self, app, settings: ServiceSettings, batcher: MicroBatcher | None, writer=None, holder=None
-    ):
-        self.app, self.settings, self.batcher = app, settings, batcher
-        self.writer, self.holder = writer, holder
+    def __init__(self, app, settings: ServiceSettings, endpoint: ClassifyEndpoint | None = None):
+        self.app, self.settings, self.endpoint = app, settings, endpoint
+        self.batcher = endpoint.batcher if endpoint else None
+        self.writer = endpoint.writer if endpoint else None
+        self.holder = endpoint.holder if endpoint else None
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        announce = self.batcher is not None and scope.get("path") in CLASSIFY_PATHS
-        if announce:
-            self.batcher.arriving()
-            scope["manga.arriving"] = True
+        fast = self.endpoint is not None and scope["method"] == "POST" and scope["path"] in CLASSIFY_PATHS
+        if not fast:
+            body = await self._read_body(scope, receive, send)
+            if body is None:
+                return
+            return await self.app(scope, _replay(body, receive), send)
+        self.batcher.arriving()
+        scope["manga.arriving"] = True
         try:
-            await self._handle(scope, receive, send)
+            body = await self._read_body(scope, receive, send)
+            if body is not None:
+                await self.endpoint(scope, body, send)
         finally:
-            if announce and scope.pop("manga.arriving", False):
+            if scope.pop("manga.arriving", False):
                 self.batcher.arrived()
 
-    async def _handle(self, scope, receive, send):
+    async def _read_body(self, scope, receive, send) -> bytes | None:
+        """The whole body, or None after answering 413/408 (or when the client went away)."""
         limit = self.settings.max_body_bytes
-        headers = dict(scope.get("headers") or [])
-        declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            return await _send_json(send, 413, {"detail": f"request body exceeds {limit} bytes"})
+        for name, value in scope.get("headers") or ():
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                await _send_json(send, 413, {"detail": f"request body exceeds {limit} bytes"})
+                return None
         chunks, size = [], 0
-        deadline = time.monotonic() + self.settings.body_timeout_s
-        while True:  # read the bounded body up front; chunked uploads can't sneak past the limit
-            try:
-                message = await asyncio.wait_for(receive(), timeout=max(0.0, deadline - time.monotonic()))
-            except TimeoutError:
-                return await _send_json(
-                    send,
-                    408,
-                    {"detail": f"request body not received within {self.settings.body_timeout_s:g}s"},
-                    extra_headers=[(b"connection", b"close")],
-                )
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                return await _send_json(send, 413, {"detail": f"request body exceeds {limit} bytes"})
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        replayed = False
+        loop = asyncio.get_running_loop()
+        try:
+            # read the bounded body up front; chunked uploads can't sneak past the limit
+            async with asyncio.timeout_at(loop.time() + self.settings.body_timeout_s):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return None
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > limit:
+                        await _send_json(send, 413, {"detail": f"request body exceeds {limit} bytes"})
+                        return None
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            await _send_json(
+                send,
+                408,
+                {"detail": f"request body not received within {self.settings.body_timeout_s:g}s"},
+                extra_headers=[(b"connection", b"close")],
+            )
+            return None
+        return b"".join(chunks)
 
-        async def replay():
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
 
-        await self.app(scope, replay, send)
+def _replay(body: bytes, receive):
+    replayed = False
+
+    async def replay():
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 async def _send_json(send, status: int, payload: dict, extra_headers=()):
-    body = json.dumps(payload).encode()
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
     await send(
         {
             "type": "http.response.start",
@@ -213,6 +228,171 @@ async def _send_json(send, status: int, payload: dict, extra_headers=()):
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+class ClassifyEndpoint:
+    """POST /v1/classify and /v1/classify/batch.
+
+    One thread round trip per request: the event loop parses and validates, hands the texts to the
+    model thread, which builds the log rows and hands them to the log writer thread, which answers the
+    request once they are committed. The loop only sends the finished answer.
+    """
+
+    def __init__(self, holder, writer: GroupCommitWriter, batcher: MicroBatcher, settings, served_by: str):
+        self.holder, self.writer, self.batcher, self.settings = holder, writer, batcher, settings
+        self.served_by = served_by.encode()
+        self._api_key = settings.api_key.encode() if settings.api_key else None
+
+    async def __call__(self, scope, body: bytes, send) -> None:
+        headers = {}
+        for name, value in scope.get("headers") or ():
+            headers.setdefault(name, value)
+        status, payload, extra = await self.respond(
+            scope, headers, body, batch=scope["path"].endswith("/batch")
+        )
+        out = [(b"x-served-by", self.served_by), *extra]
+        await _send_json(send, status, payload, out)
+
+    async def respond(self, scope, headers: dict, body: bytes, batch: bool) -> tuple[int, dict, list]:
+        started = time.perf_counter()
+        request_id = None
+        try:
+            request_id = self._request_id(headers)
+            self._authorize(headers)
+            content_type = headers.get(b"content-type")
+            payload = parse_json_body(body, content_type.decode("latin-1") if content_type else None)
+            messages = self._messages(payload, batch)
+            if scope.pop("manga.arriving", False):
+                self.batcher.arrived()
+            results = await self._answer(messages, request_id, started)
+        except ApiError as exc:
+            extra = [(k.encode(), v.encode()) for k, v in exc.headers.items()]
+            content = {"detail": exc.detail}
+            if request_id:
+                content["request_id"] = request_id
+                extra.append((b"x-request-id", request_id.encode()))
+            if exc.retry_after is not None:
+                extra.append((b"retry-after", str(max(1, round(exc.retry_after))).encode()))
+            return exc.status, content, extra
+        except Exception as exc:  # a bug, not the client's fault: still a JSON answer, and logged
+            log.exception("unhandled error answering %s", scope["path"])
+            return 500, {"detail": f"internal error: {type(exc).__name__}"}, []
+        return 200, ({"results": results} if batch else results[0]), [(b"x-request-id", request_id.encode())]
+
+    def _request_id(self, headers: dict) -> str:
+        given = headers.get(b"x-request-id")
+        if given is None:
+            return uuid.uuid4().hex
+        given = given.decode("latin-1")
+        if not REQUEST_ID.match(given):
+            raise ApiError(400, "X-Request-ID must be 1-128 characters of A-Z a-z 0-9 . _ : -")
+        return given
+
+    def _authorize(self, headers: dict) -> None:
+        if self._api_key is None:
+            return
+        given = headers.get(b"x-api-key")
+        auth = headers.get(b"authorization", b"")
+        if given is None and auth[:7].lower() == b"bearer ":
+            given = auth[7:].strip()
+        if given is None or not hmac.compare_digest(given, self._api_key):
+            raise ApiError(401, "missing or invalid API key", headers={"www-authenticate": "Bearer"})
+
+    def _check_text(self, text: str, where: str) -> None:
+        limit = self.settings.max_text_chars
+        if len(text) > limit:
+            raise ApiError(422, f"{where}: text has {len(text)} characters; the limit is {limit}")
+        problem = invalid_text_reason(text)
+        if problem:
+            raise ApiError(422, f"{where}: {problem}")
+
+    def _messages(self, payload, batch: bool) -> list[ClassifyRequest]:
+        try:
+            parsed = (BatchRequest if batch else ClassifyRequest).model_validate(payload)
+        except ValidationError as exc:
+            raise ApiError(422, validation_detail(exc)) from None
+        if not batch:
+            self._check_text(parsed.text, "text")
+            return [parsed]
+        messages = parsed.messages
+        if not messages:
+            raise ApiError(422, "messages: at least one message is required")
+        if len(messages) > self.settings.max_batch:
+            raise ApiError(422, f"messages: {len(messages)} messages; the limit is {self.settings.max_batch}")
+        for i, message in enumerate(messages):
+            self._check_text(message.text, f"messages.{i}.text")
+        return messages
+
+    async def _answer(self, messages: list[ClassifyRequest], request_id: str, started: float) -> list[dict]:
+        writer = self.writer
+        if not writer.available:  # refuse before spending model time on an answer we cannot log
+            raise ApiError(
+                503, f"prediction log unavailable: {writer.last_error}", retry_after=writer.retry_s
+            )
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+
+        def finish(answer, error) -> None:
+            loop.call_soon_threadsafe(_settle, future, answer, error)
+
+        def predicted(result: BatchResult | None, error: BaseException | None) -> None:  # model thread
+            if error is not None:
+                return finish(None, error)
+            rows = self._rows(messages, result, request_id, (time.perf_counter() - started) * 1000)
+            try:
+                writer.submit(rows, lambda failure: finish(None, failure) if failure else finish(rows, None))
+            except LogRejected as exc:
+                finish(None, exc)
+
+        try:
+            self.batcher.submit([m.text for m in messages], predicted)
+            rows = await future  # the answer exists only once its rows are in the log
+        except (Overloaded, NoModel, LogRejected) as exc:
+            raise ApiError(503, str(exc), retry_after=exc.retry_after) from None
+        hidden = ("ts", "text", "top", "probs")
+        return [{k: v for k, v in row.items() if k not in hidden} | {"top2": row["top"]} for row in rows]
+
+    def _rows(self, messages, result: BatchResult, request_id: str, latency_ms: float) -> list[dict]:
+        settings, now = self.settings, time.time()
+        ids = [request_id] if len(messages) == 1 else [f"{request_id}.{i}" for i in range(len(messages))]
+        rows = []
+        for message, prediction, row_id in zip(messages, result.predictions, ids):
+            top2 = [
+                {"intent": t["intent"], "confidence": round(t["confidence"], 6)} for t in prediction.top[:2]
+            ]
+            secondary = (
+                top2[1]["intent"]
+                if len(top2) > 1 and top2[1]["confidence"] >= settings.secondary_min
+                else None
+            )
+            rows.append(
+                {
+                    "ts": now,
+                    "request_id": row_id,
+                    "text": message.text,
+                    "channel": message.channel,
+                    "intent": prediction.intent,
+                    "confidence": round(prediction.confidence, 6),
+                    "secondary_intent": secondary,
+                    "top": top2,
+                    "probs": {t["intent"]: round(t["confidence"], 6) for t in prediction.top},
+                    "is_ood": prediction.is_ood,
+                    "energy": round(prediction.energy, 6),
+                    "route": _route(prediction, settings),
+                    "model_version": result.version,
+                    "latency_ms": round(latency_ms, 3),
+                }
+            )
+        return rows
+
+
+def _settle(future: asyncio.Future, result, error) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)
 
 
 def create_app(
@@ -236,6 +416,7 @@ def create_app(
         max_pending=settings.max_pending,
     ).start()
     served_by = worker or f"pid-{os.getpid()}"
+    endpoint = ClassifyEndpoint(holder, writer, batcher, settings, served_by)
 
     @asynccontextmanager
     async def lifespan(_app):
@@ -246,17 +427,6 @@ def create_app(
 
     app = FastAPI(title="MangaAssist intent service", version="2", lifespan=lifespan)
 
-    def error_response(exc: ApiError, request_id: str | None) -> JSONResponse:
-        headers = {"x-served-by": served_by, **exc.headers}
-        if request_id:
-            headers["x-request-id"] = request_id
-        if exc.retry_after is not None:
-            headers["retry-after"] = str(max(1, round(exc.retry_after)))
-        content = {"detail": exc.detail}
-        if request_id:
-            content["request_id"] = request_id
-        return JSONResponse(status_code=exc.status, content=content, headers=headers)
-
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
         return JSONResponse(status_code=exc.status_code, content={"detail": exc.detail}, headers=exc.headers)
@@ -266,120 +436,24 @@ def create_app(
         log.exception("unhandled error on %s", request.url.path)
         return JSONResponse(status_code=500, content={"detail": f"internal error: {type(exc).__name__}"})
 
-    def authorize(request: Request) -> None:
-        if not settings.api_key:
-            return
-        given = request.headers.get("x-api-key")
-        auth = request.headers.get("authorization", "")
-        if given is None and auth[:7].lower() == "bearer ":
-            given = auth[7:].strip()
-        if given is None or not hmac.compare_digest(given.encode(), settings.api_key.encode()):
-            raise ApiError(401, "missing or invalid API key", headers={"www-authenticate": "Bearer"})
-
-    def request_id_of(request: Request) -> str:
-        given = request.headers.get("x-request-id")
-        if given is None:
-            return uuid.uuid4().hex
-        if not REQUEST_ID.match(given):
-            raise ApiError(400, "X-Request-ID must be 1-128 characters of A-Z a-z 0-9 . _ : -")
-        return given
-
-    def check_text(text: str, where: str) -> None:
-        if len(text) > settings.max_text_chars:
-            raise ApiError(
-                422, f"{where}: text has {len(text)} characters; the limit is {settings.max_text_chars}"
-            )
-        problem = invalid_text_reason(text)
-        if problem:
-            raise ApiError(422, f"{where}: {problem}")
-
-    async def answer(request: Request, messages: list[ClassifyRequest], request_id: str, started: float):
-        if request.scope.pop("manga.arriving", False):
-            batcher.arrived()
-        if not writer.available:  # refuse before spending model time on an answer we cannot log
-            raise ApiError(
-                503, f"prediction log unavailable: {writer.last_error}", retry_after=writer.retry_s
-            )
-        try:
-            result = await batcher.classify([m.text for m in messages])
-        except (Overloaded, NoModel) as exc:
-            raise ApiError(503, str(exc), retry_after=exc.retry_after) from None
-        latency_ms = (time.perf_counter() - started) * 1000
-        now = time.time()
-        ids = [request_id] if len(messages) == 1 else [f"{request_id}.{i}" for i in range(len(messages))]
-        rows = []
-        for message, prediction, row_id in zip(messages, result.predictions, ids):
-            runner_up = prediction.top[1] if len(prediction.top) > 1 else None
-            secondary = (
-                runner_up["intent"]
-                if runner_up and runner_up["confidence"] >= settings.secondary_min
-                else None
-            )
-            rows.append(
-                {
-                    "ts": now,
-                    "request_id": row_id,
-                    "text": message.text,
-                    "channel": message.channel,
-                    "intent": prediction.intent,
-                    "confidence": round(prediction.confidence, 6),
-                    "secondary_intent": secondary,
-                    "top": [{**t, "confidence": round(t["confidence"], 6)} for t in prediction.top[:2]],
-                    "probs": {t["intent"]: round(t["confidence"], 6) for t in prediction.top},
-                    "is_ood": prediction.is_ood,
-                    "energy": round(prediction.energy, 6),
-                    "route": _route(prediction, settings),
-                    "model_version": result.version,
-                    "latency_ms": round(latency_ms, 3),
-                }
-            )
-        try:
-            await writer.write(rows)  # the answer exists only once its rows are in the log
-        except LogRejected as exc:
-            raise ApiError(503, str(exc), retry_after=exc.retry_after) from None
-        hidden = ("ts", "text", "top", "probs")
-        return [{k: v for k, v in row.items() if k not in hidden} | {"top2": row["top"]} for row in rows]
-
-    async def handle(request: Request, batch: bool) -> JSONResponse:
-        started = time.perf_counter()
-        request_id = None
-        try:
-            request_id = request_id_of(request)
-            authorize(request)
-            payload = parse_json_body(await request.body(), request.headers.get("content-type"))
-            try:
-                parsed = (BatchRequest if batch else ClassifyRequest).model_validate(payload)
-            except ValidationError as exc:
-                raise ApiError(422, validation_detail(exc)) from None
-            if batch:
-                messages = parsed.messages
-                if not messages:
-                    raise ApiError(422, "messages: at least one message is required")
-                if len(messages) > settings.max_batch:
-                    raise ApiError(
-                        422, f"messages: {len(messages)} messages; the limit is {settings.max_batch}"
-                    )
-                for i, message in enumerate(messages):
-                    check_text(message.text, f"messages.{i}.text")
-            else:
-                messages = [parsed]
-                check_text(parsed.text, "text")
-            results = await answer(request, messages, request_id, started)
-        except ApiError as exc:
-            return error_response(exc, request_id)
-        content = {"results": results} if batch else results[0]
-        return JSONResponse(content, headers={"x-request-id": request_id, "x-served-by": served_by})
+    async def via_framework(request: Request, batch: bool) -> JSONResponse:
+        """Only reached when the app is mounted without RequestGuard in front; same behaviour."""
+        headers = {k.encode("latin-1"): v.encode("latin-1") for k, v in request.headers.items()}
+        status, payload, extra = await endpoint.respond(request.scope, headers, await request.body(), batch)
+        return JSONResponse(payload, status_code=status, headers={k.decode(): v.decode() for k, v in extra})
 
     body_schema = {"content": {"application/json": {"schema": ClassifyRequest.model_json_schema()}}}
     batch_schema = {"content": {"application/json": {"schema": BatchRequest.model_json_schema()}}}
 
     @app.post("/v1/classify", openapi_extra={"requestBody": body_schema})
     async def classify_one(request: Request) -> JSONResponse:
-        return await handle(request, batch=False)
+        """One message → intent, calibrated confidence, top-2, OOD flag, route; logged before answering."""
+        return await via_framework(request, batch=False)
 
     @app.post("/v1/classify/batch", openapi_extra={"requestBody": batch_schema})
     async def classify_batch(request: Request) -> JSONResponse:
-        return await handle(request, batch=True)
+        """Up to `max_batch` messages, validated and logged all-or-nothing."""
+        return await via_framework(request, batch=True)
 
     def worker_status() -> dict:
         return {"worker": served_by, **holder.status(), "log": writer.status(), "batching": batcher.status()}
@@ -408,4 +482,4 @@ def create_app(
             {"ready": not reasons, "reasons": reasons, **worker_status()}, status_code=503 if reasons else 200
         )
 
-    return RequestGuard(app, settings, batcher, writer, holder)
+    return RequestGuard(app, settings, endpoint)
