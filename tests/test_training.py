@@ -19,8 +19,10 @@ def splits(tmp_path_factory):
 
 
 def _train(splits, tokenizer, kind="bert", **overrides):
-    config = TrainConfig(**{"epochs": 8, "lr": 3e-3, "batch_size": 16, "lr_decay": 0.9, "patience": 8,
-                            "overfit_gap": 10.0, **overrides})
+    # random tiny encoders: nothing pretrained to protect, so no frozen embeddings or head multiplier
+    config = TrainConfig(**{"epochs": 8, "max_steps": None, "lr": 3e-3, "batch_size": 16, "lr_decay": 0.9,
+                            "patience": 8, "overfit_gap": 10.0, "freeze_word_embeddings": False,
+                            "head_lr_multiplier": 1.0, **overrides})
     model = tiny_classifier(kind, num_labels=len(LABELS), seed=config.init_seed)
     return train_classifier(splits.train, splits.val, LABELS, config, model_and_tokenizer=(model, tokenizer),
                             progress=False)
