@@ -48,3 +48,29 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray, bounds: tuple[float,
         ece_before=expected_calibration_error(before, labels), ece_after=expected_calibration_error(after, labels),
         n=int(len(labels)),
     )
+
+
+def calibration_scores(logits: np.ndarray, labels: np.ndarray, temperature: float) -> dict:
+    """ECE, NLL and Brier of `logits` before (T = 1) and after dividing by `temperature`."""
+    from manga_intent.metrics import brier_score
+
+    labels = np.asarray(labels, dtype=int)
+    before, after = softmax(logits, 1.0), softmax(logits, temperature)
+    return {
+        "temperature": float(temperature), "n": int(len(labels)),
+        "ece_uncalibrated": expected_calibration_error(before, labels), "ece": expected_calibration_error(after, labels),
+        "nll_uncalibrated": negative_log_likelihood(before, labels), "nll": negative_log_likelihood(after, labels),
+        "brier_uncalibrated": brier_score(before, labels), "brier": brier_score(after, labels),
+    }
+
+
+def calibrate_on_validation(model, tokenizer, val_examples, label_list, *, max_length: int = 128) -> TemperatureFit:
+    """The one calibration code path: `manga-intent train` and the Dagster `calibrator` both call this.
+
+    Fits the temperature by NLL on the validation rows (never test or golden rows).
+    """
+    from manga_intent.inference import predict_logits
+
+    index = {label: i for i, label in enumerate(label_list)}
+    logits = predict_logits(model, tokenizer, [e.text for e in val_examples], max_length=max_length)
+    return fit_temperature(logits, np.array([index[e.label] for e in val_examples]))

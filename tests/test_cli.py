@@ -8,7 +8,9 @@ import pytest
 
 from conftest import KEYWORDS, write_keyword_jsonl
 
-FAST = ["--epochs", "6", "--lr", "3e-3", "--batch-size", "16", "--bootstrap", "100", "--lr-decay", "0.9"]
+# a random tiny encoder has no pretrained embeddings to protect: train them, no head multiplier
+FAST = ["--epochs", "6", "--lr", "3e-3", "--batch-size", "16", "--bootstrap", "100", "--lr-decay", "0.9",
+        "--no-freeze-word-embeddings", "--head-lr-multiplier", "1"]
 
 
 def run_cli(*args, check=True):
