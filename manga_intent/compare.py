@@ -119,7 +119,7 @@ def single_message_latency_ms(model, tokenizer, texts: Sequence[str], max_length
 
 
 def train_outputs(splits: DataSplits, label_list: Sequence[str], config: TrainConfig, *, base_model: str | None,
-                  model_and_tokenizer_factory=None) -> dict:
+                  model_and_tokenizer_factory=None, latency_messages: int = LATENCY_MESSAGES) -> dict:
     """Train once and keep what every scoring of the run needs: logits/features per split, latency."""
     mt = model_and_tokenizer_factory() if model_and_tokenizer_factory else None
     result = train_classifier(splits.train, splits.val, label_list, config, base_model=base_model,
@@ -133,7 +133,7 @@ def train_outputs(splits: DataSplits, label_list: Sequence[str], config: TrainCo
         if features is not None:
             out[f"{name}_features"] = features
     out["latency_ms"] = np.array(single_message_latency_ms(result.model, result.tokenizer,
-                                                           [e.text for e in splits.test[:LATENCY_MESSAGES]],
+                                                           [e.text for e in splits.test[:latency_messages]],
                                                            config.max_length))
     return out
 
@@ -271,7 +271,8 @@ class OutputCache:
 def run_method(method: str, seed: int, splits: DataSplits, label_list: Sequence[str], *,
                base_model: str | None = None, base_config: TrainConfig | None = None,
                cache: OutputCache | None = None, rare_threshold: float = RARE_SHARE_THRESHOLD,
-               model_and_tokenizer_factory=None, data_version: str = "data") -> dict:
+               model_and_tokenizer_factory=None, data_version: str = "data",
+               latency_messages: int = LATENCY_MESSAGES) -> dict:
     """Train (or reuse the stage-1 run) and score one (method, seed) on the test split."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; methods: {list(METHODS)}")
@@ -284,7 +285,8 @@ def run_method(method: str, seed: int, splits: DataSplits, label_list: Sequence[
     if outputs is None:
         config = method_config(trained, seed, base_config)
         outputs = train_outputs(splits, label_list, config, base_model=base_model,
-                                model_and_tokenizer_factory=model_and_tokenizer_factory)
+                                model_and_tokenizer_factory=model_and_tokenizer_factory,
+                                latency_messages=latency_messages)
         cache.put(key, outputs)
     rare = rare_labels_from_shares(label_shares([e.label for e in splits.train], label_list), rare_threshold)
     record = score_run(method, outputs, splits, label_list, rare, seed)
@@ -329,7 +331,7 @@ def paired_bootstrap(correct_a: np.ndarray, correct_b: np.ndarray, *, n_boot: in
     Returns the mean accuracy difference a - b, its 95% percentile interval and a two-sided p-value.
     """
     rng = np.random.default_rng(seed)
-    diff = (correct_a - correct_b).astype(float)  # seeds x examples
+    diff = correct_a.astype(float) - correct_b.astype(float)  # seeds x examples
     per_example = diff.mean(axis=0)
     n = per_example.shape[0]
     boots = np.array([per_example[rng.integers(0, n, n)].mean() for _ in range(n_boot)])
