@@ -75,6 +75,7 @@ def main() -> None:
         "best_step": result.best.step, "steps": result.steps, "stopped_early": result.stopped_early,
         "train_seconds": result.train_seconds, "wall_seconds": wall,
         "examples_per_second": result.examples_per_second, "threads": result.threads,
+        "history": [[h.step, round(h.val_accuracy, 4), round(h.val_macro_f1, 4)] for h in result.history],
         "config": {k: v for k, v in asdict(result.config).items()},
     }
     out = Path(args.out)

@@ -275,6 +275,10 @@ def cmd_compare(args) -> int:
     summary = compare.summarize(records, compare.labels_of_test_split(splits, label_list), n_boot=args.bootstrap)
     summary.update(data=str(Path(args.data).resolve()), data_hash=version, split_sizes=splits.sizes(),
                    step_budget=base.max_steps)
+    ensemble = compare.seed_ensemble(cache, splits, label_list, sorted({int(r["seed"]) for r in records}),
+                                     data_version=version)
+    if ensemble is not None:
+        summary["seed_ensemble"] = ensemble
     table = compare.markdown_table(summary)
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")

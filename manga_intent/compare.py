@@ -437,3 +437,38 @@ def labels_of_test_split(splits: DataSplits, label_list: Sequence[str]) -> list[
     index = {label: i for i, label in enumerate(label_list)}
     return [index[e.label] for e in splits.test]
 
+
+
+def seed_ensemble(cache: OutputCache, splits: DataSplits, label_list: Sequence[str], seeds: Sequence[int], *,
+                  data_version: str, size: int = 3, method: str = REFERENCE) -> dict | None:
+    """Logit averaging across `size` training seeds (disjoint groups of the runs' cached outputs).
+
+    The optional served ensemble of item 3: its accuracy/ECE on test (temperature fitted on val
+    for the averaged logits) and its single-message latency (the members' latencies summed, as they
+    would run one after another on one core) per group, beside the single models of the same seeds.
+    """
+    index = {label: i for i, label in enumerate(label_list)}
+    y_val = np.array([index[e.label] for e in splits.val])
+    y_test = np.array([index[e.label] for e in splits.test])
+    trained = POST_HOC_METHODS.get(method, method)
+    outputs = {s: cache.get(f"{data_version[-12:]}-{trained}-seed{s}") for s in seeds}
+    available = [s for s in seeds if outputs[s] is not None]
+    groups = [available[i:i + size] for i in range(0, len(available) - size + 1, size)]
+    if not groups:
+        return None
+    rows = []
+    for group in groups:
+        val = np.mean([outputs[s]["val_logits"] for s in group], axis=0)
+        test = np.mean([outputs[s]["test_logits"] for s in group], axis=0)
+        temperature = fit_temperature(val, y_val).temperature
+        probs = softmax(test, temperature)
+        latency = np.sum([np.asarray(outputs[s]["latency_ms"]) for s in group], axis=0)
+        singles = [float((outputs[s]["test_logits"].argmax(1) == y_test).mean()) for s in group]
+        rows.append({"seeds": group, "accuracy": float((probs.argmax(1) == y_test).mean()),
+                     "single_model_accuracy_mean": float(np.mean(singles)),
+                     "ece_calibrated": expected_calibration_error(probs, y_test),
+                     "p95_latency_ms": float(np.percentile(latency, 95))})
+    return {"method": method, "size": size, "groups": rows,
+            "accuracy": mean_ci([r["accuracy"] for r in rows]),
+            "single_model_accuracy": mean_ci([r["single_model_accuracy_mean"] for r in rows]),
+            "p95_latency_ms": mean_ci([r["p95_latency_ms"] for r in rows])}

@@ -69,6 +69,19 @@ def test_summary_table_and_paired_tests(grid):
     assert "separated?" in table and "rare acc" in table and table.count("\n") == len(compare.METHODS) + 1
 
 
+def test_seed_ensemble_averages_logits_of_disjoint_seed_groups(tokenizer):
+    splits = make_splits(imbalanced_examples(), seed=42)
+    cache = compare.OutputCache(None)
+    rng = np.random.default_rng(0)
+    for s in (1, 2, 3, 4):
+        cache.put(f"version-recipe_v2-seed{s}", {"val_logits": rng.normal(size=(len(splits.val), 3)),
+                                                  "test_logits": rng.normal(size=(len(splits.test), 3)),
+                                                  "latency_ms": np.full(10, 2.0)})
+    ensemble = compare.seed_ensemble(cache, splits, LABELS, [1, 2, 3, 4], data_version="version", size=2)
+    assert [g["seeds"] for g in ensemble["groups"]] == [[1, 2], [3, 4]]
+    assert ensemble["groups"][0]["p95_latency_ms"] == pytest.approx(4.0)  # members run one after another
+
+
 def test_holm_mcnemar_bootstrap():
     assert compare.holm({"a": 0.01, "b": 0.04, "c": 0.03}) == pytest.approx({"a": 0.03, "b": 0.06, "c": 0.06})
     assert compare.mcnemar_exact(0, 0) == 1.0
