@@ -119,14 +119,18 @@ def single_message_latency_ms(model, tokenizer, texts: Sequence[str], max_length
 
 
 def train_outputs(splits: DataSplits, label_list: Sequence[str], config: TrainConfig, *, base_model: str | None,
-                  model_and_tokenizer_factory=None, latency_messages: int = LATENCY_MESSAGES) -> dict:
-    """Train once and keep what every scoring of the run needs: logits/features per split, latency."""
+                  model_and_tokenizer_factory=None, latency_messages: int = LATENCY_MESSAGES,
+                  with_train_outputs: bool = True) -> dict:
+    """Train once and keep what every scoring of the run needs: logits/features per split, latency.
+
+    Training-split outputs (what the two-stage head is fitted on) only when `with_train_outputs`.
+    """
     mt = model_and_tokenizer_factory() if model_and_tokenizer_factory else None
     result = train_classifier(splits.train, splits.val, label_list, config, base_model=base_model,
                               model_and_tokenizer=mt, progress=False)
     out = {"train_seconds": result.train_seconds, "examples_per_second": result.examples_per_second,
            "best_step": result.best.step, "steps": result.steps}
-    for name in ("train", "val", "test"):
+    for name in ("train", "val", "test") if with_train_outputs else ("val", "test"):
         logits, features = _outputs(result.model, result.tokenizer, [e.text for e in getattr(splits, name)],
                                     config.max_length)
         out[f"{name}_logits"] = logits
@@ -286,7 +290,7 @@ def run_method(method: str, seed: int, splits: DataSplits, label_list: Sequence[
         config = method_config(trained, seed, base_config)
         outputs = train_outputs(splits, label_list, config, base_model=base_model,
                                 model_and_tokenizer_factory=model_and_tokenizer_factory,
-                                latency_messages=latency_messages)
+                                latency_messages=latency_messages, with_train_outputs=trained == "plain_ce")
         cache.put(key, outputs)
     rare = rare_labels_from_shares(label_shares([e.label for e in splits.train], label_list), rare_threshold)
     record = score_run(method, outputs, splits, label_list, rare, seed)
