@@ -221,3 +221,19 @@ def test_hf_architecture_still_trains(splits, tokenizer):
     result = train_classifier(splits.train, splits.val, LABELS, fast(architecture="hf"),
                               model_and_tokenizer=(tiny_classifier("bert", 4), tokenizer), progress=False)
     assert result.steps == 12
+
+
+def test_hundreds_of_labels_train_and_evaluate(tokenizer):
+    from manga_intent.pipeline import run_training
+
+    rng = np.random.default_rng(0)
+    vocab = list(tokenizer.get_vocab())[2000:2600]
+    examples = [Example(f"{vocab[i]} {vocab[int(rng.integers(600))]} {j}", f"intent_{i:03d}")
+                for i in range(300) for j in range(5)]
+    splits = make_splits(examples, seed=3)
+    labels = sorted({e.label for e in examples})
+    assert len(labels) == 300 and {e.label for e in splits.val} == set(labels)
+    result, metrics, card = run_training(splits, labels, fast(max_steps=3, eval_every=3), base_model=None, n_boot=0,
+                                         progress=False, model_and_tokenizer=(tiny_pooled_classifier(300), tokenizer))
+    assert metrics["n"] == len(splits.test) == 300 and len(metrics["per_intent"]) == 300
+    assert card["metrics_split"] == "test" and metrics["calibration"]["fitted_on"] == "val"
