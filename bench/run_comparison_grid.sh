@@ -5,7 +5,7 @@
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-bench/results/compare_seed}
-STEPS=${STEPS:-150}
+STEPS=${STEPS:-100}
 SEEDS=${SEEDS:-10}
 for seed in $(seq 1 "$SEEDS"); do
   flock /tmp/manga-cpu.lock .venv/bin/manga-intent compare --data data/seed_corpus/seed_corpus.jsonl \

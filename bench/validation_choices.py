@@ -4,7 +4,7 @@ The grid (bench/run_comparison_grid.sh) caches every trained run's validation lo
 them on the seed corpus's validation split, mean ± 95% CI across seeds, so the choice between plain CE,
 class weights, oversampling, label smoothing and focal loss is made on validation with 10 seeds.
 
-  python bench/validation_choices.py [bench/results/compare_seed]
+  python bench/validation_choices.py [bench/results/compare_seed] [step budget of the grid]
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.label_sets import label_set  # noqa: E402
-from manga_intent.compare import TRAINED_METHODS, REFERENCE, OutputCache, mean_ci  # noqa: E402
+from manga_intent.compare import REFERENCE, TRAINED_METHODS, OutputCache, cache_key, mean_ci  # noqa: E402
+from manga_intent.training import TrainConfig  # noqa: E402
 from manga_intent.data import data_hash, load_jsonl  # noqa: E402
 from manga_intent.metrics import macro_f1  # noqa: E402
 from bench.label_sets import SEED_CORPUS  # noqa: E402
@@ -28,6 +29,8 @@ def main() -> None:
     splits, labels = label_set("seed")
     version = data_hash(load_jsonl(SEED_CORPUS).examples)
     cache = OutputCache(out / "cache")
+    steps = int(sys.argv[2]) if len(sys.argv) > 2 else TrainConfig().max_steps
+    base = TrainConfig(max_steps=steps)
     index = {label: i for i, label in enumerate(labels)}
     y = np.array([index[e.label] for e in splits.val])
     rare = [index["checkout_help"], index["escalation"]]
@@ -36,7 +39,7 @@ def main() -> None:
     for method in (*TRAINED_METHODS, REFERENCE):
         accs, f1s, rares = [], [], []
         for seed in range(1, 21):
-            outputs = cache.get(f"{version[-12:]}-{method}-seed{seed}")
+            outputs = cache.get(cache_key(method, seed, version, base))
             if outputs is None:
                 continue
             predicted = outputs["val_logits"].argmax(1)

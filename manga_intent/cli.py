@@ -276,7 +276,7 @@ def cmd_compare(args) -> int:
     summary.update(data=str(Path(args.data).resolve()), data_hash=version, split_sizes=splits.sizes(),
                    step_budget=base.max_steps)
     ensemble = compare.seed_ensemble(cache, splits, label_list, sorted({int(r["seed"]) for r in records}),
-                                     data_version=version)
+                                     data_version=version, base_config=base)
     if ensemble is not None:
         summary["seed_ensemble"] = ensemble
     table = compare.markdown_table(summary)

@@ -272,6 +272,17 @@ class OutputCache:
             tmp.replace(path)
 
 
+def cache_key(method: str, seed: int, data_version: str, base_config: TrainConfig | None = None) -> str:
+    """Runs are cached by the trained configuration, so methods that train the same model share one run
+    (the post-hoc methods and plain CE; recipe v2 and plain CE whenever v2's loss settings are plain CE's)."""
+    import hashlib
+
+    trained = POST_HOC_METHODS.get(method, method)
+    config = method_config(trained, seed, base_config)
+    digest = hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()[:12]
+    return f"{data_version[-12:]}-{digest}-seed{seed}"
+
+
 def run_method(method: str, seed: int, splits: DataSplits, label_list: Sequence[str], *,
                base_model: str | None = None, base_config: TrainConfig | None = None,
                cache: OutputCache | None = None, rare_threshold: float = RARE_SHARE_THRESHOLD,
@@ -284,7 +295,7 @@ def run_method(method: str, seed: int, splits: DataSplits, label_list: Sequence[
         raise ValueError("comparing methods needs test rows (they are scored on the test split)")
     cache = cache or OutputCache(None)
     trained = POST_HOC_METHODS.get(method, method)
-    key = f"{data_version[-12:]}-{trained}-seed{seed}"
+    key = cache_key(method, seed, data_version, base_config)
     outputs = cache.get(key)
     if outputs is None:
         config = method_config(trained, seed, base_config)
@@ -444,7 +455,8 @@ def labels_of_test_split(splits: DataSplits, label_list: Sequence[str]) -> list[
 
 
 def seed_ensemble(cache: OutputCache, splits: DataSplits, label_list: Sequence[str], seeds: Sequence[int], *,
-                  data_version: str, size: int = 3, method: str = REFERENCE) -> dict | None:
+                  data_version: str, size: int = 3, method: str = REFERENCE,
+                  base_config: TrainConfig | None = None) -> dict | None:
     """Logit averaging across `size` training seeds (disjoint groups of the runs' cached outputs).
 
     The optional served ensemble of item 3: its accuracy/ECE on test (temperature fitted on val
@@ -454,8 +466,7 @@ def seed_ensemble(cache: OutputCache, splits: DataSplits, label_list: Sequence[s
     index = {label: i for i, label in enumerate(label_list)}
     y_val = np.array([index[e.label] for e in splits.val])
     y_test = np.array([index[e.label] for e in splits.test])
-    trained = POST_HOC_METHODS.get(method, method)
-    outputs = {s: cache.get(f"{data_version[-12:]}-{trained}-seed{s}") for s in seeds}
+    outputs = {s: cache.get(cache_key(method, s, data_version, base_config)) for s in seeds}
     available = [s for s in seeds if outputs[s] is not None]
     groups = [available[i:i + size] for i in range(0, len(available) - size + 1, size)]
     if not groups:

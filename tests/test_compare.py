@@ -47,6 +47,8 @@ def test_every_method_scores_the_test_split(grid):
     plain = {r["seed"]: r for r in records if r["method"] == "plain_ce"}
     moved = {r["seed"]: r for r in records if r["method"] == "threshold_moving"}
     assert all(plain[s]["train_seconds"] == moved[s]["train_seconds"] for s in plain)  # same stage-1 run, reused
+    assert compare.cache_key("two_stage", 1, "v") == compare.cache_key("plain_ce", 1, "v")
+    assert compare.cache_key("label_smoothing", 1, "v") != compare.cache_key("plain_ce", 1, "v")
     assert json.dumps(records)  # JSON-able for the results file
 
 
@@ -74,7 +76,7 @@ def test_seed_ensemble_averages_logits_of_disjoint_seed_groups(tokenizer):
     cache = compare.OutputCache(None)
     rng = np.random.default_rng(0)
     for s in (1, 2, 3, 4):
-        cache.put(f"version-recipe_v2-seed{s}", {"val_logits": rng.normal(size=(len(splits.val), 3)),
+        cache.put(compare.cache_key("recipe_v2", s, "version"), {"val_logits": rng.normal(size=(len(splits.val), 3)),
                                                   "test_logits": rng.normal(size=(len(splits.test), 3)),
                                                   "latency_ms": np.full(10, 2.0)})
     ensemble = compare.seed_ensemble(cache, splits, LABELS, [1, 2, 3, 4], data_version="version", size=2)
