@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 LS_VENV := .ls-venv
 LS_STAMP := $(LS_VENV)/.installed
 
-.PHONY: demo test bench label-studio label-studio-venv clean
+.PHONY: demo test lint format bench label-studio label-studio-venv clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,16 @@ label-studio: $(STAMP) $(LS_STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m manga_assets.demo
 
-test: $(STAMP) $(LS_STAMP)
+# house rules: ruff lint + format check (configured in pyproject.toml); `make format` applies the formatter
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: lint $(LS_STAMP)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

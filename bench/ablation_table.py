@@ -1,6 +1,6 @@
 """Markdown table of the validation-only ablations (bench/results/ablations.jsonl), one row per variant.
 
-  python bench/ablation_table.py [bench/results/ablations.jsonl]
+python bench/ablation_table.py [bench/results/ablations.jsonl]
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ def main() -> None:
         f1 = np.mean([r["val_macro_f1"] for r in runs])
         steps = "; ".join(f"{r['best_step']}/{r['steps']}" for r in runs)
         eps = np.mean([r["examples_per_second"] for r in runs])
-        print(f"| {label_set} ({runs[0]['n_labels']} labels) | {name} | {len(runs)} | {acc:.4f} | {f1:.4f} | {steps} | "
-              f"{eps:.0f} |")
+        print(
+            f"| {label_set} ({runs[0]['n_labels']} labels) | {name} | {len(runs)} | {acc:.4f} | {f1:.4f} | {steps} | "
+            f"{eps:.0f} |"
+        )
 
 
 if __name__ == "__main__":

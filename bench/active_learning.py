@@ -21,10 +21,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from manga_assets.shipped_data import GOLDEN, SEED_CORPUS, read_rows  # noqa: E402
-from manga_assets.synthetic import generate_synthetic  # noqa: E402
 from manga_intent.active_learning import select_batch  # noqa: E402
-from manga_intent.labels import INTENTS  # noqa: E402
+from manga_intent.shipped_data import GOLDEN, SEED_CORPUS, read_rows  # noqa: E402
+from manga_intent.synthetic import generate_synthetic  # noqa: E402
+from manga_intent.taxonomy import INTENTS  # noqa: E402
 
 
 def embed(texts: list[str]) -> np.ndarray:
@@ -40,7 +40,9 @@ def embed(texts: list[str]) -> np.ndarray:
     out = []
     with torch.inference_mode():
         for i in range(0, len(texts), 64):
-            batch = tokenizer(texts[i:i + 64], padding=True, truncation=True, max_length=64, return_tensors="pt")
+            batch = tokenizer(
+                texts[i : i + 64], padding=True, truncation=True, max_length=64, return_tensors="pt"
+            )
             hidden = model(**batch).last_hidden_state
             mask = batch["attention_mask"].unsqueeze(-1).float()
             vectors = (hidden * mask).sum(1) / mask.sum(1)
@@ -68,8 +70,10 @@ def run_strategy(strategy, pool_x, pool_y, pool_text, test_x, test_y, *, start, 
         else:
             probs = model.predict_proba(pool_x[unlabelled])
             classes = [INTENTS[c] for c in model.classes_]
-            candidates = [{"text": pool_text[i], "probs": dict(zip(classes, row)), "index": i}
-                          for i, row in zip(unlabelled, probs)]
+            candidates = [
+                {"text": pool_text[i], "probs": dict(zip(classes, row)), "index": i}
+                for i, row in zip(unlabelled, probs)
+            ]
             picked = [c["index"] for c in select_batch(candidates, step, strategy=strategy)]
         labelled.update(picked)
     return curve
@@ -94,17 +98,34 @@ def main() -> None:
     test_y = np.array([INTENTS.index(label) for _, label in golden])
     full = float((fit(pool_x, pool_y).predict(test_x) == test_y).mean())
     target = 0.95 * full
-    print(f"pool {len(pool)} messages (seed corpus + {args.synthetic} generated), golden test {len(golden)}; "
-          f"full-pool accuracy {full:.4f}, target (95%) {target:.4f}")
+    print(
+        f"pool {len(pool)} messages (seed corpus + {args.synthetic} generated), golden test {len(golden)}; "
+        f"full-pool accuracy {full:.4f}, target (95%) {target:.4f}"
+    )
 
     curves = {}
     for strategy in ("margin", "least_confidence", "entropy", "random"):
-        runs = [run_strategy(strategy, pool_x, pool_y, pool_text, test_x, test_y, start=args.start, step=args.step,
-                             rounds=args.rounds, seed=repeat) for repeat in range(args.repeats)]
-        curves[strategy] = [(runs[0][i][0], float(np.mean([r[i][1] for r in runs]))) for i in range(len(runs[0]))]
+        runs = [
+            run_strategy(
+                strategy,
+                pool_x,
+                pool_y,
+                pool_text,
+                test_x,
+                test_y,
+                start=args.start,
+                step=args.step,
+                rounds=args.rounds,
+                seed=repeat,
+            )
+            for repeat in range(args.repeats)
+        ]
+        curves[strategy] = [
+            (runs[0][i][0], float(np.mean([r[i][1] for r in runs]))) for i in range(len(runs[0]))
+        ]
 
     labels_used = [n for n, _ in curves["random"]]
-    print("\ngolden accuracy by labels used (mean of %d repeats)" % args.repeats)
+    print(f"\ngolden accuracy by labels used (mean of {args.repeats} repeats)")
     print(f"{'labels':>7s} " + " ".join(f"{s:>17s}" for s in curves))
     for i, n in enumerate(labels_used):
         print(f"{n:7d} " + " ".join(f"{curves[s][i][1]:17.4f}" for s in curves))

@@ -27,19 +27,21 @@ LABEL_SETS = ("seed", "seed5", "seed3", "gen80")
 
 
 def many_label_examples(n: int = 2400, seed: int = 11, groups: int = 8) -> list[Example]:
-    from manga_assets.synthetic import generate_synthetic
+    from manga_intent.synthetic import generate_synthetic
 
     rows = generate_synthetic(n, seed=seed, intent_shares={i: 0.1 for i in _intents()})
     out = []
     for r in rows:
         template = r["template_id"].split("+")[0]
         intent, index = template.rsplit(".", 1)
-        out.append(Example(text=r["text"], label=f"{intent}.g{int(index) % groups}", meta={"segment": r["segment"]}))
+        out.append(
+            Example(text=r["text"], label=f"{intent}.g{int(index) % groups}", meta={"segment": r["segment"]})
+        )
     return out
 
 
 def _intents():
-    from manga_intent.labels import INTENTS
+    from manga_intent.taxonomy import INTENTS
 
     return INTENTS
 

@@ -67,14 +67,24 @@ def main() -> None:
     pred = logits.argmax(axis=1)
     fit = fit_temperature(logits, y)
     row = {
-        "label_set": args.label_set, "name": args.name, "seed": args.seed, "n_labels": len(labels),
-        "train_rows": len(splits.train), "val_rows": len(splits.val),
-        "val_accuracy": float((pred == y).mean()), "val_macro_f1": macro_f1(y, pred, len(labels)),
+        "label_set": args.label_set,
+        "name": args.name,
+        "seed": args.seed,
+        "n_labels": len(labels),
+        "train_rows": len(splits.train),
+        "val_rows": len(splits.val),
+        "val_accuracy": float((pred == y).mean()),
+        "val_macro_f1": macro_f1(y, pred, len(labels)),
         "val_ece_uncalibrated": expected_calibration_error(softmax(logits), y),
-        "val_nll_uncalibrated": fit.nll_before, "temperature": fit.temperature,
-        "best_step": result.best.step, "steps": result.steps, "stopped_early": result.stopped_early,
-        "train_seconds": result.train_seconds, "wall_seconds": wall,
-        "examples_per_second": result.examples_per_second, "threads": result.threads,
+        "val_nll_uncalibrated": fit.nll_before,
+        "temperature": fit.temperature,
+        "best_step": result.best.step,
+        "steps": result.steps,
+        "stopped_early": result.stopped_early,
+        "train_seconds": result.train_seconds,
+        "wall_seconds": wall,
+        "examples_per_second": result.examples_per_second,
+        "threads": result.threads,
         "history": [[h.step, round(h.val_accuracy, 4), round(h.val_macro_f1, 4)] for h in result.history],
         "config": {k: v for k, v in asdict(result.config).items()},
     }
@@ -82,8 +92,23 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("a", encoding="utf-8") as fh:
         fh.write(json.dumps(row) + "\n")
-    print(json.dumps({k: row[k] for k in ("label_set", "name", "val_accuracy", "val_macro_f1", "best_step", "steps",
-                                          "train_seconds", "examples_per_second")}))
+    print(
+        json.dumps(
+            {
+                k: row[k]
+                for k in (
+                    "label_set",
+                    "name",
+                    "val_accuracy",
+                    "val_macro_f1",
+                    "best_step",
+                    "steps",
+                    "train_seconds",
+                    "examples_per_second",
+                )
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

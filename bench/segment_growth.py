@@ -20,18 +20,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.label_sets import REPO, label_set  # noqa: E402
 from manga_intent.coverage import tokenizer_coverage  # noqa: E402
-from manga_intent.data import DataSplits, Example, load_jsonl  # noqa: E402
-from manga_intent.pipeline import evaluate_examples  # noqa: E402
+from manga_intent.data import Example, load_jsonl  # noqa: E402
+from manga_intent.train_and_evaluate import evaluate_examples  # noqa: E402
 from manga_intent.training import TrainConfig, train_classifier  # noqa: E402
 
 MIX = {"jp_en": 0.5, "jargon": 0.4, "slang": 0.1, "typo": 0.05}
 
 
 def generated(n: int, labels) -> list[Example]:
-    from manga_assets.synthetic import generate_synthetic
+    from manga_intent.synthetic import generate_synthetic
 
-    return [Example(r["text"], r["label"], meta={"segment": r["segment"], "source": "synthetic"})
-            for r in generate_synthetic(n, seed=97, segment_mix=MIX) if r["label"] in labels]
+    return [
+        Example(r["text"], r["label"], meta={"segment": r["segment"], "source": "synthetic"})
+        for r in generate_synthetic(n, seed=97, segment_mix=MIX)
+        if r["label"] in labels
+    ]
 
 
 def main() -> None:
@@ -50,17 +53,24 @@ def main() -> None:
         rows = {}
         for part_name, part in (("val", splits.val), ("golden (final report)", golden)):
             report = evaluate_examples(result.model, result.tokenizer, part, labels, rare_labels=[], n_boot=0)
-            rows[part_name] = {"accuracy": report["accuracy"],
-                               **{s: v["accuracy"] for s, v in report["segment_accuracy"].items()}}
+            rows[part_name] = {
+                "accuracy": report["accuracy"],
+                **{s: v["accuracy"] for s, v in report["segment_accuracy"].items()},
+            }
         out[name] = rows
         coverage = tokenizer_coverage(result.tokenizer, train)
-        print(f"{name}: {len(train)} training rows; JP-EN share {coverage.get('jp_en', {}).get('messages', 0) / len(train):.3f}"
-              f", jargon share {coverage.get('jargon', {}).get('messages', 0) / len(train):.3f}", flush=True)
+        print(
+            f"{name}: {len(train)} training rows; JP-EN share {coverage.get('jp_en', {}).get('messages', 0) / len(train):.3f}"
+            f", jargon share {coverage.get('jargon', {}).get('messages', 0) / len(train):.3f}",
+            flush=True,
+        )
     for part_name in ("val", "golden (final report)"):
         segments = list(out["before"][part_name])
         print(f"\n{part_name}:\n| segment | before | after |\n|---|---|---|")
         for s in segments:
-            print(f"| {s} | {out['before'][part_name][s]:.3f} | {out['after'][part_name].get(s, float('nan')):.3f} |")
+            print(
+                f"| {s} | {out['before'][part_name][s]:.3f} | {out['after'][part_name].get(s, float('nan')):.3f} |"
+            )
     print(json.dumps(out))
 
 

@@ -21,10 +21,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from manga_assets.shipped_data import GOLDEN, read_rows  # noqa: E402
 from manga_intent.compiled import CompiledClassifier, compile_classifier  # noqa: E402
-from manga_intent.labels import INTENTS  # noqa: E402
 from manga_intent.model_io import load_base_for_training, load_trained, save_model  # noqa: E402
+from manga_intent.shipped_data import GOLDEN, read_rows  # noqa: E402
+from manga_intent.taxonomy import INTENTS  # noqa: E402
 from manga_intent.training import configure_threads  # noqa: E402
 
 
@@ -51,13 +51,24 @@ def main() -> None:
             model_dir, labels = args.model, card["labels"]
         else:
             tokenizer, model = load_base_for_training(None, INTENTS)
-            model_dir, labels = save_model(model, tokenizer, Path(tmp) / "model", {"labels": list(INTENTS)}), INTENTS
+            model_dir, labels = (
+                save_model(model, tokenizer, Path(tmp) / "model", {"labels": list(INTENTS)}),
+                INTENTS,
+            )
         model.eval()
-        compile_classifier(model, tokenizer, Path(tmp) / "compiled", labels=labels, temperature=1.0,
-                           ood_threshold=0.0, backend="onnx")
+        compile_classifier(
+            model,
+            tokenizer,
+            Path(tmp) / "compiled",
+            labels=labels,
+            temperature=1.0,
+            ood_threshold=0.0,
+            backend="onnx",
+        )
         ours = CompiledClassifier(Path(tmp) / "compiled")
-        baseline = pipeline("text-classification", model=str(model_dir), tokenizer=str(model_dir), device=-1,
-                            top_k=None)
+        baseline = pipeline(
+            "text-classification", model=str(model_dir), tokenizer=str(model_dir), device=-1, top_k=None
+        )
         for text in texts[:20]:  # warm up both
             ours.classify([text])
             baseline(text)
@@ -75,7 +86,7 @@ def main() -> None:
                     single["pipeline"].append((time.perf_counter() - start) * 1000)
                 start = time.perf_counter()
                 for i in range(0, len(texts), args.batch_size):
-                    ours.classify(texts[i:i + args.batch_size])
+                    ours.classify(texts[i : i + args.batch_size])
                 batch_seconds["ours"] += time.perf_counter() - start
                 start = time.perf_counter()
                 baseline(texts, batch_size=args.batch_size)
@@ -87,10 +98,14 @@ def main() -> None:
     print(f"{len(texts)} golden messages x {args.rounds} rounds, torch threads {torch.get_num_threads()}")
     print(f"{'':10s} {'P50 ms':>8s} {'P95 ms':>8s} {'P99 ms':>8s} {'batch msg/s':>12s}")
     for name in ("ours", "pipeline"):
-        print(f"{name:10s} {stats[name][50]:8.2f} {stats[name][95]:8.2f} {stats[name][99]:8.2f} {throughput[name]:12.1f}")
-    print(f"speed-up (pipeline / ours): P50 {stats['pipeline'][50] / stats['ours'][50]:.2f}x, "
-          f"P95 {stats['pipeline'][95] / stats['ours'][95]:.2f}x, P99 {stats['pipeline'][99] / stats['ours'][99]:.2f}x, "
-          f"batch throughput {throughput['ours'] / throughput['pipeline']:.2f}x")
+        print(
+            f"{name:10s} {stats[name][50]:8.2f} {stats[name][95]:8.2f} {stats[name][99]:8.2f} {throughput[name]:12.1f}"
+        )
+    print(
+        f"speed-up (pipeline / ours): P50 {stats['pipeline'][50] / stats['ours'][50]:.2f}x, "
+        f"P95 {stats['pipeline'][95] / stats['ours'][95]:.2f}x, P99 {stats['pipeline'][99] / stats['ours'][99]:.2f}x, "
+        f"batch throughput {throughput['ours'] / throughput['pipeline']:.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -46,9 +46,16 @@ def plain_hf_loop(train, label_list, *, base_model, lr, epochs, batch_size, seed
     tokenizer, model = load_base_for_training(base_model, label_list, architecture="hf")
     index = {label: i for i, label in enumerate(label_list)}
     rows = train if max_examples is None else train[:max_examples]
-    features = [{**tokenizer(e.text, truncation=True, max_length=128), "labels": index[e.label]} for e in rows]
-    loader = DataLoader(features, batch_size=batch_size, shuffle=True, collate_fn=DataCollatorWithPadding(tokenizer),
-                        generator=torch.Generator().manual_seed(seed))
+    features = [
+        {**tokenizer(e.text, truncation=True, max_length=128), "labels": index[e.label]} for e in rows
+    ]
+    loader = DataLoader(
+        features,
+        batch_size=batch_size,
+        shuffle=True,
+        collate_fn=DataCollatorWithPadding(tokenizer),
+        generator=torch.Generator().manual_seed(seed),
+    )
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     total = len(loader) * epochs
     scheduler = get_linear_schedule_with_warmup(optimizer, int(0.1 * total), total)
@@ -72,8 +79,14 @@ def timed_pass(train, val, label_list, config: TrainConfig, base_model: str | No
     """Examples/second of our trainer over exactly n training rows (one pass, batch 32)."""
     steps = max(1, n // config.batch_size)
     config = replace(config, epochs=1, max_steps=steps, eval_every=10**9, patience=1)
-    result = train_classifier(train[:steps * config.batch_size], val[:32], label_list, config, base_model=base_model,
-                              progress=False)
+    result = train_classifier(
+        train[: steps * config.batch_size],
+        val[:32],
+        label_list,
+        config,
+        base_model=base_model,
+        progress=False,
+    )
     return result.examples_per_second
 
 
@@ -89,7 +102,9 @@ def main() -> None:
     parser.add_argument("--label-set", choices=LABEL_SETS, default="seed")
     parser.add_argument("--throughput-examples", type=int, default=1280)
     parser.add_argument("--base-model", default=None, help="default: packaged all-MiniLM-L6-v2")
-    parser.add_argument("--plain-lrs", default="1e-4,3e-4,5e-4", help="rates the plain loop is tuned over (on val)")
+    parser.add_argument(
+        "--plain-lrs", default="1e-4,3e-4,5e-4", help="rates the plain loop is tuned over (on val)"
+    )
     parser.add_argument("--plain-epochs", type=int, default=5)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--skip-throughput", action="store_true")
@@ -101,8 +116,10 @@ def main() -> None:
     threads = configure_threads()
 
     splits, label_list = label_set(args.label_set)
-    print(f"label set {args.label_set}: {len(label_list)} labels, split {splits.sizes()}; torch threads {threads}, "
-          f"inter-op {torch.get_num_interop_threads()}")
+    print(
+        f"label set {args.label_set}: {len(label_list)} labels, split {splits.sizes()}; torch threads {threads}, "
+        f"inter-op {torch.get_num_interop_threads()}"
+    )
 
     if not args.skip_throughput:
         n = min(args.throughput_examples, len(splits.train))
@@ -117,8 +134,16 @@ def main() -> None:
         measured = {}
         for name, config in variants:
             measured[name] = timed_pass(splits.train, splits.val, label_list, config, args.base_model, n)
-        _, _, plain_eps = plain_hf_loop(splits.train, label_list, base_model=args.base_model, lr=1e-4, epochs=1,
-                                        batch_size=32, seed=args.seed, max_examples=n)
+        _, _, plain_eps = plain_hf_loop(
+            splits.train,
+            label_list,
+            base_model=args.base_model,
+            lr=1e-4,
+            epochs=1,
+            batch_size=32,
+            seed=args.seed,
+            max_examples=n,
+        )
         measured["plain transformers loop"] = plain_eps
         legacy = measured[variants[0][0]]
         print(f"\nthroughput over {n} training examples (examples/s, ratio to legacy):")
@@ -127,31 +152,45 @@ def main() -> None:
 
     if args.skip_accuracy:
         return
-    print(f"\nfull training on {len(splits.train)} rows; choices on val (n={len(splits.val)}), "
-          f"test n={len(splits.test)} reported:")
+    print(
+        f"\nfull training on {len(splits.train)} rows; choices on val (n={len(splits.val)}), "
+        f"test n={len(splits.test)} reported:"
+    )
     for name, config in (("legacy", LEGACY_RECIPE), ("recipe v2", TrainConfig())):
         started = time.perf_counter()
-        result = train_classifier(splits.train, splits.val, label_list, config, base_model=args.base_model,
-                                  progress=False)
+        result = train_classifier(
+            splits.train, splits.val, label_list, config, base_model=args.base_model, progress=False
+        )
         wall = time.perf_counter() - started
         val_acc, val_f1 = scores(result.model, result.tokenizer, splits.val, label_list)
         test_acc, test_f1 = scores(result.model, result.tokenizer, splits.test, label_list)
-        print(f"  {name:<10} val acc {val_acc:.4f} macro-F1 {val_f1:.4f} | test acc {test_acc:.4f} macro-F1 "
-              f"{test_f1:.4f} | {result.steps} steps, {result.examples_per_second:.1f} ex/s, wall {wall:.0f}s")
+        print(
+            f"  {name:<10} val acc {val_acc:.4f} macro-F1 {val_f1:.4f} | test acc {test_acc:.4f} macro-F1 "
+            f"{test_f1:.4f} | {result.steps} steps, {result.examples_per_second:.1f} ex/s, wall {wall:.0f}s"
+        )
     if args.skip_plain:
         return
     best = None
     for lr in [float(x) for x in args.plain_lrs.split(",")]:
-        model, tokenizer, eps = plain_hf_loop(splits.train, label_list, base_model=args.base_model, lr=lr,
-                                              epochs=args.plain_epochs, batch_size=32, seed=args.seed)
+        model, tokenizer, eps = plain_hf_loop(
+            splits.train,
+            label_list,
+            base_model=args.base_model,
+            lr=lr,
+            epochs=args.plain_epochs,
+            batch_size=32,
+            seed=args.seed,
+        )
         val_acc, val_f1 = scores(model, tokenizer, splits.val, label_list)
         print(f"  plain loop lr {lr:g}: val acc {val_acc:.4f} macro-F1 {val_f1:.4f}")
         if best is None or val_acc > best[0]:
             best = (val_acc, lr, scores(model, tokenizer, splits.test, label_list))
         del model
     val_acc, lr, (test_acc, test_f1) = best
-    print(f"  plain loop, rate tuned on val (lr {lr:g}, {args.plain_epochs} epochs): val acc {val_acc:.4f} | "
-          f"test acc {test_acc:.4f} macro-F1 {test_f1:.4f}")
+    print(
+        f"  plain loop, rate tuned on val (lr {lr:g}, {args.plain_epochs} epochs): val acc {val_acc:.4f} | "
+        f"test acc {test_acc:.4f} macro-F1 {test_f1:.4f}"
+    )
 
 
 if __name__ == "__main__":

@@ -16,12 +16,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.label_sets import label_set  # noqa: E402
+from bench.label_sets import (
+    SEED_CORPUS,  # noqa: E402
+    label_set,  # noqa: E402
+)
 from manga_intent.compare import REFERENCE, TRAINED_METHODS, OutputCache, cache_key, mean_ci  # noqa: E402
-from manga_intent.training import TrainConfig  # noqa: E402
 from manga_intent.data import data_hash, load_jsonl  # noqa: E402
 from manga_intent.metrics import macro_f1  # noqa: E402
-from bench.label_sets import SEED_CORPUS  # noqa: E402
+from manga_intent.training import TrainConfig  # noqa: E402
 
 
 def main() -> None:
@@ -48,7 +50,9 @@ def main() -> None:
             mask = np.isin(y, rare)
             rares.append(float((predicted[mask] == y[mask]).mean()))
         if accs:
-            cells = [f"{m * 100:.1f} ± {h * 100:.1f}" for m, h in (mean_ci(accs), mean_ci(f1s), mean_ci(rares))]
+            cells = [
+                f"{m * 100:.1f} ± {h * 100:.1f}" for m, h in (mean_ci(accs), mean_ci(f1s), mean_ci(rares))
+            ]
             print(f"| {method} | {len(accs)} | " + " | ".join(cells) + " |")
 
 

@@ -2,7 +2,7 @@
 
 from xml.sax.saxutils import quoteattr
 
-from manga_intent.labels import INTENTS
+from manga_intent.taxonomy import INTENTS
 
 OUT_OF_SCOPE = "out_of_scope"
 

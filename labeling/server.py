@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from resources.paths import REPO_ROOT, manga_home
+from manga_intent.home import REPO_ROOT, manga_home
 
 LS_VENV = Path(os.environ.get("MANGA_LS_VENV", REPO_ROOT / ".ls-venv"))
 DEV_USER = "labeler@mangaassist.local"
@@ -24,8 +24,15 @@ DEV_TOKEN = "4d616e676141737369737444657654306b656e31"  # 40 hex chars, dev only
 
 
 class LabelStudioServer:
-    def __init__(self, port: int = 8080, data_dir: Path | None = None, token: str = DEV_TOKEN,
-                 username: str = DEV_USER, password: str = DEV_PASSWORD, log_path: Path | None = None):
+    def __init__(
+        self,
+        port: int = 8080,
+        data_dir: Path | None = None,
+        token: str = DEV_TOKEN,
+        username: str = DEV_USER,
+        password: str = DEV_PASSWORD,
+        log_path: Path | None = None,
+    ):
         self.port, self.token, self.username, self.password = port, token, username, password
         self.data_dir = Path(data_dir or manga_home() / "label-studio")
         self.log_path = Path(log_path or self.data_dir / "server.log")
@@ -38,20 +45,40 @@ class LabelStudioServer:
     def executable(self) -> Path:
         binary = LS_VENV / "bin" / "label-studio"
         if not binary.exists():
-            raise FileNotFoundError(f"{binary} not found: create Label Studio's virtualenv with `make label-studio-venv`")
+            raise FileNotFoundError(
+                f"{binary} not found: create Label Studio's virtualenv with `make label-studio-venv`"
+            )
         return binary
 
     def start(self, wait_seconds: float = 180) -> "LabelStudioServer":
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "LATEST_VERSION_CHECK": "false", "COLLECT_ANALYTICS": "false",
-               "LABEL_STUDIO_USERNAME": self.username, "LABEL_STUDIO_PASSWORD": self.password,
-               "LABEL_STUDIO_USER_TOKEN": self.token, "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
-               "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true"}
+        env = {
+            **os.environ,
+            "LATEST_VERSION_CHECK": "false",
+            "COLLECT_ANALYTICS": "false",
+            "LABEL_STUDIO_USERNAME": self.username,
+            "LABEL_STUDIO_PASSWORD": self.password,
+            "LABEL_STUDIO_USER_TOKEN": self.token,
+            "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
+            "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
+        }
         log = self.log_path.open("a")
         self.process = subprocess.Popen(
-            [str(self.executable()), "start", "--no-browser", "--internal-host", "127.0.0.1",
-             "--port", str(self.port), "--data-dir", str(self.data_dir)],
-            env=env, stdout=log, stderr=subprocess.STDOUT)
+            [
+                str(self.executable()),
+                "start",
+                "--no-browser",
+                "--internal-host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.data_dir),
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         self.wait_healthy(wait_seconds)
         return self
 
@@ -66,7 +93,9 @@ class LabelStudioServer:
             except httpx.HTTPError:
                 pass
             time.sleep(1)
-        raise TimeoutError(f"Label Studio did not answer on {self.url} within {wait_seconds}s; see {self.log_path}")
+        raise TimeoutError(
+            f"Label Studio did not answer on {self.url} within {wait_seconds}s; see {self.log_path}"
+        )
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -84,9 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     server = LabelStudioServer(args.port, Path(args.data_dir) if args.data_dir else None)
     server.start()
-    print(f"Label Studio: {server.url}  (login {server.username} / {server.password})\n"
-          f"API for the platform: LABEL_STUDIO_URL={server.url} LABEL_STUDIO_API_KEY={server.token}\n"
-          "Ctrl-C stops it.", flush=True)
+    print(
+        f"Label Studio: {server.url}  (login {server.username} / {server.password})\n"
+        f"API for the platform: LABEL_STUDIO_URL={server.url} LABEL_STUDIO_API_KEY={server.token}\n"
+        "Ctrl-C stops it.",
+        flush=True,
+    )
     try:
         server.process.wait()
     except KeyboardInterrupt:

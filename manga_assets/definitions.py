@@ -1,41 +1,67 @@
-"""Dagster code location of the MangaAssist intent platform (loaded by workspace.yaml).
+"""The MangaAssist intent platform's Dagster code location (loaded by workspace.yaml): the whole graph.
 
-Embedded defaults need no configuration: local artifact storage and SQLite files under
-$MANGA_HOME (default ./.manga_home) and the packaged MiniLM. Environment variables switch them:
+Embedded defaults need no configuration: local artifact storage and SQLite files under $MANGA_HOME
+(default ./.manga_home) and the packaged MiniLM. Environment variables switch them:
   MANGA_ARTIFACT_URI=s3://bucket/prefix   artifacts in S3 (MANGA_S3_ENDPOINT for MinIO/moto)
   MLFLOW_TRACKING_URI=...                 another MLflow tracking server / database
   MANGA_BASE_MODEL=distilbert-base-uncased (or a local directory)
+  MANGA_PREDICTION_LOG=...                SQLite path or s3://bucket/prefix
+  LABEL_STUDIO_URL, LABEL_STUDIO_API_KEY  the Label Studio the labelling assets and sensor talk to
 """
 
 import os
 
 import dagster as dg
 
-from labeling.assets import PredictionLogResource, human_labels, labeling_batch
-from manga_assets.calibration_assets import calibrator
-from manga_assets.dataset import intent_dataset
-from manga_assets.hpo import hpo_study
+from manga_assets.calibrator import calibrator
+from manga_assets.golden_gate import golden_gate
+
+# training, per seed partition: search → fine-tune → calibrate → compile → gate
+from manga_assets.hpo_study import hpo_study
+from manga_assets.intent_dataset import intent_dataset
+
+# what runs them
 from manga_assets.jobs import dataset_job, labeling_job, retrain_job
-from manga_assets.report import seed_sweep_report
-from manga_assets.serving_assets import golden_gate, neuron_artifact
+
+# data: Label Studio exports → the labelled pool → consensus-filtered synthetic rows
+from manga_assets.labeling import human_labels, labeling_batch
+from manga_assets.neuron_artifact import neuron_artifact
+
+# reporting
+from manga_assets.seed_sweep_report import seed_sweep_report
 from manga_assets.synthetic_set import synthetic_set
-from manga_assets.training_assets import trained_model
+from manga_assets.trained_model import trained_model
+
+# resources, by environment
 from manga_intent.model_io import PACKAGED_MINILM
-from resources.gate import GateSettings
+from resources.gate_settings import GateSettings
 from resources.label_studio import LabelStudioResource
-from resources.mlflow_tracking import MlflowRegistry, mlflow_run, mlflow_run_config
+from resources.mlflow_registry import MlflowRegistry, mlflow_run, mlflow_run_config
 from resources.model_settings import BaseModelResource, CompileSettings
-from resources.storage import s3_resource_from_env, store_from_env
+from resources.monitoring_settings import MonitoringSettings
+from resources.prediction_log import prediction_log_from_env
+from resources.s3 import s3_resource_from_env
+from resources.storage import store_from_env
 from sensors.labels import labels_ready_sensor
-from sensors.monitoring import MonitoringSettings, drift_sensor, low_confidence_sensor, monthly_retrain
+from sensors.monitoring import drift_sensor, low_confidence_sensor
+from sensors.schedules import monthly_retrain
 
 #: The training graph, from human labels to the seed-sweep report (what `make demo` materializes).
-ALL_ASSETS = [human_labels, intent_dataset, synthetic_set, hpo_study, trained_model, calibrator, neuron_artifact,
-              seed_sweep_report]
+ALL_ASSETS = [
+    human_labels,
+    intent_dataset,
+    synthetic_set,
+    hpo_study,
+    trained_model,
+    calibrator,
+    neuron_artifact,
+    seed_sweep_report,
+]
 
 
 def build_resources() -> dict:
     registry = MlflowRegistry(tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", ""))
+    api_key = dg.EnvVar("LABEL_STUDIO_API_KEY") if os.environ.get("LABEL_STUDIO_API_KEY") else ""
     return {
         "artifact_store": store_from_env(),
         "s3": s3_resource_from_env(),
@@ -44,8 +70,10 @@ def build_resources() -> dict:
         "base_model": BaseModelResource(name_or_path=os.environ.get("MANGA_BASE_MODEL", PACKAGED_MINILM)),
         "compile_settings": CompileSettings(),
         "gate_settings": GateSettings(),
-        "prediction_log": PredictionLogResource(uri=os.environ.get("MANGA_PREDICTION_LOG", "")),
-        "label_studio": LabelStudioResource(),
+        "prediction_log": prediction_log_from_env(),
+        "label_studio": LabelStudioResource(
+            url=os.environ.get("LABEL_STUDIO_URL", "http://127.0.0.1:8080"), api_key=api_key
+        ),
         "monitoring": MonitoringSettings(),
     }
 

@@ -5,8 +5,10 @@ from pathlib import Path
 
 import dagster as dg
 
-from manga_assets.common import md, read_snapshot
-from manga_assets.synthetic.quality import report_markdown, run_quality, write_quality_outputs
+from manga_assets.manifests import DatasetSnapshot, SyntheticSet
+from manga_assets.metadata import md
+from manga_assets.snapshots import read_snapshot
+from manga_intent.synthetic.quality import report_markdown, run_quality, write_quality_outputs
 from manga_intent.training import TrainConfig
 from resources.model_settings import BaseModelResource
 from resources.storage import ArtifactStore
@@ -23,29 +25,50 @@ class SyntheticSetConfig(dg.Config):
 
 @dg.asset(group_name="data", kinds={"python", "jsonl"})
 def synthetic_set(
-    context: dg.AssetExecutionContext, config: SyntheticSetConfig, intent_dataset: dict,
-    artifact_store: ArtifactStore, base_model: BaseModelResource,
-) -> dg.Output[dict]:
+    context: dg.AssetExecutionContext,
+    config: SyntheticSetConfig,
+    intent_dataset: DatasetSnapshot,
+    artifact_store: ArtifactStore,
+    base_model: BaseModelResource,
+) -> dg.Output[SyntheticSet]:
     """Seeded synthetic messages, consensus-filtered as in the seed; flagged rows go to review.jsonl.
 
     Also runs confident learning over the real pool (out-of-fold probabilities) and stores the
     suspected label issues for people to check.
     """
-    real = read_snapshot(artifact_store, intent_dataset["uri"])
+    real = read_snapshot(artifact_store, intent_dataset.uri)
     result, synthetic, dropped = run_quality(
-        real, config.n, seed=config.seed, k=config.k, config=TrainConfig(epochs=config.fold_epochs),
-        base_model=base_model.name_or_path, progress=False,
-        on_fold_end=lambda fold, acc: context.log.info(f"fold model {fold + 1}/{config.k}: held-out accuracy {acc:.3f}"),
+        real,
+        config.n,
+        seed=config.seed,
+        k=config.k,
+        config=TrainConfig(epochs=config.fold_epochs),
+        base_model=base_model.name_or_path,
+        progress=False,
+        on_fold_end=lambda fold, acc: context.log.info(
+            f"fold model {fold + 1}/{config.k}: held-out accuracy {acc:.3f}"
+        ),
     )
     with tempfile.TemporaryDirectory() as tmp:
         summary = write_quality_outputs(result, Path(tmp), dropped=dropped, synthetic=synthetic)
-        key = f"datasets/synthetic_set/{intent_dataset['data_version'].split(':')[1][:12]}-n{config.n}-s{config.seed}"
+        key = f"datasets/synthetic_set/{intent_dataset.data_version.split(':')[1][:12]}-n{config.n}-s{config.seed}"
         uri = artifact_store.put_dir(tmp, key)
-    manifest = {"uri": uri, "kept_uri": f"{uri}/kept.jsonl", "review_uri": f"{uri}/review.jsonl",
-                "kept": summary["kept"], "flagged": summary["flagged"]}
-    return dg.Output(manifest, metadata={
-        "generated": summary["generated"], "kept": summary["kept"], "flagged_for_review": summary["flagged"],
-        "model_agreement": summary["model_agreement"], "label_issues_in_real_pool": summary["label_issues"],
-        "kept_flagged_by_intent": md(report_markdown(result, dropped)),
-        "artifacts": uri,
-    })
+    manifest = SyntheticSet(
+        uri=uri,
+        kept_uri=f"{uri}/kept.jsonl",
+        review_uri=f"{uri}/review.jsonl",
+        kept=summary["kept"],
+        flagged=summary["flagged"],
+    )
+    return dg.Output(
+        manifest,
+        metadata={
+            "generated": summary["generated"],
+            "kept": summary["kept"],
+            "flagged_for_review": summary["flagged"],
+            "model_agreement": summary["model_agreement"],
+            "label_issues_in_real_pool": summary["label_issues"],
+            "kept_flagged_by_intent": md(report_markdown(result, dropped)),
+            "artifacts": uri,
+        },
+    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from manga_intent.data import normalized_key
 
@@ -37,7 +37,11 @@ def confusion_group(probs: Mapping[str, float]) -> tuple[str, str]:
 
 
 def select_batch(
-    candidates: Sequence[dict], k: int, *, strategy: str = "margin", exclude_keys: Iterable[str] = (),
+    candidates: Sequence[dict],
+    k: int,
+    *,
+    strategy: str = "margin",
+    exclude_keys: Iterable[str] = (),
 ) -> list[dict]:
     """Pick up to `k` candidates (dicts with `text` and `probs`), most informative first, balanced.
 
@@ -56,8 +60,15 @@ def select_batch(
             continue
         seen.add(key)
         group = confusion_group(candidate["probs"])
-        groups[group].append({**candidate, "message_key": key, "group": f"{group[0]}|{group[1]}",
-                              "uncertainty": uncertainty(candidate["probs"], strategy), "strategy": strategy})
+        groups[group].append(
+            {
+                **candidate,
+                "message_key": key,
+                "group": f"{group[0]}|{group[1]}",
+                "uncertainty": uncertainty(candidate["probs"], strategy),
+                "strategy": strategy,
+            }
+        )
     for members in groups.values():
         members.sort(key=lambda c: c["uncertainty"], reverse=True)
     # visit groups by their most uncertain member, take one from each per round

@@ -7,8 +7,8 @@ order stays random.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 import torch
 
@@ -22,7 +22,9 @@ class EncodedTexts:
         return len(self.input_ids)
 
 
-def encode_texts(tokenizer, texts: Sequence[str], max_length: int, labels: Sequence[int] | None = None) -> EncodedTexts:
+def encode_texts(
+    tokenizer, texts: Sequence[str], max_length: int, labels: Sequence[int] | None = None
+) -> EncodedTexts:
     """Tokenise without padding (truncating to max_length); padding happens per batch."""
     encoded = tokenizer(list(texts), truncation=True, max_length=max_length, padding=False)
     return EncodedTexts([list(ids) for ids in encoded["input_ids"]], None if labels is None else list(labels))
@@ -36,21 +38,21 @@ def length_grouped_batches(
     mega = batch_size * mega_batch_factor
     batches: list[list[int]] = []
     for start in range(0, len(order), mega):
-        chunk = sorted(order[start:start + mega], key=lambda i: lengths[i], reverse=True)
-        batches.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
+        chunk = sorted(order[start : start + mega], key=lambda i: lengths[i], reverse=True)
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
     permutation = torch.randperm(len(batches), generator=generator).tolist()
     return [batches[i] for i in permutation]
 
 
 def random_batches(n: int, batch_size: int, generator: torch.Generator) -> list[list[int]]:
     order = torch.randperm(n, generator=generator).tolist()
-    return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+    return [order[i : i + batch_size] for i in range(0, n, batch_size)]
 
 
 def sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     """Deterministic length-sorted batches for evaluation (callers restore the order)."""
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
 def collate(
@@ -71,6 +73,8 @@ def collate(
     return batch
 
 
-def iter_eval_batches(encoded: EncodedTexts, batch_size: int, pad_token_id: int) -> Iterator[tuple[list[int], dict]]:
+def iter_eval_batches(
+    encoded: EncodedTexts, batch_size: int, pad_token_id: int
+) -> Iterator[tuple[list[int], dict]]:
     for indices in sorted_batches([len(r) for r in encoded.input_ids], batch_size):
         yield indices, collate(encoded, indices, pad_token_id)

@@ -25,18 +25,18 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 from scipy import stats
 
 from manga_intent.calibration import fit_temperature
-from manga_intent.data import DataSplits, Example, label_shares
+from manga_intent.data import DataSplits, label_shares
 from manga_intent.inference import softmax
-from manga_intent.labels import RARE_SHARE_THRESHOLD
 from manga_intent.metrics import expected_calibration_error, macro_f1, rare_labels_from_shares
+from manga_intent.taxonomy import RARE_SHARE_THRESHOLD
 from manga_intent.training import TrainConfig, train_classifier
 
 REFERENCE = "recipe_v2"
@@ -70,12 +70,20 @@ def method_config(method: str, seed: int, base: TrainConfig | None = None) -> Tr
         return seeded
     if method not in TRAINED_METHODS:
         raise ValueError(f"{method!r} is not a trained method; methods: {list(METHODS)}")
-    neutral = replace(seeded, loss="ce", class_weighting=False, oversample=False, label_smoothing=0.0,
-                      rdrop_alpha=0.0, ema_decay=0.0)
+    neutral = replace(
+        seeded,
+        loss="ce",
+        class_weighting=False,
+        oversample=False,
+        label_smoothing=0.0,
+        rdrop_alpha=0.0,
+        ema_decay=0.0,
+    )
     return replace(neutral, **TRAINED_METHODS[method])
 
 
 # --- one run -------------------------------------------------------------------------------------
+
 
 def _outputs(model, tokenizer, texts: Sequence[str], max_length: int) -> tuple[np.ndarray, np.ndarray]:
     """(logits, pooled features) of the eager model, in input order."""
@@ -118,32 +126,57 @@ def single_message_latency_ms(model, tokenizer, texts: Sequence[str], max_length
     return samples
 
 
-def train_outputs(splits: DataSplits, label_list: Sequence[str], config: TrainConfig, *, base_model: str | None,
-                  model_and_tokenizer_factory=None, latency_messages: int = LATENCY_MESSAGES,
-                  with_train_outputs: bool = True) -> dict:
+def train_outputs(
+    splits: DataSplits,
+    label_list: Sequence[str],
+    config: TrainConfig,
+    *,
+    base_model: str | None,
+    model_and_tokenizer_factory=None,
+    latency_messages: int = LATENCY_MESSAGES,
+    with_train_outputs: bool = True,
+) -> dict:
     """Train once and keep what every scoring of the run needs: logits/features per split, latency.
 
     Training-split outputs (what the two-stage head is fitted on) only when `with_train_outputs`.
     """
     mt = model_and_tokenizer_factory() if model_and_tokenizer_factory else None
-    result = train_classifier(splits.train, splits.val, label_list, config, base_model=base_model,
-                              model_and_tokenizer=mt, progress=False)
-    out = {"train_seconds": result.train_seconds, "examples_per_second": result.examples_per_second,
-           "best_step": result.best.step, "steps": result.steps}
+    result = train_classifier(
+        splits.train,
+        splits.val,
+        label_list,
+        config,
+        base_model=base_model,
+        model_and_tokenizer=mt,
+        progress=False,
+    )
+    out = {
+        "train_seconds": result.train_seconds,
+        "examples_per_second": result.examples_per_second,
+        "best_step": result.best.step,
+        "steps": result.steps,
+    }
     for name in ("train", "val", "test") if with_train_outputs else ("val", "test"):
-        logits, features = _outputs(result.model, result.tokenizer, [e.text for e in getattr(splits, name)],
-                                    config.max_length)
+        logits, features = _outputs(
+            result.model, result.tokenizer, [e.text for e in getattr(splits, name)], config.max_length
+        )
         out[f"{name}_logits"] = logits
         if features is not None:
             out[f"{name}_features"] = features
-    out["latency_ms"] = np.array(single_message_latency_ms(result.model, result.tokenizer,
-                                                           [e.text for e in splits.test[:latency_messages]],
-                                                           config.max_length))
+    out["latency_ms"] = np.array(
+        single_message_latency_ms(
+            result.model,
+            result.tokenizer,
+            [e.text for e in splits.test[:latency_messages]],
+            config.max_length,
+        )
+    )
     return out
 
 
-def fit_logit_offsets(logits: np.ndarray, labels: np.ndarray, num_classes: int, rounds: int = 3,
-                      grid: np.ndarray | None = None) -> np.ndarray:
+def fit_logit_offsets(
+    logits: np.ndarray, labels: np.ndarray, num_classes: int, rounds: int = 3, grid: np.ndarray | None = None
+) -> np.ndarray:
     """Per-class additive offsets on log-probabilities maximising macro-F1 (coordinate ascent on val)."""
     grid = np.linspace(-3, 3, 25) if grid is None else grid
     log_probs = np.log(softmax(logits) + 1e-12)
@@ -160,7 +193,9 @@ def fit_logit_offsets(logits: np.ndarray, labels: np.ndarray, num_classes: int, 
     return offsets
 
 
-def two_stage_log_probs(stage1_logits: np.ndarray, head, features: np.ndarray, rare_ids: Sequence[int]) -> np.ndarray:
+def two_stage_log_probs(
+    stage1_logits: np.ndarray, head, features: np.ndarray, rare_ids: Sequence[int]
+) -> np.ndarray:
     """log P: rare intent k from the rare head; every other intent = P(other) x stage-1 share among the rest."""
     q = head.predict_proba(features)  # columns: rare ids in order, then "other"
     p1 = softmax(stage1_logits)
@@ -185,8 +220,9 @@ def fit_rare_head(features: np.ndarray, labels: np.ndarray, rare_ids: Sequence[i
     return head
 
 
-def score_run(method: str, outputs: dict, splits: DataSplits, label_list: Sequence[str], rare: Sequence[str],
-              seed: int) -> dict:
+def score_run(
+    method: str, outputs: dict, splits: DataSplits, label_list: Sequence[str], rare: Sequence[str], seed: int
+) -> dict:
     """Test-split metrics of one method from its (or its stage-1's) outputs; calibration fitted on val."""
     index = {label: i for i, label in enumerate(label_list)}
     y_val = np.array([index[e.label] for e in splits.val])
@@ -224,7 +260,8 @@ def score_run(method: str, outputs: dict, splits: DataSplits, label_list: Sequen
             per_rare[r] = float(correct[mask].mean())
     rare_mask = np.isin(y_test, rare_ids)
     return {
-        "method": method, "seed": seed,
+        "method": method,
+        "seed": seed,
         "accuracy": float(correct.mean()),
         "macro_f1": macro_f1(y_test, predicted, k),
         "rare_class_accuracy": float(correct[rare_mask].mean()) if rare_mask.any() else None,
@@ -232,7 +269,8 @@ def score_run(method: str, outputs: dict, splits: DataSplits, label_list: Sequen
         "ece_calibrated": expected_calibration_error(probs, y_test),
         "temperature": float(temperature),
         "p95_latency_ms": float(np.percentile(latency, 95)),
-        "train_seconds": outputs.get("train_seconds"), "best_step": outputs.get("best_step"),
+        "train_seconds": outputs.get("train_seconds"),
+        "best_step": outputs.get("best_step"),
         "predictions": predicted.tolist(),
         "n_test": int(len(y_test)),
     }
@@ -283,11 +321,20 @@ def cache_key(method: str, seed: int, data_version: str, base_config: TrainConfi
     return f"{data_version[-12:]}-{digest}-seed{seed}"
 
 
-def run_method(method: str, seed: int, splits: DataSplits, label_list: Sequence[str], *,
-               base_model: str | None = None, base_config: TrainConfig | None = None,
-               cache: OutputCache | None = None, rare_threshold: float = RARE_SHARE_THRESHOLD,
-               model_and_tokenizer_factory=None, data_version: str = "data",
-               latency_messages: int = LATENCY_MESSAGES) -> dict:
+def run_method(
+    method: str,
+    seed: int,
+    splits: DataSplits,
+    label_list: Sequence[str],
+    *,
+    base_model: str | None = None,
+    base_config: TrainConfig | None = None,
+    cache: OutputCache | None = None,
+    rare_threshold: float = RARE_SHARE_THRESHOLD,
+    model_and_tokenizer_factory=None,
+    data_version: str = "data",
+    latency_messages: int = LATENCY_MESSAGES,
+) -> dict:
     """Train (or reuse the stage-1 run) and score one (method, seed) on the test split."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; methods: {list(METHODS)}")
@@ -299,9 +346,15 @@ def run_method(method: str, seed: int, splits: DataSplits, label_list: Sequence[
     outputs = cache.get(key)
     if outputs is None:
         config = method_config(trained, seed, base_config)
-        outputs = train_outputs(splits, label_list, config, base_model=base_model,
-                                model_and_tokenizer_factory=model_and_tokenizer_factory,
-                                latency_messages=latency_messages, with_train_outputs=trained == "plain_ce")
+        outputs = train_outputs(
+            splits,
+            label_list,
+            config,
+            base_model=base_model,
+            model_and_tokenizer_factory=model_and_tokenizer_factory,
+            latency_messages=latency_messages,
+            with_train_outputs=trained == "plain_ce",
+        )
         cache.put(key, outputs)
     rare = rare_labels_from_shares(label_shares([e.label for e in splits.train], label_list), rare_threshold)
     record = score_run(method, outputs, splits, label_list, rare, seed)
@@ -310,6 +363,7 @@ def run_method(method: str, seed: int, splits: DataSplits, label_list: Sequence[
 
 
 # --- across seeds --------------------------------------------------------------------------------
+
 
 def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
     """Mean and half-width of the t-interval across seeds (0 half-width for one value)."""
@@ -340,7 +394,9 @@ def mcnemar_exact(b: int, c: int) -> float:
     return float(min(1.0, 2 * stats.binom.cdf(min(b, c), n, 0.5)))
 
 
-def paired_bootstrap(correct_a: np.ndarray, correct_b: np.ndarray, *, n_boot: int = 5000, seed: int = 0) -> dict:
+def paired_bootstrap(
+    correct_a: np.ndarray, correct_b: np.ndarray, *, n_boot: int = 5000, seed: int = 0
+) -> dict:
     """(seeds x examples) correctness of two methods on the same seeds: resample examples, keep seeds paired.
 
     Returns the mean accuracy difference a - b, its 95% percentile interval and a two-sided p-value.
@@ -352,11 +408,16 @@ def paired_bootstrap(correct_a: np.ndarray, correct_b: np.ndarray, *, n_boot: in
     boots = np.array([per_example[rng.integers(0, n, n)].mean() for _ in range(n_boot)])
     observed = float(per_example.mean())
     p = 2 * min((boots <= 0).mean(), (boots >= 0).mean())
-    return {"difference": observed, "ci95": [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))],
-            "p_value": float(min(1.0, p))}
+    return {
+        "difference": observed,
+        "ci95": [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))],
+        "p_value": float(min(1.0, p)),
+    }
 
 
-def summarize(records: Iterable[dict], label_test: Sequence[int], *, alpha: float = 0.05, n_boot: int = 5000) -> dict:
+def summarize(
+    records: Iterable[dict], label_test: Sequence[int], *, alpha: float = 0.05, n_boot: int = 5000
+) -> dict:
     """Per-method means with 95% CIs, and paired tests of every method against recipe v2."""
     by_method: dict[str, dict[int, dict]] = {}
     for r in records:
@@ -370,7 +431,8 @@ def summarize(records: Iterable[dict], label_test: Sequence[int], *, alpha: floa
         for metric in ("accuracy", "macro_f1", "rare_class_accuracy", "ece_calibrated", "p95_latency_ms"):
             row[metric] = mean_ci([r[metric] for r in runs])
         row["per_rare_intent_accuracy"] = {
-            name: mean_ci([r["per_rare_intent_accuracy"].get(name) for r in runs]) for name in rare_names}
+            name: mean_ci([r["per_rare_intent_accuracy"].get(name) for r in runs]) for name in rare_names
+        }
         rows.append(row)
     tests = {}
     if REFERENCE in by_method:
@@ -387,9 +449,15 @@ def summarize(records: Iterable[dict], label_test: Sequence[int], *, alpha: floa
             boot = paired_bootstrap(a, b, n_boot=n_boot)
             discordant_a = int((a & ~b).sum())  # method right, v2 wrong
             discordant_b = int((~a & b).sum())
-            tests[method] = {"paired_seeds": len(seeds), "bootstrap": boot,
-                             "mcnemar": {"method_only_correct": discordant_a, "v2_only_correct": discordant_b,
-                                         "p_value": mcnemar_exact(discordant_a, discordant_b)}}
+            tests[method] = {
+                "paired_seeds": len(seeds),
+                "bootstrap": boot,
+                "mcnemar": {
+                    "method_only_correct": discordant_a,
+                    "v2_only_correct": discordant_b,
+                    "p_value": mcnemar_exact(discordant_a, discordant_b),
+                },
+            }
             raw_boot[method] = boot["p_value"]
             raw_mcnemar[method] = tests[method]["mcnemar"]["p_value"]
         adj_boot, adj_mcnemar = holm(raw_boot), holm(raw_mcnemar)
@@ -397,8 +465,13 @@ def summarize(records: Iterable[dict], label_test: Sequence[int], *, alpha: floa
             t["bootstrap"]["p_holm"] = adj_boot[method]
             t["mcnemar"]["p_holm"] = adj_mcnemar[method]
             t["separated"] = bool(adj_boot[method] < alpha and adj_mcnemar[method] < alpha)
-    return {"methods": rows, "tests_vs_recipe_v2": tests, "alpha": alpha, "reference": REFERENCE,
-            "test_rows": int(len(y))}
+    return {
+        "methods": rows,
+        "tests_vs_recipe_v2": tests,
+        "alpha": alpha,
+        "reference": REFERENCE,
+        "test_rows": int(len(y)),
+    }
 
 
 def _fmt(pair, scale: float = 100.0, digits: int = 1, unit: str = "%") -> str:
@@ -411,25 +484,47 @@ def _fmt(pair, scale: float = 100.0, digits: int = 1, unit: str = "%") -> str:
 def markdown_table(summary: dict) -> str:
     """The comparative table: mean ± 95% CI half-width across seeds, tests vs recipe v2."""
     rare_names = sorted({n for row in summary["methods"] for n in row["per_rare_intent_accuracy"]})
-    header = ["method", "key idea", "seeds", "accuracy", "macro-F1", "rare acc", *[f"{n} acc" for n in rare_names],
-              "ECE (calibrated)", "P95 latency", "Δacc vs v2 [95% CI]", "p bootstrap (Holm)", "p McNemar (Holm)",
-              "separated?"]
+    header = [
+        "method",
+        "key idea",
+        "seeds",
+        "accuracy",
+        "macro-F1",
+        "rare acc",
+        *[f"{n} acc" for n in rare_names],
+        "ECE (calibrated)",
+        "P95 latency",
+        "Δacc vs v2 [95% CI]",
+        "p bootstrap (Holm)",
+        "p McNemar (Holm)",
+        "separated?",
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     tests = summary["tests_vs_recipe_v2"]
     for row in summary["methods"]:
         t = tests.get(row["method"])
         if t:
             boot = t["bootstrap"]
-            delta = (f"{boot['difference'] * 100:+.1f}pp [{boot['ci95'][0] * 100:+.1f}, {boot['ci95'][1] * 100:+.1f}]")
+            delta = f"{boot['difference'] * 100:+.1f}pp [{boot['ci95'][0] * 100:+.1f}, {boot['ci95'][1] * 100:+.1f}]"
             p_boot, p_mc = f"{boot['p_holm']:.3f}", f"{t['mcnemar']['p_holm']:.3f}"
             separated = "yes" if t["separated"] else "no"
         else:
             delta = p_boot = p_mc = separated = "(reference)" if row["method"] == REFERENCE else "–"
-        cells = [row["method"], row["note"], str(row["seeds"]), _fmt(row["accuracy"]),
-                 _fmt(row["macro_f1"], 1.0, 3, ""), _fmt(row["rare_class_accuracy"]),
-                 *[_fmt(row["per_rare_intent_accuracy"].get(n, (None, None))) for n in rare_names],
-                 _fmt(row["ece_calibrated"], 1.0, 3, ""), _fmt(row["p95_latency_ms"], 1.0, 1, " ms"),
-                 delta, p_boot, p_mc, separated]
+        cells = [
+            row["method"],
+            row["note"],
+            str(row["seeds"]),
+            _fmt(row["accuracy"]),
+            _fmt(row["macro_f1"], 1.0, 3, ""),
+            _fmt(row["rare_class_accuracy"]),
+            *[_fmt(row["per_rare_intent_accuracy"].get(n, (None, None))) for n in rare_names],
+            _fmt(row["ece_calibrated"], 1.0, 3, ""),
+            _fmt(row["p95_latency_ms"], 1.0, 1, " ms"),
+            delta,
+            p_boot,
+            p_mc,
+            separated,
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -453,10 +548,17 @@ def labels_of_test_split(splits: DataSplits, label_list: Sequence[str]) -> list[
     return [index[e.label] for e in splits.test]
 
 
-
-def seed_ensemble(cache: OutputCache, splits: DataSplits, label_list: Sequence[str], seeds: Sequence[int], *,
-                  data_version: str, size: int = 3, method: str = REFERENCE,
-                  base_config: TrainConfig | None = None) -> dict | None:
+def seed_ensemble(
+    cache: OutputCache,
+    splits: DataSplits,
+    label_list: Sequence[str],
+    seeds: Sequence[int],
+    *,
+    data_version: str,
+    size: int = 3,
+    method: str = REFERENCE,
+    base_config: TrainConfig | None = None,
+) -> dict | None:
     """Logit averaging across `size` training seeds (disjoint groups of the runs' cached outputs).
 
     The optional served ensemble of item 3: its accuracy/ECE on test (temperature fitted on val
@@ -468,7 +570,7 @@ def seed_ensemble(cache: OutputCache, splits: DataSplits, label_list: Sequence[s
     y_test = np.array([index[e.label] for e in splits.test])
     outputs = {s: cache.get(cache_key(method, s, data_version, base_config)) for s in seeds}
     available = [s for s in seeds if outputs[s] is not None]
-    groups = [available[i:i + size] for i in range(0, len(available) - size + 1, size)]
+    groups = [available[i : i + size] for i in range(0, len(available) - size + 1, size)]
     if not groups:
         return None
     rows = []
@@ -479,11 +581,20 @@ def seed_ensemble(cache: OutputCache, splits: DataSplits, label_list: Sequence[s
         probs = softmax(test, temperature)
         latency = np.sum([np.asarray(outputs[s]["latency_ms"]) for s in group], axis=0)
         singles = [float((outputs[s]["test_logits"].argmax(1) == y_test).mean()) for s in group]
-        rows.append({"seeds": group, "accuracy": float((probs.argmax(1) == y_test).mean()),
-                     "single_model_accuracy_mean": float(np.mean(singles)),
-                     "ece_calibrated": expected_calibration_error(probs, y_test),
-                     "p95_latency_ms": float(np.percentile(latency, 95))})
-    return {"method": method, "size": size, "groups": rows,
-            "accuracy": mean_ci([r["accuracy"] for r in rows]),
-            "single_model_accuracy": mean_ci([r["single_model_accuracy_mean"] for r in rows]),
-            "p95_latency_ms": mean_ci([r["p95_latency_ms"] for r in rows])}
+        rows.append(
+            {
+                "seeds": group,
+                "accuracy": float((probs.argmax(1) == y_test).mean()),
+                "single_model_accuracy_mean": float(np.mean(singles)),
+                "ece_calibrated": expected_calibration_error(probs, y_test),
+                "p95_latency_ms": float(np.percentile(latency, 95)),
+            }
+        )
+    return {
+        "method": method,
+        "size": size,
+        "groups": rows,
+        "accuracy": mean_ci([r["accuracy"] for r in rows]),
+        "single_model_accuracy": mean_ci([r["single_model_accuracy_mean"] for r in rows]),
+        "p95_latency_ms": mean_ci([r["p95_latency_ms"] for r in rows]),
+    }

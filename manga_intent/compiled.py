@@ -14,9 +14,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -60,7 +60,9 @@ def _final_linear(model) -> torch.nn.Linear:
             linears = [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
             if linears:
                 return linears[-1]
-    raise ValueError(f"{type(model).__name__}: cannot find the classifier's final linear layer for `features`")
+    raise ValueError(
+        f"{type(model).__name__}: cannot find the classifier's final linear layer for `features`"
+    )
 
 
 def neuron_available() -> bool:
@@ -71,22 +73,37 @@ def choose_backend(requested: str) -> str:
     if requested == "auto":
         return "neuron" if neuron_available() else "onnx"
     if requested == "neuron" and not neuron_available():
-        raise RuntimeError("backend 'neuron' needs torch_neuronx (AWS Neuron SDK on an inf2/trn1 instance); "
-                           "use backend 'auto' or 'onnx' on other machines")
+        raise RuntimeError(
+            "backend 'neuron' needs torch_neuronx (AWS Neuron SDK on an inf2/trn1 instance); "
+            "use backend 'auto' or 'onnx' on other machines"
+        )
     if requested not in ("neuron", "onnx"):
         raise ValueError(f"unknown compile backend {requested!r}: use auto, neuron or onnx")
     return requested
 
 
 def _example(tokenizer, length: int) -> tuple[torch.Tensor, torch.Tensor]:
-    encoded = tokenizer("Show me horror manga like Berserk", padding="max_length", truncation=True,
-                        max_length=length, return_tensors="pt")
+    encoded = tokenizer(
+        "Show me horror manga like Berserk",
+        padding="max_length",
+        truncation=True,
+        max_length=length,
+        return_tensors="pt",
+    )
     return encoded["input_ids"], encoded["attention_mask"]
 
 
 def compile_classifier(
-    model, tokenizer, out_dir: str | Path, *, labels: Sequence[str], temperature: float, ood_threshold: float,
-    max_length: int = 128, backend: str = "auto", sequence_buckets: Sequence[int] = (16, 32, 64, 128),
+    model,
+    tokenizer,
+    out_dir: str | Path,
+    *,
+    labels: Sequence[str],
+    temperature: float,
+    ood_threshold: float,
+    max_length: int = 128,
+    backend: str = "auto",
+    sequence_buckets: Sequence[int] = (16, 32, 64, 128),
 ) -> dict:
     """Compile `model` into `out_dir` and write the manifest; returns the manifest."""
     out = Path(out_dir)
@@ -106,18 +123,34 @@ def compile_classifier(
                 files[str(bucket)] = name
         else:
             torch.onnx.export(
-                wrapped, _example(tokenizer, 16), str(out / "model.onnx"), dynamo=False,
-                input_names=["input_ids", "attention_mask"], output_names=["logits", "features"],
-                dynamic_axes={"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
-                              "logits": {0: "batch"}, "features": {0: "batch"}},
+                wrapped,
+                _example(tokenizer, 16),
+                str(out / "model.onnx"),
+                dynamo=False,
+                input_names=["input_ids", "attention_mask"],
+                output_names=["logits", "features"],
+                dynamic_axes={
+                    "input_ids": {0: "batch", 1: "sequence"},
+                    "attention_mask": {0: "batch", 1: "sequence"},
+                    "logits": {0: "batch"},
+                    "features": {0: "batch"},
+                },
                 opset_version=17,
             )
             files["dynamic"] = "model.onnx"
     tokenizer.save_pretrained(out)
-    manifest = {"format": "manga-intent-compiled/2", "backend": backend, "files": files, "buckets": buckets,
-                "outputs": ["logits", "features"],
-                "labels": list(labels), "temperature": float(temperature), "ood_threshold": float(ood_threshold),
-                "max_length": int(max_length), "pad_token_id": int(tokenizer.pad_token_id)}
+    manifest = {
+        "format": "manga-intent-compiled/2",
+        "backend": backend,
+        "files": files,
+        "buckets": buckets,
+        "outputs": ["logits", "features"],
+        "labels": list(labels),
+        "temperature": float(temperature),
+        "ood_threshold": float(ood_threshold),
+        "max_length": int(max_length),
+        "pad_token_id": int(tokenizer.pad_token_id),
+    }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest
 
@@ -153,36 +186,49 @@ class CompiledClassifier:
 
             options = ort.SessionOptions()
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            self._session = ort.InferenceSession(str(self.directory / self.manifest["files"]["dynamic"]),
-                                                 options, providers=["CPUExecutionProvider"])
+            self._session = ort.InferenceSession(
+                str(self.directory / self.manifest["files"]["dynamic"]),
+                options,
+                providers=["CPUExecutionProvider"],
+            )
         else:
             import torch_neuronx  # noqa: F401 - registers the Neuron runtime ops for torch.jit.load
 
-            self._neuron = {int(b): torch.jit.load(str(self.directory / f)) for b, f in self.manifest["files"].items()}
+            self._neuron = {
+                int(b): torch.jit.load(str(self.directory / f)) for b, f in self.manifest["files"].items()
+            }
 
     def _bucket(self, length: int) -> int:
         return next((b for b in self.manifest["buckets"] if b >= length), self.manifest["buckets"][-1])
 
     def _run(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
         cleaned = [clean_text(t) for t in texts]
-        encoded = self.tokenizer(cleaned, truncation=True, max_length=self.max_length, padding="longest",
-                                 return_tensors="np")
+        encoded = self.tokenizer(
+            cleaned, truncation=True, max_length=self.max_length, padding="longest", return_tensors="np"
+        )
         ids = encoded["input_ids"].astype(np.int64)
         mask = encoded["attention_mask"].astype(np.int64)
         if self.backend == "onnx":
             names = [o.name for o in self._session.get_outputs()]
             outs = self._session.run(None, {"input_ids": ids, "attention_mask": mask})
             by_name = dict(zip(names, outs))
-            return by_name["logits"], by_name.get("features")  # artifacts older than format 2 have no features
+            return by_name["logits"], by_name.get(
+                "features"
+            )  # artifacts older than format 2 have no features
         bucket = self._bucket(ids.shape[1])
         pad = bucket - ids.shape[1]
         ids = np.pad(ids, ((0, 0), (0, pad)), constant_values=self.manifest["pad_token_id"])
         mask = np.pad(mask, ((0, 0), (0, pad)))
         with torch.inference_mode():  # compiled for batch size 1
-            rows = [self._neuron[bucket](torch.from_numpy(ids[i:i + 1]), torch.from_numpy(mask[i:i + 1]))
-                    for i in range(len(ids))]
+            rows = [
+                self._neuron[bucket](torch.from_numpy(ids[i : i + 1]), torch.from_numpy(mask[i : i + 1]))
+                for i in range(len(ids))
+            ]
         if rows and isinstance(rows[0], (tuple, list)):
-            return (torch.cat([r[0] for r in rows]).float().numpy(), torch.cat([r[1] for r in rows]).float().numpy())
+            return (
+                torch.cat([r[0] for r in rows]).float().numpy(),
+                torch.cat([r[1] for r in rows]).float().numpy(),
+            )
         return torch.cat(rows).float().numpy(), None
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
@@ -210,19 +256,29 @@ class CompiledClassifier:
         for row, energy in zip(probs, energies):
             order = np.argsort(-row)[:top_k]
             top = [{"intent": self.labels[i], "confidence": float(row[i])} for i in order]
-            out.append(Prediction(top[0]["intent"], top[0]["confidence"], top, float(energy),
-                                  bool(energy > self.ood_threshold)))
+            out.append(
+                Prediction(
+                    top[0]["intent"],
+                    top[0]["confidence"],
+                    top,
+                    float(energy),
+                    bool(energy > self.ood_threshold),
+                )
+            )
         return out
 
 
-def parity_max_abs_diff(compiled: CompiledClassifier, model, texts: Sequence[str], *, features: bool = True) -> float:
+def parity_max_abs_diff(
+    compiled: CompiledClassifier, model, texts: Sequence[str], *, features: bool = True
+) -> float:
     """Largest |compiled − eager| over `texts`, each run alone (the serving shape): logits and, when the
     artifact has them, the pooled features."""
     wrapped = _LogitsAndFeatures(model.eval()).eval()
     worst = 0.0
     for text in texts:
-        batch = compiled.tokenizer([clean_text(text)], truncation=True, max_length=compiled.max_length,
-                                   return_tensors="pt")
+        batch = compiled.tokenizer(
+            [clean_text(text)], truncation=True, max_length=compiled.max_length, return_tensors="pt"
+        )
         with torch.inference_mode():
             eager_logits, eager_features = wrapped(batch["input_ids"], batch["attention_mask"])
         logits, feats = compiled.logits_and_features([text])
@@ -242,5 +298,62 @@ def latency_profile(compiled: CompiledClassifier, texts: Sequence[str], warmup: 
         compiled.classify([text])
         samples.append((time.perf_counter() - start) * 1000)
     values = np.array(samples)
-    return {"n": len(values), "p50_ms": float(np.percentile(values, 50)), "p95_ms": float(np.percentile(values, 95)),
-            "p99_ms": float(np.percentile(values, 99)), "mean_ms": float(values.mean())}
+    return {
+        "n": len(values),
+        "p50_ms": float(np.percentile(values, 50)),
+        "p95_ms": float(np.percentile(values, 95)),
+        "p99_ms": float(np.percentile(values, 99)),
+        "mean_ms": float(values.mean()),
+    }
+
+
+class ParityError(RuntimeError):
+    """The compiled graph's logits differ from the eager model's by more than the tolerance."""
+
+    def __init__(self, max_abs_diff: float, tolerance: float):
+        self.max_abs_diff, self.tolerance = max_abs_diff, tolerance
+        super().__init__(f"compiled logits differ from eager by {max_abs_diff:.2e} > {tolerance}")
+
+
+@dataclass(frozen=True)
+class BuiltArtifact:
+    manifest: dict
+    parity_max_abs_diff: float
+    latency: dict
+
+
+def build_artifact(
+    model,
+    tokenizer,
+    out_dir: str | Path,
+    *,
+    labels: Sequence[str],
+    temperature: float,
+    ood_threshold: float,
+    check_texts: Sequence[str],
+    max_length: int = 128,
+    backend: str = "auto",
+    sequence_buckets: Sequence[int] = (16, 32, 64, 128),
+    parity_tolerance: float = 1e-3,
+    latency_warmup: int = 20,
+) -> BuiltArtifact:
+    """Compile, then prove it: logit parity with the eager model and single-message latency on `check_texts`.
+
+    Raises ParityError (nothing is returned) when the compiled graph disagrees with the eager model.
+    """
+    manifest = compile_classifier(
+        model,
+        tokenizer,
+        out_dir,
+        labels=labels,
+        temperature=temperature,
+        ood_threshold=ood_threshold,
+        max_length=max_length,
+        backend=backend,
+        sequence_buckets=sequence_buckets,
+    )
+    compiled = CompiledClassifier(out_dir)
+    parity = parity_max_abs_diff(compiled, model, check_texts)
+    if parity > parity_tolerance:
+        raise ParityError(parity, parity_tolerance)
+    return BuiltArtifact(manifest, parity, latency_profile(compiled, check_texts, warmup=latency_warmup))

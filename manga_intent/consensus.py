@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Callable, Sequence
 
 import numpy as np
 
-from manga_intent.data import DataSplits, Example, stratified_split
+from manga_intent.data import Example, stratified_split
 from manga_intent.inference import predict_logits, softmax
 from manga_intent.training import TrainConfig, train_classifier
 
@@ -103,19 +103,29 @@ def consensus_filter(
         pool = [e for i, e in enumerate(real) if i not in held]
         inner = stratified_split(pool, seed=seed + fold_number, val_fraction=0.1, test_fraction=0.05)
         train_part, val_part = inner.train + inner.test, inner.val
-        fold_config = replace(config, init_seed=config.init_seed + fold_number,
-                              sampler_seed=config.sampler_seed + fold_number)
-        result = train_classifier(train_part, val_part, label_list, fold_config, base_model=base_model,
-                                  model_and_tokenizer=model_factory() if model_factory else None, progress=progress)
+        fold_config = replace(
+            config, init_seed=config.init_seed + fold_number, sampler_seed=config.sampler_seed + fold_number
+        )
+        result = train_classifier(
+            train_part,
+            val_part,
+            label_list,
+            fold_config,
+            base_model=base_model,
+            model_and_tokenizer=model_factory() if model_factory else None,
+            progress=progress,
+        )
         max_length = result.config.max_length
-        held_logits = predict_logits(result.model, result.tokenizer, [real[i].text for i in held_out],
-                                     max_length=max_length)
+        held_logits = predict_logits(
+            result.model, result.tokenizer, [real[i].text for i in held_out], max_length=max_length
+        )
         oof[held_out] = softmax(held_logits)
         fold_acc = float((held_logits.argmax(axis=1) == [index[real[i].label] for i in held_out]).mean())
         fold_accuracies.append(fold_acc)
         if synthetic_texts:
-            votes[fold_number] = predict_logits(result.model, result.tokenizer, synthetic_texts,
-                                                max_length=max_length).argmax(axis=1)
+            votes[fold_number] = predict_logits(
+                result.model, result.tokenizer, synthetic_texts, max_length=max_length
+            ).argmax(axis=1)
         if on_fold_end:
             on_fold_end(fold_number, fold_acc)
 
@@ -127,8 +137,13 @@ def consensus_filter(
         if unanimous[j]:
             kept.append(dict(row))
         else:
-            flagged.append({**row, "votes": [label_list[v] for v in votes[:, j]],
-                            "agreeing_models": int(agree[:, j].sum())})
+            flagged.append(
+                {
+                    **row,
+                    "votes": [label_list[v] for v in votes[:, j]],
+                    "agreeing_models": int(agree[:, j].sum()),
+                }
+            )
     per_intent = {}
     for label in label_list:
         mask = generated == index[label]
@@ -141,9 +156,14 @@ def consensus_filter(
     real_labels = np.array([index[e.label] for e in real])
     issues = find_label_issues(real_labels, oof)
     label_issues = [
-        {"line": real[i].line, "text": real[i].text, "given": real[i].label,
-         "suggested": label_list[int(oof[i].argmax())], "self_confidence": float(oof[i, real_labels[i]]),
-         **{k_: v for k_, v in real[i].meta.items() if k_ in ("id", "source")}}
+        {
+            "line": real[i].line,
+            "text": real[i].text,
+            "given": real[i].label,
+            "suggested": label_list[int(oof[i].argmax())],
+            "self_confidence": float(oof[i, real_labels[i]]),
+            **{k_: v for k_, v in real[i].meta.items() if k_ in ("id", "source")},
+        }
         for i in issues
     ]
     return ConsensusResult(kept, flagged, per_intent, oof, label_issues, fold_accuracies)

@@ -8,7 +8,7 @@ needs a multilingual encoder rather than more epochs.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Sequence
+from collections.abc import Sequence
 
 from manga_intent.data import Example, clean_text
 
@@ -25,7 +25,9 @@ def tokenizer_coverage(tokenizer, examples: Sequence[Example], *, max_length: in
     unk = tokenizer.unk_token_id
     special = set(tokenizer.all_special_ids)
     totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
-    encoded = tokenizer([clean_text(e.text) for e in examples], truncation=True, max_length=max_length)["input_ids"]
+    encoded = tokenizer([clean_text(e.text) for e in examples], truncation=True, max_length=max_length)[
+        "input_ids"
+    ]
     for example, ids in zip(examples, encoded):
         body = [i for i in ids if i not in special or i == unk]
         unknown = sum(1 for i in body if i == unk)
@@ -35,6 +37,10 @@ def tokenizer_coverage(tokenizer, examples: Sequence[Example], *, max_length: in
             row[1] += len(body)
             row[2] += unknown
     return {
-        segment: {"messages": n, "tokens_per_message": tokens / n, "unk_rate": unknown / tokens if tokens else 0.0}
+        segment: {
+            "messages": n,
+            "tokens_per_message": tokens / n,
+            "unk_rate": unknown / tokens if tokens else 0.0,
+        }
         for segment, (n, tokens, unknown) in sorted(totals.items())
     }

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 
-def distribution(labels: Iterable[str], label_list: Sequence[str], smoothing: float = 0.5) -> dict[str, float]:
+def distribution(
+    labels: Iterable[str], label_list: Sequence[str], smoothing: float = 0.5
+) -> dict[str, float]:
     """Additively smoothed label distribution, so an empty class never makes KL infinite."""
     counts = Counter(labels)
     total = sum(counts[label] for label in label_list) + smoothing * len(label_list)

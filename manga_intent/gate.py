@@ -8,11 +8,13 @@ small golden-set noise does not block a release, a real drop does.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Sequence
 
 import numpy as np
 from scipy.stats import binom
+
+from manga_intent.metrics import classification_report
 
 REGRESSION_METHOD = "exact one-sided McNemar test per intent on paired golden predictions, Holm-adjusted"
 
@@ -57,7 +59,11 @@ def holm_adjust(p_values: Sequence[float]) -> list[float]:
 
 
 def per_intent_regressions(
-    y_true: np.ndarray, candidate_pred: np.ndarray, champion_pred: np.ndarray, labels: Sequence[str], alpha: float,
+    y_true: np.ndarray,
+    candidate_pred: np.ndarray,
+    champion_pred: np.ndarray,
+    labels: Sequence[str],
+    alpha: float,
 ) -> list[dict]:
     y_true, candidate_pred, champion_pred = map(np.asarray, (y_true, candidate_pred, champion_pred))
     rows = []
@@ -67,9 +73,17 @@ def per_intent_regressions(
             continue
         cand, champ = candidate_pred[mask] == index, champion_pred[mask] == index
         b, c, p = mcnemar_one_sided(cand, champ)
-        rows.append({"intent": label, "n": int(mask.sum()), "candidate_accuracy": float(cand.mean()),
-                     "champion_accuracy": float(champ.mean()), "champion_only_right": b, "candidate_only_right": c,
-                     "p_value": p})
+        rows.append(
+            {
+                "intent": label,
+                "n": int(mask.sum()),
+                "candidate_accuracy": float(cand.mean()),
+                "champion_accuracy": float(champ.mean()),
+                "champion_only_right": b,
+                "candidate_only_right": c,
+                "p_value": p,
+            }
+        )
     for row, adjusted in zip(rows, holm_adjust([r["p_value"] for r in rows])):
         row["p_holm"] = adjusted
         row["regressed"] = bool(row["candidate_accuracy"] < row["champion_accuracy"] and adjusted < alpha)
@@ -77,24 +91,87 @@ def per_intent_regressions(
 
 
 def evaluate_gate(
-    *, accuracy: float, rare_accuracy: float | None, p95_latency_ms: float, thresholds: GateThresholds,
+    *,
+    accuracy: float,
+    rare_accuracy: float | None,
+    p95_latency_ms: float,
+    thresholds: GateThresholds,
     regressions: list[dict] | None,
 ) -> GateVerdict:
     """Combine the absolute thresholds and the regression rows into a verdict with reasons."""
     checks = [
-        {"check": "overall accuracy", "value": accuracy, "threshold": f">= {thresholds.min_accuracy}",
-         "passed": accuracy >= thresholds.min_accuracy},
-        {"check": "rare-class accuracy", "value": rare_accuracy, "threshold": f">= {thresholds.min_rare_accuracy}",
-         "passed": rare_accuracy is not None and rare_accuracy >= thresholds.min_rare_accuracy},
-        {"check": "P95 latency (ms)", "value": p95_latency_ms, "threshold": f"<= {thresholds.max_p95_latency_ms}",
-         "passed": p95_latency_ms <= thresholds.max_p95_latency_ms},
+        {
+            "check": "overall accuracy",
+            "value": accuracy,
+            "threshold": f">= {thresholds.min_accuracy}",
+            "passed": accuracy >= thresholds.min_accuracy,
+        },
+        {
+            "check": "rare-class accuracy",
+            "value": rare_accuracy,
+            "threshold": f">= {thresholds.min_rare_accuracy}",
+            "passed": rare_accuracy is not None and rare_accuracy >= thresholds.min_rare_accuracy,
+        },
+        {
+            "check": "P95 latency (ms)",
+            "value": p95_latency_ms,
+            "threshold": f"<= {thresholds.max_p95_latency_ms}",
+            "passed": p95_latency_ms <= thresholds.max_p95_latency_ms,
+        },
     ]
     regressed = [r for r in (regressions or []) if r["regressed"]]
-    checks.append({"check": "no per-intent regression vs champion",
-                   "value": ", ".join(r["intent"] for r in regressed) or ("none" if regressions is not None
-                                                                          else "no champion yet"),
-                   "threshold": f"Holm-adjusted McNemar p >= {thresholds.regression_alpha}",
-                   "passed": not regressed})
-    reasons = [f"{c['check']} {c['value'] if not isinstance(c['value'], float) else round(c['value'], 4)} "
-               f"fails {c['threshold']}" for c in checks if not c["passed"]]
+    checks.append(
+        {
+            "check": "no per-intent regression vs champion",
+            "value": ", ".join(r["intent"] for r in regressed)
+            or ("none" if regressions is not None else "no champion yet"),
+            "threshold": f"Holm-adjusted McNemar p >= {thresholds.regression_alpha}",
+            "passed": not regressed,
+        }
+    )
+    reasons = [
+        f"{c['check']} {c['value'] if not isinstance(c['value'], float) else round(c['value'], 4)} "
+        f"fails {c['threshold']}"
+        for c in checks
+        if not c["passed"]
+    ]
     return GateVerdict(passed=not reasons, reasons=reasons, checks=checks, regressions=regressions or [])
+
+
+@dataclass
+class GoldenJudgement:
+    """The gate's whole answer: the candidate's golden report, the verdict, and the comparison rows."""
+
+    report: dict
+    verdict: GateVerdict
+    regressions: list[dict] | None
+
+
+def judge_candidate(
+    y_true: np.ndarray,
+    candidate_probs: np.ndarray,
+    labels: Sequence[str],
+    *,
+    rare_labels: Sequence[str],
+    p95_latency_ms: float,
+    thresholds: GateThresholds,
+    champion_probs: np.ndarray | None = None,
+    n_boot: int = 1000,
+) -> GoldenJudgement:
+    """Score the candidate's calibrated golden-set probabilities and judge it (against the champion's, if any)."""
+    report = classification_report(
+        y_true, candidate_probs, list(labels), rare_labels=rare_labels, n_boot=n_boot
+    )
+    regressions = None
+    if champion_probs is not None:
+        regressions = per_intent_regressions(
+            y_true, candidate_probs.argmax(1), champion_probs.argmax(1), labels, thresholds.regression_alpha
+        )
+    verdict = evaluate_gate(
+        accuracy=report["accuracy"],
+        rare_accuracy=report["rare_class_accuracy"],
+        p95_latency_ms=p95_latency_ms,
+        thresholds=thresholds,
+        regressions=regressions,
+    )
+    return GoldenJudgement(report, verdict, regressions)

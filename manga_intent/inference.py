@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -12,7 +12,9 @@ from manga_intent.data import clean_text
 
 
 @torch.inference_mode()
-def predict_logits(model, tokenizer, texts: Sequence[str], *, max_length: int = 128, batch_size: int = 64) -> np.ndarray:
+def predict_logits(
+    model, tokenizer, texts: Sequence[str], *, max_length: int = 128, batch_size: int = 64
+) -> np.ndarray:
     """Logits in the input order; batches are length-sorted internally to avoid padding."""
     model.eval()
     encoded = encode_texts(tokenizer, [clean_text(t) for t in texts], max_length)

@@ -6,7 +6,7 @@ eager model, the calibrated model and the compiled artifact.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -59,11 +59,15 @@ def reliability_bins(probs: np.ndarray, y_true: np.ndarray, n_bins: int = ECE_BI
     rows = []
     for b in range(n_bins):
         mask = bins == b
-        rows.append({
-            "lower": b / n_bins, "upper": (b + 1) / n_bins, "count": int(mask.sum()),
-            "accuracy": float(correct[mask].mean()) if mask.any() else None,
-            "confidence": float(confidence[mask].mean()) if mask.any() else None,
-        })
+        rows.append(
+            {
+                "lower": b / n_bins,
+                "upper": (b + 1) / n_bins,
+                "count": int(mask.sum()),
+                "accuracy": float(correct[mask].mean()) if mask.any() else None,
+                "confidence": float(confidence[mask].mean()) if mask.any() else None,
+            }
+        )
     return rows
 
 
@@ -89,7 +93,13 @@ def _rare_accuracy(y_true: np.ndarray, y_pred: np.ndarray, rare_ids: np.ndarray)
 
 
 def bootstrap_ci(
-    y_true: np.ndarray, probs: np.ndarray, rare_ids: np.ndarray, *, n_boot: int, seed: int, alpha: float = 0.05
+    y_true: np.ndarray,
+    probs: np.ndarray,
+    rare_ids: np.ndarray,
+    *,
+    n_boot: int,
+    seed: int,
+    alpha: float = 0.05,
 ) -> dict[str, list[float] | None]:
     """Percentile bootstrap CIs (resampling examples) for accuracy, macro-F1, rare accuracy, ECE."""
     rng = np.random.default_rng(seed)
@@ -125,7 +135,9 @@ def classification_report(
     y_true = np.asarray(y_true, dtype=int)
     probs = np.asarray(probs, dtype=float)
     if probs.ndim != 2 or probs.shape[0] != len(y_true) or probs.shape[1] != len(label_list):
-        raise ValueError(f"probs shape {probs.shape} does not match {len(y_true)} rows x {len(label_list)} labels")
+        raise ValueError(
+            f"probs shape {probs.shape} does not match {len(y_true)} rows x {len(label_list)} labels"
+        )
     if len(y_true) == 0:
         raise ValueError("cannot compute metrics on an empty evaluation set")
     k = len(label_list)
@@ -143,8 +155,12 @@ def classification_report(
         "nll": negative_log_likelihood(probs, y_true),
         "brier": brier_score(probs, y_true),
         "per_intent": {
-            label: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
-                    "support": int(support[i])}
+            label: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
             for i, label in enumerate(label_list)
         },
         "confusion_matrix": {"labels": list(label_list), "matrix": cm.tolist()},

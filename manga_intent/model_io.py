@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 PACKAGED_MINILM = "packaged:all-MiniLM-L6-v2"
 MODEL_CARD = "model_card.json"
@@ -82,7 +82,11 @@ def _load_encoder(source: str):
 
     config = AutoConfig.from_pretrained(source, local_files_only=True)
     model_class = AutoModel._model_mapping[type(config)]
-    kwargs = {"add_pooling_layer": False} if "add_pooling_layer" in inspect.signature(model_class.__init__).parameters else {}
+    kwargs = (
+        {"add_pooling_layer": False}
+        if "add_pooling_layer" in inspect.signature(model_class.__init__).parameters
+        else {}
+    )
     return AutoModel.from_pretrained(source, local_files_only=True, attn_implementation="sdpa", **kwargs)
 
 
@@ -95,8 +99,14 @@ def resolve_pooling(source: str, pooling: str = "auto") -> str:
     return pooling_from_sentence_transformers(source) or "cls"
 
 
-def load_base_for_training(name_or_path: str | None, label_list: Sequence[str], *, architecture: str = "pooled",
-                           pooling: str = "auto", head_dropout: float = 0.1):
+def load_base_for_training(
+    name_or_path: str | None,
+    label_list: Sequence[str],
+    *,
+    architecture: str = "pooled",
+    pooling: str = "auto",
+    head_dropout: float = 0.1,
+):
     """Tokenizer and a classifier with a fresh head for `label_list`.
 
     `pooled` (recipe v2): the base encoder pooled the way it was trained (mean for all-MiniLM-L6-v2)
@@ -109,16 +119,22 @@ def load_base_for_training(name_or_path: str | None, label_list: Sequence[str], 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     _quiet_transformers()
     source = resolve_base_model(name_or_path)
-    labels = {"num_labels": len(label_list), "id2label": dict(enumerate(label_list)),
-              "label2id": {label: i for i, label in enumerate(label_list)}}
+    labels = {
+        "num_labels": len(label_list),
+        "id2label": dict(enumerate(label_list)),
+        "label2id": {label: i for i, label in enumerate(label_list)},
+    }
     try:
         tokenizer = _load_tokenizer(source)
         if architecture == "hf":
-            model = AutoModelForSequenceClassification.from_pretrained(source, local_files_only=True, **labels)
+            model = AutoModelForSequenceClassification.from_pretrained(
+                source, local_files_only=True, **labels
+            )
         elif architecture == "pooled":
             encoder = _load_encoder(source)
             model = PooledEncoderForSequenceClassification.from_encoder(
-                encoder, pooling=resolve_pooling(source, pooling), head_dropout=head_dropout, **labels)
+                encoder, pooling=resolve_pooling(source, pooling), head_dropout=head_dropout, **labels
+            )
         else:
             raise ValueError(f"architecture must be pooled or hf, got {architecture!r}")
     except OSError as exc:

@@ -52,9 +52,12 @@ def pooling_from_sentence_transformers(model_dir: str | Path) -> str | None:
     for path in candidates:
         if path.is_file():
             config = json.loads(path.read_text(encoding="utf-8"))
-            for key, mode in (("pooling_mode_mean_tokens", "mean"), ("pooling_mode_cls_token", "cls"),
-                              ("pooling_mode_max_tokens", "max"), ("pooling_mode_mean_sqrt_len_tokens",
-                                                                   "mean_sqrt_len")):
+            for key, mode in (
+                ("pooling_mode_mean_tokens", "mean"),
+                ("pooling_mode_cls_token", "cls"),
+                ("pooling_mode_max_tokens", "max"),
+                ("pooling_mode_mean_sqrt_len_tokens", "mean_sqrt_len"),
+            ):
                 if config.get(key):
                     return mode
     return None
@@ -65,7 +68,9 @@ class PooledEncoderConfig(PretrainedConfig):
 
     model_type = MODEL_TYPE
 
-    def __init__(self, encoder: dict | None = None, pooling: str = "mean", head_dropout: float = 0.1, **kwargs):
+    def __init__(
+        self, encoder: dict | None = None, pooling: str = "mean", head_dropout: float = 0.1, **kwargs
+    ):
         if pooling not in POOLING_MODES:
             raise ValueError(f"pooling must be one of {POOLING_MODES}, got {pooling!r}")
         if not 0 <= head_dropout < 1:
@@ -85,7 +90,11 @@ class PooledEncoderConfig(PretrainedConfig):
 
     @property
     def hidden_size(self) -> int:
-        return int(self.base_encoder.get("hidden_size") or self.base_encoder.get("dim") or self.base_encoder.get("d_model"))
+        return int(
+            self.base_encoder.get("hidden_size")
+            or self.base_encoder.get("dim")
+            or self.base_encoder.get("d_model")
+        )
 
 
 @dataclass
@@ -161,16 +170,18 @@ class PooledEncoderForSequenceClassification(PreTrainedModel):
     @classmethod
     def from_encoder(cls, encoder: nn.Module, *, pooling: str, head_dropout: float, **config_kwargs):
         """Wrap a loaded (pretrained) encoder; the head is freshly initialised."""
-        config = PooledEncoderConfig(encoder=encoder.config.to_dict(), pooling=pooling, head_dropout=head_dropout,
-                                     **config_kwargs)
+        config = PooledEncoderConfig(
+            encoder=encoder.config.to_dict(), pooling=pooling, head_dropout=head_dropout, **config_kwargs
+        )
         model = cls(config, encoder=encoder)
         model._init_weights(model.classifier)
         return model
 
 
 AutoConfig.register(MODEL_TYPE, PooledEncoderConfig, exist_ok=True)
-AutoModelForSequenceClassification.register(PooledEncoderConfig, PooledEncoderForSequenceClassification,
-                                            exist_ok=True)
+AutoModelForSequenceClassification.register(
+    PooledEncoderConfig, PooledEncoderForSequenceClassification, exist_ok=True
+)
 # save_pretrained copies this file next to the weights and writes `auto_map`, so the directory also loads
 # with trust_remote_code=True from the local copy where this package is not installed.
 PooledEncoderConfig.register_for_auto_class()

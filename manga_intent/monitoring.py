@@ -7,8 +7,8 @@ handful of messages from firing either.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -49,7 +49,9 @@ def confidence_histogram(confidences: Sequence[float], smoothing: float = 0.5) -
 
 
 def window_stats(
-    rows: Sequence[dict], reference_shares: Mapping[str, float], thresholds: MonitoringThresholds,
+    rows: Sequence[dict],
+    reference_shares: Mapping[str, float],
+    thresholds: MonitoringThresholds,
     reference_confidences: Sequence[float] | None = None,
 ) -> WindowStats:
     """Statistics of one window of prediction-log rows (dicts with id, intent, confidence, is_ood)."""
@@ -63,7 +65,9 @@ def window_stats(
         p, q = confidence_histogram(confidences), confidence_histogram(reference_confidences)
         confidence_kl = float(np.sum(p * np.log(p / q)))
     return WindowStats(
-        n=len(rows), first_id=int(rows[0]["id"]), last_id=int(rows[-1]["id"]),
+        n=len(rows),
+        first_id=int(rows[0]["id"]),
+        last_id=int(rows[-1]["id"]),
         intent_kl=kl_divergence(predicted, reference_shares),
         confidence_kl=confidence_kl,
         low_confidence_share=float((confidences < thresholds.low_confidence).mean()),
@@ -75,4 +79,4 @@ def window_stats(
 
 def complete_windows(rows: Sequence[dict], size: int) -> list[list[dict]]:
     """Split rows into consecutive full windows of `size`; a partial tail waits for more traffic."""
-    return [list(rows[i:i + size]) for i in range(0, len(rows) - size + 1, size)]
+    return [list(rows[i : i + size]) for i in range(0, len(rows) - size + 1, size)]

@@ -12,6 +12,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.special import logsumexp
 
+#: The seed's operating point: at most this share of in-domain messages may be sent to the fallback.
+MAX_IN_DOMAIN_FLAG_RATE = 0.05
+
 
 def energy_score(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return -temperature * logsumexp(np.asarray(logits, dtype=np.float64) / temperature, axis=1)
@@ -32,7 +35,7 @@ def auroc(positive_scores: np.ndarray, negative_scores: np.ndarray) -> float:
         j = i
         while j + 1 < len(scores) and sorted_scores[j + 1] == sorted_scores[i]:
             j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2 + 1
+        ranks[order[i : j + 1]] = (i + j) / 2 + 1
         i = j + 1
     rank_sum = ranks[: len(pos)].sum()
     return float((rank_sum - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
@@ -54,7 +57,10 @@ class OODThreshold:
 
 
 def fit_energy_threshold(
-    in_domain_logits: np.ndarray, ood_logits: np.ndarray, *, max_in_domain_flag_rate: float = 0.05,
+    in_domain_logits: np.ndarray,
+    ood_logits: np.ndarray,
+    *,
+    max_in_domain_flag_rate: float = MAX_IN_DOMAIN_FLAG_RATE,
     temperature: float = 1.0,
 ) -> OODThreshold:
     if not 0 < max_in_domain_flag_rate < 1:

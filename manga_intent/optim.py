@@ -29,8 +29,11 @@ def find_encoder_layers(model: nn.Module) -> tuple[nn.Module, nn.ModuleList]:
     if embeddings is None:
         raise ValueError(f"{type(model).__name__}: no `embeddings` module on the base model")
     candidates = [
-        module for name, module in base.named_modules()
-        if isinstance(module, nn.ModuleList) and name.split(".")[-1] in ("layer", "layers") and len(module) > 0
+        module
+        for name, module in base.named_modules()
+        if isinstance(module, nn.ModuleList)
+        and name.split(".")[-1] in ("layer", "layers")
+        and len(module) > 0
     ]
     if not candidates:
         raise ValueError(f"{type(model).__name__}: no transformer layer list found on the base model")
@@ -49,7 +52,12 @@ def _no_decay_names(model: nn.Module) -> set[str]:
 
 
 def discriminative_param_groups(
-    model: nn.Module, *, base_lr: float, decay: float, weight_decay: float = 0.01, head_lr_multiplier: float = 1.0
+    model: nn.Module,
+    *,
+    base_lr: float,
+    decay: float,
+    weight_decay: float = 0.01,
+    head_lr_multiplier: float = 1.0,
 ) -> tuple[list[dict], list[ParamGroupInfo]]:
     """Per-depth AdamW parameter groups: eta_l = base_lr * decay^(L-1-l).
 
@@ -66,7 +74,7 @@ def discriminative_param_groups(
     num_layers = len(layers)
     depth_of: dict[int, tuple[str, float]] = {}
     for p in embeddings.parameters():
-        depth_of[id(p)] = ("embeddings", base_lr * decay ** num_layers)
+        depth_of[id(p)] = ("embeddings", base_lr * decay**num_layers)
     for index, layer in enumerate(layers):
         for p in layer.parameters():
             depth_of[id(p)] = (f"layer_{index}", base_lr * decay ** (num_layers - 1 - index))
@@ -94,7 +102,9 @@ def warmup_linear_factor(step: int, warmup_steps: int, total_steps: int) -> floa
     return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
 
 
-def training_temperature(step: int, total_steps: int, start: float = 1.5, anneal_fraction: float = 0.3) -> float:
+def training_temperature(
+    step: int, total_steps: int, start: float = 1.5, anneal_fraction: float = 0.3
+) -> float:
     """Softmax temperature annealed linearly from `start` to 1 over the first steps (seed, optional)."""
     anneal_steps = max(1, math.ceil(anneal_fraction * total_steps))
     if start == 1.0 or step >= anneal_steps:
@@ -103,11 +113,18 @@ def training_temperature(step: int, total_steps: int, start: float = 1.5, anneal
 
 
 def build_optimizer(
-    model: nn.Module, *, base_lr: float, decay: float, weight_decay: float, warmup_ratio: float, total_steps: int,
+    model: nn.Module,
+    *,
+    base_lr: float,
+    decay: float,
+    weight_decay: float,
+    warmup_ratio: float,
+    total_steps: int,
     head_lr_multiplier: float = 1.0,
 ) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR, list[ParamGroupInfo]]:
-    groups, info = discriminative_param_groups(model, base_lr=base_lr, decay=decay, weight_decay=weight_decay,
-                                               head_lr_multiplier=head_lr_multiplier)
+    groups, info = discriminative_param_groups(
+        model, base_lr=base_lr, decay=decay, weight_decay=weight_decay, head_lr_multiplier=head_lr_multiplier
+    )
     optimizer = torch.optim.AdamW(groups, lr=base_lr, foreach=True)
     warmup_steps = int(warmup_ratio * total_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(

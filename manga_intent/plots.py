@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
-from typing import Sequence
+from collections.abc import Sequence
 
 import matplotlib
 
@@ -30,8 +30,15 @@ def confusion_matrix_png(matrix: Sequence[Sequence[int]], labels: Sequence[str],
     for i in range(len(labels)):
         for j in range(len(labels)):
             if cm[i, j]:
-                ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=7,
-                        color="white" if normalized[i, j] > 0.5 else "black")
+                ax.text(
+                    j,
+                    i,
+                    int(cm[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if normalized[i, j] > 0.5 else "black",
+                )
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title or "confusion matrix (row-normalised colour, counts)")
@@ -60,12 +67,17 @@ def markdown_image(png: bytes, alt: str) -> str:
     return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode('ascii')})"
 
 
-def methods_comparison_png(summary: dict, title: str = "methods vs recipe v2 (test split, mean ± 95% CI)") -> bytes:
+def methods_comparison_png(
+    summary: dict, title: str = "methods vs recipe v2 (test split, mean ± 95% CI)"
+) -> bytes:
     """Forest plot of accuracy, rare-intent accuracy and calibrated ECE per method (compare.summarize output)."""
     rows = summary["methods"]
     names = [r["method"] for r in rows]
-    panels = (("accuracy", "accuracy"), ("rare_class_accuracy", "rare-intent accuracy"),
-              ("ece_calibrated", "ECE (calibrated)"))
+    panels = (
+        ("accuracy", "accuracy"),
+        ("rare_class_accuracy", "rare-intent accuracy"),
+        ("ece_calibrated", "ECE (calibrated)"),
+    )
     fig, axes = plt.subplots(1, len(panels), figsize=(11, 0.5 + 0.45 * len(rows)), sharey=True)
     tests = summary.get("tests_vs_recipe_v2", {})
     for ax, (key, label) in zip(axes, panels):
@@ -74,7 +86,11 @@ def methods_comparison_png(summary: dict, title: str = "methods vs recipe v2 (te
             if mean is None or np.isnan(mean):
                 continue
             separated = tests.get(row["method"], {}).get("separated")
-            colour = "black" if row["method"] == summary.get("reference") else ("tab:red" if separated else "tab:blue")
+            colour = (
+                "black"
+                if row["method"] == summary.get("reference")
+                else ("tab:red" if separated else "tab:blue")
+            )
             ax.errorbar(mean, y, xerr=half, fmt="o", color=colour, capsize=3)
         ax.set_title(label, fontsize=9)
         ax.grid(axis="x", alpha=0.3)

@@ -18,9 +18,9 @@ import math
 import random
 import time
 from collections import Counter
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -28,7 +28,12 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from manga_intent.batching import (
-    EncodedTexts, collate, encode_texts, iter_eval_batches, length_grouped_batches, random_batches,
+    EncodedTexts,
+    collate,
+    encode_texts,
+    iter_eval_batches,
+    length_grouped_batches,
+    random_batches,
 )
 from manga_intent.cpu import configure_threads, resolve_bf16
 from manga_intent.data import Example, class_weights
@@ -36,8 +41,17 @@ from manga_intent.loss import LOSS_KINDS, build_loss, symmetric_kl
 from manga_intent.metrics import macro_f1
 from manga_intent.optim import ParamGroupInfo, build_optimizer, training_temperature
 
-__all__ = ["TrainConfig", "TrainResult", "EpochStats", "EarlyStopping", "LEGACY_RECIPE", "train_classifier",
-           "default_learning_rate", "configure_threads", "seed_everything"]
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "EpochStats",
+    "EarlyStopping",
+    "LEGACY_RECIPE",
+    "train_classifier",
+    "default_learning_rate",
+    "configure_threads",
+    "seed_everything",
+]
 
 # Base learning rate per architecture family for the legacy recipe (README "Choosing the defaults").
 DEFAULT_LR_BY_HIDDEN_SIZE = ((512, 3e-4), (10**9, 2e-5))
@@ -46,7 +60,7 @@ RECIPE_V2_LR_BY_HIDDEN_SIZE = ((512, 1e-4), (10**9, 3e-5))
 
 
 def _by_hidden(model_config, table) -> float:
-    hidden = (getattr(model_config, "hidden_size", None) or getattr(model_config, "dim", None) or 768)
+    hidden = getattr(model_config, "hidden_size", None) or getattr(model_config, "dim", None) or 768
     for limit, lr in table:
         if hidden < limit:
             return lr
@@ -54,7 +68,9 @@ def _by_hidden(model_config, table) -> float:
 
 
 def default_learning_rate(model_config, recipe: str = "v2") -> float:
-    return _by_hidden(model_config, RECIPE_V2_LR_BY_HIDDEN_SIZE if recipe == "v2" else DEFAULT_LR_BY_HIDDEN_SIZE)
+    return _by_hidden(
+        model_config, RECIPE_V2_LR_BY_HIDDEN_SIZE if recipe == "v2" else DEFAULT_LR_BY_HIDDEN_SIZE
+    )
 
 
 @dataclass
@@ -146,7 +162,9 @@ class TrainConfig:
         if self.patience < 1:
             problems.append(f"patience must be >= 1 (got {self.patience})")
         if self.early_stopping_metric not in ("val_macro_f1", "val_loss"):
-            problems.append(f"early_stopping_metric must be val_macro_f1 or val_loss (got {self.early_stopping_metric!r})")
+            problems.append(
+                f"early_stopping_metric must be val_macro_f1 or val_loss (got {self.early_stopping_metric!r})"
+            )
         if self.batching not in ("length_grouped", "pad_to_max"):
             problems.append(f"batching must be length_grouped or pad_to_max (got {self.batching!r})")
         if self.mega_batch_factor < 1:
@@ -168,9 +186,21 @@ class TrainConfig:
 #: The recipe before v2, exactly as the CLI ran it: focal loss with the seed's class weights,
 #: [CLS] through the (untrained) BERT pooler, 5 epochs, early stopping on validation loss.
 LEGACY_RECIPE = TrainConfig(
-    epochs=5, max_steps=None, head_lr_multiplier=1.0, loss="focal", gamma=2.0, class_weighting=True,
-    seed_weight_normalisation=True, lr_decay=0.82, patience=2, early_stopping_metric="val_loss",
-    eval_every=10**9, mega_batch_factor=50, architecture="hf", freeze_word_embeddings=False, bf16="off",
+    epochs=5,
+    max_steps=None,
+    head_lr_multiplier=1.0,
+    loss="focal",
+    gamma=2.0,
+    class_weighting=True,
+    seed_weight_normalisation=True,
+    lr_decay=0.82,
+    patience=2,
+    early_stopping_metric="val_loss",
+    eval_every=10**9,
+    mega_batch_factor=50,
+    architecture="hf",
+    freeze_word_embeddings=False,
+    bf16="off",
     default_lr_table="legacy",
 )
 
@@ -256,7 +286,9 @@ class EarlyStopping:
 
     def update(self, value: float) -> bool:
         """Record an evaluation; True when it is the best so far."""
-        better = value < self.best - self.min_delta if self.mode == "min" else value > self.best + self.min_delta
+        better = (
+            value < self.best - self.min_delta if self.mode == "min" else value > self.best + self.min_delta
+        )
         if better:
             self.best, self.bad_epochs = value, 0
             return True
@@ -284,7 +316,9 @@ def oversampled_indices(labels: Sequence[int]) -> list[int]:
     return out
 
 
-def loss_class_weights(config: TrainConfig, train_labels: Sequence[str], label_list: Sequence[str]) -> list[float]:
+def loss_class_weights(
+    config: TrainConfig, train_labels: Sequence[str], label_list: Sequence[str]
+) -> list[float]:
     if not config.class_weighting:
         return [1.0] * len(label_list)
     weights = class_weights(train_labels, label_list)
@@ -363,8 +397,13 @@ def train_classifier(
 
     seed_everything(config.init_seed)
     if model_and_tokenizer is None:
-        tokenizer, model = load_base_for_training(base_model, label_list, architecture=config.architecture,
-                                                  pooling=config.pooling, head_dropout=config.head_dropout)
+        tokenizer, model = load_base_for_training(
+            base_model,
+            label_list,
+            architecture=config.architecture,
+            pooling=config.pooling,
+            head_dropout=config.head_dropout,
+        )
     else:
         model, tokenizer = model_and_tokenizer
     if config.lr is None:
@@ -380,8 +419,9 @@ def train_classifier(
     alpha = torch.tensor(weights) if config.class_weighting else None
     loss_fn = build_loss(config.loss, alpha=alpha, gamma=config.gamma, label_smoothing=config.label_smoothing)
     encoded = encode_texts(tokenizer, [e.text for e in train], config.max_length, train_labels)
-    val_encoded = encode_texts(tokenizer, [e.text for e in val], config.max_length,
-                               [label_index[e.label] for e in val])
+    val_encoded = encode_texts(
+        tokenizer, [e.text for e in val], config.max_length, [label_index[e.label] for e in val]
+    )
     pool_indices = oversampled_indices(train_labels) if config.oversample else list(range(len(encoded)))
     if config.oversample:
         notes.append(f"oversampled {len(encoded)} training rows to {len(pool_indices)}")
@@ -393,8 +433,13 @@ def train_classifier(
         total_steps = min(total_steps, config.max_steps)
     eval_every = min(steps_per_epoch, config.eval_every)
     optimizer, scheduler, group_info = build_optimizer(
-        model, base_lr=config.lr, decay=config.lr_decay, weight_decay=config.weight_decay,
-        warmup_ratio=config.warmup_ratio, total_steps=total_steps, head_lr_multiplier=config.head_lr_multiplier,
+        model,
+        base_lr=config.lr,
+        decay=config.lr_decay,
+        weight_decay=config.weight_decay,
+        warmup_ratio=config.warmup_ratio,
+        total_steps=total_steps,
+        head_lr_multiplier=config.head_lr_multiplier,
     )
     trainable = [p for p in model.parameters() if p.requires_grad]
     average = _WeightAverage(model, config.ema_decay) if config.ema_decay > 0 else None
@@ -417,20 +462,33 @@ def train_classifier(
         nonlocal best_epoch, best_state, stopped_early, guard_triggered, running_ce, running_n, segment_start
         if average is not None:
             average.swap()
-        val_loss, val_accuracy, val_f1 = _evaluate(model, val_encoded, pad_id, len(label_list),
-                                                   config.eval_batch_size, autocast)
+        val_loss, val_accuracy, val_f1 = _evaluate(
+            model, val_encoded, pad_id, len(label_list), config.eval_batch_size, autocast
+        )
         train_loss = running_ce / max(running_n, 1)
-        stats = EpochStats(len(history) + 1, train_loss, val_loss, val_accuracy, val_loss - train_loss,
-                           time.perf_counter() - segment_start, step, val_f1)
+        stats = EpochStats(
+            len(history) + 1,
+            train_loss,
+            val_loss,
+            val_accuracy,
+            val_loss - train_loss,
+            time.perf_counter() - segment_start,
+            step,
+            val_f1,
+        )
         history.append(stats)
         if progress:
-            tqdm.write(f"step {step}: train CE {train_loss:.4f}  val CE {val_loss:.4f}  val acc {val_accuracy:.4f}  "
-                       f"val macro-F1 {val_f1:.4f}  gap {stats.gap:+.4f}")
+            tqdm.write(
+                f"step {step}: train CE {train_loss:.4f}  val CE {val_loss:.4f}  val acc {val_accuracy:.4f}  "
+                f"val macro-F1 {val_f1:.4f}  gap {stats.gap:+.4f}"
+            )
         if on_epoch_end is not None:
             on_epoch_end(stats)
         guard_breached = stats.gap > config.overfit_gap
         if guard_breached:
-            notes.append(f"evaluation {stats.epoch}: val-train loss gap {stats.gap:.3f} > {config.overfit_gap}")
+            notes.append(
+                f"evaluation {stats.epoch}: val-train loss gap {stats.gap:.3f} > {config.overfit_gap}"
+            )
         if guard_breached and config.enforce_overfit_guard and best_state is not None:
             improved = False  # an overfit evaluation never becomes the kept model when the guard is enforced
             stopper.bad_epochs += 1
@@ -447,12 +505,16 @@ def train_classifier(
         if guard_breached and config.enforce_overfit_guard:
             guard_triggered = True
             stopped_early = not finished
-            notes.append(f"overfitting guard stopped training after evaluation {stats.epoch}; keeping {best_epoch}")
+            notes.append(
+                f"overfitting guard stopped training after evaluation {stats.epoch}; keeping {best_epoch}"
+            )
             return True
         if stopper.should_stop and not finished:
             stopped_early = True
-            notes.append(f"early stopping at step {step}: no {config.early_stopping_metric} improvement for "
-                         f"{config.patience} evaluations")
+            notes.append(
+                f"early stopping at step {step}: no {config.early_stopping_metric} improvement for "
+                f"{config.patience} evaluations"
+            )
             return True
         return finished
 
@@ -470,19 +532,26 @@ def train_classifier(
             indices = [pool_indices[i] for i in positions]
             batch = collate(encoded, indices, pad_id, pad_to=pad_to)
             ids, mask, targets = batch["input_ids"], batch["attention_mask"], batch["labels"]
-            temperature = training_temperature(step, total_steps, config.temperature_start,
-                                               config.temperature_anneal_fraction)
+            temperature = training_temperature(
+                step, total_steps, config.temperature_start, config.temperature_anneal_fraction
+            )
             with autocast():
                 if config.rdrop_alpha > 0:
-                    both = model(input_ids=torch.cat([ids, ids]), attention_mask=torch.cat([mask, mask])).logits
-                    logits, second = both[: len(ids)].float(), both[len(ids):].float()
-                    loss = 0.5 * (loss_fn(logits, targets, temperature) + loss_fn(second, targets, temperature))
+                    both = model(
+                        input_ids=torch.cat([ids, ids]), attention_mask=torch.cat([mask, mask])
+                    ).logits
+                    logits, second = both[: len(ids)].float(), both[len(ids) :].float()
+                    loss = 0.5 * (
+                        loss_fn(logits, targets, temperature) + loss_fn(second, targets, temperature)
+                    )
                     loss = loss + config.rdrop_alpha * symmetric_kl(logits, second).mean()
                 else:
                     logits = model(input_ids=ids, attention_mask=mask).logits.float()
                     loss = loss_fn(logits, targets, temperature=temperature)
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite loss at step {step} (epoch {epoch}); lower the learning rate")
+                raise FloatingPointError(
+                    f"non-finite loss at step {step} (epoch {epoch}); lower the learning rate"
+                )
             loss.backward()
             torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
             optimizer.step()
@@ -514,8 +583,20 @@ def train_classifier(
         model.load_state_dict(best_state)
     model.eval()
     return TrainResult(
-        model=model, tokenizer=tokenizer, label_list=label_list, config=config, history=history,
-        best_epoch=best_epoch, stopped_early=stopped_early, overfit_guard_triggered=guard_triggered,
-        train_seconds=train_seconds, examples_seen=examples_seen, param_groups=group_info,
-        class_weights=weights, notes=notes, steps=step, threads=threads, bf16=use_bf16,
+        model=model,
+        tokenizer=tokenizer,
+        label_list=label_list,
+        config=config,
+        history=history,
+        best_epoch=best_epoch,
+        stopped_early=stopped_early,
+        overfit_guard_triggered=guard_triggered,
+        train_seconds=train_seconds,
+        examples_seen=examples_seen,
+        param_groups=group_info,
+        class_weights=weights,
+        notes=notes,
+        steps=step,
+        threads=threads,
+        bf16=use_bf16,
     )

@@ -1,88 +1,21 @@
-"""Label Studio through its official SDK: one project, idempotent imports, completed annotations."""
-
-import os
+"""Label Studio as a Dagster resource: connection settings around `labeling.client.LabelStudioClient`."""
 
 import dagster as dg
-import httpx
 from pydantic import PrivateAttr
 
-from labeling.label_config import label_config, read_choices
-
-
-class LabelStudioUnavailable(RuntimeError):
-    """Label Studio could not be reached or refused the token; nothing was changed."""
+from labeling.client import LabelStudioClient
 
 
 class LabelStudioResource(dg.ConfigurableResource):
-    url: str = os.environ.get("LABEL_STUDIO_URL", "http://127.0.0.1:8080")
-    api_key: str = os.environ.get("LABEL_STUDIO_API_KEY", "")
+    """`url`, `api_key` (give it as `dg.EnvVar("LABEL_STUDIO_API_KEY")`), the project and a request timeout."""
+
+    url: str = "http://127.0.0.1:8080"
+    api_key: str = ""
     project_title: str = "MangaAssist intents"
     timeout_seconds: float = 15.0
-    _client: object = PrivateAttr(default=None)
+    _client: LabelStudioClient | None = PrivateAttr(default=None)
 
-    def client(self):
-        from label_studio_sdk import LabelStudio
-
+    def get_client(self) -> LabelStudioClient:
         if self._client is None:
-            self._client = LabelStudio(base_url=self.url, api_key=self.api_key, timeout=self.timeout_seconds)
+            self._client = LabelStudioClient(self.url, self.api_key, self.project_title, self.timeout_seconds)
         return self._client
-
-    def ping(self) -> None:
-        """Raise LabelStudioUnavailable unless the server answers its health check."""
-        try:
-            reply = httpx.get(f"{self.url.rstrip('/')}/health", timeout=self.timeout_seconds)
-        except httpx.HTTPError as exc:
-            raise LabelStudioUnavailable(f"Label Studio at {self.url} is unreachable: {exc}") from None
-        if reply.status_code != 200:
-            raise LabelStudioUnavailable(f"Label Studio at {self.url} answered {reply.status_code} on /health")
-
-    def _call(self, what: str, fn, *args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except (httpx.HTTPError, OSError) as exc:
-            raise LabelStudioUnavailable(f"Label Studio at {self.url}: {what} failed: {exc}") from None
-
-    def ensure_project(self) -> int:
-        """The project's id, creating it with the intent labelling interface the first time."""
-        client = self.client()
-        for project in self._call("list projects", lambda: list(client.projects.list())):
-            if project.title == self.project_title:
-                return project.id
-        created = self._call("create project", client.projects.create, title=self.project_title,
-                             label_config=label_config(),
-                             description="Active-learning batches from MangaAssist's prediction log.")
-        return created.id
-
-    def project_url(self, project_id: int) -> str:
-        return f"{self.url.rstrip('/')}/projects/{project_id}/data"
-
-    def tasks(self, project_id: int) -> list:
-        client = self.client()
-        return self._call("list tasks", lambda: list(client.tasks.list(project=project_id, fields="all")))
-
-    def existing_message_keys(self, project_id: int) -> set[str]:
-        return {task.data.get("message_key") for task in self.tasks(project_id) if task.data.get("message_key")}
-
-    def import_tasks(self, project_id: int, tasks: list[dict]) -> list[int]:
-        if not tasks:
-            return []
-        client = self.client()
-        response = self._call("import tasks", client.projects.import_tasks, id=project_id, request=tasks,
-                              return_task_ids=True)
-        return list(response.task_ids or [])
-
-    def completed_annotations(self, project_id: int, after_id: int = 0) -> list[dict]:
-        """Submitted (not cancelled) annotations with id > after_id, oldest first."""
-        out = []
-        for task in self.tasks(project_id):
-            for annotation in task.annotations or []:
-                annotation = annotation if isinstance(annotation, dict) else annotation.dict()
-                if annotation.get("was_cancelled") or annotation["id"] <= after_id:
-                    continue
-                intent, secondary = read_choices(annotation.get("result"))
-                if intent is None:
-                    continue
-                out.append({"annotation_id": annotation["id"], "task_id": task.id, "text": task.data.get("text"),
-                            "message_key": task.data.get("message_key"), "intent": intent, "secondary": secondary,
-                            "annotator": annotation.get("completed_by"), "created_at": annotation.get("created_at")})
-        return sorted(out, key=lambda a: a["annotation_id"])

@@ -4,30 +4,44 @@ import json
 
 import dagster as dg
 
-from manga_assets.jobs import retrain_job
-from resources.label_studio import LabelStudioResource, LabelStudioUnavailable
-from sensors.monitoring import RETRAIN_JOB, MonitoringSettings
+from labeling.client import LabelStudioUnavailable
+from manga_assets.jobs import RETRAIN_JOB, retrain_job
+from resources.label_studio import LabelStudioResource
+from resources.monitoring_settings import MonitoringSettings
 
 
-@dg.sensor(jobs=[retrain_job], minimum_interval_seconds=600, default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Polls Label Studio; once N new completed labels exist, re-materializes from human_labels.")
-def labels_ready_sensor(context: dg.SensorEvaluationContext, label_studio: LabelStudioResource,
-                        monitoring: MonitoringSettings):
+@dg.sensor(
+    jobs=[retrain_job],
+    minimum_interval_seconds=600,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Polls Label Studio; once N new completed labels exist, re-materializes from human_labels.",
+)
+def labels_ready_sensor(
+    context: dg.SensorEvaluationContext, label_studio: LabelStudioResource, monitoring: MonitoringSettings
+):
     cursor = json.loads(context.cursor) if context.cursor else {}
     last_seen = cursor.get("last_annotation_id", 0)
+    client = label_studio.get_client()
     try:
-        label_studio.ping()
-        project_id = label_studio.ensure_project()
-        fresh = label_studio.completed_annotations(project_id, after_id=last_seen)
+        client.ping()
+        fresh = client.completed_annotations(client.ensure_project(), after_id=last_seen)
     except LabelStudioUnavailable as exc:
         # cursor untouched: the labels will be counted on the first tick Label Studio answers
         return dg.SkipReason(f"skipped: {exc}")
     if len(fresh) < monitoring.min_new_labels:
-        return dg.SkipReason(f"{len(fresh)} new completed label(s) since annotation {last_seen}; "
-                             f"waiting for {monitoring.min_new_labels}")
+        return dg.SkipReason(
+            f"{len(fresh)} new completed label(s) since annotation {last_seen}; "
+            f"waiting for {monitoring.min_new_labels}"
+        )
     newest = fresh[-1]["annotation_id"]
     context.update_cursor(json.dumps({"last_annotation_id": newest}))
-    return dg.RunRequest(run_key=f"labels:{last_seen + 1}-{newest}", job_name=RETRAIN_JOB,
-                         partition_key=monitoring.retrain_partition,
-                         tags={"trigger": "labels_ready", "new_labels": str(len(fresh)),
-                               "annotations": f"{last_seen + 1}-{newest}"})
+    return dg.RunRequest(
+        run_key=f"labels:{last_seen + 1}-{newest}",
+        job_name=RETRAIN_JOB,
+        partition_key=monitoring.retrain_partition,
+        tags={
+            "trigger": "labels_ready",
+            "new_labels": str(len(fresh)),
+            "annotations": f"{last_seen + 1}-{newest}",
+        },
+    )

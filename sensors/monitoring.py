@@ -1,4 +1,4 @@
-"""Production monitoring sensors over the prediction log, plus the monthly retrain schedule.
+"""Production monitoring sensors over the prediction log: intent drift and low confidence.
 
 Both log sensors walk the log in consecutive, complete windows (default 500 predictions) from a
 JSON cursor, so a window is judged once; every run request's run_key names its window, so even a
@@ -9,31 +9,12 @@ import json
 
 import dagster as dg
 
-from labeling.assets import PredictionLogResource
-from manga_assets.jobs import labeling_job, retrain_job
-from manga_intent.labels import SEED_TRAFFIC_SHARES
-from manga_intent.monitoring import MonitoringThresholds, complete_windows, window_stats
-from resources.mlflow_tracking import MlflowRegistry
-
-RETRAIN_JOB = "retrain_job"
-LABELING_JOB = "labeling_job"
-
-
-class MonitoringSettings(dg.ConfigurableResource):
-    """Seed thresholds: KL > 0.02 is drift; more than 8% of confidences under 0.6 needs labels."""
-
-    window: int = 500
-    kl_drift: float = 0.02
-    confidence_kl_drift: float = 0.10
-    low_confidence: float = 0.6
-    low_confidence_share: float = 0.08
-    min_new_labels: int = 200
-    retrain_partition: str = "42"
-    labeling_k: int = 200
-
-    def thresholds(self) -> MonitoringThresholds:
-        return MonitoringThresholds(self.kl_drift, self.confidence_kl_drift, self.low_confidence,
-                                    self.low_confidence_share, self.window)
+from manga_assets.jobs import LABELING_JOB, RETRAIN_JOB, labeling_job, retrain_job
+from manga_intent.monitoring import complete_windows, window_stats
+from manga_intent.taxonomy import SEED_TRAFFIC_SHARES
+from resources.mlflow_registry import MlflowRegistry
+from resources.monitoring_settings import MonitoringSettings
+from resources.prediction_log import PredictionLogResource
 
 
 def _cursor(context) -> dict:
@@ -54,20 +35,33 @@ def reference_shares(registry: MlflowRegistry) -> tuple[dict, str]:
 
 
 def _labeling_request(settings: MonitoringSettings, run_key: str, tags: dict) -> dg.RunRequest:
-    return dg.RunRequest(run_key=run_key, job_name=LABELING_JOB, tags=tags,
-                         run_config={"ops": {"labeling_batch": {"config": {"k": settings.labeling_k}}}})
+    return dg.RunRequest(
+        run_key=run_key,
+        job_name=LABELING_JOB,
+        tags=tags,
+        run_config={"ops": {"labeling_batch": {"config": {"k": settings.labeling_k}}}},
+    )
 
 
-@dg.sensor(jobs=[retrain_job, labeling_job], minimum_interval_seconds=300,
-           default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Intent-distribution KL (and confidence-distribution shift) per 500-prediction window.")
-def drift_sensor(context: dg.SensorEvaluationContext, prediction_log: PredictionLogResource,
-                 mlflow_registry: MlflowRegistry, monitoring: MonitoringSettings):
+@dg.sensor(
+    jobs=[retrain_job, labeling_job],
+    minimum_interval_seconds=300,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Intent-distribution KL (and confidence-distribution shift) per 500-prediction window.",
+)
+def drift_sensor(
+    context: dg.SensorEvaluationContext,
+    prediction_log: PredictionLogResource,
+    mlflow_registry: MlflowRegistry,
+    monitoring: MonitoringSettings,
+):
     cursor = _cursor(context)
     rows = prediction_log.open().read_since(cursor.get("last_id", 0))
     windows = complete_windows(rows, monitoring.window)
     if not windows:
-        return dg.SkipReason(f"{len(rows)} new predictions; judging only full {monitoring.window}-message windows")
+        return dg.SkipReason(
+            f"{len(rows)} new predictions; judging only full {monitoring.window}-message windows"
+        )
     shares, source = reference_shares(mlflow_registry)
     thresholds = monitoring.thresholds()
     baseline = cursor.get("baseline")  # confidences of the first window served by the current model
@@ -81,47 +75,72 @@ def drift_sensor(context: dg.SensorEvaluationContext, prediction_log: Prediction
             reference_confidences = baseline["confidences"]
         stats = window_stats(window, shares, thresholds, reference_confidences)
         drifted = stats.intent_kl > thresholds.kl_drift or (
-            stats.confidence_kl is not None and stats.confidence_kl > thresholds.confidence_kl_drift)
-        context.log.info(f"window {stats.first_id}-{stats.last_id}: intent KL {stats.intent_kl:.4f} vs {source}, "
-                         f"confidence KL {stats.confidence_kl}, drift={drifted}")
+            stats.confidence_kl is not None and stats.confidence_kl > thresholds.confidence_kl_drift
+        )
+        context.log.info(
+            f"window {stats.first_id}-{stats.last_id}: intent KL {stats.intent_kl:.4f} vs {source}, "
+            f"confidence KL {stats.confidence_kl}, drift={drifted}"
+        )
         if drifted:
             key = f"{stats.first_id}-{stats.last_id}"
-            tags = {"trigger": "drift", "window": key, "intent_kl": f"{stats.intent_kl:.4f}",
-                    "confidence_kl": f"{stats.confidence_kl or 0:.4f}"}
+            tags = {
+                "trigger": "drift",
+                "window": key,
+                "intent_kl": f"{stats.intent_kl:.4f}",
+                "confidence_kl": f"{stats.confidence_kl or 0:.4f}",
+            }
             requests.append(_labeling_request(monitoring, f"drift-sample:{key}", tags))
-            requests.append(dg.RunRequest(run_key=f"drift-retrain:{key}", job_name=RETRAIN_JOB,
-                                          partition_key=monitoring.retrain_partition, tags=tags))
-    baseline["confidences"] = baseline["confidences"][-monitoring.window:]
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"drift-retrain:{key}",
+                    job_name=RETRAIN_JOB,
+                    partition_key=monitoring.retrain_partition,
+                    tags=tags,
+                )
+            )
+    baseline["confidences"] = baseline["confidences"][-monitoring.window :]
     context.update_cursor(json.dumps({"last_id": windows[-1][-1]["id"], "baseline": baseline}))
-    return requests or dg.SkipReason(f"{len(windows)} window(s) judged, no drift (KL threshold {thresholds.kl_drift})")
+    return requests or dg.SkipReason(
+        f"{len(windows)} window(s) judged, no drift (KL threshold {thresholds.kl_drift})"
+    )
 
 
-@dg.sensor(jobs=[labeling_job], minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Share of calibrated confidences under 0.6 per window; above 8% requests labels.")
-def low_confidence_sensor(context: dg.SensorEvaluationContext, prediction_log: PredictionLogResource,
-                          monitoring: MonitoringSettings):
+@dg.sensor(
+    jobs=[labeling_job],
+    minimum_interval_seconds=300,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Share of calibrated confidences under 0.6 per window; above 8% requests labels.",
+)
+def low_confidence_sensor(
+    context: dg.SensorEvaluationContext, prediction_log: PredictionLogResource, monitoring: MonitoringSettings
+):
     cursor = _cursor(context)
     rows = prediction_log.open().read_since(cursor.get("last_id", 0))
     windows = complete_windows(rows, monitoring.window)
     if not windows:
-        return dg.SkipReason(f"{len(rows)} new predictions; judging only full {monitoring.window}-message windows")
+        return dg.SkipReason(
+            f"{len(rows)} new predictions; judging only full {monitoring.window}-message windows"
+        )
     thresholds = monitoring.thresholds()
     requests = []
     for window in windows:
         stats = window_stats(window, SEED_TRAFFIC_SHARES, thresholds)
-        context.log.info(f"window {stats.first_id}-{stats.last_id}: {stats.low_confidence_share:.1%} below "
-                         f"{thresholds.low_confidence}")
+        context.log.info(
+            f"window {stats.first_id}-{stats.last_id}: {stats.low_confidence_share:.1%} below "
+            f"{thresholds.low_confidence}"
+        )
         if stats.low_confidence_share > thresholds.low_confidence_share:
             key = f"{stats.first_id}-{stats.last_id}"
-            requests.append(_labeling_request(monitoring, f"low-confidence:{key}", {
-                "trigger": "low_confidence", "window": key, "low_confidence_share": f"{stats.low_confidence_share:.4f}"}))
+            requests.append(
+                _labeling_request(
+                    monitoring,
+                    f"low-confidence:{key}",
+                    {
+                        "trigger": "low_confidence",
+                        "window": key,
+                        "low_confidence_share": f"{stats.low_confidence_share:.4f}",
+                    },
+                )
+            )
     context.update_cursor(json.dumps({"last_id": windows[-1][-1]["id"]}))
     return requests or dg.SkipReason(f"{len(windows)} window(s) judged, low-confidence share within bounds")
-
-
-@dg.schedule(cron_schedule="0 3 1 * *", job=retrain_job, default_status=dg.DefaultScheduleStatus.RUNNING,
-             execution_timezone="UTC", description="The seed's monthly retrain, whatever the monitors say.")
-def monthly_retrain(context: dg.ScheduleEvaluationContext, monitoring: MonitoringSettings):
-    month = context.scheduled_execution_time.strftime("%Y-%m")
-    return dg.RunRequest(run_key=f"monthly:{month}", partition_key=monitoring.retrain_partition,
-                         tags={"trigger": "monthly_schedule"})

@@ -73,8 +73,8 @@ class FixedModel:
 class ChampionModel:
     """Follows the registry's champion alias; artifacts are cached locally per version."""
 
-    registry: object  # resources.mlflow_tracking.MlflowRegistry
-    store: object  # resources.storage.ArtifactStore
+    registry: object  # serving.registry.ModelRegistry (or anything with `champion()`)
+    store: object  # serving.artifacts.Artifacts (or anything with `get_dir()`)
     cache_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="manga-serve-")))
 
     def current(self):
@@ -119,7 +119,9 @@ class ModelHolder:
     def get(self) -> tuple[str, CompiledClassifier]:
         with self._lock:
             if self.model is None:
-                raise HTTPException(503, "no model is loaded yet: no champion in the registry and no --model given")
+                raise HTTPException(
+                    503, "no model is loaded yet: no champion in the registry and no --model given"
+                )
             return self.version, self.model
 
     def start(self) -> None:
@@ -169,8 +171,16 @@ class BodySizeLimit:
 
     async def _reject(self, send):
         body = f'{{"detail": "request body exceeds {self.max_bytes} bytes"}}'.encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
@@ -180,7 +190,9 @@ def _route(prediction: Prediction, settings: ServiceSettings) -> str:
     return "clarify" if prediction.confidence < settings.clarify_below else "route"
 
 
-def create_app(holder: ModelHolder, prediction_log: PredictionLog, settings: ServiceSettings | None = None) -> FastAPI:
+def create_app(
+    holder: ModelHolder, prediction_log: PredictionLog, settings: ServiceSettings | None = None
+) -> FastAPI:
     settings = settings or ServiceSettings()
     app = FastAPI(title="MangaAssist intent service", version="1")
 
@@ -203,7 +215,9 @@ def create_app(holder: ModelHolder, prediction_log: PredictionLog, settings: Ser
         if not text.strip():
             raise HTTPException(422, f"{where}: text is empty")
         if len(text) > settings.max_text_chars:
-            raise HTTPException(422, f"{where}: text has {len(text)} characters; the limit is {settings.max_text_chars}")
+            raise HTTPException(
+                422, f"{where}: text has {len(text)} characters; the limit is {settings.max_text_chars}"
+            )
         if "\x00" in text:
             raise HTTPException(422, f"{where}: text contains a NUL character")
 
@@ -216,16 +230,29 @@ def create_app(holder: ModelHolder, prediction_log: PredictionLog, settings: Ser
         rows = []
         for message, prediction in zip(messages, predictions):
             runner_up = prediction.top[1] if len(prediction.top) > 1 else None
-            secondary = runner_up["intent"] if runner_up and runner_up["confidence"] >= settings.secondary_min else None
-            rows.append({
-                "ts": now, "request_id": uuid.uuid4().hex, "text": message.text, "channel": message.channel,
-                "intent": prediction.intent, "confidence": round(prediction.confidence, 6),
-                "secondary_intent": secondary,
-                "top": [{**t, "confidence": round(t["confidence"], 6)} for t in prediction.top[:2]],
-                "probs": {t["intent"]: round(t["confidence"], 6) for t in prediction.top},
-                "is_ood": prediction.is_ood, "energy": round(prediction.energy, 6),
-                "route": _route(prediction, settings), "model_version": version, "latency_ms": round(latency_ms, 3),
-            })
+            secondary = (
+                runner_up["intent"]
+                if runner_up and runner_up["confidence"] >= settings.secondary_min
+                else None
+            )
+            rows.append(
+                {
+                    "ts": now,
+                    "request_id": uuid.uuid4().hex,
+                    "text": message.text,
+                    "channel": message.channel,
+                    "intent": prediction.intent,
+                    "confidence": round(prediction.confidence, 6),
+                    "secondary_intent": secondary,
+                    "top": [{**t, "confidence": round(t["confidence"], 6)} for t in prediction.top[:2]],
+                    "probs": {t["intent"]: round(t["confidence"], 6) for t in prediction.top},
+                    "is_ood": prediction.is_ood,
+                    "energy": round(prediction.energy, 6),
+                    "route": _route(prediction, settings),
+                    "model_version": version,
+                    "latency_ms": round(latency_ms, 3),
+                }
+            )
         prediction_log.append(rows)  # one transaction; if it fails the client gets an error, not a lie
         hidden = ("ts", "text", "top", "probs")
         return [{k: v for k, v in row.items() if k not in hidden} | {"top2": row["top"]} for row in rows]
@@ -240,14 +267,20 @@ def create_app(holder: ModelHolder, prediction_log: PredictionLog, settings: Ser
         if not body.messages:
             raise HTTPException(422, "messages: at least one message is required")
         if len(body.messages) > settings.max_batch:
-            raise HTTPException(422, f"messages: {len(body.messages)} messages; the limit is {settings.max_batch}")
+            raise HTTPException(
+                422, f"messages: {len(body.messages)} messages; the limit is {settings.max_batch}"
+            )
         for i, message in enumerate(body.messages):
             check_text(message.text, f"messages.{i}.text")
         return {"results": classify(body.messages)}
 
     @app.get("/healthz")
     def healthz() -> dict:
-        return {"status": "ok" if holder.model is not None else "no_model", "model_version": holder.version,
-                "backend": holder.model.backend if holder.model else None, "last_refresh_error": holder.last_error}
+        return {
+            "status": "ok" if holder.model is not None else "no_model",
+            "model_version": holder.version,
+            "backend": holder.model.backend if holder.model else None,
+            "last_refresh_error": holder.last_error,
+        }
 
     return BodySizeLimit(app, settings.max_body_bytes)

@@ -12,11 +12,27 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Protocol
 
-COLUMNS = ("id", "ts", "request_id", "text", "channel", "intent", "confidence", "secondary_intent", "top",
-           "probs", "is_ood", "energy", "route", "model_version", "latency_ms")
+COLUMNS = (
+    "id",
+    "ts",
+    "request_id",
+    "text",
+    "channel",
+    "intent",
+    "confidence",
+    "secondary_intent",
+    "top",
+    "probs",
+    "is_ood",
+    "energy",
+    "route",
+    "model_version",
+    "latency_ms",
+)
 JSON_COLUMNS = ("top", "probs")
 
 
@@ -41,27 +57,54 @@ class SqlitePredictionLog:
                 "CREATE TABLE IF NOT EXISTS predictions (id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL, "
                 "request_id TEXT NOT NULL, text TEXT NOT NULL, channel TEXT NOT NULL, intent TEXT NOT NULL, "
                 "confidence REAL NOT NULL, secondary_intent TEXT, top TEXT NOT NULL, probs TEXT NOT NULL, is_ood INTEGER NOT NULL, "
-                "energy REAL NOT NULL, route TEXT NOT NULL, model_version TEXT NOT NULL, latency_ms REAL NOT NULL)")
+                "energy REAL NOT NULL, route TEXT NOT NULL, model_version TEXT NOT NULL, latency_ms REAL NOT NULL)"
+            )
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=30)
 
     def append(self, rows: Sequence[dict]) -> None:
-        values = [(r["ts"], r["request_id"], r["text"], r["channel"], r["intent"], r["confidence"],
-                   r.get("secondary_intent"), json.dumps(r["top"]), json.dumps(r["probs"]), int(r["is_ood"]),
-                   r["energy"], r["route"],
-                   r["model_version"], r["latency_ms"]) for r in rows]
+        values = [
+            (
+                r["ts"],
+                r["request_id"],
+                r["text"],
+                r["channel"],
+                r["intent"],
+                r["confidence"],
+                r.get("secondary_intent"),
+                json.dumps(r["top"]),
+                json.dumps(r["probs"]),
+                int(r["is_ood"]),
+                r["energy"],
+                r["route"],
+                r["model_version"],
+                r["latency_ms"],
+            )
+            for r in rows
+        ]
         with self._lock, self._connect() as conn:  # one transaction: all rows or none
             conn.executemany(
                 "INSERT INTO predictions (ts, request_id, text, channel, intent, confidence, secondary_intent, top, "
-                "probs, is_ood, energy, route, model_version, latency_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", values)
+                "probs, is_ood, energy, route, model_version, latency_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                values,
+            )
 
     def read_since(self, last_id: int, limit: int = 100_000) -> list[dict]:
         with self._connect() as conn:
             conn.row_factory = sqlite3.Row
-            rows = conn.execute("SELECT * FROM predictions WHERE id > ? ORDER BY id LIMIT ?", (last_id, limit))
-            return [{**dict(row), "top": json.loads(row["top"]), "probs": json.loads(row["probs"]),
-                     "is_ood": bool(row["is_ood"])} for row in rows]
+            rows = conn.execute(
+                "SELECT * FROM predictions WHERE id > ? ORDER BY id LIMIT ?", (last_id, limit)
+            )
+            return [
+                {
+                    **dict(row),
+                    "top": json.loads(row["top"]),
+                    "probs": json.loads(row["probs"]),
+                    "is_ood": bool(row["is_ood"]),
+                }
+                for row in rows
+            ]
 
     def max_id(self) -> int:
         with self._connect() as conn:
@@ -88,15 +131,21 @@ class S3ParquetPredictionLog:
             return
         with self._lock:
             ids = [self._next_id() for _ in rows]
-            table = pa.table({
-                "id": ids, **{c: [r.get(c) for r in rows] for c in COLUMNS if c not in ("id", *JSON_COLUMNS)},
-                **{c: [json.dumps(r[c]) for r in rows] for c in JSON_COLUMNS},
-            })
+            table = pa.table(
+                {
+                    "id": ids,
+                    **{c: [r.get(c) for r in rows] for c in COLUMNS if c not in ("id", *JSON_COLUMNS)},
+                    **{c: [json.dumps(r[c]) for r in rows] for c in JSON_COLUMNS},
+                }
+            )
             buffer = io.BytesIO()
             pq.write_table(table, buffer)
             # the key sorts by first id, so readers can skip whole files below their cursor
-            self.client.put_object(Bucket=self.bucket, Key=f"{self.prefix}/{ids[0]:020d}-{ids[-1]:020d}.parquet",
-                                   Body=buffer.getvalue())
+            self.client.put_object(
+                Bucket=self.bucket,
+                Key=f"{self.prefix}/{ids[0]:020d}-{ids[-1]:020d}.parquet",
+                Body=buffer.getvalue(),
+            )
 
     def _keys(self) -> list[str]:
         keys, token = [], None
@@ -121,7 +170,13 @@ class S3ParquetPredictionLog:
             body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
             for row in pq.read_table(io.BytesIO(body)).to_pylist():
                 if row["id"] > last_id:
-                    out.append({**row, **{c: json.loads(row[c]) for c in JSON_COLUMNS}, "is_ood": bool(row["is_ood"])})
+                    out.append(
+                        {
+                            **row,
+                            **{c: json.loads(row[c]) for c in JSON_COLUMNS},
+                            "is_ood": bool(row["is_ood"]),
+                        }
+                    )
         out.sort(key=lambda r: r["id"])
         return out[:limit]
 
@@ -131,23 +186,25 @@ class S3ParquetPredictionLog:
 
 
 def open_prediction_log(uri: str) -> PredictionLog:
-    """`s3://bucket/prefix` → S3/Parquet (endpoint from MANGA_S3_ENDPOINT); anything else is a SQLite path."""
+    """`s3://bucket/prefix` → S3/Parquet (client from `serving.s3`); anything else is a SQLite path."""
     if uri.startswith("s3://"):
-        import os
         from urllib.parse import urlparse
 
-        import boto3
+        from serving.s3 import s3_client
 
         parsed = urlparse(uri)
-        client = boto3.client("s3", endpoint_url=os.environ.get("MANGA_S3_ENDPOINT") or None,
-                              region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
-        return S3ParquetPredictionLog(client, parsed.netloc, parsed.path.strip("/") or "prediction-log")
-    return SqlitePredictionLog(uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else uri)
+        return S3ParquetPredictionLog(s3_client(), parsed.netloc, parsed.path.strip("/") or "prediction-log")
+    return SqlitePredictionLog(uri[len("sqlite:///") :] if uri.startswith("sqlite:///") else uri)
+
+
+def default_sqlite_path() -> str:
+    from manga_intent.home import manga_home
+
+    return str(manga_home() / "predictions.sqlite")
 
 
 def default_log_uri() -> str:
+    """$MANGA_PREDICTION_LOG, else the SQLite file under $MANGA_HOME."""
     import os
 
-    from resources.paths import manga_home
-
-    return os.environ.get("MANGA_PREDICTION_LOG") or str(manga_home() / "predictions.sqlite")
+    return os.environ.get("MANGA_PREDICTION_LOG") or default_sqlite_path()

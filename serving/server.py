@@ -24,24 +24,41 @@ def fixed_model_source(directory: str | Path) -> FixedModel:
 
         model, tokenizer, card = load_trained(directory)
         out = Path(tempfile.mkdtemp(prefix="manga-serve-compiled-"))
-        compile_classifier(model, tokenizer, out, labels=card["labels"], temperature=1.0,
-                           ood_threshold=float("inf"), max_length=card["recipe"]["max_length"], backend="auto")
+        compile_classifier(
+            model,
+            tokenizer,
+            out,
+            labels=card["labels"],
+            temperature=1.0,
+            ood_threshold=float("inf"),
+            max_length=card["recipe"]["max_length"],
+            backend="auto",
+        )
         return FixedModel(out, version=f"local:{directory.name}")
-    raise FileNotFoundError(f"{directory}: neither a compiled artifact (manifest.json) nor a trained model "
-                            "(model_card.json)")
+    raise FileNotFoundError(
+        f"{directory}: neither a compiled artifact (manifest.json) nor a trained model (model_card.json)"
+    )
 
 
-def build_app(model_dir: str | None = None, *, log_uri: str | None = None, settings: ServiceSettings | None = None,
-              registry=None, store=None):
+def build_app(
+    model_dir: str | None = None,
+    *,
+    log_uri: str | None = None,
+    settings: ServiceSettings | None = None,
+    registry=None,
+    store=None,
+):
     settings = settings or ServiceSettings(reload_seconds=float(os.environ.get("MANGA_RELOAD_SECONDS", "30")))
     if model_dir:
         source = fixed_model_source(model_dir)
     else:
-        from resources.mlflow_tracking import MlflowRegistry
-        from resources.storage import store_from_env
+        from serving.artifacts import artifacts_from_uri
+        from serving.registry import ModelRegistry, default_tracking_uri
 
-        source = ChampionModel(registry or MlflowRegistry(tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", "")),
-                               store or store_from_env())
+        source = ChampionModel(
+            registry or ModelRegistry(default_tracking_uri()),
+            store or artifacts_from_uri(os.environ.get("MANGA_ARTIFACT_URI")),
+        )
     holder = ModelHolder(source, settings.reload_seconds)
     holder.refresh()
     if not model_dir:

@@ -34,17 +34,43 @@ def tiny_config(kind: str, num_labels: int = 3):
     from transformers import BertConfig, DistilBertConfig, RobertaConfig
 
     if kind == "bert":
-        return BertConfig(vocab_size=30522, hidden_size=64, num_hidden_layers=3, num_attention_heads=2,
-                          intermediate_size=128, max_position_embeddings=128, num_labels=num_labels,
-                          hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+        return BertConfig(
+            vocab_size=30522,
+            hidden_size=64,
+            num_hidden_layers=3,
+            num_attention_heads=2,
+            intermediate_size=128,
+            max_position_embeddings=128,
+            num_labels=num_labels,
+            hidden_dropout_prob=0.0,
+            attention_probs_dropout_prob=0.0,
+        )
     if kind == "distilbert":
-        return DistilBertConfig(vocab_size=30522, dim=64, n_layers=3, n_heads=2, hidden_dim=128,
-                                max_position_embeddings=128, num_labels=num_labels, dropout=0.0,
-                                attention_dropout=0.0, seq_classif_dropout=0.0)
+        return DistilBertConfig(
+            vocab_size=30522,
+            dim=64,
+            n_layers=3,
+            n_heads=2,
+            hidden_dim=128,
+            max_position_embeddings=128,
+            num_labels=num_labels,
+            dropout=0.0,
+            attention_dropout=0.0,
+            seq_classif_dropout=0.0,
+        )
     if kind == "roberta":
-        return RobertaConfig(vocab_size=30522, hidden_size=64, num_hidden_layers=3, num_attention_heads=2,
-                             intermediate_size=128, max_position_embeddings=130, num_labels=num_labels,
-                             pad_token_id=1, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+        return RobertaConfig(
+            vocab_size=30522,
+            hidden_size=64,
+            num_hidden_layers=3,
+            num_attention_heads=2,
+            intermediate_size=128,
+            max_position_embeddings=130,
+            num_labels=num_labels,
+            pad_token_id=1,
+            hidden_dropout_prob=0.0,
+            attention_probs_dropout_prob=0.0,
+        )
     raise ValueError(kind)
 
 
@@ -101,7 +127,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def tiny_pooled_classifier(num_labels: int = 3, pooling: str = "mean", seed: int = 0, head_dropout: float = 0.0):
+def exported_human_labels(uri: str | None = None):
+    """A `human_labels` asset that records an export already in the artifact store (or none) for intent_dataset."""
+    import dagster as dg
+
+    from manga_assets.manifests import HumanLabelsExport
+
+    @dg.asset(name="human_labels")
+    def human_labels():  # no annotation: conftest uses postponed annotations
+        manifest = HumanLabelsExport(uri=uri, labels=0)
+        return dg.MaterializeResult(metadata={"manifest": dg.MetadataValue.json(manifest.as_dict())})
+
+    return human_labels
+
+
+def tiny_pooled_classifier(
+    num_labels: int = 3, pooling: str = "mean", seed: int = 0, head_dropout: float = 0.0
+):
     """Recipe v2's classifier (pooled encoder + fresh head) around a tiny random BERT encoder."""
     import torch
 
@@ -109,7 +151,12 @@ def tiny_pooled_classifier(num_labels: int = 3, pooling: str = "mean", seed: int
 
     torch.manual_seed(seed)
     labels = [f"l{i}" for i in range(num_labels)]
-    config = PooledEncoderConfig(encoder=tiny_config("bert").to_dict(), pooling=pooling, head_dropout=head_dropout,
-                                 num_labels=num_labels, id2label=dict(enumerate(labels)),
-                                 label2id={label: i for i, label in enumerate(labels)})
+    config = PooledEncoderConfig(
+        encoder=tiny_config("bert").to_dict(),
+        pooling=pooling,
+        head_dropout=head_dropout,
+        num_labels=num_labels,
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+    )
     return PooledEncoderForSequenceClassification(config)

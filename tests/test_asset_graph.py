@@ -4,10 +4,10 @@ import dagster as dg
 import pytest
 
 from manga_assets.definitions import ALL_ASSETS, defs
-from manga_assets.serving_assets import golden_gate
-from resources.gate import GateSettings
+from manga_assets.golden_gate import golden_gate
+from resources.gate_settings import GateSettings
 from resources.label_studio import LabelStudioResource
-from resources.mlflow_tracking import MlflowRegistry, mlflow_run, mlflow_run_config
+from resources.mlflow_registry import MlflowRegistry, mlflow_run, mlflow_run_config
 from resources.model_settings import BaseModelResource, CompileSettings
 from resources.storage import LocalArtifactStore
 
@@ -23,8 +23,10 @@ OPEN_GATE = {"min_accuracy": 0.0, "min_rare_accuracy": 0.0, "max_p95_latency_ms"
 def resources(tmp_path, tiny_base_dir, **gate):
     from dagster_aws.s3 import S3Resource
 
-    registry = MlflowRegistry(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
-                              artifact_location=(tmp_path / "mlartifacts").as_uri())
+    registry = MlflowRegistry(
+        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+        artifact_location=(tmp_path / "mlartifacts").as_uri(),
+    )
     return {
         "artifact_store": LocalArtifactStore(root=str(tmp_path / "artifacts")),
         "s3": S3Resource(),
@@ -47,8 +49,12 @@ def run(selection, tmp_path, tiny_base_dir, instance, partition="42", ops=None, 
     elif selection != "*":
         configured = {k: v for k, v in configured.items() if k in selection}
     return dg.materialize(
-        [*ALL_ASSETS, golden_gate], selection=selection, partition_key=partition, instance=instance,
-        resources=resources(tmp_path, tiny_base_dir, **gate), run_config={"ops": configured},
+        [*ALL_ASSETS, golden_gate],
+        selection=selection,
+        partition_key=partition,
+        instance=instance,
+        resources=resources(tmp_path, tiny_base_dir, **gate),
+        run_config={"ops": configured},
         raise_on_error=False,
     )
 
@@ -67,8 +73,17 @@ def home(tmp_path, monkeypatch):
 
 def test_definitions_load():
     keys = {k.to_user_string() for k in defs.resolve_all_asset_keys()}
-    assert keys == {"human_labels", "intent_dataset", "synthetic_set", "hpo_study", "trained_model", "calibrator",
-                    "neuron_artifact", "seed_sweep_report", "labeling_batch"}
+    assert keys == {
+        "human_labels",
+        "intent_dataset",
+        "synthetic_set",
+        "hpo_study",
+        "trained_model",
+        "calibrator",
+        "neuron_artifact",
+        "seed_sweep_report",
+        "labeling_batch",
+    }
     assert defs.resolve_job_def("retrain_job").partitions_def.get_partition_keys() == ["42", "123", "2024"]
     assert {s.name for s in defs.sensors} == {"drift_sensor", "low_confidence_sensor", "labels_ready_sensor"}
     assert [s.name for s in defs.schedules] == ["monthly_retrain"]
@@ -84,7 +99,10 @@ def test_full_graph_gate_both_ways_and_two_seed_sweep(home, tiny_base_dir):
     evaluation = gate_result(first)
     assert evaluation.passed and evaluation.metadata["verdict"].value.startswith("passed")
     labels = first.asset_materializations_for_node("human_labels")[0].metadata
-    assert labels["label_studio"].value.startswith("unreachable") and labels["labels_kept_from_last_export"].value == 0
+    assert (
+        labels["label_studio"].value.startswith("unreachable")
+        and labels["labels_kept_from_last_export"].value == 0
+    )
     registry = resources(home, tiny_base_dir)["mlflow_registry"]
     champion = registry.champion()
     assert champion is not None and registry.version_tags(champion.version)["gate"] == "passed"
@@ -97,14 +115,22 @@ def test_full_graph_gate_both_ways_and_two_seed_sweep(home, tiny_base_dir):
     assert artifact["latency_p95_ms"].value > 0
 
     # a deliberately weakened model (no real training) is rejected; the champion stays
-    weak = run("trained_model*", home, tiny_base_dir, instance, partition="123",
-               ops={"trained_model": {"config": {"epochs": 1, "lr": 1e-9, "bootstrap": 50}}})
+    weak = run(
+        "trained_model*",
+        home,
+        tiny_base_dir,
+        instance,
+        partition="123",
+        ops={"trained_model": {"config": {"epochs": 1, "lr": 1e-9, "bootstrap": 50}}},
+    )
     evaluation = gate_result(weak)
     assert not evaluation.passed
     assert "regression" in str(evaluation.metadata["reasons"].value)
     assert evaluation.metadata["regression_method"].value.startswith("exact one-sided McNemar")
     assert registry.champion().version == champion.version
-    rejected = weak.asset_materializations_for_node("neuron_artifact")[0].metadata["mlflow_model_version"].value
+    rejected = (
+        weak.asset_materializations_for_node("neuron_artifact")[0].metadata["mlflow_model_version"].value
+    )
     assert registry.version_tags(rejected)["gate"] == "rejected"
 
     # absolute thresholds also reject, with the reason named

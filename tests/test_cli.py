@@ -5,17 +5,33 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import KEYWORDS, write_keyword_jsonl
 
 # a random tiny encoder has no pretrained embeddings to protect: train them, no head multiplier
-FAST = ["--epochs", "6", "--lr", "3e-3", "--batch-size", "16", "--bootstrap", "100", "--lr-decay", "0.9",
-        "--no-freeze-word-embeddings", "--head-lr-multiplier", "1"]
+FAST = [
+    "--epochs",
+    "6",
+    "--lr",
+    "3e-3",
+    "--batch-size",
+    "16",
+    "--bootstrap",
+    "100",
+    "--lr-decay",
+    "0.9",
+    "--no-freeze-word-embeddings",
+    "--head-lr-multiplier",
+    "1",
+]
 
 
 def run_cli(*args, check=True):
-    proc = subprocess.run([sys.executable, "-m", "manga_intent.cli", *map(str, args)], capture_output=True,
-                          text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "manga_intent.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\nstdout:{proc.stdout}\nstderr:{proc.stderr}")
     return proc
@@ -34,8 +50,19 @@ def test_train_writes_model_card_and_metrics(trained):
     data, out, proc = trained
     assert proc.stderr == ""  # --quiet: no progress bars or log lines
     metrics = json.loads((out / "metrics.json").read_text())
-    for key in ("accuracy", "macro_f1", "ece", "nll", "brier", "per_intent", "train_seconds",
-                "examples_per_second", "confusion_matrix", "ci95", "rare_class_accuracy"):
+    for key in (
+        "accuracy",
+        "macro_f1",
+        "ece",
+        "nll",
+        "brier",
+        "per_intent",
+        "train_seconds",
+        "examples_per_second",
+        "confusion_matrix",
+        "ci95",
+        "rare_class_accuracy",
+    ):
         assert key in metrics, key
     assert metrics["accuracy"] >= 0.9
     assert set(metrics["per_intent"]) == set(KEYWORDS)
@@ -55,8 +82,9 @@ def test_evaluate_reproduces_test_metrics(trained):
     metrics = json.loads((out / "metrics.json").read_text())
     assert report["n"] == 32 and report["accuracy"] == pytest.approx(metrics["accuracy"])
     assert report["ece"] == pytest.approx(metrics["ece"], abs=1e-6)
-    everything = json.loads(run_cli("evaluate", "--model", out, "--data", data, "--split", "all",
-                                    "--bootstrap", "0").stdout)
+    everything = json.loads(
+        run_cli("evaluate", "--model", out, "--data", data, "--split", "all", "--bootstrap", "0").stdout
+    )
     assert everything["n"] == 320
 
 
@@ -72,18 +100,37 @@ def test_predict_prints_one_json_line_per_text(trained):
 
 def test_train_with_split_column_and_progress(tmp_path, tiny_base_dir):
     data = write_keyword_jsonl(tmp_path / "split.jsonl", n=120, with_split=True)
-    proc = run_cli("train", "--data", data, "--out", tmp_path / "m", "--base-model", tiny_base_dir,
-                   "--epochs", "1", "--bootstrap", "0", "--seed", "7")
+    proc = run_cli(
+        "train",
+        "--data",
+        data,
+        "--out",
+        tmp_path / "m",
+        "--base-model",
+        tiny_base_dir,
+        "--epochs",
+        "1",
+        "--bootstrap",
+        "0",
+        "--seed",
+        "7",
+    )
     assert "epoch 1" in proc.stderr  # progress / epoch lines go to stderr
-    assert json.loads((tmp_path / "m" / "metrics.json").read_text())["split_sizes"] == {"train": 72, "val": 24,
-                                                                                     "test": 24}
+    assert json.loads((tmp_path / "m" / "metrics.json").read_text())["split_sizes"] == {
+        "train": 72,
+        "val": 24,
+        "test": 24,
+    }
     assert json.loads((tmp_path / "m" / "model_card.json").read_text())["recipe"]["init_seed"] == 7
 
 
 BAD_FILES = {
     "broken_json": ('{"text": "hi", "label": "a"}\n{"text": "oops"\n', "line 2: invalid JSON"),
     "missing_label": ('{"text": "hi", "label": "a"}\n{"text": "x"}\n', "line 2: missing field 'label'"),
-    "empty_text": ('{"text": "hi", "label": "a"}\n{"text": " \\u0000 ", "label": "b"}\n', "line 2: empty text"),
+    "empty_text": (
+        '{"text": "hi", "label": "a"}\n{"text": " \\u0000 ", "label": "b"}\n',
+        "line 2: empty text",
+    ),
     "wrong_type": ('{"text": ["hi"], "label": "a"}\n', "line 1: wrong type: 'text' must be a string"),
     "one_label": ('{"text": "hi", "label": "a"}\n{"text": "yo", "label": "a"}\n', "at least 2 labels"),
 }
@@ -94,7 +141,9 @@ def test_bad_input_files_get_clear_errors(tmp_path, tiny_base_dir, name):
     content, expected = BAD_FILES[name]
     path = tmp_path / f"{name}.jsonl"
     path.write_text(content)
-    proc = run_cli("train", "--data", path, "--out", tmp_path / "m", "--base-model", tiny_base_dir, check=False)
+    proc = run_cli(
+        "train", "--data", path, "--out", tmp_path / "m", "--base-model", tiny_base_dir, check=False
+    )
     assert proc.returncode == 2
     assert expected in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -105,11 +154,35 @@ def test_unknown_label_against_enforced_set_and_quarantine(tmp_path, tiny_base_d
     with path.open("a") as fh:
         fh.write('{"text": "where is the shop", "label": "epsilon"}\n')
     labels = ",".join(KEYWORDS)
-    proc = run_cli("train", "--data", path, "--out", tmp_path / "m", "--labels", labels,
-                   "--base-model", tiny_base_dir, check=False)
+    proc = run_cli(
+        "train",
+        "--data",
+        path,
+        "--out",
+        tmp_path / "m",
+        "--labels",
+        labels,
+        "--base-model",
+        tiny_base_dir,
+        check=False,
+    )
     assert proc.returncode == 2 and "line 121: unknown label: 'epsilon'" in proc.stderr
-    proc = run_cli("train", "--data", path, "--out", tmp_path / "m", "--labels", labels, "--quarantine",
-                   "--base-model", tiny_base_dir, "--epochs", "1", "--bootstrap", "0")
+    proc = run_cli(
+        "train",
+        "--data",
+        path,
+        "--out",
+        tmp_path / "m",
+        "--labels",
+        labels,
+        "--quarantine",
+        "--base-model",
+        tiny_base_dir,
+        "--epochs",
+        "1",
+        "--bootstrap",
+        "0",
+    )
     assert "quarantined 1 row(s)" in proc.stderr
     assert json.loads((tmp_path / "m" / "metrics.json").read_text())["quarantined_rows"] == 1
 
@@ -118,8 +191,16 @@ def test_missing_files_and_models_are_clear(tmp_path, tiny_base_dir):
     proc = run_cli("train", "--data", tmp_path / "nope.jsonl", "--out", tmp_path / "m", check=False)
     assert proc.returncode == 2 and "data file not found" in proc.stderr
     data = write_keyword_jsonl(tmp_path / "d.jsonl", n=40)
-    proc = run_cli("train", "--data", data, "--out", tmp_path / "m", "--base-model", "no-such/model-anywhere",
-                   check=False)
+    proc = run_cli(
+        "train",
+        "--data",
+        data,
+        "--out",
+        tmp_path / "m",
+        "--base-model",
+        "no-such/model-anywhere",
+        check=False,
+    )
     assert proc.returncode == 2 and "No model is downloaded at run time" in proc.stderr
     assert "Traceback" not in proc.stderr
     proc = run_cli("predict", "--model", tmp_path, "hello", check=False)
@@ -133,10 +214,15 @@ def test_train_test_only_file_carves_validation_and_evaluate_takes_any_split(tmp
     source = write_keyword_jsonl(tmp_path / "all.jsonl", n=200)
     rows = [json.loads(line) for line in source.read_text().splitlines()]
     public = tmp_path / "public.jsonl"
-    public.write_text("".join(json.dumps({**r, "split": "test" if i % 5 == 0 else "train"}) + "\n"
-                              for i, r in enumerate(rows)))
+    public.write_text(
+        "".join(
+            json.dumps({**r, "split": "test" if i % 5 == 0 else "train"}) + "\n" for i, r in enumerate(rows)
+        )
+    )
     test_only = tmp_path / "test_only.jsonl"
-    test_only.write_text("".join(json.dumps({**r, "split": "test"}) + "\n" for i, r in enumerate(rows) if i % 5 == 0))
+    test_only.write_text(
+        "".join(json.dumps({**r, "split": "test"}) + "\n" for i, r in enumerate(rows) if i % 5 == 0)
+    )
     out = tmp_path / "m"
     proc = run_cli("train", "--data", public, "--out", out, "--base-model", tiny_base_dir, *FAST)
     assert "validation carved from train (16 rows, stratified, seed 42)" in proc.stderr
@@ -153,17 +239,35 @@ def test_train_test_only_file_carves_validation_and_evaluate_takes_any_split(tmp
     assert report["n"] == 40 and report["accuracy"] == pytest.approx(metrics["accuracy"])
     assert report["temperature"] == pytest.approx(calibration["temperature"])
     assert report["ece"] == pytest.approx(metrics["ece"], abs=1e-9)
-    raw = json.loads(run_cli("evaluate", "--model", out, "--data", test_only, "--uncalibrated",
-                             "--bootstrap", "0").stdout)
+    raw = json.loads(
+        run_cli("evaluate", "--model", out, "--data", test_only, "--uncalibrated", "--bootstrap", "0").stdout
+    )
     assert raw["temperature"] == 1.0 and raw["ece"] == pytest.approx(metrics["ece_uncalibrated"], abs=1e-9)
-    assert json.loads(run_cli("evaluate", "--model", out, "--data", public, "--split", "all",
-                              "--bootstrap", "0").stdout)["n"] == 200
-    assert json.loads(run_cli("evaluate", "--model", out, "--data", public, "--split", "val",
-                              "--bootstrap", "0").stdout)["n"] == 16  # carved exactly as in training
+    assert (
+        json.loads(
+            run_cli("evaluate", "--model", out, "--data", public, "--split", "all", "--bootstrap", "0").stdout
+        )["n"]
+        == 200
+    )
+    assert (
+        json.loads(
+            run_cli("evaluate", "--model", out, "--data", public, "--split", "val", "--bootstrap", "0").stdout
+        )["n"]
+        == 16
+    )  # carved exactly as in training
     missing = run_cli("evaluate", "--model", out, "--data", test_only, "--split", "train", check=False)
     assert missing.returncode == 2 and "no 'train' rows" in missing.stderr
-    refused = run_cli("train", "--data", test_only, "--out", tmp_path / "x", "--base-model", tiny_base_dir,
-                      *FAST, check=False)
+    refused = run_cli(
+        "train",
+        "--data",
+        test_only,
+        "--out",
+        tmp_path / "x",
+        "--base-model",
+        tiny_base_dir,
+        *FAST,
+        check=False,
+    )
     assert refused.returncode == 2 and "no 'train' rows" in refused.stderr
 
 
@@ -175,8 +279,22 @@ def test_compare_cli_runs_chunks_and_summarises(tmp_path, tiny_base_dir):
         rows.append({"text": f"{word} please {i}", "label": label})
     data = tmp_path / "c.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    common = ["compare", "--data", data, "--out", tmp_path / "cmp", "--base-model", tiny_base_dir,
-              "--methods", "plain_ce,threshold_moving,recipe_v2", "--seeds", "2", "--max-steps", "4", "--quiet"]
+    common = [
+        "compare",
+        "--data",
+        data,
+        "--out",
+        tmp_path / "cmp",
+        "--base-model",
+        tiny_base_dir,
+        "--methods",
+        "plain_ce,threshold_moving,recipe_v2",
+        "--seeds",
+        "2",
+        "--max-steps",
+        "4",
+        "--quiet",
+    ]
     run_cli(*common, "--only-seeds", "1", "--no-summary")
     assert len((tmp_path / "cmp" / "runs.jsonl").read_text().splitlines()) == 3
     proc = run_cli(*common)  # seed 1 is skipped (already in the results file), seed 2 runs, then the summary

@@ -5,8 +5,8 @@ import random
 
 import numpy as np
 import pytest
-
 from conftest import tiny_pooled_classifier
+
 from manga_intent import compare
 from manga_intent.data import Example, make_splits
 from manga_intent.training import TrainConfig
@@ -21,19 +21,40 @@ def imbalanced_examples(n=300, seed=0):
     rows = []
     for label, share in shares:
         for i in range(max(12, int(n * share))):
-            rows.append(Example(f"{rng.choice(WORDS[label])} please {rng.choice(['now', 'today', 'soon'])} {i}", label))
+            rows.append(
+                Example(
+                    f"{rng.choice(WORDS[label])} please {rng.choice(['now', 'today', 'soon'])} {i}", label
+                )
+            )
     return rows
 
 
 @pytest.fixture(scope="module")
 def grid(tokenizer):
     splits = make_splits(imbalanced_examples(), seed=42)
-    base = TrainConfig(lr=3e-3, batch_size=16, max_steps=6, eval_every=3, head_lr_multiplier=1.0,
-                       freeze_word_embeddings=False)
+    base = TrainConfig(
+        lr=3e-3,
+        batch_size=16,
+        max_steps=6,
+        eval_every=3,
+        head_lr_multiplier=1.0,
+        freeze_word_embeddings=False,
+    )
     cache = compare.OutputCache(None)
-    records = [compare.run_method(m, s, splits, LABELS, base_config=base, cache=cache, latency_messages=8,
-                                  model_and_tokenizer_factory=lambda s=s: (tiny_pooled_classifier(3, seed=s), tokenizer))
-               for s in (1, 2) for m in compare.METHODS]
+    records = [
+        compare.run_method(
+            m,
+            s,
+            splits,
+            LABELS,
+            base_config=base,
+            cache=cache,
+            latency_messages=8,
+            model_and_tokenizer_factory=lambda s=s: (tiny_pooled_classifier(3, seed=s), tokenizer),
+        )
+        for s in (1, 2)
+        for m in compare.METHODS
+    ]
     return splits, records
 
 
@@ -46,7 +67,9 @@ def test_every_method_scores_the_test_split(grid):
         assert set(r["per_rare_intent_accuracy"]) == {"rare"}
     plain = {r["seed"]: r for r in records if r["method"] == "plain_ce"}
     moved = {r["seed"]: r for r in records if r["method"] == "threshold_moving"}
-    assert all(plain[s]["train_seconds"] == moved[s]["train_seconds"] for s in plain)  # same stage-1 run, reused
+    assert all(
+        plain[s]["train_seconds"] == moved[s]["train_seconds"] for s in plain
+    )  # same stage-1 run, reused
     assert compare.cache_key("two_stage", 1, "v") == compare.cache_key("plain_ce", 1, "v")
     assert compare.cache_key("label_smoothing", 1, "v") != compare.cache_key("plain_ce", 1, "v")
     assert json.dumps(records)  # JSON-able for the results file
@@ -76,9 +99,14 @@ def test_seed_ensemble_averages_logits_of_disjoint_seed_groups(tokenizer):
     cache = compare.OutputCache(None)
     rng = np.random.default_rng(0)
     for s in (1, 2, 3, 4):
-        cache.put(compare.cache_key("recipe_v2", s, "version"), {"val_logits": rng.normal(size=(len(splits.val), 3)),
-                                                  "test_logits": rng.normal(size=(len(splits.test), 3)),
-                                                  "latency_ms": np.full(10, 2.0)})
+        cache.put(
+            compare.cache_key("recipe_v2", s, "version"),
+            {
+                "val_logits": rng.normal(size=(len(splits.val), 3)),
+                "test_logits": rng.normal(size=(len(splits.test), 3)),
+                "latency_ms": np.full(10, 2.0),
+            },
+        )
     ensemble = compare.seed_ensemble(cache, splits, LABELS, [1, 2, 3, 4], data_version="version", size=2)
     assert [g["seeds"] for g in ensemble["groups"]] == [[1, 2], [3, 4]]
     assert ensemble["groups"][0]["p95_latency_ms"] == pytest.approx(4.0)  # members run one after another
@@ -87,7 +115,7 @@ def test_seed_ensemble_averages_logits_of_disjoint_seed_groups(tokenizer):
 def test_holm_mcnemar_bootstrap():
     assert compare.holm({"a": 0.01, "b": 0.04, "c": 0.03}) == pytest.approx({"a": 0.03, "b": 0.06, "c": 0.06})
     assert compare.mcnemar_exact(0, 0) == 1.0
-    assert compare.mcnemar_exact(0, 10) == pytest.approx(2 * 0.5 ** 10)
+    assert compare.mcnemar_exact(0, 10) == pytest.approx(2 * 0.5**10)
     same = np.ones((3, 50), dtype=bool)
     assert compare.paired_bootstrap(same, same, n_boot=200)["p_value"] == 1.0
     better = np.ones((3, 200), dtype=bool)
@@ -97,7 +125,7 @@ def test_holm_mcnemar_bootstrap():
     assert result["difference"] == pytest.approx(0.3) and result["p_value"] < 0.01
     assert compare.mean_ci([1.0, 1.0, 1.0]) == (1.0, 0.0)
     mean, half = compare.mean_ci([0.9, 0.92, 0.94])
-    assert mean == pytest.approx(0.92) and half == pytest.approx(4.303 * 0.02 / 3 ** 0.5, rel=1e-3)
+    assert mean == pytest.approx(0.92) and half == pytest.approx(4.303 * 0.02 / 3**0.5, rel=1e-3)
 
 
 def test_threshold_moving_recovers_a_suppressed_class():
@@ -107,6 +135,7 @@ def test_threshold_moving_recovers_a_suppressed_class():
     logits[:, 2] -= 3.0  # class 2 systematically under-scored
     offsets = compare.fit_logit_offsets(logits, y, 3)
     from manga_intent.metrics import macro_f1
+
     before = macro_f1(y, logits.argmax(1), 3)
     after = macro_f1(y, (np.log(compare.softmax(logits)) + offsets).argmax(1), 3)
     assert after > before + 0.2

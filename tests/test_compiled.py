@@ -4,10 +4,15 @@ import types
 import numpy as np
 import pytest
 import torch
-
 from conftest import tiny_classifier
+
 from manga_intent.compiled import (
-    CompiledClassifier, choose_backend, compile_classifier, latency_profile, neuron_available, parity_max_abs_diff,
+    CompiledClassifier,
+    choose_backend,
+    compile_classifier,
+    latency_profile,
+    neuron_available,
+    parity_max_abs_diff,
 )
 from manga_intent.inference import predict_logits, softmax
 from manga_intent.ood import energy_score
@@ -20,8 +25,16 @@ TEXTS = ["where is my order", "any isekai like frieren but darker?", "この漫�
 def onnx_artifact(tmp_path_factory, tokenizer):
     model = tiny_classifier("bert", 3).eval()
     out = tmp_path_factory.mktemp("onnx")
-    manifest = compile_classifier(model, tokenizer, out, labels=LABELS, temperature=0.5, ood_threshold=-1.0,
-                                  backend="onnx", max_length=64)
+    manifest = compile_classifier(
+        model,
+        tokenizer,
+        out,
+        labels=LABELS,
+        temperature=0.5,
+        ood_threshold=-1.0,
+        backend="onnx",
+        max_length=64,
+    )
     return model, CompiledClassifier(out), manifest
 
 
@@ -69,8 +82,17 @@ def test_neuron_code_path_with_a_stand_in_tracer(tmp_path, tokenizer, monkeypatc
     monkeypatch.setitem(sys.modules, "torch_neuronx", fake)
     monkeypatch.setattr("manga_intent.compiled.neuron_available", lambda: True)
     model = tiny_classifier("bert", 3).eval()
-    manifest = compile_classifier(model, tokenizer, tmp_path, labels=LABELS, temperature=1.0, ood_threshold=0.0,
-                                  backend="neuron", sequence_buckets=(8, 16, 32), max_length=32)
+    manifest = compile_classifier(
+        model,
+        tokenizer,
+        tmp_path,
+        labels=LABELS,
+        temperature=1.0,
+        ood_threshold=0.0,
+        backend="neuron",
+        sequence_buckets=(8, 16, 32),
+        max_length=32,
+    )
     assert manifest["backend"] == "neuron" and manifest["buckets"] == [8, 16, 32]
     assert sorted(manifest["files"].values()) == ["neuron_16.pt", "neuron_32.pt", "neuron_8.pt"]
     compiled = CompiledClassifier(tmp_path)
@@ -81,12 +103,19 @@ def test_neuron_code_path_with_a_stand_in_tracer(tmp_path, tokenizer, monkeypatc
 
 def test_pooled_classifier_exports_logits_and_features_with_pooling_in_the_graph(tmp_path, tokenizer):
     import onnx
-
     from conftest import tiny_pooled_classifier
 
     model = tiny_pooled_classifier(3, pooling="mean").eval()
-    manifest = compile_classifier(model, tokenizer, tmp_path, labels=LABELS, temperature=0.7, ood_threshold=0.0,
-                                  backend="onnx", max_length=64)
+    manifest = compile_classifier(
+        model,
+        tokenizer,
+        tmp_path,
+        labels=LABELS,
+        temperature=0.7,
+        ood_threshold=0.0,
+        backend="onnx",
+        max_length=64,
+    )
     assert manifest["outputs"] == ["logits", "features"]
     graph = onnx.load(str(tmp_path / "model.onnx")).graph
     assert [o.name for o in graph.output] == ["logits", "features"]

@@ -2,8 +2,8 @@ import random
 
 import numpy as np
 import pytest
-
 from conftest import KEYWORDS, tiny_classifier, write_keyword_jsonl
+
 from manga_intent.consensus import consensus_filter, find_label_issues, stratified_folds
 from manga_intent.data import load_jsonl
 from manga_intent.training import TrainConfig
@@ -51,8 +51,16 @@ def test_consensus_keeps_agreed_and_flags_mislabelled_synthetic(tmp_path, tokeni
         wrong = LABELS[(i + 1) % 4] if i < 8 else label  # the first 8 carry a wrong generated label
         synthetic.append({"text": f"{text} {i}", "label": wrong, "segment": ["plain"]})
     config = TrainConfig(epochs=8, lr=3e-3, batch_size=16, lr_decay=0.9, patience=8, overfit_gap=10.0)
-    result = consensus_filter(real, synthetic, LABELS, config, k=3, seed=0,
-                              model_factory=lambda: (tiny_classifier("bert", 4), tokenizer), progress=False)
+    result = consensus_filter(
+        real,
+        synthetic,
+        LABELS,
+        config,
+        k=3,
+        seed=0,
+        model_factory=lambda: (tiny_classifier("bert", 4), tokenizer),
+        progress=False,
+    )
     flagged_texts = {r["text"] for r in result.flagged}
     assert {s["text"] for s in synthetic[:8]} <= flagged_texts
     assert len(result.kept) >= 28
@@ -66,20 +74,29 @@ def test_consensus_keeps_agreed_and_flags_mislabelled_synthetic(tmp_path, tokeni
 def test_quality_runner_writes_review_files(tmp_path, tokenizer):
     import json
 
-    from manga_assets.shipped_data import SEED_CORPUS
-    from manga_assets.synthetic.quality import drop_collisions, run_quality, write_quality_outputs
-    from manga_intent.labels import INTENTS
+    from manga_intent.shipped_data import SEED_CORPUS
+    from manga_intent.synthetic.quality import drop_collisions, run_quality, write_quality_outputs
+    from manga_intent.taxonomy import INTENTS
 
     real = load_jsonl(SEED_CORPUS.path).examples[:400]
     config = TrainConfig(epochs=1, lr=3e-3, batch_size=32)
-    result, synthetic, dropped = run_quality(real, 60, seed=3, k=2, config=config, progress=False,
-                                             model_factory=lambda: (tiny_classifier("bert", len(INTENTS)), tokenizer))
+    result, synthetic, dropped = run_quality(
+        real,
+        60,
+        seed=3,
+        k=2,
+        config=config,
+        progress=False,
+        model_factory=lambda: (tiny_classifier("bert", len(INTENTS)), tokenizer),
+    )
     summary = write_quality_outputs(result, tmp_path, dropped=dropped, synthetic=synthetic)
     assert summary["kept"] + summary["flagged"] == len(synthetic) == 60 - dropped
     review = [json.loads(line) for line in (tmp_path / "review.jsonl").read_text().splitlines()]
     assert len(review) == summary["flagged"] and all("votes" in r for r in review)
     assert "| intent | generated | kept | flagged |" in (tmp_path / "report.md").read_text()
     assert (tmp_path / "audit_sample.md").read_text().count("\n|") >= 50
-    usable, colliding = drop_collisions([{"text": "Tell me a MANGA joke, i need a laugh today!"}, {"text": "zz"}],
-                                        {"tellmeamangajokeineedalaughtoday"})
+    usable, colliding = drop_collisions(
+        [{"text": "Tell me a MANGA joke, i need a laugh today!"}, {"text": "zz"}],
+        {"tellmeamangajokeineedalaughtoday"},
+    )
     assert len(usable) == 1 and len(colliding) == 1

@@ -4,10 +4,18 @@ from collections import Counter
 import pytest
 
 from manga_intent.data import (
-    DataValidationError, Example, class_weights, clean_text, data_hash, load_jsonl, make_splits,
-    normalized_key, parse_jsonl_lines, stratified_split,
+    DataValidationError,
+    Example,
+    class_weights,
+    clean_text,
+    data_hash,
+    load_jsonl,
+    make_splits,
+    normalized_key,
+    parse_jsonl_lines,
+    stratified_split,
 )
-from manga_intent.labels import INTENTS, SEED_TRAFFIC_SHARES
+from manga_intent.taxonomy import INTENTS, SEED_TRAFFIC_SHARES
 
 
 def test_clean_text_keeps_japanese_and_jargon():
@@ -47,16 +55,29 @@ def test_errors_name_every_offending_line():
         parse_jsonl_lines(lines, source="bad.jsonl", allowed_labels=INTENTS)
     message = str(info.value)
     assert "bad.jsonl: 8 invalid row(s)" in message
-    for fragment in ("line 2: invalid JSON", "line 3: missing field 'text'", "line 4: empty text",
-                     "line 5: unknown label: 'shipping'", "line 6: wrong type: 'text' must be a string",
-                     "line 7: wrong type: 'label'", "line 8: not a JSON object", "line 9: bad split"):
+    for fragment in (
+        "line 2: invalid JSON",
+        "line 3: missing field 'text'",
+        "line 4: empty text",
+        "line 5: unknown label: 'shipping'",
+        "line 6: wrong type: 'text' must be a string",
+        "line 7: wrong type: 'label'",
+        "line 8: not a JSON object",
+        "line 9: bad split",
+    ):
         assert fragment in message
     assert [p.line for p in info.value.problems] == [2, 3, 4, 5, 6, 7, 8, 9]
 
 
 def test_quarantine_sets_rows_aside_with_counts():
-    lines = _lines({"text": "hello", "label": "chitchat"}, "{oops", {"text": "", "label": "faq"},
-                   {"text": "x", "label": "nope"}, "", {"text": "return this", "label": "return_request"})
+    lines = _lines(
+        {"text": "hello", "label": "chitchat"},
+        "{oops",
+        {"text": "", "label": "faq"},
+        {"text": "x", "label": "nope"},
+        "",
+        {"text": "return this", "label": "return_request"},
+    )
     loaded = parse_jsonl_lines(lines, allowed_labels=INTENTS, quarantine=True)
     assert [e.text for e in loaded.examples] == ["hello", "return this"]
     assert [e.line for e in loaded.examples] == [1, 6]
@@ -108,14 +129,21 @@ def test_stratified_split_keeps_label_shares_and_is_deterministic():
 
 
 def test_rare_label_still_reaches_val_and_test():
-    examples = [Example(f"common {i}", "common") for i in range(97)] + [Example(f"rare {i}", "rare") for i in range(3)]
+    examples = [Example(f"common {i}", "common") for i in range(97)] + [
+        Example(f"rare {i}", "rare") for i in range(3)
+    ]
     parts = stratified_split(examples, seed=1)
     for part in (parts.train, parts.val, parts.test):
         assert any(e.label == "rare" for e in part)
 
 
 def test_make_splits_uses_split_column_and_needs_train_rows():
-    rows = [Example("a", "x", "train"), Example("b", "y", "train"), Example("c", "x", "val"), Example("d", "y", "test")]
+    rows = [
+        Example("a", "x", "train"),
+        Example("b", "y", "train"),
+        Example("c", "x", "val"),
+        Example("d", "y", "test"),
+    ]
     parts = make_splits(rows)
     assert parts.sizes() == {"train": 2, "val": 1, "test": 1} and parts.val_source == "file"
     assert make_splits(rows[:3]).sizes() == {"train": 2, "val": 1, "test": 0}  # no test rows: metrics on val

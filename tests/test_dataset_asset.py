@@ -1,36 +1,47 @@
 import json
 
 import dagster as dg
+from conftest import exported_human_labels
 from dagster_aws.s3 import S3Resource
 
-from manga_assets.dataset import intent_dataset
+from manga_assets.intent_dataset import intent_dataset
 from resources.storage import LocalArtifactStore
 
 
-def materialize(tmp_path, source, human_dir, quarantine=True):
+def materialize(tmp_path, source, human_file, quarantine=True):
+    """intent_dataset downstream of an export in the artifact store (what `human_labels` hands it)."""
+    store = LocalArtifactStore(root=str(tmp_path / "artifacts"))
+    uri = store.put_file(human_file, "human_labels/export.jsonl") if human_file.exists() else None
     return dg.materialize(
-        [intent_dataset], raise_on_error=False,
-        resources={"artifact_store": LocalArtifactStore(root=str(tmp_path / "artifacts")), "s3": S3Resource()},
-        run_config={"ops": {"intent_dataset": {"config": {"source_uri": str(source), "quarantine": quarantine,
-                                                          "human_labels_dir": str(human_dir)}}}},
+        [exported_human_labels(uri), intent_dataset],
+        raise_on_error=False,
+        resources={"artifact_store": store, "s3": S3Resource()},
+        run_config={
+            "ops": {"intent_dataset": {"config": {"source_uri": str(source), "quarantine": quarantine}}}
+        },
     )
 
 
 def test_shipped_corpus_with_human_labels_merged(tmp_path):
     human = tmp_path / "human"
     human.mkdir()
-    rows = [{"text": "how do i delete my account and all my data from your site", "label": "escalation",
-             "task_id": 1},  # an existing corpus message, relabelled
-            {"text": "is the kaiju no. 8 artbook out in english yet", "label": "product_question"}]  # new
+    rows = [
+        {
+            "text": "how do i delete my account and all my data from your site",
+            "label": "escalation",
+            "task_id": 1,
+        },  # an existing corpus message, relabelled
+        {"text": "is the kaiju no. 8 artbook out in english yet", "label": "product_question"},
+    ]  # new
     (human / "label_studio.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    result = materialize(tmp_path, "data/seed_corpus", human)
+    result = materialize(tmp_path, "data/seed_corpus", human / "label_studio.jsonl")
     assert result.success
     meta = result.asset_materializations_for_node("intent_dataset")[0].metadata
     assert meta["rows"].value == 1601 and meta["quarantined_rows"].value == 0
     assert meta["human_labels"].value == {"human_rows": 2, "relabelled": 1, "confirmed": 0, "added": 1}
     assert meta["provenance"].value == {"corpus": 1599, "human": 2}
     manifest = result.output_for_node("intent_dataset")
-    snapshot = [json.loads(line) for line in open(manifest["uri"][len("file://"):], encoding="utf-8")]
+    snapshot = [json.loads(line) for line in open(manifest.uri[len("file://") :], encoding="utf-8")]
     relabelled = next(r for r in snapshot if r["text"].startswith("how do i delete my account"))
     assert relabelled["label"] == "escalation" and relabelled["previous_label"] == "faq"
 
@@ -38,12 +49,17 @@ def test_shipped_corpus_with_human_labels_merged(tmp_path):
 def test_bad_rows_quarantined_or_named(tmp_path):
     source = tmp_path / "src"
     source.mkdir()
-    (source / "a.jsonl").write_text('{"text": "hi", "label": "chitchat"}\n{"text": "", "label": "faq"}\n'
-                                    '{"text": "x", "label": "weather"}\n')
-    result = materialize(tmp_path, source, tmp_path / "none")
+    (source / "a.jsonl").write_text(
+        '{"text": "hi", "label": "chitchat"}\n{"text": "", "label": "faq"}\n'
+        '{"text": "x", "label": "weather"}\n'
+    )
+    result = materialize(tmp_path, source, tmp_path / "none.jsonl")
     meta = result.asset_materializations_for_node("intent_dataset")[0].metadata
-    assert meta["rows"].value == 1 and meta["quarantine_reasons"].value == {"empty text": 1, "unknown label": 1}
-    strict = materialize(tmp_path, source, tmp_path / "none", quarantine=False)
+    assert meta["rows"].value == 1 and meta["quarantine_reasons"].value == {
+        "empty text": 1,
+        "unknown label": 1,
+    }
+    strict = materialize(tmp_path, source, tmp_path / "none.jsonl", quarantine=False)
     assert not strict.success
     failure = next(e for e in strict.all_events if e.is_step_failure)
     assert "line 2: empty text" in failure.event_specific_data.error.to_string()

@@ -2,7 +2,13 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from manga_intent.gate import GateThresholds, evaluate_gate, holm_adjust, mcnemar_one_sided, per_intent_regressions
+from manga_intent.gate import (
+    GateThresholds,
+    evaluate_gate,
+    holm_adjust,
+    mcnemar_one_sided,
+    per_intent_regressions,
+)
 
 
 def test_mcnemar_matches_scipy_binomial_test():
@@ -34,8 +40,13 @@ def test_verdict_reasons():
     t = GateThresholds()
     ok = evaluate_gate(accuracy=0.95, rare_accuracy=0.9, p95_latency_ms=5.0, thresholds=t, regressions=None)
     assert ok.passed and ok.reasons == [] and ok.checks[-1]["value"] == "no champion yet"
-    bad = evaluate_gate(accuracy=0.90, rare_accuracy=0.80, p95_latency_ms=20.0, thresholds=t,
-                        regressions=[{"intent": "faq", "regressed": True}])
+    bad = evaluate_gate(
+        accuracy=0.90,
+        rare_accuracy=0.80,
+        p95_latency_ms=20.0,
+        thresholds=t,
+        regressions=[{"intent": "faq", "regressed": True}],
+    )
     assert not bad.passed and len(bad.reasons) == 4
     assert "overall accuracy 0.9 fails >= 0.92" in bad.reasons[0]
     assert "faq" in bad.reasons[3]

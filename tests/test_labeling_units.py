@@ -5,7 +5,7 @@ import pytest
 from labeling.label_config import choice_result, label_config, read_choices
 from labeling.votes import majority_vote
 from manga_intent.active_learning import select_batch, uncertainty
-from manga_intent.labels import INTENTS
+from manga_intent.taxonomy import INTENTS
 
 
 def test_label_config_is_valid_xml_with_all_intents():
@@ -13,14 +13,20 @@ def test_label_config_is_valid_xml_with_all_intents():
     primary = [c.get("value") for c in root.find("Choices[@name='intent']")]
     assert primary == [*INTENTS, "out_of_scope"]
     assert [c.get("value") for c in root.find("Choices[@name='secondary']")] == list(INTENTS)
-    assert read_choices([choice_result("intent", "faq"), choice_result("secondary", "promotion")]) == \
-        ("faq", "promotion")
+    assert read_choices([choice_result("intent", "faq"), choice_result("secondary", "promotion")]) == (
+        "faq",
+        "promotion",
+    )
 
 
 def test_majority_vote_and_disagreements():
-    vote = majority_vote([{"intent": "faq", "secondary": None, "annotator": 1},
-                          {"intent": "faq", "secondary": "promotion", "annotator": 2},
-                          {"intent": "promotion", "secondary": None, "annotator": 3}])
+    vote = majority_vote(
+        [
+            {"intent": "faq", "secondary": None, "annotator": 1},
+            {"intent": "faq", "secondary": "promotion", "annotator": 2},
+            {"intent": "promotion", "secondary": None, "annotator": 3},
+        ]
+    )
     assert vote["label"] == "faq" and vote["secondary"] == "promotion" and vote["disagreement"]
     assert vote["agreement"] == pytest.approx(2 / 3)
     tie = majority_vote([{"intent": "faq", "annotator": 1}, {"intent": "chitchat", "annotator": 2}])
@@ -43,11 +49,17 @@ def test_uncertainty_strategies_order():
 
 
 def test_selection_dedupes_balances_and_excludes():
-    candidates = [{"text": f"where is my order {i}?!", "probs": probs("order_tracking", 0.4, "return_request", 0.39)}
-                  for i in range(50)]
-    candidates += [{"text": "Where is my ORDER 1", "probs": probs("order_tracking", 0.4, "return_request", 0.39)}]
-    candidates += [{"text": f"deal on berserk {i}", "probs": probs("promotion", 0.5, "product_question", 0.3)}
-                   for i in range(5)]
+    candidates = [
+        {"text": f"where is my order {i}?!", "probs": probs("order_tracking", 0.4, "return_request", 0.39)}
+        for i in range(50)
+    ]
+    candidates += [
+        {"text": "Where is my ORDER 1", "probs": probs("order_tracking", 0.4, "return_request", 0.39)}
+    ]
+    candidates += [
+        {"text": f"deal on berserk {i}", "probs": probs("promotion", 0.5, "product_question", 0.3)}
+        for i in range(5)
+    ]
     candidates += [{"text": f"hello {i}", "probs": probs("chitchat", 0.95, "faq", 0.01)} for i in range(5)]
     batch = select_batch(candidates, 12, exclude_keys={"whereismyorder0"})
     keys = [c["message_key"] for c in batch]

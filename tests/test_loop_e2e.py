@@ -14,24 +14,26 @@ import dagster as dg
 import httpx
 import pytest
 import uvicorn
-
 from conftest import free_port
 
-from labeling.assets import PredictionLogResource, labeling_batch
 from labeling.label_config import OUT_OF_SCOPE, choice_result
 from labeling.server import LabelStudioServer
 from manga_assets.definitions import ALL_ASSETS
-from manga_assets.serving_assets import golden_gate
-from manga_assets.simulator import post_stream, simulate
-from resources.gate import GateSettings
+from manga_assets.golden_gate import golden_gate
+from manga_assets.labeling import labeling_batch
+from manga_assets.manifests import HumanLabelsExport
+from resources.gate_settings import GateSettings
 from resources.label_studio import LabelStudioResource
-from resources.mlflow_tracking import MlflowRegistry, mlflow_run, mlflow_run_config
+from resources.mlflow_registry import MlflowRegistry, mlflow_run, mlflow_run_config
 from resources.model_settings import BaseModelResource, CompileSettings
+from resources.monitoring_settings import MonitoringSettings
+from resources.prediction_log import SqlitePredictionLogResource
 from resources.storage import LocalArtifactStore
 from sensors.labels import labels_ready_sensor
-from sensors.monitoring import MonitoringSettings, drift_sensor, low_confidence_sensor
+from sensors.monitoring import drift_sensor, low_confidence_sensor
 from serving.app import ServiceSettings
 from serving.server import build_app
+from serving.simulator import post_stream, simulate
 
 pytestmark = pytest.mark.slow
 
@@ -52,8 +54,15 @@ def label_studio_server(tmp_path_factory):
 
 
 def run_graph(instance, resources, partition="42", tags=None):
-    return dg.materialize([*ALL_ASSETS, golden_gate], partition_key=partition, instance=instance,
-                          resources=resources, run_config={"ops": SMALL}, tags=tags or {}, raise_on_error=False)
+    return dg.materialize(
+        [*ALL_ASSETS, golden_gate],
+        partition_key=partition,
+        instance=instance,
+        resources=resources,
+        run_config={"ops": SMALL},
+        tags=tags or {},
+        raise_on_error=False,
+    )
 
 
 SENSOR_RESOURCES = ("prediction_log", "mlflow_registry", "monitoring", "label_studio")
@@ -61,34 +70,45 @@ SENSOR_RESOURCES = ("prediction_log", "mlflow_registry", "monitoring", "label_st
 
 def tick(sensor, instance, resources, cursor):
     """One sensor evaluation, as the daemon would run it (with just the resources sensors use)."""
-    context = dg.build_sensor_context(instance=instance, cursor=cursor,
-                                      resources={k: resources[k] for k in SENSOR_RESOURCES})
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={k: resources[k] for k in SENSOR_RESOURCES}
+    )
     result = sensor(context)
-    requests = [] if isinstance(result, dg.SkipReason) else list(result if isinstance(result, list) else [result])
+    requests = (
+        [] if isinstance(result, dg.SkipReason) else list(result if isinstance(result, list) else [result])
+    )
     return requests, result, context.cursor
 
 
 def test_the_loop(tmp_path, monkeypatch, tiny_base_dir, label_studio_server):
     monkeypatch.setenv("MANGA_HOME", str(tmp_path / "home"))
-    registry = MlflowRegistry(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
-                              artifact_location=(tmp_path / "mlartifacts").as_uri())
+    registry = MlflowRegistry(
+        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+        artifact_location=(tmp_path / "mlartifacts").as_uri(),
+    )
     store = LocalArtifactStore(root=str(tmp_path / "artifacts"))
-    label_studio = LabelStudioResource(url=label_studio_server.url, api_key=label_studio_server.token,
-                                       project_title="MangaAssist e2e")
-    prediction_log = PredictionLogResource(uri=str(tmp_path / "predictions.sqlite"))
+    label_studio = LabelStudioResource(
+        url=label_studio_server.url, api_key=label_studio_server.token, project_title="MangaAssist e2e"
+    )
+    prediction_log = SqlitePredictionLogResource(path=str(tmp_path / "predictions.sqlite"))
     monitoring = MonitoringSettings(window=150, min_new_labels=30, labeling_k=40)
     from dagster_aws.s3 import S3Resource
 
     resources = {
-        "artifact_store": store, "s3": S3Resource(), "mlflow_registry": registry,
+        "artifact_store": store,
+        "s3": S3Resource(),
+        "mlflow_registry": registry,
         "mlflow": mlflow_run.configured(mlflow_run_config(registry)),
         "base_model": BaseModelResource(name_or_path=str(tiny_base_dir)),
         "compile_settings": CompileSettings(latency_warmup=5),
         # open thresholds: a tiny random-init model cannot reach 92%; the gate logic itself is
         # covered in test_asset_graph. Regression alpha tiny so the retrained tiny model can win.
-        "gate_settings": GateSettings(min_accuracy=0.0, min_rare_accuracy=0.0, max_p95_latency_ms=10_000,
-                                      regression_alpha=1e-12),
-        "label_studio": label_studio, "prediction_log": prediction_log, "monitoring": monitoring,
+        "gate_settings": GateSettings(
+            min_accuracy=0.0, min_rare_accuracy=0.0, max_p95_latency_ms=10_000, regression_alpha=1e-12
+        ),
+        "label_studio": label_studio,
+        "prediction_log": prediction_log,
+        "monitoring": monitoring,
     }
     instance = dg.DagsterInstance.ephemeral()
 
@@ -98,8 +118,12 @@ def test_the_loop(tmp_path, monkeypatch, tiny_base_dir, label_studio_server):
     v1 = registry.champion().version
 
     # 2. the service serves it; simulated sale traffic flows through HTTP into the prediction log
-    app, holder = build_app(log_uri=prediction_log.uri, registry=registry, store=store,
-                            settings=ServiceSettings(reload_seconds=0.5))
+    app, holder = build_app(
+        log_uri=prediction_log.path,
+        registry=registry,
+        store=store,
+        settings=ServiceSettings(reload_seconds=0.5),
+    )
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -118,31 +142,47 @@ def test_the_loop(tmp_path, monkeypatch, tiny_base_dir, label_studio_server):
         # 3. sensors: drift and low confidence fire once per full window, never twice
         requests, _, drift_cursor = tick(drift_sensor, instance, resources, None)
         assert {r.job_name for r in requests} == {"retrain_job", "labeling_job"}
-        assert [r.run_key for r in requests] == ["drift-sample:1-150", "drift-retrain:1-150",
-                                                 "drift-sample:151-300", "drift-retrain:151-300"]
+        assert [r.run_key for r in requests] == [
+            "drift-sample:1-150",
+            "drift-retrain:1-150",
+            "drift-sample:151-300",
+            "drift-retrain:151-300",
+        ]
         assert all(float(r.tags["intent_kl"]) > 0.02 for r in requests)
         print(f"\n[loop] champion v{v1} served {len(replies)} simulated messages (seasonal_sale + ood_surge)")
         for r in requests:
-            print(f"[loop] drift_sensor -> {r.job_name} run_key={r.run_key} intent_kl={r.tags['intent_kl']} "
-                  f"confidence_kl={r.tags['confidence_kl']}")
+            print(
+                f"[loop] drift_sensor -> {r.job_name} run_key={r.run_key} intent_kl={r.tags['intent_kl']} "
+                f"confidence_kl={r.tags['confidence_kl']}"
+            )
         again, skip, _ = tick(drift_sensor, instance, resources, drift_cursor)
         assert again == [] and "40 new predictions" in skip.skip_message
         low, _, low_cursor = tick(low_confidence_sensor, instance, resources, None)
         assert [r.run_key for r in low] == ["low-confidence:1-150", "low-confidence:151-300"]
         for r in low:
-            print(f"[loop] low_confidence_sensor -> {r.job_name} run_key={r.run_key} "
-                  f"share<0.6={r.tags['low_confidence_share']}")
+            print(
+                f"[loop] low_confidence_sensor -> {r.job_name} run_key={r.run_key} "
+                f"share<0.6={r.tags['low_confidence_share']}"
+            )
         assert tick(low_confidence_sensor, instance, resources, low_cursor)[0] == []
 
         # 4. the labelling batch lands in the real Label Studio, once
         labeling_config = requests[0].run_config
-        batch = dg.materialize([labeling_batch], instance=instance, resources=resources, run_config=labeling_config)
+        batch = dg.materialize(
+            [labeling_batch], instance=instance, resources=resources, run_config=labeling_config
+        )
         assert batch.asset_materializations_for_node("labeling_batch")[0].metadata["imported"].value == 40
-        repeat = dg.materialize([labeling_batch], instance=instance, resources=resources, run_config=labeling_config)
-        assert repeat.asset_materializations_for_node("labeling_batch")[0].metadata["already_in_project"].value == 40
-        client = label_studio.client()
-        project_id = label_studio.ensure_project()
-        tasks = label_studio.tasks(project_id)
+        repeat = dg.materialize(
+            [labeling_batch], instance=instance, resources=resources, run_config=labeling_config
+        )
+        assert (
+            repeat.asset_materializations_for_node("labeling_batch")[0].metadata["already_in_project"].value
+            == 40
+        )
+        ls_client = label_studio.get_client()
+        client = ls_client.sdk()
+        project_id = ls_client.ensure_project()
+        tasks = ls_client.tasks(project_id)
         assert len({t.data["message_key"] for t in tasks}) == len(tasks) >= 40
         assert all(t.predictions for t in tasks[:40])  # pre-annotated with the model's guess and score
         groups = batch.asset_materializations_for_node("labeling_batch")[0].metadata["confusion_groups"].value
@@ -156,8 +196,14 @@ def test_the_loop(tmp_path, monkeypatch, tiny_base_dir, label_studio_server):
 
         # 6. labels ready → retrain request (once)
         ready, _, labels_cursor = tick(labels_ready_sensor, instance, resources, None)
-        assert len(ready) == 1 and ready[0].job_name == "retrain_job" and ready[0].run_key.startswith("labels:1-")
-        print(f"[loop] labels_ready_sensor -> {ready[0].job_name} run_key={ready[0].run_key} tags={ready[0].tags}")
+        assert (
+            len(ready) == 1
+            and ready[0].job_name == "retrain_job"
+            and ready[0].run_key.startswith("labels:1-")
+        )
+        print(
+            f"[loop] labels_ready_sensor -> {ready[0].job_name} run_key={ready[0].run_key} tags={ready[0].tags}"
+        )
         assert tick(labels_ready_sensor, instance, resources, labels_cursor)[0] == []
 
         # 7. the retrain runs from human_labels through the gate and crowns a new champion
@@ -171,16 +217,19 @@ def test_the_loop(tmp_path, monkeypatch, tiny_base_dir, label_studio_server):
         v2 = registry.champion().version
         assert v2 != v1
         gate = second.get_asset_check_evaluations()[0].metadata
-        print(f"[loop] retrain: {exported['labelled_messages'].value} human labels merged; gate "
-              f"{gate['verdict'].value}: accuracy {gate['accuracy'].value:.3f}, rare {gate['rare_class_accuracy'].value:.3f}, "
-              f"P95 {gate['p95_latency_ms'].value:.2f} ms; champion v{v1} -> v{v2}")
+        print(
+            f"[loop] retrain: {exported['labelled_messages'].value} human labels merged; gate "
+            f"{gate['verdict'].value}: accuracy {gate['accuracy'].value:.3f}, rare {gate['rare_class_accuracy'].value:.3f}, "
+            f"P95 {gate['p95_latency_ms'].value:.2f} ms; champion v{v1} -> v{v2}"
+        )
 
         # 8. the running service picks the new champion up without a restart
         deadline = time.time() + 30
         version = None
         while time.time() < deadline:
-            version = httpx.post(f"{url}/v1/classify", json={"text": "any deals on one piece box sets?"}).json()[
-                "model_version"]
+            version = httpx.post(
+                f"{url}/v1/classify", json={"text": "any deals on one piece box sets?"}
+            ).json()["model_version"]
             if version == str(v2):
                 break
             time.sleep(0.5)
@@ -199,5 +248,9 @@ def test_the_loop(tmp_path, monkeypatch, tiny_base_dir, label_studio_server):
     metadata = kept.asset_materializations_for_node("human_labels")[0].metadata
     assert metadata["label_studio"].value.startswith("unreachable")
     assert metadata["labels_kept_from_last_export"].value == in_scope
-    exported_rows = (tmp_path / "home" / "human_labels" / "label_studio.jsonl").read_text().splitlines()
-    assert len(exported_rows) == in_scope and all(json.loads(r)["provenance"] == "human" for r in exported_rows)
+    kept_export = HumanLabelsExport.from_dict(metadata["manifest"].value)
+    assert kept_export.source == "previous export" and kept_export.labels == in_scope
+    exported_rows = store.get_file(kept_export.uri, tmp_path / "kept.jsonl").read_text().splitlines()
+    assert len(exported_rows) == in_scope and all(
+        json.loads(r)["provenance"] == "human" for r in exported_rows
+    )

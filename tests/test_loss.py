@@ -80,7 +80,9 @@ def test_focusing_downweights_easy_examples():
 def test_temperature_divides_logits():
     logits = torch.tensor([[3.0, 1.0, 0.0]])
     t = torch.tensor([0])
-    assert torch.allclose(FocalLoss(gamma=2.0)(logits, t, temperature=1.5), FocalLoss(gamma=2.0)(logits / 1.5, t))
+    assert torch.allclose(
+        FocalLoss(gamma=2.0)(logits, t, temperature=1.5), FocalLoss(gamma=2.0)(logits / 1.5, t)
+    )
 
 
 def test_rejects_negative_gamma():

@@ -3,8 +3,13 @@ import pytest
 from sklearn.metrics import f1_score, precision_recall_fscore_support
 
 from manga_intent.metrics import (
-    brier_score, classification_report, confusion_matrix, expected_calibration_error, macro_f1,
-    negative_log_likelihood, reliability_bins,
+    brier_score,
+    classification_report,
+    confusion_matrix,
+    expected_calibration_error,
+    macro_f1,
+    negative_log_likelihood,
+    reliability_bins,
 )
 
 
@@ -48,7 +53,11 @@ def _report(n, seed=0, n_boot=300):
     logits = rng.normal(size=(n, 4))
     logits[np.arange(n), y] += 2.0
     probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-    return classification_report(y, probs, ["a", "b", "c", "rare"], rare_labels=["rare"], n_boot=n_boot, seed=1), y, probs
+    return (
+        classification_report(y, probs, ["a", "b", "c", "rare"], rare_labels=["rare"], n_boot=n_boot, seed=1),
+        y,
+        probs,
+    )
 
 
 def test_report_fields_and_per_intent_values():
@@ -72,7 +81,10 @@ def test_bootstrap_ci_contains_estimate_and_narrows_with_more_data():
             assert lo < report[metric] < hi
         lo, hi = report["ci95"]["ece"]  # resampled ECE is biased upwards, so only its ordering is checked
         assert 0 <= lo < hi
-    width = lambda r: r["ci95"]["accuracy"][1] - r["ci95"]["accuracy"][0]
+
+    def width(r):
+        return r["ci95"]["accuracy"][1] - r["ci95"]["accuracy"][0]
+
     assert width(large) < width(small) / 3  # ~1/sqrt(25) = 1/5
 
 

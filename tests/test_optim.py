@@ -1,10 +1,14 @@
 import pytest
 import torch
+from conftest import tiny_classifier
 from torch import nn
 
-from conftest import tiny_classifier
 from manga_intent.optim import (
-    build_optimizer, discriminative_param_groups, find_encoder_layers, training_temperature, warmup_linear_factor,
+    build_optimizer,
+    discriminative_param_groups,
+    find_encoder_layers,
+    training_temperature,
+    warmup_linear_factor,
 )
 
 BASE, DECAY = 2e-5, 0.8
@@ -26,11 +30,11 @@ def test_layer_learning_rates_follow_the_seed_formula(kind):
         for p in layer.parameters():
             assert lookup[id(p)][0] == pytest.approx(BASE * DECAY ** (num_layers - 1 - index))
     for p in embeddings.parameters():
-        assert lookup[id(p)][0] == pytest.approx(BASE * DECAY ** num_layers)
+        assert lookup[id(p)][0] == pytest.approx(BASE * DECAY**num_layers)
     # top layer and the head share the base rate
     assert all(lookup[id(p)][0] == pytest.approx(BASE) for p in layers[-1].parameters())
     head = [p for n, p in model.named_parameters() if n.startswith(("classifier", "pre_classifier"))]
-    assert head and all(lookup[id(p)] [0] == BASE and lookup[id(p)][2] == "head" for p in head)
+    assert head and all(lookup[id(p)][0] == BASE and lookup[id(p)][2] == "head" for p in head)
     # every trainable parameter in exactly one group
     counted = [id(p) for g in groups for p in g["params"]]
     assert len(counted) == len(set(counted)) == sum(1 for p in model.parameters() if p.requires_grad)
@@ -42,7 +46,9 @@ def test_no_weight_decay_on_bias_and_layernorm(kind):
     model = tiny_classifier(kind)
     groups, _ = discriminative_param_groups(model, base_lr=BASE, decay=DECAY, weight_decay=0.01)
     lookup = _lr_by_param(model, groups)
-    layer_norm_params = {id(p) for m in model.modules() if isinstance(m, nn.LayerNorm) for p in m.parameters()}
+    layer_norm_params = {
+        id(p) for m in model.modules() if isinstance(m, nn.LayerNorm) for p in m.parameters()
+    }
     assert layer_norm_params
     for name, p in model.named_parameters():
         expected = 0.0 if (name.endswith("bias") or id(p) in layer_norm_params) else 0.01
@@ -53,8 +59,9 @@ def test_seed_table_relative_rates():
     """Seed table: layer 0 at 0.33x (0.8^5) and embeddings at 0.26x (0.8^6) for 6 layers."""
     from transformers import DistilBertConfig, DistilBertForSequenceClassification
 
-    model = DistilBertForSequenceClassification(DistilBertConfig(vocab_size=100, dim=16, n_layers=6, n_heads=2,
-                                                                 hidden_dim=32))
+    model = DistilBertForSequenceClassification(
+        DistilBertConfig(vocab_size=100, dim=16, n_layers=6, n_heads=2, hidden_dim=32)
+    )
     _, info = discriminative_param_groups(model, base_lr=1.0, decay=0.8)
     rates = {i.name: i.lr for i in info}
     assert rates["layer_5"] == 1.0 and rates["head"] == 1.0
@@ -74,8 +81,9 @@ def test_schedule_boundaries():
 
 def test_scheduler_drives_every_group():
     model = tiny_classifier("bert")
-    optimizer, scheduler, _ = build_optimizer(model, base_lr=1e-3, decay=0.5, weight_decay=0.01,
-                                              warmup_ratio=0.1, total_steps=100)
+    optimizer, scheduler, _ = build_optimizer(
+        model, base_lr=1e-3, decay=0.5, weight_decay=0.01, warmup_ratio=0.1, total_steps=100
+    )
     peak = [g["initial_lr"] for g in optimizer.param_groups]
     assert all(g["lr"] == 0 for g in optimizer.param_groups)
     for _ in range(10):

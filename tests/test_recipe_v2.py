@@ -10,28 +10,49 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from conftest import KEYWORDS, tiny_classifier, tiny_pooled_classifier, write_keyword_jsonl
+
 from manga_intent.coverage import tokenizer_coverage
 from manga_intent.cpu import cgroup_cpu_limit, configure_threads, resolve_bf16, usable_cpus
 from manga_intent.data import Example, load_jsonl, make_splits
 from manga_intent.inference import predict_logits
 from manga_intent.loss import FocalLoss, build_loss, symmetric_kl
-from manga_intent.modeling import PooledEncoderForSequenceClassification, pool, pooling_from_sentence_transformers
+from manga_intent.modeling import (
+    PooledEncoderForSequenceClassification,
+    pool,
+    pooling_from_sentence_transformers,
+)
 from manga_intent.optim import discriminative_param_groups
-from manga_intent.training import LEGACY_RECIPE, TrainConfig, _WeightAverage, oversampled_indices, train_classifier
+from manga_intent.training import (
+    LEGACY_RECIPE,
+    TrainConfig,
+    _WeightAverage,
+    oversampled_indices,
+    train_classifier,
+)
 
 LABELS = list(KEYWORDS)
 
 
 @pytest.fixture(scope="module")
 def splits(tmp_path_factory):
-    return make_splits(load_jsonl(write_keyword_jsonl(tmp_path_factory.mktemp("d") / "kw.jsonl", n=200)).examples)
+    return make_splits(
+        load_jsonl(write_keyword_jsonl(tmp_path_factory.mktemp("d") / "kw.jsonl", n=200)).examples
+    )
 
 
 def fast(**overrides) -> TrainConfig:
-    return TrainConfig(**{"lr": 3e-3, "batch_size": 16, "max_steps": 12, "head_lr_multiplier": 1.0,
-                          "freeze_word_embeddings": False, "eval_every": 6, **overrides})
+    return TrainConfig(
+        **{
+            "lr": 3e-3,
+            "batch_size": 16,
+            "max_steps": 12,
+            "head_lr_multiplier": 1.0,
+            "freeze_word_embeddings": False,
+            "eval_every": 6,
+            **overrides,
+        }
+    )
 
 
 def test_pooling_modes_ignore_padding():
@@ -40,7 +61,7 @@ def test_pooling_modes_ignore_padding():
     assert torch.equal(pool(hidden, mask, "mean"), torch.tensor([[2.0, 3.0]]))
     assert torch.equal(pool(hidden, mask, "cls"), torch.tensor([[1.0, 2.0]]))
     assert torch.equal(pool(hidden, mask, "max"), torch.tensor([[3.0, 4.0]]))
-    assert torch.allclose(pool(hidden, mask, "mean_sqrt_len"), torch.tensor([[4.0, 6.0]]) / 2 ** 0.5)
+    assert torch.allclose(pool(hidden, mask, "mean_sqrt_len"), torch.tensor([[4.0, 6.0]]) / 2**0.5)
 
 
 def test_pooling_read_from_sentence_transformers_config(packaged_model_dir, tiny_base_dir):
@@ -53,7 +74,9 @@ def test_base_model_gets_its_pooling_and_a_fresh_head(tiny_base_dir):
 
     _, model = load_base_for_training(str(tiny_base_dir), LABELS)
     assert isinstance(model, PooledEncoderForSequenceClassification) and model.config.pooling == "cls"
-    assert not hasattr(model.encoder, "pooler") or model.encoder.pooler is None  # the untrained pooler is dropped
+    assert (
+        not hasattr(model.encoder, "pooler") or model.encoder.pooler is None
+    )  # the untrained pooler is dropped
     assert model.classifier.out_features == 4 and torch.all(model.classifier.bias == 0)
     _, legacy = load_base_for_training(str(tiny_base_dir), LABELS, architecture="hf")
     assert type(legacy).__name__ == "BertForSequenceClassification"
@@ -80,8 +103,13 @@ def test_saved_model_loads_with_plain_transformers(tmp_path, tokenizer):
         "b = t(['where is my order', 'hi'], padding=True, return_tensors='pt')\n"
         "print(type(m).__module__); print(m(**b).logits.tolist())\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                          env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
     assert proc.returncode == 0, proc.stderr
     module, logits = proc.stdout.strip().splitlines()[-2:]
     assert module.startswith("transformers_modules")
@@ -93,7 +121,7 @@ def test_head_gets_its_own_learning_rate():
     groups, info = discriminative_param_groups(model, base_lr=1e-4, decay=0.9, head_lr_multiplier=10.0)
     rates = {g["name"]: g["lr"] for g in groups}
     assert rates["head"] == pytest.approx(1e-3) and rates["layer_2"] == pytest.approx(1e-4)
-    assert rates["embeddings"] == pytest.approx(1e-4 * 0.9 ** 3)
+    assert rates["embeddings"] == pytest.approx(1e-4 * 0.9**3)
     with pytest.raises(ValueError, match="head_lr_multiplier"):
         discriminative_param_groups(model, base_lr=1e-4, decay=0.9, head_lr_multiplier=0)
 
@@ -101,21 +129,35 @@ def test_head_gets_its_own_learning_rate():
 def test_frozen_word_embeddings_stay_put_and_the_rest_trains(splits, tokenizer):
     model = tiny_pooled_classifier(4)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    result = train_classifier(splits.train, splits.val, LABELS, fast(freeze_word_embeddings=True),
-                              model_and_tokenizer=(model, tokenizer), progress=False)
+    result = train_classifier(
+        splits.train,
+        splits.val,
+        LABELS,
+        fast(freeze_word_embeddings=True),
+        model_and_tokenizer=(model, tokenizer),
+        progress=False,
+    )
     after = dict(result.model.named_parameters())
     word = "encoder.embeddings.word_embeddings.weight"
     assert torch.equal(after[word], before[word])
     assert not torch.equal(after["classifier.weight"], before["classifier.weight"])
-    assert not torch.equal(after["encoder.encoder.layer.0.attention.self.query.weight"],
-                           before["encoder.encoder.layer.0.attention.self.query.weight"])
+    assert not torch.equal(
+        after["encoder.encoder.layer.0.attention.self.query.weight"],
+        before["encoder.encoder.layer.0.attention.self.query.weight"],
+    )
     assert word not in {n for g in result.param_groups for n in [g.name]}
     assert any("frozen" in n for n in result.notes)
 
 
 def test_step_budget_is_the_schedule_and_evaluations_follow_eval_every(splits, tokenizer):
-    result = train_classifier(splits.train, splits.val, LABELS, fast(max_steps=15, eval_every=5, patience=10),
-                              model_and_tokenizer=(tiny_pooled_classifier(4), tokenizer), progress=False)
+    result = train_classifier(
+        splits.train,
+        splits.val,
+        LABELS,
+        fast(max_steps=15, eval_every=5, patience=10),
+        model_and_tokenizer=(tiny_pooled_classifier(4), tokenizer),
+        progress=False,
+    )
     assert result.steps == 15 and [h.step for h in result.history] == [5, 10, 15]
     assert result.examples_seen == 15 * 16  # 160 rows, full batches of 16
     assert all(0 <= h.val_macro_f1 <= 1 for h in result.history)
@@ -125,8 +167,14 @@ def test_step_budget_is_the_schedule_and_evaluations_follow_eval_every(splits, t
 def test_early_stopping_on_macro_f1_with_patience(splits, tokenizer):
     # constant labels in val make macro-F1 flat after the first evaluation → stop after `patience` more
     flat_val = [replace(e, label="alpha") for e in splits.val]
-    result = train_classifier(splits.train, flat_val, LABELS, fast(lr=1e-9, max_steps=60, eval_every=5, patience=2),
-                              model_and_tokenizer=(tiny_pooled_classifier(4), tokenizer), progress=False)
+    result = train_classifier(
+        splits.train,
+        flat_val,
+        LABELS,
+        fast(lr=1e-9, max_steps=60, eval_every=5, patience=2),
+        model_and_tokenizer=(tiny_pooled_classifier(4), tokenizer),
+        progress=False,
+    )
     assert result.stopped_early and len(result.history) == result.best_epoch + 2
     assert any("val_macro_f1" in n for n in result.notes)
 
@@ -149,8 +197,9 @@ def test_weight_average_is_an_exponential_moving_average():
 def test_ema_and_rdrop_runs_train(splits, tokenizer):
     config = fast(ema_decay=0.9, rdrop_alpha=1.0, label_smoothing=0.1, head_dropout=0.1)
     model = tiny_pooled_classifier(4, head_dropout=0.1)
-    result = train_classifier(splits.train, splits.val, LABELS, config, model_and_tokenizer=(model, tokenizer),
-                              progress=False)
+    result = train_classifier(
+        splits.train, splits.val, LABELS, config, model_and_tokenizer=(model, tokenizer), progress=False
+    )
     assert result.steps == 12 and np.isfinite(result.best.val_loss)
 
 
@@ -158,7 +207,9 @@ def test_label_smoothing_and_rdrop_terms():
     torch.manual_seed(0)
     logits, targets = torch.randn(6, 4, dtype=torch.float64), torch.tensor([0, 1, 2, 3, 0, 1])
     smoothed = FocalLoss(None, gamma=0.0, label_smoothing=0.1)(logits, targets)
-    assert smoothed.item() == pytest.approx(F.cross_entropy(logits, targets, label_smoothing=0.1).item(), rel=1e-10)
+    assert smoothed.item() == pytest.approx(
+        F.cross_entropy(logits, targets, label_smoothing=0.1).item(), rel=1e-10
+    )
     assert build_loss("ce", alpha=None, gamma=2.0, label_smoothing=0.0).gamma == 0.0
     assert torch.allclose(symmetric_kl(logits, logits), torch.zeros(6, dtype=torch.float32), atol=1e-7)
     assert (symmetric_kl(logits, logits.flip(1)) > 0).all()
@@ -173,8 +224,12 @@ def test_oversampling_replicates_minorities():
 
 
 def test_legacy_recipe_is_the_old_cli_default():
-    assert (LEGACY_RECIPE.architecture, LEGACY_RECIPE.loss, LEGACY_RECIPE.epochs, LEGACY_RECIPE.max_steps) == \
-        ("hf", "focal", 5, None)
+    assert (
+        LEGACY_RECIPE.architecture,
+        LEGACY_RECIPE.loss,
+        LEGACY_RECIPE.epochs,
+        LEGACY_RECIPE.max_steps,
+    ) == ("hf", "focal", 5, None)
     assert LEGACY_RECIPE.early_stopping_metric == "val_loss" and not LEGACY_RECIPE.freeze_word_embeddings
 
 
@@ -203,8 +258,10 @@ def test_bf16_is_opt_in_on_cpus_without_native_bf16_and_close_to_fp32(tokenizer)
 
 
 def test_tokenizer_coverage_per_segment(tokenizer):
-    rows = [Example("where is my order", "x", meta={"segment": ["plain"]}),
-            Example("この漫画の配送はいつ?", "x", meta={"segment": ["jp_en"]})]
+    rows = [
+        Example("where is my order", "x", meta={"segment": ["plain"]}),
+        Example("この漫画の配送はいつ?", "x", meta={"segment": ["jp_en"]}),
+    ]
     coverage = tokenizer_coverage(tokenizer, rows)
     assert coverage["plain"]["unk_rate"] == 0 and coverage["jp_en"]["unk_rate"] > 0.2
     assert coverage["all"]["messages"] == 2 and coverage["plain"]["tokens_per_message"] == 4
@@ -218,22 +275,38 @@ def test_predictions_are_deterministic_for_pooled_models(tokenizer):
 
 
 def test_hf_architecture_still_trains(splits, tokenizer):
-    result = train_classifier(splits.train, splits.val, LABELS, fast(architecture="hf"),
-                              model_and_tokenizer=(tiny_classifier("bert", 4), tokenizer), progress=False)
+    result = train_classifier(
+        splits.train,
+        splits.val,
+        LABELS,
+        fast(architecture="hf"),
+        model_and_tokenizer=(tiny_classifier("bert", 4), tokenizer),
+        progress=False,
+    )
     assert result.steps == 12
 
 
 def test_hundreds_of_labels_train_and_evaluate(tokenizer):
-    from manga_intent.pipeline import run_training
+    from manga_intent.train_and_evaluate import run_training
 
     rng = np.random.default_rng(0)
     vocab = list(tokenizer.get_vocab())[2000:2600]
-    examples = [Example(f"{vocab[i]} {vocab[int(rng.integers(600))]} {j}", f"intent_{i:03d}")
-                for i in range(300) for j in range(5)]
+    examples = [
+        Example(f"{vocab[i]} {vocab[int(rng.integers(600))]} {j}", f"intent_{i:03d}")
+        for i in range(300)
+        for j in range(5)
+    ]
     splits = make_splits(examples, seed=3)
     labels = sorted({e.label for e in examples})
     assert len(labels) == 300 and {e.label for e in splits.val} == set(labels)
-    result, metrics, card = run_training(splits, labels, fast(max_steps=3, eval_every=3), base_model=None, n_boot=0,
-                                         progress=False, model_and_tokenizer=(tiny_pooled_classifier(300), tokenizer))
+    result, metrics, card = run_training(
+        splits,
+        labels,
+        fast(max_steps=3, eval_every=3),
+        base_model=None,
+        n_boot=0,
+        progress=False,
+        model_and_tokenizer=(tiny_pooled_classifier(300), tokenizer),
+    )
     assert metrics["n"] == len(splits.test) == 300 and len(metrics["per_intent"]) == 300
     assert card["metrics_split"] == "test" and metrics["calibration"]["fitted_on"] == "val"

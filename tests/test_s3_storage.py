@@ -9,11 +9,10 @@ import time
 import boto3
 import dagster as dg
 import pytest
+from conftest import exported_human_labels, free_port
 from dagster_aws.s3 import S3Resource
 
-from conftest import free_port
-
-from manga_assets.dataset import intent_dataset
+from manga_assets.intent_dataset import intent_dataset
 from resources.storage import S3ArtifactStore
 
 pytestmark = pytest.mark.slow
@@ -24,8 +23,11 @@ def s3_server(tmp_path_factory):
     port = free_port()
     log = tmp_path_factory.mktemp("moto") / "moto.log"
     with log.open("w") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                stdout=fh, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+        )
     endpoint = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -62,7 +64,10 @@ def test_artifact_round_trip_through_s3(s3, tmp_path):
     uri = store.put_dir(model, "models/run1/seed=42")
     assert uri == "s3://manga-ml/artifacts/models/run1/seed=42"
     keys = {o["Key"] for o in client.list_objects_v2(Bucket="manga-ml")["Contents"]}
-    assert keys == {"artifacts/models/run1/seed=42/config.json", "artifacts/models/run1/seed=42/sub/weights.bin"}
+    assert keys == {
+        "artifacts/models/run1/seed=42/config.json",
+        "artifacts/models/run1/seed=42/sub/weights.bin",
+    }
     back = store.get_dir(uri, tmp_path / "back")
     assert (back / "sub" / "weights.bin").read_bytes() == bytes(range(256)) * 100
     assert json.loads((back / "config.json").read_text()) == {"a": 1}
@@ -81,19 +86,27 @@ def test_intent_dataset_reads_s3_source_and_writes_snapshot_to_s3(s3, tmp_path, 
     monkeypatch.setenv("MANGA_HOME", str(tmp_path / "home"))
     rows = [{"text": f"where is my order {i}", "label": "order_tracking"} for i in range(5)]
     rows += [{"text": f"any isekai like frieren {i}", "label": "recommendation"} for i in range(5)]
-    client.put_object(Bucket="manga-ml", Key="raw/part-1.jsonl", Body="\n".join(json.dumps(r) for r in rows[:5]))
-    client.put_object(Bucket="manga-ml", Key="raw/part-2.jsonl",
-                      Body="\n".join(json.dumps(r) for r in rows[5:]) + '\n{"text": "x", "label": "shipping"}\n')
+    client.put_object(
+        Bucket="manga-ml", Key="raw/part-1.jsonl", Body="\n".join(json.dumps(r) for r in rows[:5])
+    )
+    client.put_object(
+        Bucket="manga-ml",
+        Key="raw/part-2.jsonl",
+        Body="\n".join(json.dumps(r) for r in rows[5:]) + '\n{"text": "x", "label": "shipping"}\n',
+    )
     store = S3ArtifactStore(s3=resource, bucket="manga-ml", prefix="artifacts")
-    result = dg.materialize([intent_dataset], resources={"artifact_store": store, "s3": resource},
-                            run_config={"ops": {"intent_dataset": {"config": {"source_uri": "s3://manga-ml/raw/"}}}})
+    result = dg.materialize(
+        [exported_human_labels(), intent_dataset],
+        resources={"artifact_store": store, "s3": resource},
+        run_config={"ops": {"intent_dataset": {"config": {"source_uri": "s3://manga-ml/raw/"}}}},
+    )
     assert result.success
     metadata = result.asset_materializations_for_node("intent_dataset")[0].metadata
     assert metadata["rows"].value == 10 and metadata["quarantined_rows"].value == 1
     assert metadata["source_files"].value == ["0000_part-1.jsonl", "0001_part-2.jsonl"]
     manifest = result.output_for_node("intent_dataset")
-    assert manifest["uri"].startswith("s3://manga-ml/artifacts/datasets/intent_dataset/")
-    snapshot = store.get_file(manifest["uri"], tmp_path / "snap.jsonl").read_text().splitlines()
+    assert manifest.uri.startswith("s3://manga-ml/artifacts/datasets/intent_dataset/")
+    snapshot = store.get_file(manifest.uri, tmp_path / "snap.jsonl").read_text().splitlines()
     assert len(snapshot) == 10
 
 
@@ -102,10 +115,22 @@ def test_parquet_prediction_log_on_s3(s3):
 
     _, client = s3
     log = S3ParquetPredictionLog(client, "manga-ml", "prediction-log")
-    row = {"ts": 1.0, "request_id": "r", "text": "where is my order", "channel": "web", "intent": "order_tracking",
-           "confidence": 0.9, "secondary_intent": None, "top": [{"intent": "order_tracking", "confidence": 0.9}],
-           "probs": {"order_tracking": 0.9, "faq": 0.1}, "is_ood": False, "energy": -3.0, "route": "route",
-           "model_version": "1", "latency_ms": 4.2}
+    row = {
+        "ts": 1.0,
+        "request_id": "r",
+        "text": "where is my order",
+        "channel": "web",
+        "intent": "order_tracking",
+        "confidence": 0.9,
+        "secondary_intent": None,
+        "top": [{"intent": "order_tracking", "confidence": 0.9}],
+        "probs": {"order_tracking": 0.9, "faq": 0.1},
+        "is_ood": False,
+        "energy": -3.0,
+        "route": "route",
+        "model_version": "1",
+        "latency_ms": 4.2,
+    }
     assert log.max_id() == 0 and log.read_since(0) == []
     log.append([row, {**row, "text": "hello", "intent": "chitchat"}])
     log.append([{**row, "text": "refund please", "intent": "return_request", "is_ood": True}])

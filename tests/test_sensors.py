@@ -2,31 +2,54 @@
 
 import json
 import random
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 
-from labeling.assets import PredictionLogResource
-from manga_intent.labels import SEED_TRAFFIC_SHARES
-from resources.mlflow_tracking import MlflowRegistry
-from sensors.monitoring import MonitoringSettings, drift_sensor, low_confidence_sensor, monthly_retrain
+from manga_intent.taxonomy import SEED_TRAFFIC_SHARES
+from resources.mlflow_registry import MlflowRegistry
+from resources.monitoring_settings import MonitoringSettings
+from resources.prediction_log import SqlitePredictionLogResource
+from sensors.monitoring import drift_sensor, low_confidence_sensor
+from sensors.schedules import monthly_retrain
 from serving.prediction_log import SqlitePredictionLog
 
 
 def fill(log, n, shares, confidence=0.9, seed=0):
     rng = random.Random(seed)
     intents = rng.choices(list(shares), weights=list(shares.values()), k=n)
-    log.append([{"ts": 0.0, "request_id": str(i), "text": f"m{i}", "channel": "web", "intent": intent,
-                 "confidence": confidence, "secondary_intent": None, "top": [], "probs": {intent: confidence},
-                 "is_ood": False, "energy": -5.0, "route": "route", "model_version": "1", "latency_ms": 1.0}
-                for i, intent in enumerate(intents)])
+    log.append(
+        [
+            {
+                "ts": 0.0,
+                "request_id": str(i),
+                "text": f"m{i}",
+                "channel": "web",
+                "intent": intent,
+                "confidence": confidence,
+                "secondary_intent": None,
+                "top": [],
+                "probs": {intent: confidence},
+                "is_ood": False,
+                "energy": -5.0,
+                "route": "route",
+                "model_version": "1",
+                "latency_ms": 1.0,
+            }
+            for i, intent in enumerate(intents)
+        ]
+    )
 
 
 def context(tmp_path, cursor=None):
-    return dg.build_sensor_context(cursor=cursor, resources={
-        "prediction_log": PredictionLogResource(uri=str(tmp_path / "log.sqlite")),
-        "mlflow_registry": MlflowRegistry(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}"),
-        "monitoring": MonitoringSettings(window=500)})
+    return dg.build_sensor_context(
+        cursor=cursor,
+        resources={
+            "prediction_log": SqlitePredictionLogResource(path=str(tmp_path / "log.sqlite")),
+            "mlflow_registry": MlflowRegistry(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}"),
+            "monitoring": MonitoringSettings(window=500),
+        },
+    )
 
 
 def test_small_samples_never_fire(tmp_path):
@@ -62,12 +85,16 @@ def test_low_confidence_share_above_eight_percent(tmp_path):
     fill(log, 450, SEED_TRAFFIC_SHARES, confidence=0.95)
     fill(log, 50, SEED_TRAFFIC_SHARES, confidence=0.5)  # 10%
     requests = low_confidence_sensor(context(tmp_path, ctx.cursor))
-    assert [r.run_key for r in requests] == ["low-confidence:1001-1500"] and requests[0].job_name == "labeling_job"
+    assert [r.run_key for r in requests] == ["low-confidence:1001-1500"] and requests[
+        0
+    ].job_name == "labeling_job"
 
 
 def test_monthly_schedule():
-    ctx = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 12, 1, 3, tzinfo=timezone.utc),
-                                    resources={"monitoring": MonitoringSettings()})
+    ctx = dg.build_schedule_context(
+        scheduled_execution_time=datetime(2026, 12, 1, 3, tzinfo=UTC),
+        resources={"monitoring": MonitoringSettings()},
+    )
     request = monthly_retrain(ctx)
     assert request.run_key == "monthly:2026-12" and request.partition_key == "42"
     assert monthly_retrain.cron_schedule == "0 3 1 * *"

@@ -1,21 +1,27 @@
 """The inference service: answers, routing, the prediction log, bad input, hot model swaps."""
 
-import json
-
 import pytest
+from conftest import tiny_classifier
 from fastapi.testclient import TestClient
 
-from conftest import tiny_classifier
 from manga_intent.compiled import compile_classifier
-from manga_intent.labels import INTENTS
+from manga_intent.taxonomy import INTENTS
 from serving.app import FixedModel, ModelHolder, ServiceSettings, create_app
 from serving.prediction_log import SqlitePredictionLog
 
 
 def compiled_dir(path, tokenizer, seed=0, threshold=1e9):
     model = tiny_classifier("bert", len(INTENTS), seed=seed).eval()
-    compile_classifier(model, tokenizer, path, labels=INTENTS, temperature=0.05, ood_threshold=threshold,
-                       backend="onnx", max_length=64)
+    compile_classifier(
+        model,
+        tokenizer,
+        path,
+        labels=INTENTS,
+        temperature=0.05,
+        ood_threshold=threshold,
+        backend="onnx",
+        max_length=64,
+    )
     return path
 
 
@@ -59,8 +65,9 @@ def test_secondary_intent_when_runner_up_clears_threshold(service):
 
 def test_batch_endpoint(service):
     client, log = service
-    reply = client.post("/v1/classify/batch", json={"messages": [{"text": "hi"}, {"text": "any isekai?",
-                                                                                   "channel": "voice"}]})
+    reply = client.post(
+        "/v1/classify/batch", json={"messages": [{"text": "hi"}, {"text": "any isekai?", "channel": "voice"}]}
+    )
     assert reply.status_code == 200 and len(reply.json()["results"]) == 2
     assert [r["channel"] for r in log.read_since(0)] == ["web", "voice"]
 
@@ -72,9 +79,18 @@ BAD_REQUESTS = [
     ("null text", {"json": {"text": None}}, 422, "text"),
     ("bad channel", {"json": {"text": "hi", "channel": "fax"}}, 422, "channel"),
     ("too long", {"json": {"text": "a" * 201}}, 422, "201 characters; the limit is 200"),
-    ("invalid json", {"content": b'{"text": "hi"', "headers": {"content-type": "application/json"}}, 422, "JSON"),
-    ("invalid utf-8", {"content": b'{"text": "\xff\xfe"}', "headers": {"content-type": "application/json"}}, 400,
-     "not valid UTF-8 JSON"),
+    (
+        "invalid json",
+        {"content": b'{"text": "hi"', "headers": {"content-type": "application/json"}},
+        422,
+        "JSON",
+    ),
+    (
+        "invalid utf-8",
+        {"content": b'{"text": "\xff\xfe"}', "headers": {"content-type": "application/json"}},
+        400,
+        "not valid UTF-8 JSON",
+    ),
     ("array body", {"json": ["hi"]}, 422, ""),
     ("oversized body", {"json": {"text": "x" * 5000}}, 413, "exceeds 4096 bytes"),
 ]

@@ -6,10 +6,15 @@ from collections import defaultdict
 
 import pytest
 
-from manga_assets.shipped_data import GOLDEN, OOD, SEED_CORPUS, SHIPPED, build_card, read_rows, schema_problems
-from manga_assets.synthetic import generate_synthetic
 from manga_intent.data import normalized_key
-from manga_intent.labels import INTENTS, SEED_TRAFFIC_SHARES
+from manga_intent.shipped_data import (
+    SHIPPED,
+    build_card,
+    read_rows,
+    schema_problems,
+)
+from manga_intent.synthetic import generate_synthetic
+from manga_intent.taxonomy import INTENTS, SEED_TRAFFIC_SHARES
 
 
 @pytest.mark.parametrize("shipped", SHIPPED, ids=lambda s: s.name)
@@ -17,7 +22,9 @@ def test_schema_and_card_match_the_file(shipped):
     rows = read_rows(shipped.path)
     assert schema_problems(shipped, rows) == []
     card = json.loads(shipped.card_path.read_text(encoding="utf-8"))
-    assert card == build_card(shipped), f"{shipped.card_path} is stale: run python -m manga_assets.shipped_data"
+    assert card == build_card(shipped), (
+        f"{shipped.card_path} is stale: run python -m manga_intent.shipped_data"
+    )
     ids = [r["id"] for r in rows]
     assert len(ids) == len(set(ids))
     keys = [normalized_key(r["text"]) for r in rows]
@@ -33,8 +40,13 @@ def test_sizes_and_intent_coverage():
         assert sum(r["label"] == intent for r in seed) / len(seed) == pytest.approx(share, abs=0.005)
     for segment in ("jargon", "slang", "multi_intent", "jp_en", "romaji", "typo", "voice_asr"):
         assert sum(segment in r["segment"] for r in golden) >= 20, segment
-    assert {r["category"] for r in ood} == {"other_shop", "off_topic", "foreign_language", "gibberish",
-                                            "prompt_injection"}
+    assert {r["category"] for r in ood} == {
+        "other_shop",
+        "off_topic",
+        "foreign_language",
+        "gibberish",
+        "prompt_injection",
+    }
 
 
 def test_shipped_sets_are_pairwise_disjoint():
@@ -42,7 +54,7 @@ def test_shipped_sets_are_pairwise_disjoint():
     exact = {s.name: {r["text"] for r in read_rows(s.path)} for s in SHIPPED}
     names = list(keys)
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             assert not exact[a] & exact[b], (a, b)
             assert not keys[a] & keys[b], (a, b, sorted(keys[a] & keys[b])[:5])
 

@@ -4,19 +4,23 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from manga_assets.shipped_data import read_rows, OOD
-from manga_assets.simulator import (
-    SCENARIOS, main, observed_kl, ood_fitting_pool, ood_simulation_pool, post_stream, simulate,
-)
 from manga_intent.drift import window_kl
-from manga_intent.labels import SEED_TRAFFIC_SHARES
+from manga_intent.shipped_data import OOD, ood_fitting_pool, ood_heldout_pool, read_rows
+from manga_intent.taxonomy import SEED_TRAFFIC_SHARES
+from serving.simulator import (
+    SCENARIOS,
+    main,
+    observed_kl,
+    post_stream,
+    simulate,
+)
 
 
 def test_stationary_windows_stay_under_0_005():
     stream = simulate("stationary", 6000, seed=3)
     labels = [m["true_label"] for m in stream]
     for start in range(0, 4001, 500):  # sliding 2,000-message windows carry real sampling noise
-        assert window_kl(labels[start:start + 2000], SEED_TRAFFIC_SHARES) < 0.005
+        assert window_kl(labels[start : start + 2000], SEED_TRAFFIC_SHARES) < 0.005
 
 
 def test_sale_scenario_exceeds_drift_threshold_as_claimed():
@@ -34,7 +38,9 @@ def test_sale_scenario_exceeds_drift_threshold_as_claimed():
 def test_every_scenario_matches_its_expected_kl(name):
     stream = simulate(name, 2000, seed=0)
     assert abs(observed_kl(stream) - SCENARIOS[name].expected_kl) < 0.005
-    assert all(set(m) >= {"ts", "text", "channel", "true_label", "is_ood", "segment", "scenario"} for m in stream)
+    assert all(
+        set(m) >= {"ts", "text", "channel", "true_label", "is_ood", "segment", "scenario"} for m in stream
+    )
     times = [m["ts"] for m in stream]
     assert times == sorted(times)
 
@@ -44,7 +50,7 @@ def test_ood_surge_and_asr_surge_and_new_vocabulary():
     share = sum(m["is_ood"] for m in ood) / len(ood)
     assert share == pytest.approx(0.25, abs=0.03)
     assert all(m["true_label"] is None for m in ood if m["is_ood"])
-    sim_texts = {r["text"] for r in ood_simulation_pool()}
+    sim_texts = {r["text"] for r in ood_heldout_pool()}
     assert {m["text"] for m in ood if m["is_ood"] and "voice_asr" not in m["segment"]} <= sim_texts
     assert not sim_texts & {r["text"] for r in ood_fitting_pool()}
     assert len(sim_texts) + len(ood_fitting_pool()) == len(read_rows(OOD.path))
@@ -55,7 +61,8 @@ def test_ood_surge_and_asr_surge_and_new_vocabulary():
     assert all("voice_asr" in m["segment"] and "plain" not in m["segment"] for m in voice)
     assert all(m["text"] == m["text"].lower() for m in voice)
 
-    from manga_assets.synthetic import lexicon
+    from manga_intent.synthetic import lexicon
+
     novel = simulate("new_vocabulary", 500, seed=0)
     novel_titles = [t.lower() for t, _ in lexicon.NOVEL_TITLES]
     assert sum(any(t in m["text"].lower() for t in novel_titles) for m in novel) > 50
@@ -98,8 +105,10 @@ def test_posts_to_an_http_endpoint_and_writes_stream(tmp_path):
         url = f"http://127.0.0.1:{server.server_port}/v1/classify"
         stream = simulate("stationary", 20, seed=0)
         replies = list(post_stream(stream, url))
-        assert len(replies) == 20 and _Recorder.received[0] == {"text": stream[0]["text"],
-                                                                  "channel": stream[0]["channel"]}
+        assert len(replies) == 20 and _Recorder.received[0] == {
+            "text": stream[0]["text"],
+            "channel": stream[0]["channel"],
+        }
         out = tmp_path / "s.jsonl"
         assert main(["--scenario", "ood_surge", "--n", "30", "--out", str(out), "--post", url]) == 0
         assert len(out.read_text().splitlines()) == 30 and len(_Recorder.received) == 50

@@ -1,4 +1,4 @@
-"""Tests for the seeded synthetic-message generator (manga_assets.synthetic).
+"""Tests for the seeded synthetic-message generator (manga_intent.synthetic).
 
 The point of the generator is trustworthy, reproducible data: these tests pin down
 determinism, the label and segment mixes, that every segment tag is visibly true of
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from manga_assets.synthetic import (
+from manga_intent.synthetic import (
     DEFAULT_SEGMENT_MIX,
     INTENTS,
     SEED_TRAFFIC_SHARES,
@@ -29,12 +29,14 @@ from manga_assets.synthetic import (
     code_switch_jp,
     generate_synthetic,
     known_vocabulary,
-    lexicon as lx,
     normalize_for_match,
     template_counts,
     write_audit_sample,
 )
-from manga_assets.synthetic import generator as gen
+from manga_intent.synthetic import compose as gen
+from manga_intent.synthetic import (
+    lexicon as lx,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 N_BIG = 4000
@@ -72,15 +74,28 @@ def novel_rows():
 # --------------------------------------------------------------------- constants
 def test_public_constants_match_spec():
     assert INTENTS == (
-        "product_discovery", "product_question", "recommendation", "faq", "order_tracking",
-        "return_request", "promotion", "checkout_help", "escalation", "chitchat",
+        "product_discovery",
+        "product_question",
+        "recommendation",
+        "faq",
+        "order_tracking",
+        "return_request",
+        "promotion",
+        "checkout_help",
+        "escalation",
+        "chitchat",
     )
     assert [round(SEED_TRAFFIC_SHARES[i] * 100) for i in INTENTS] == [22, 15, 18, 8, 12, 7, 5, 4, 3, 6]
     assert math.isclose(sum(SEED_TRAFFIC_SHARES.values()), 1.0)
     assert SEGMENTS[0] == "plain" and set(SEGMENTS[1:]) == set(DEFAULT_SEGMENT_MIX)
     assert dict(DEFAULT_SEGMENT_MIX) == {
-        "jargon": 0.22, "slang": 0.15, "multi_intent": 0.18, "jp_en": 0.10,
-        "romaji": 0.04, "typo": 0.10, "voice_asr": 0.08,
+        "jargon": 0.22,
+        "slang": 0.15,
+        "multi_intent": 0.18,
+        "jp_en": 0.10,
+        "romaji": 0.04,
+        "typo": 0.10,
+        "voice_asr": 0.08,
     }
 
 
@@ -113,7 +128,7 @@ def test_deterministic_across_hash_seeds():
     """Set/dict ordering must not leak into output (PYTHONHASHSEED differs per process)."""
     code = (
         "import hashlib, json\n"
-        "from manga_assets.synthetic import generate_synthetic\n"
+        "from manga_intent.synthetic import generate_synthetic\n"
         "rows = generate_synthetic(200, seed=5) + generate_synthetic(100, seed=5, vocabulary='novel')\n"
         "print(hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest())\n"
     )
@@ -246,7 +261,18 @@ def test_lexicon_sizes_and_spec_vocabulary():
     assert all(author.strip() for _, author in lx.TITLES)
     for t in ("One Piece", "Berserk", "Frieren", "Kagurabachi", "Vinland Saga", "Witch Hat Atelier"):
         assert t in titles
-    for term in ("tankōbon", "omnibus", "3-in-1", "box set", "light novel", "manhwa", "webtoon", "artbook", "isekai", "iyashikei"):
+    for term in (
+        "tankōbon",
+        "omnibus",
+        "3-in-1",
+        "box set",
+        "light novel",
+        "manhwa",
+        "webtoon",
+        "artbook",
+        "isekai",
+        "iyashikei",
+    ):
         assert normalize_for_match(term) in JARGON
     for term in ("peak", "mid", "W", "goated", "ngl", "fr", "lowkey"):
         assert term in lx.SLANG
@@ -268,7 +294,9 @@ def test_filler_lists_carry_exactly_the_tags_they_claim():
         assert not any(has_any(f, JARGON | SLANG) for f in pair), pair
     for marker in lx.SLANG_PREFIXES + lx.SLANG_SUFFIXES + lx.SLANG_ADJ_POS + lx.SLANG_ADJ_NEG:
         assert has_any(marker, SLANG) and not has_any(marker, NOVEL_SLANG), marker
-    novel_markers = lx.NOVEL_SLANG_PREFIXES + lx.NOVEL_SLANG_SUFFIXES + lx.NOVEL_SLANG_ADJ_POS + lx.NOVEL_SLANG_ADJ_NEG
+    novel_markers = (
+        lx.NOVEL_SLANG_PREFIXES + lx.NOVEL_SLANG_SUFFIXES + lx.NOVEL_SLANG_ADJ_POS + lx.NOVEL_SLANG_ADJ_NEG
+    )
     for marker in novel_markers:
         assert has_any(marker, NOVEL_SLANG) and not has_any(marker, SLANG), marker
     for marker in lx.ROMAJI_PREFIXES + lx.ROMAJI_SUFFIXES:
@@ -315,7 +343,9 @@ def test_code_switch_and_romaji_standalone():
         assert JAPANESE.search(out)
         out = add_romaji("Thanks, the cover is really cute", random.Random(seed), intent="chitchat")
         assert has_any(out, ROMAJI)
-    assert code_switch_jp("no subs here", random.Random(1)) == code_switch_jp("no subs here", random.Random(1))
+    assert code_switch_jp("no subs here", random.Random(1)) == code_switch_jp(
+        "no subs here", random.Random(1)
+    )
     with pytest.raises(ValueError, match="unknown intent"):
         code_switch_jp("hi", random.Random(0), intent="nope")
 
@@ -380,7 +410,9 @@ def test_write_audit_sample(tmp_path, train_rows):
     table = [line for line in lines if line.startswith("| ") and not line.startswith("| # ")]
     assert len(table) == 50
     assert "| # | text | label | secondary | segments | template_id |" in lines
-    assert write_audit_sample(rows, tmp_path / "again.md", k=50, seed=3).read_text(encoding="utf-8") == content
+    assert (
+        write_audit_sample(rows, tmp_path / "again.md", k=50, seed=3).read_text(encoding="utf-8") == content
+    )
     small = write_audit_sample(rows[-1:], tmp_path / "small.md", k=50)
     assert "pipe \\| and newline" in small.read_text(encoding="utf-8")
     with pytest.raises(ValueError, match="k must be"):

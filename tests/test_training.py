@@ -3,8 +3,8 @@ from dataclasses import replace
 
 import pytest
 import torch
-
 from conftest import KEYWORDS, tiny_classifier, write_keyword_jsonl
+
 from manga_intent.batching import collate, encode_texts, length_grouped_batches
 from manga_intent.data import DataSplits, load_jsonl, make_splits
 from manga_intent.training import EarlyStopping, TrainConfig, default_learning_rate, train_classifier
@@ -20,12 +20,24 @@ def splits(tmp_path_factory):
 
 def _train(splits, tokenizer, kind="bert", **overrides):
     # random tiny encoders: nothing pretrained to protect, so no frozen embeddings or head multiplier
-    config = TrainConfig(**{"epochs": 8, "max_steps": None, "lr": 3e-3, "batch_size": 16, "lr_decay": 0.9,
-                            "patience": 8, "overfit_gap": 10.0, "freeze_word_embeddings": False,
-                            "head_lr_multiplier": 1.0, **overrides})
+    config = TrainConfig(
+        **{
+            "epochs": 8,
+            "max_steps": None,
+            "lr": 3e-3,
+            "batch_size": 16,
+            "lr_decay": 0.9,
+            "patience": 8,
+            "overfit_gap": 10.0,
+            "freeze_word_embeddings": False,
+            "head_lr_multiplier": 1.0,
+            **overrides,
+        }
+    )
     model = tiny_classifier(kind, num_labels=len(LABELS), seed=config.init_seed)
-    return train_classifier(splits.train, splits.val, LABELS, config, model_and_tokenizer=(model, tokenizer),
-                            progress=False)
+    return train_classifier(
+        splits.train, splits.val, LABELS, config, model_and_tokenizer=(model, tokenizer), progress=False
+    )
 
 
 def test_tiny_model_learns_keyword_task(splits, tokenizer):
@@ -65,7 +77,9 @@ def test_training_stops_early_and_keeps_best_epoch(splits, tokenizer):
     rng = random.Random(0)
     labels = [e.label for e in splits.train]
     rng.shuffle(labels)
-    noisy = DataSplits([replace(e, label=l) for e, l in zip(splits.train, labels)], splits.val, splits.test)
+    noisy = DataSplits(
+        [replace(e, label=label) for e, label in zip(splits.train, labels)], splits.val, splits.test
+    )
     result = _train(noisy, tokenizer, epochs=12, patience=2)
     assert result.stopped_early
     assert len(result.history) == result.best_epoch + 2

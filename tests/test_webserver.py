@@ -8,11 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 from dagster_graphql import DagsterGraphQLClient
 
-from conftest import free_port
-
-from manga_assets.shipped_data import SEED_CORPUS
+from manga_intent.shipped_data import SEED_CORPUS
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
@@ -25,13 +24,26 @@ def webserver(tmp_path):
     # launch runs straight away: no daemon needed for the queued coordinator
     (home / "dagster.yaml").write_text(
         "run_coordinator:\n  module: dagster.core.run_coordinator\n  class: DefaultRunCoordinator\n"
-        "telemetry:\n  enabled: false\n")
+        "telemetry:\n  enabled: false\n"
+    )
     port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), "MANGA_HOME": str(tmp_path / "manga_home")}
     log = (tmp_path / "webserver.log").open("w")
     proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1",
-         "-p", str(port)], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        [
+            str(Path(sys.executable).parent / "dagster-webserver"),
+            "-w",
+            "workspace.yaml",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     client = DagsterGraphQLClient("127.0.0.1", port_number=port)
     deadline = time.time() + 180
     while time.time() < deadline:
@@ -55,7 +67,9 @@ def webserver(tmp_path):
 def test_materialization_launched_over_graphql_succeeds(webserver):
     client, tmp_path = webserver
     run_id = client.submit_job_execution(
-        "dataset_job", repository_location_name="manga_assets.definitions", repository_name="__repository__",
+        "dataset_job",
+        repository_location_name="manga_assets.definitions",
+        repository_name="__repository__",
         run_config={"ops": {"intent_dataset": {"config": {"source_uri": str(SEED_CORPUS.path)}}}},
     )
     deadline = time.time() + 240
@@ -75,7 +89,20 @@ def test_dagster_asset_materialize_from_the_command_line(tmp_path):
     home.mkdir()
     env = {**os.environ, "DAGSTER_HOME": str(home), "MANGA_HOME": str(tmp_path / "manga_home")}
     proc = subprocess.run(
-        [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "manga_assets.definitions",
-         "--select", "intent_dataset"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            "asset",
+            "materialize",
+            "-m",
+            "manga_assets.definitions",
+            "--select",
+            "intent_dataset",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "RUN_SUCCESS" in proc.stderr + proc.stdout

@@ -5,8 +5,8 @@ pools held out of training: generator output under a seed the training set never
 novel-vocabulary lexicon) and the simulation half of the OOD set. Each scenario states the
 intent distribution it draws from, so its KL divergence from the base traffic is known.
 
-  python -m manga_assets.simulator --scenario seasonal_sale --n 2000 --out stream.jsonl
-  python -m manga_assets.simulator --scenario stationary --n 200 --post http://127.0.0.1:8000/v1/classify
+  python -m serving.simulator --scenario seasonal_sale --n 2000 --out stream.jsonl
+  python -m serving.simulator --scenario stationary --n 200 --post http://127.0.0.1:8000/v1/classify
 """
 
 import argparse
@@ -14,16 +14,16 @@ import json
 import random
 import sys
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
 
-from manga_assets.shipped_data import OOD, read_rows
-from manga_assets.synthetic import SEED_TRAFFIC_SHARES, apply_asr_noise, generate_synthetic
 from manga_intent.drift import kl_divergence, window_kl
+from manga_intent.shipped_data import ood_heldout_pool
+from manga_intent.synthetic import apply_asr_noise, generate_synthetic
+from manga_intent.taxonomy import SEED_CHANNEL_SHARES, SEED_TRAFFIC_SHARES
 
-BASE_CHANNEL_SHARES = {"mobile": 0.54, "web": 0.38, "voice": 0.08}
 #: Generator seeds at or above this value are reserved for simulated traffic (training uses lower ones).
 SIMULATION_SEED_OFFSET = 1_000_000
 
@@ -50,33 +50,42 @@ class Scenario:
 
 
 SCENARIOS: dict[str, Scenario] = {
-    s.name: s for s in (
-        Scenario("stationary", "traffic as in training: seed intent and channel shares",
-                 dict(SEED_TRAFFIC_SHARES), BASE_CHANNEL_SHARES),
-        Scenario("seasonal_sale", "a sale: promotion share rises from 5% to 20%",
-                 with_share(SEED_TRAFFIC_SHARES, "promotion", 0.20), BASE_CHANNEL_SHARES),
-        Scenario("new_vocabulary", "titles and slang never seen in training",
-                 dict(SEED_TRAFFIC_SHARES), BASE_CHANNEL_SHARES, vocabulary="novel"),
-        Scenario("ood_surge", "25% of messages are out of scope (other shops, spam, injections)",
-                 dict(SEED_TRAFFIC_SHARES), BASE_CHANNEL_SHARES, ood_share=0.25),
-        Scenario("asr_surge", "voice traffic jumps from 8% to 40%, with speech-recognition noise",
-                 dict(SEED_TRAFFIC_SHARES), {"mobile": 0.35, "web": 0.25, "voice": 0.40}),
+    s.name: s
+    for s in (
+        Scenario(
+            "stationary",
+            "traffic as in training: seed intent and channel shares",
+            dict(SEED_TRAFFIC_SHARES),
+            SEED_CHANNEL_SHARES,
+        ),
+        Scenario(
+            "seasonal_sale",
+            "a sale: promotion share rises from 5% to 20%",
+            with_share(SEED_TRAFFIC_SHARES, "promotion", 0.20),
+            SEED_CHANNEL_SHARES,
+        ),
+        Scenario(
+            "new_vocabulary",
+            "titles and slang never seen in training",
+            dict(SEED_TRAFFIC_SHARES),
+            SEED_CHANNEL_SHARES,
+            vocabulary="novel",
+        ),
+        Scenario(
+            "ood_surge",
+            "25% of messages are out of scope (other shops, spam, injections)",
+            dict(SEED_TRAFFIC_SHARES),
+            SEED_CHANNEL_SHARES,
+            ood_share=0.25,
+        ),
+        Scenario(
+            "asr_surge",
+            "voice traffic jumps from 8% to 40%, with speech-recognition noise",
+            dict(SEED_TRAFFIC_SHARES),
+            {"mobile": 0.35, "web": 0.25, "voice": 0.40},
+        ),
     )
 }
-
-
-def _ood_half(parity: int) -> list[dict]:
-    return [row for row in read_rows(OOD.path) if int(row["id"].split("-")[1]) % 2 == parity]
-
-
-def ood_simulation_pool() -> list[dict]:
-    """The half of the OOD set kept for simulation and held-out scoring (odd ids)."""
-    return _ood_half(1)
-
-
-def ood_fitting_pool() -> list[dict]:
-    """The half of the OOD set the energy threshold is fitted on (even ids)."""
-    return _ood_half(0)
 
 
 def _draw(rng: random.Random, shares: Mapping[str, float]) -> str:
@@ -101,13 +110,15 @@ def simulate(
     rng = random.Random(f"simulate:{scenario.name}:{seed}")
     is_ood = [rng.random() < scenario.ood_share for _ in range(n)]
     in_scope = generate_synthetic(
-        max(1, n - sum(is_ood)), seed=SIMULATION_SEED_OFFSET + seed,
-        intent_shares=scenario.intent_shares, vocabulary=scenario.vocabulary,
+        max(1, n - sum(is_ood)),
+        seed=SIMULATION_SEED_OFFSET + seed,
+        intent_shares=scenario.intent_shares,
+        vocabulary=scenario.vocabulary,
     )  # the generator fills label quotas exactly, then we shuffle them into arrival order
     rng.shuffle(in_scope)
-    ood_pool = ood_simulation_pool()
+    ood_pool = ood_heldout_pool()
     rng.shuffle(ood_pool)
-    clock = start or datetime(2026, 11, 1, tzinfo=timezone.utc)
+    clock = start or datetime(2026, 11, 1, tzinfo=UTC)
     stream = []
     for index, ood in enumerate(is_ood):
         clock += timedelta(seconds=rng.expovariate(1.0 / mean_interval_seconds))
@@ -121,8 +132,17 @@ def simulate(
         if channel == "voice" and "voice_asr" not in segment:
             text = apply_asr_noise(text, rng)
             segment = [tag for tag in segment if tag != "plain"] + ["voice_asr"]
-        stream.append({"ts": clock.isoformat(timespec="seconds"), "text": text, "channel": channel,
-                       "true_label": true_label, "is_ood": ood, "segment": segment, "scenario": scenario.name})
+        stream.append(
+            {
+                "ts": clock.isoformat(timespec="seconds"),
+                "text": text,
+                "channel": channel,
+                "true_label": true_label,
+                "is_ood": ood,
+                "segment": segment,
+                "scenario": scenario.name,
+            }
+        )
     return stream
 
 
@@ -141,7 +161,11 @@ def write_stream(stream: Sequence[dict], path: str | Path) -> Path:
 
 
 def post_stream(
-    stream: Sequence[dict], url: str, *, rate_per_second: float | None = None, timeout: float = 10.0,
+    stream: Sequence[dict],
+    url: str,
+    *,
+    rate_per_second: float | None = None,
+    timeout: float = 10.0,
 ) -> Iterator[dict]:
     """POST each message's text and channel to `url` (the inference service); yield the replies.
 
@@ -166,13 +190,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="write the stream as JSONL here")
-    parser.add_argument("--post", help="POST every message to this URL (e.g. http://127.0.0.1:8000/v1/classify)")
+    parser.add_argument(
+        "--post", help="POST every message to this URL (e.g. http://127.0.0.1:8000/v1/classify)"
+    )
     parser.add_argument("--rate", type=float, default=None, help="messages per second when posting")
     args = parser.parse_args(argv)
     stream = simulate(args.scenario, args.n, seed=args.seed)
     scenario = SCENARIOS[args.scenario]
-    print(f"{args.scenario}: {len(stream)} messages, intent KL vs base: observed {observed_kl(stream):.4f}, "
-          f"expected {scenario.expected_kl:.4f}", file=sys.stderr)
+    print(
+        f"{args.scenario}: {len(stream)} messages, intent KL vs base: observed {observed_kl(stream):.4f}, "
+        f"expected {scenario.expected_kl:.4f}",
+        file=sys.stderr,
+    )
     if args.out:
         print(f"wrote {write_stream(stream, args.out)}", file=sys.stderr)
     if args.post:

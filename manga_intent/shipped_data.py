@@ -1,6 +1,6 @@
 """The hand-written data shipped with the repo: where it lives, its schema, and its cards.
 
-`python -m manga_assets.shipped_data` rewrites each folder's `card.json` (checksum and counts);
+`python -m manga_intent.shipped_data` rewrites each folder's `card.json` (checksum and counts);
 the tests fail when a data file changes without its card.
 """
 
@@ -12,13 +12,9 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from manga_intent.labels import INTENTS
+from manga_intent.taxonomy import CHANNELS, INTENTS, LANGUAGES, OOD_CATEGORIES, SEGMENTS
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
-SEGMENTS = ("plain", "jargon", "slang", "multi_intent", "jp_en", "romaji", "typo", "voice_asr")
-CHANNELS = ("mobile", "web", "voice")
-LANGUAGES = ("en", "jp_en", "romaji", "other")
-OOD_CATEGORIES = ("other_shop", "off_topic", "foreign_language", "gibberish", "prompt_injection")
 
 
 @dataclass(frozen=True)
@@ -32,18 +28,41 @@ class ShippedFile:
         return self.path.parent / "card.json"
 
 
-GOLDEN = ShippedFile("golden", DATA_DIR / "golden" / "golden.jsonl",
-                     "Hand-written, hand-checked gate set; never produced by the generator.")
-SEED_CORPUS = ShippedFile("seed_corpus", DATA_DIR / "seed_corpus" / "seed_corpus.jsonl",
-                          "Hand-written labelled corpus standing in for production logs; default dataset source.")
-OOD = ShippedFile("ood", DATA_DIR / "ood" / "ood.jsonl",
-                  "Hand-written out-of-scope messages for fitting and testing the OOD threshold.")
+GOLDEN = ShippedFile(
+    "golden",
+    DATA_DIR / "golden" / "golden.jsonl",
+    "Hand-written, hand-checked gate set; never produced by the generator.",
+)
+SEED_CORPUS = ShippedFile(
+    "seed_corpus",
+    DATA_DIR / "seed_corpus" / "seed_corpus.jsonl",
+    "Hand-written labelled corpus standing in for production logs; default dataset source.",
+)
+OOD = ShippedFile(
+    "ood",
+    DATA_DIR / "ood" / "ood.jsonl",
+    "Hand-written out-of-scope messages for fitting and testing the OOD threshold.",
+)
 SHIPPED = (GOLDEN, SEED_CORPUS, OOD)
 
 
 def read_rows(path: Path) -> list[dict]:
     with path.open(encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
+
+
+def _ood_half(parity: int) -> list[dict]:
+    return [row for row in read_rows(OOD.path) if int(row["id"].split("-")[1]) % 2 == parity]
+
+
+def ood_fitting_pool() -> list[dict]:
+    """The half of the OOD set that detectors and thresholds are fitted on (even ids)."""
+    return _ood_half(0)
+
+
+def ood_heldout_pool() -> list[dict]:
+    """The half of the OOD set kept for held-out scoring and simulated traffic (odd ids); never fitted on."""
+    return _ood_half(1)
 
 
 def sha256_of(path: Path) -> str:
@@ -54,7 +73,8 @@ def schema_problems(shipped: ShippedFile, rows: list[dict]) -> list[str]:
     """Every schema violation in a shipped file, as 'row N: reason' strings."""
     problems = []
     for n, row in enumerate(rows, start=1):
-        def bad(reason: str) -> None:
+
+        def bad(reason: str, n: int = n, row: dict = row) -> None:
             problems.append(f"{shipped.name} row {n} ({row.get('id')}): {reason}")
 
         if not isinstance(row.get("text"), str) or not row["text"].strip():
@@ -105,7 +125,9 @@ def build_card(shipped: ShippedFile) -> dict:
         return card
     card["per_intent"] = {i: sum(r["label"] == i for r in rows) for i in INTENTS}
     card["per_segment"] = {s: sum(s in r["segment"] for r in rows) for s in SEGMENTS}
-    card["multi_intent_secondaries"] = dict(sorted(Counter(r["secondary"] for r in rows if r["secondary"]).items()))
+    card["multi_intent_secondaries"] = dict(
+        sorted(Counter(r["secondary"] for r in rows if r["secondary"]).items())
+    )
     if shipped is SEED_CORPUS:
         card["per_channel"] = {c: sum(r["channel"] == c for r in rows) for c in CHANNELS}
         card["per_language"] = {lang: sum(r["language"] == lang for r in rows) for lang in LANGUAGES}

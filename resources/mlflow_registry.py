@@ -4,8 +4,9 @@ dagster-mlflow's `MlFlow` gives one MLflow run per Dagster run (tagged `dagster_
 seed partition of a backfill is its own MLflow run) and chunked parameter logging: that is where
 it fits. It falls short on the registry (versions, the `champion` alias, rejection records) and
 it creates experiments without an artifact location (runs would land in ./mlruns of whatever
-directory the process started in). `MlflowRegistry` covers both; `mlflow_run` is dagster-mlflow's
-resource with the experiment created by our registry first.
+directory the process started in). `MlflowRegistry` covers both (the registry work is
+`serving.registry.ModelRegistry`); `mlflow_run` is dagster-mlflow's resource with the experiment
+created by our registry first.
 """
 
 from contextlib import suppress
@@ -14,13 +15,10 @@ import dagster as dg
 from dagster_mlflow.resources import CONFIG_SCHEMA, MlFlow
 from pydantic import PrivateAttr
 
-from resources.paths import manga_home
+from manga_intent.home import manga_home
+from serving.registry import GATE_TAG, ModelRegistry, default_tracking_uri
 
-GATE_TAG = "gate"
-
-
-def default_tracking_uri() -> str:
-    return f"sqlite:///{manga_home() / 'mlflow.db'}"
+__all__ = ["GATE_TAG", "MlflowRegistry", "mlflow_run", "mlflow_run_config"]
 
 
 class MlflowRegistry(dg.ConfigurableResource):
@@ -32,18 +30,18 @@ class MlflowRegistry(dg.ConfigurableResource):
     model_name: str = "manga-intent-classifier"
     champion_alias: str = "champion"
     ui_url: str = "http://127.0.0.1:5000"
-    _client: object = PrivateAttr(default=None)
+    _registry: ModelRegistry | None = PrivateAttr(default=None)
 
     def resolved_tracking_uri(self) -> str:
         return self.tracking_uri or default_tracking_uri()
 
-    def client(self):
-        from mlflow import MlflowClient
+    def registry(self) -> ModelRegistry:
+        if self._registry is None:
+            self._registry = ModelRegistry(self.resolved_tracking_uri(), self.model_name, self.champion_alias)
+        return self._registry
 
-        if self._client is None:
-            self._client = MlflowClient(tracking_uri=self.resolved_tracking_uri(),
-                                        registry_uri=self.resolved_tracking_uri())
-        return self._client
+    def client(self):
+        return self.registry().client()
 
     def ensure_experiment(self) -> str:
         """Create the experiment with an explicit artifact location (idempotent); returns its id."""
@@ -61,33 +59,19 @@ class MlflowRegistry(dg.ConfigurableResource):
         return f"{self.ui_url}/#/experiments/{experiment_id}/runs/{run_id}"
 
     def register_candidate(self, run_id: str, source_uri: str, tags: dict[str, str]) -> str:
-        """A new model version (gate pending) for the artifacts at `source_uri`; returns its version."""
-        client = self.client()
-        with suppress(Exception):
-            client.create_registered_model(self.model_name)
-        version = client.create_model_version(self.model_name, source=source_uri, run_id=run_id,
-                                              tags={GATE_TAG: "pending", **tags})
-        return str(version.version)
+        return self.registry().register_candidate(run_id, source_uri, tags)
 
     def champion(self):
-        """The model version holding the champion alias, or None."""
-        with suppress(Exception):
-            return self.client().get_model_version_by_alias(self.model_name, self.champion_alias)
-        return None
+        return self.registry().champion()
 
     def promote(self, version: str, summary: dict[str, str]) -> None:
-        client = self.client()
-        for key, value in {GATE_TAG: "passed", **summary}.items():
-            client.set_model_version_tag(self.model_name, version, key, str(value))
-        client.set_registered_model_alias(self.model_name, self.champion_alias, version)
+        self.registry().promote(version, summary)
 
     def reject(self, version: str, reasons: list[str], summary: dict[str, str]) -> None:
-        client = self.client()
-        for key, value in {GATE_TAG: "rejected", "gate_reasons": "; ".join(reasons)[:5000], **summary}.items():
-            client.set_model_version_tag(self.model_name, version, key, str(value))
+        self.registry().reject(version, reasons, summary)
 
     def version_tags(self, version: str) -> dict[str, str]:
-        return dict(self.client().get_model_version(self.model_name, version).tags)
+        return self.registry().version_tags(version)
 
 
 @dg.resource(config_schema=CONFIG_SCHEMA, required_resource_keys={"mlflow_registry"})
@@ -99,5 +83,9 @@ def mlflow_run(context) -> MlFlow:
 
 
 def mlflow_run_config(registry: MlflowRegistry) -> dict:
-    return {"experiment_name": registry.experiment, "mlflow_tracking_uri": registry.resolved_tracking_uri(),
-            "env": {}, "extra_tags": {"project": "manga-intent"}}
+    return {
+        "experiment_name": registry.experiment,
+        "mlflow_tracking_uri": registry.resolved_tracking_uri(),
+        "env": {},
+        "extra_tags": {"project": "manga-intent"},
+    }

@@ -1,6 +1,6 @@
 """Measure and filter generated data: k-fold consensus against the real pool, plus label issues.
 
-  python -m manga_assets.synthetic.quality --n 2000 --k 5 --out runs/synthetic_quality
+  python -m manga_intent.synthetic.quality --n 2000 --k 5 --out runs/synthetic_quality
 
 writes kept.jsonl (the filtered synthetic set), review.jsonl (flagged rows with each model's
 vote, for Label Studio), label_issues.jsonl (real rows whose label looks wrong), report.json,
@@ -10,14 +10,14 @@ report.md (per-intent agreement and kept/flagged table) and audit_sample.md (for
 import argparse
 import json
 import sys
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
-from manga_assets.shipped_data import SHIPPED, read_rows
-from manga_assets.synthetic.generator import generate_synthetic, write_audit_sample
 from manga_intent.consensus import ConsensusResult, consensus_filter
 from manga_intent.data import Example, load_jsonl, normalized_key
-from manga_intent.labels import INTENTS
+from manga_intent.shipped_data import SHIPPED, read_rows
+from manga_intent.synthetic import generate_synthetic, write_audit_sample
+from manga_intent.taxonomy import INTENTS
 from manga_intent.training import TrainConfig
 
 
@@ -36,20 +36,30 @@ def drop_collisions(rows: Sequence[dict], reserved: Iterable[str]) -> tuple[list
 
 
 def report_markdown(result: ConsensusResult, dropped: int) -> str:
-    lines = ["| intent | generated | kept | flagged | kept % | model agreement |", "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| intent | generated | kept | flagged | kept % | model agreement |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for label, row in result.per_intent.items():
         kept_share = row["kept"] / row["generated"] if row["generated"] else 0.0
         agreement = f"{row['model_agreement']:.1%}" if row["model_agreement"] is not None else "–"
-        lines.append(f"| {label} | {row['generated']} | {row['kept']} | {row['flagged']} | {kept_share:.1%} "
-                     f"| {agreement} |")
+        lines.append(
+            f"| {label} | {row['generated']} | {row['kept']} | {row['flagged']} | {kept_share:.1%} "
+            f"| {agreement} |"
+        )
     total = sum(r["generated"] for r in result.per_intent.values())
     kept = len(result.kept)
-    lines.append(f"| **all** | {total} | {kept} | {len(result.flagged)} | {kept / max(total, 1):.1%} | "
-                 f"{_overall_agreement(result):.1%} |")
-    lines += ["", f"Rows dropped before filtering because they equal a hand-written row: {dropped}.",
-              f"Fold-model accuracy on their held-out real fold: "
-              f"{', '.join(f'{a:.3f}' for a in result.fold_accuracies)}.",
-              f"Confident-learning label issues in the real pool: {len(result.label_issues)}."]
+    lines.append(
+        f"| **all** | {total} | {kept} | {len(result.flagged)} | {kept / max(total, 1):.1%} | "
+        f"{_overall_agreement(result):.1%} |"
+    )
+    lines += [
+        "",
+        f"Rows dropped before filtering because they equal a hand-written row: {dropped}.",
+        f"Fold-model accuracy on their held-out real fold: "
+        f"{', '.join(f'{a:.3f}' for a in result.fold_accuracies)}.",
+        f"Confident-learning label issues in the real pool: {len(result.label_issues)}.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -65,7 +75,9 @@ def _write_jsonl(rows: Iterable[dict], path: Path) -> None:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def write_quality_outputs(result: ConsensusResult, out_dir: Path, *, dropped: int, synthetic: Sequence[dict]) -> dict:
+def write_quality_outputs(
+    result: ConsensusResult, out_dir: Path, *, dropped: int, synthetic: Sequence[dict]
+) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_jsonl(result.kept, out_dir / "kept.jsonl")
     _write_jsonl(result.flagged, out_dir / "review.jsonl")
@@ -74,9 +86,13 @@ def write_quality_outputs(result: ConsensusResult, out_dir: Path, *, dropped: in
     markdown = report_markdown(result, dropped)
     (out_dir / "report.md").write_text(markdown, encoding="utf-8")
     summary = {
-        "generated": len(synthetic), "kept": len(result.kept), "flagged": len(result.flagged),
-        "dropped_hand_written_collisions": dropped, "model_agreement": _overall_agreement(result),
-        "per_intent": result.per_intent, "fold_accuracies": result.fold_accuracies,
+        "generated": len(synthetic),
+        "kept": len(result.kept),
+        "flagged": len(result.flagged),
+        "dropped_hand_written_collisions": dropped,
+        "model_agreement": _overall_agreement(result),
+        "per_intent": result.per_intent,
+        "fold_accuracies": result.fold_accuracies,
         "label_issues": len(result.label_issues),
     }
     (out_dir / "report.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
@@ -84,19 +100,37 @@ def write_quality_outputs(result: ConsensusResult, out_dir: Path, *, dropped: in
 
 
 def run_quality(
-    real: Sequence[Example], n: int, *, seed: int, k: int, config: TrainConfig, base_model: str | None = None,
-    model_factory=None, progress: bool = True, on_fold_end=None,
+    real: Sequence[Example],
+    n: int,
+    *,
+    seed: int,
+    k: int,
+    config: TrainConfig,
+    base_model: str | None = None,
+    model_factory=None,
+    progress: bool = True,
+    on_fold_end=None,
 ) -> tuple[ConsensusResult, list[dict], int]:
     """Generate n rows, drop any equal to a hand-written row, consensus-filter the rest against `real`."""
     generated = generate_synthetic(n, seed=seed)
     synthetic, colliding = drop_collisions(generated, hand_written_keys())
-    result = consensus_filter(real, synthetic, INTENTS, config, k=k, seed=seed, base_model=base_model,
-                              model_factory=model_factory, progress=progress, on_fold_end=on_fold_end)
+    result = consensus_filter(
+        real,
+        synthetic,
+        INTENTS,
+        config,
+        k=k,
+        seed=seed,
+        base_model=base_model,
+        model_factory=model_factory,
+        progress=progress,
+        on_fold_end=on_fold_end,
+    )
     return result, synthetic, len(colliding)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from manga_assets.shipped_data import SEED_CORPUS
+    from manga_intent.shipped_data import SEED_CORPUS
 
     parser = argparse.ArgumentParser(description="k-fold consensus filtering of generated messages")
     parser.add_argument("--real", default=str(SEED_CORPUS.path), help="labelled real pool (JSONL)")
@@ -109,9 +143,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     real = load_jsonl(args.real, allowed_labels=INTENTS).examples
-    result, synthetic, dropped = run_quality(real, args.n, seed=args.seed, k=args.k,
-                                             config=TrainConfig(epochs=args.epochs), base_model=args.base_model,
-                                             progress=not args.quiet)
+    result, synthetic, dropped = run_quality(
+        real,
+        args.n,
+        seed=args.seed,
+        k=args.k,
+        config=TrainConfig(epochs=args.epochs),
+        base_model=args.base_model,
+        progress=not args.quiet,
+    )
     write_quality_outputs(result, Path(args.out), dropped=dropped, synthetic=synthetic)
     print(report_markdown(result, dropped))
     return 0

@@ -1,10 +1,10 @@
-"""`python -m manga_assets.synthetic --n 10000 --seed 7 --out generated.jsonl [--vocabulary novel]`."""
+"""`python -m manga_intent.synthetic --n 10000 --seed 7 --out generated.jsonl [--vocabulary novel]`."""
 
 import argparse
 import json
 import sys
 
-from manga_assets.synthetic.generator import VOCABULARIES, generate_synthetic
+from manga_intent.synthetic import VOCABULARIES, generate_synthetic
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import platform
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -22,9 +22,9 @@ from manga_intent.calibration import calibrate_on_validation, calibration_scores
 from manga_intent.coverage import tokenizer_coverage
 from manga_intent.data import DataSplits, Example, data_hash, label_shares
 from manga_intent.inference import predict_logits, softmax
-from manga_intent.labels import RARE_SHARE_THRESHOLD
 from manga_intent.metrics import classification_report, rare_labels_from_shares
 from manga_intent.model_io import resolve_base_model, save_model, write_calibration
+from manga_intent.taxonomy import RARE_SHARE_THRESHOLD
 from manga_intent.training import TrainConfig, TrainResult, train_classifier
 
 
@@ -42,8 +42,15 @@ def segment_accuracy(examples: Sequence[Example], predicted: Sequence[str]) -> d
 
 
 def evaluate_examples(
-    model, tokenizer, examples: Sequence[Example], label_list: Sequence[str], *,
-    rare_labels: Sequence[str], max_length: int = 128, n_boot: int = 1000, seed: int = 0,
+    model,
+    tokenizer,
+    examples: Sequence[Example],
+    label_list: Sequence[str],
+    *,
+    rare_labels: Sequence[str],
+    max_length: int = 128,
+    n_boot: int = 1000,
+    seed: int = 0,
     temperature: float = 1.0,
 ) -> dict:
     """Full metric report of `model` on `examples` (labels must be in `label_list`).
@@ -59,13 +66,15 @@ def evaluate_examples(
         raise ValueError("no rows to evaluate")
     logits = predict_logits(model, tokenizer, [e.text for e in examples], max_length=max_length)
     y = np.array([index[e.label] for e in examples])
-    report = classification_report(y, softmax(logits, temperature), list(label_list), rare_labels=rare_labels,
-                                   n_boot=n_boot, seed=seed)
+    report = classification_report(
+        y, softmax(logits, temperature), list(label_list), rare_labels=rare_labels, n_boot=n_boot, seed=seed
+    )
     scores = calibration_scores(logits, y, temperature)
     report.update({k: scores[k] for k in ("ece_uncalibrated", "nll_uncalibrated", "brier_uncalibrated")})
     report["temperature"] = float(temperature)
     report["per_rare_intent_accuracy"] = {
-        label: report["per_intent"][label]["recall"] for label in report["rare_intents"]
+        label: report["per_intent"][label]["recall"]
+        for label in report["rare_intents"]
         if report["per_intent"][label]["support"] > 0
     }
     segments = segment_accuracy(examples, [label_list[i] for i in logits.argmax(axis=1)])
@@ -93,24 +102,51 @@ def run_training(
     validation split's when the data has no test rows (`split` says which).
     """
     started = time.perf_counter()
-    result = train_classifier(splits.train, splits.val, label_list, config, base_model=base_model,
-                              model_and_tokenizer=model_and_tokenizer, progress=progress)
-    fit = calibrate_on_validation(result.model, result.tokenizer, splits.val, label_list,
-                                  max_length=result.config.max_length)
+    result = train_classifier(
+        splits.train,
+        splits.val,
+        label_list,
+        config,
+        base_model=base_model,
+        model_and_tokenizer=model_and_tokenizer,
+        progress=progress,
+    )
+    fit = calibrate_on_validation(
+        result.model, result.tokenizer, splits.val, label_list, max_length=result.config.max_length
+    )
     shares = label_shares([e.label for e in splits.train], label_list)
     rare = rare_labels_from_shares(shares, rare_threshold)
 
     def report(part):
-        return evaluate_examples(result.model, result.tokenizer, part, label_list, rare_labels=rare,
-                                 max_length=result.config.max_length, n_boot=n_boot, temperature=fit.temperature)
+        return evaluate_examples(
+            result.model,
+            result.tokenizer,
+            part,
+            label_list,
+            rare_labels=rare,
+            max_length=result.config.max_length,
+            n_boot=n_boot,
+            temperature=fit.temperature,
+        )
 
     val_report = report(splits.val)
     scored, split_name = (report(splits.test), "test") if splits.test else (val_report, "val")
     metrics = {
         **scored,
         "split": split_name,
-        "validation": {k: val_report[k] for k in ("n", "accuracy", "macro_f1", "rare_class_accuracy", "ece",
-                                                  "ece_uncalibrated", "nll", "nll_uncalibrated")},
+        "validation": {
+            k: val_report[k]
+            for k in (
+                "n",
+                "accuracy",
+                "macro_f1",
+                "rare_class_accuracy",
+                "ece",
+                "ece_uncalibrated",
+                "nll",
+                "nll_uncalibrated",
+            )
+        },
         "calibration": {**fit.as_dict(), "fitted_on": "val"},
         "train_seconds": result.train_seconds,
         "examples_per_second": result.examples_per_second,
@@ -118,17 +154,30 @@ def run_training(
         "training": result.summary(),
         "split_sizes": splits.sizes(),
         "val_source": splits.val_source,
-        "tokenizer_coverage": tokenizer_coverage(result.tokenizer, [*splits.train, *splits.val, *splits.test],
-                                                 max_length=result.config.max_length),
+        "tokenizer_coverage": tokenizer_coverage(
+            result.tokenizer, [*splits.train, *splits.val, *splits.test], max_length=result.config.max_length
+        ),
     }
-    card_metric_keys = ("n", "accuracy", "macro_f1", "rare_class_accuracy", "ece", "ece_uncalibrated", "nll",
-                        "nll_uncalibrated", "brier", "brier_uncalibrated")
+    card_metric_keys = (
+        "n",
+        "accuracy",
+        "macro_f1",
+        "rare_class_accuracy",
+        "ece",
+        "ece_uncalibrated",
+        "nll",
+        "nll_uncalibrated",
+        "brier",
+        "brier_uncalibrated",
+    )
     card = {
         "format": "manga-intent/2",
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "labels": list(label_list),
         "base_model": base_model or "packaged:all-MiniLM-L6-v2",
-        "base_model_resolved": resolve_base_model(base_model) if model_and_tokenizer is None else "<in-memory>",
+        "base_model_resolved": resolve_base_model(base_model)
+        if model_and_tokenizer is None
+        else "<in-memory>",
         "recipe": asdict(result.config),
         "temperature": fit.temperature,
         "data_hash": data_hash([*splits.train, *splits.val, *splits.test]),
@@ -139,8 +188,18 @@ def run_training(
         "rare_share_threshold": rare_threshold,
         "metrics_split": split_name,
         "metrics": {k: scored[k] for k in card_metric_keys},
-        "training": {k: metrics["training"][k] for k in ("best_epoch", "best_step", "steps", "stopped_early",
-                                                         "overfit_gap", "overfit_guard_triggered", "notes")},
+        "training": {
+            k: metrics["training"][k]
+            for k in (
+                "best_epoch",
+                "best_step",
+                "steps",
+                "stopped_early",
+                "overfit_gap",
+                "overfit_guard_triggered",
+                "notes",
+            )
+        },
         "versions": _versions(),
         **(extra_card or {}),
     }
@@ -154,5 +213,10 @@ def _versions() -> dict:
     import torch
     import transformers
 
-    return {"manga_intent": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
-            "python": platform.python_version(), "numpy": np.__version__}
+    return {
+        "manga_intent": __version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+    }

@@ -1,0 +1,109 @@
+"""What the assets hand each other: small frozen records with URIs, versions and headline numbers.
+
+Weights, graphs and snapshots live in the artifact store; these records only point at them. Every record
+round-trips through JSON (`as_dict` / `from_dict`), which is how it also appears in asset metadata under
+`manifest`, so a report can rebuild it from the Dagster instance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from typing import Any, TypeVar
+
+T = TypeVar("T", bound="Manifest")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls: type[T], payload: dict[str, Any]) -> T:
+        names = {f.name for f in fields(cls)}
+        required = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING]
+        missing = [name for name in required if name not in payload]
+        if missing:
+            raise ValueError(f"{cls.__name__} manifest lacks {missing}")
+        return cls(**{k: v for k, v in payload.items() if k in names})
+
+
+@dataclass(frozen=True)
+class HumanLabelsExport(Manifest):
+    """The agreed human labels exported from Label Studio (a JSONL file in the artifact store)."""
+
+    uri: str | None
+    """None until the first export with labels."""
+    labels: int
+    review_uri: str | None = None
+    max_annotation_id: int = 0
+    source: str = "label_studio"
+    """`label_studio`, or `previous export` when Label Studio was unreachable and the last export was kept."""
+
+
+@dataclass(frozen=True)
+class DatasetSnapshot(Manifest):
+    """The validated labelled pool (corpus + human labels) as one JSONL snapshot."""
+
+    uri: str
+    data_version: str
+    rows: int
+
+
+@dataclass(frozen=True)
+class SyntheticSet(Manifest):
+    """Consensus-filtered generated rows: `kept_uri` trains, `review_uri` goes to people."""
+
+    uri: str
+    kept_uri: str
+    review_uri: str
+    kept: int
+    flagged: int
+
+
+@dataclass(frozen=True)
+class HpoResult(Manifest):
+    study_name: str
+    storage: str
+    best_params: dict[str, Any]
+    best_value: float
+    n_trials: int
+
+
+@dataclass(frozen=True)
+class TrainedModel(Manifest):
+    """A fine-tuned model directory (Hugging Face `save_pretrained` + model card) for one training seed."""
+
+    model_uri: str
+    seed: int
+    mlflow_run_id: str
+    split_seed: int
+    data_version: str
+    metrics: dict[str, Any]
+    recipe: dict[str, Any]
+    train_label_shares: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Calibration(Manifest):
+    """Temperature and OOD threshold fitted on validation data, with held-out scores."""
+
+    temperature: float
+    ood_threshold: float
+    seed: int
+    validation_fit: dict[str, Any]
+    test: dict[str, float]
+    ood_fit: dict[str, Any]
+    ood_heldout: dict[str, float]
+
+
+@dataclass(frozen=True)
+class CompiledModel(Manifest):
+    """The serving artifact (Neuron or ONNX) registered as a model version awaiting the gate."""
+
+    artifact_uri: str
+    backend: str
+    model_version: str
+    seed: int
+    latency: dict[str, float]
+    parity_max_abs_diff: float

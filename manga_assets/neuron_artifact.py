@@ -1,0 +1,95 @@
+"""`neuron_artifact`: the compiled serving artifact (Neuron graphs or ONNX Runtime), registered for the gate."""
+
+import json
+import tempfile
+from pathlib import Path
+
+import dagster as dg
+
+from manga_assets.manifests import Calibration, CompiledModel, TrainedModel
+from manga_assets.partitions import seed_partitions
+from manga_intent.compiled import ParityError, build_artifact
+from manga_intent.model_io import load_trained
+from resources.gate_settings import GateSettings
+from resources.mlflow_registry import MlflowRegistry
+from resources.model_settings import CompileSettings
+from resources.storage import ArtifactStore
+
+
+@dg.asset(group_name="serving", partitions_def=seed_partitions, kinds={"onnx", "neuron"})
+def neuron_artifact(
+    context: dg.AssetExecutionContext,
+    trained_model: TrainedModel,
+    calibrator: Calibration,
+    artifact_store: ArtifactStore,
+    compile_settings: CompileSettings,
+    gate_settings: GateSettings,
+    mlflow_registry: MlflowRegistry,
+) -> dg.Output[CompiledModel]:
+    """Neuron-traced graphs on an inf2/trn1 machine, an ONNX Runtime artifact elsewhere — same loader.
+
+    Fails when compiled logits drift from eager logits by more than the parity tolerance. Registers
+    the artifact as a new MLflow model version whose gate status is pending.
+    """
+    texts = [row["text"] for row in gate_settings.golden_rows()]
+    with tempfile.TemporaryDirectory() as tmp:
+        model, tokenizer, card = load_trained(
+            artifact_store.get_dir(trained_model.model_uri, Path(tmp) / "eager")
+        )
+        out = Path(tmp) / "compiled"
+        try:
+            built = build_artifact(
+                model,
+                tokenizer,
+                out,
+                labels=card["labels"],
+                temperature=calibrator.temperature,
+                ood_threshold=calibrator.ood_threshold,
+                check_texts=texts,
+                max_length=card["recipe"]["max_length"],
+                backend=compile_settings.backend,
+                sequence_buckets=compile_settings.sequence_buckets,
+                parity_tolerance=compile_settings.parity_tolerance,
+                latency_warmup=compile_settings.latency_warmup,
+            )
+        except ParityError as exc:
+            raise dg.Failure(str(exc), metadata={"max_abs_logit_diff": exc.max_abs_diff}) from None
+        uri = artifact_store.put_dir(out, f"compiled/{context.run_id}/seed={trained_model.seed}")
+    backend, latency = built.manifest["backend"], built.latency
+    version = mlflow_registry.register_candidate(
+        trained_model.mlflow_run_id,
+        uri,
+        {
+            "seed": str(trained_model.seed),
+            "backend": backend,
+            "model_uri": trained_model.model_uri,
+            "dagster_run_id": context.run_id,
+            "train_label_shares": json.dumps(trained_model.train_label_shares),
+        },
+    )
+    context.log.info(
+        f"{backend} artifact: parity {built.parity_max_abs_diff:.2e}, P95 {latency['p95_ms']:.2f} ms, "
+        f"registered as version {version}"
+    )
+    result = CompiledModel(
+        artifact_uri=uri,
+        backend=backend,
+        model_version=version,
+        seed=trained_model.seed,
+        latency=latency,
+        parity_max_abs_diff=built.parity_max_abs_diff,
+    )
+    return dg.Output(
+        result,
+        metadata={
+            "artifact_uri": uri,
+            "backend": backend,
+            "mlflow_model_version": version,
+            "max_abs_logit_diff_vs_eager": built.parity_max_abs_diff,
+            "latency_p50_ms": latency["p50_ms"],
+            "latency_p95_ms": latency["p95_ms"],
+            "latency_p99_ms": latency["p99_ms"],
+            "latency_messages": latency["n"],
+            "manifest": dg.MetadataValue.json(result.as_dict()),
+        },
+    )

@@ -1,0 +1,22 @@
+"""The seed's monthly retrain, whatever the monitors say."""
+
+import dagster as dg
+
+from manga_assets.jobs import retrain_job
+from resources.monitoring_settings import MonitoringSettings
+
+
+@dg.schedule(
+    cron_schedule="0 3 1 * *",
+    job=retrain_job,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    execution_timezone="UTC",
+    description="The seed's monthly retrain, whatever the monitors say.",
+)
+def monthly_retrain(context: dg.ScheduleEvaluationContext, monitoring: MonitoringSettings):
+    month = context.scheduled_execution_time.strftime("%Y-%m")
+    return dg.RunRequest(
+        run_key=f"monthly:{month}",
+        partition_key=monitoring.retrain_partition,
+        tags={"trigger": "monthly_schedule"},
+    )

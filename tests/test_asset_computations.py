@@ -1,0 +1,169 @@
+"""The computations behind the asset bodies, tested without Dagster (assets only load, call, store, report)."""
+
+import numpy as np
+import pytest
+from conftest import tiny_classifier, write_keyword_jsonl
+
+from labeling.label_config import OUT_OF_SCOPE
+from labeling.votes import aggregate_annotations
+from manga_intent.data import Example, load_jsonl, make_splits
+from manga_intent.gate import GateThresholds, judge_candidate
+from manga_intent.labelled_pool import load_labelled_files, merge_human_labels
+from manga_intent.seed_sweep import sweep_summary
+
+
+def test_labelled_pool_merges_human_labels_over_corpus(tmp_path):
+    path = tmp_path / "corpus.jsonl"
+    path.write_text(
+        '{"text": "Where is my order?", "label": "faq"}\n{"text": "hi", "label": "chitchat"}\n'
+        '{"text": "", "label": "faq"}\n'
+    )
+    corpus, quarantined = load_labelled_files(
+        [path], allowed_labels=["faq", "chitchat", "order_tracking"], quarantine=True
+    )
+    assert len(corpus) == 2 and quarantined == {"empty text": 1}
+    assert corpus[0].meta["provenance"] == "corpus" and corpus[0].meta["source_file"] == "corpus.jsonl"
+    human = [
+        Example("where is my ORDER", "order_tracking"),
+        Example("hi", "chitchat"),
+        Example("brand new message", "faq"),
+    ]
+    merged, counts = merge_human_labels(corpus, human)
+    assert counts == {"human_rows": 3, "relabelled": 1, "confirmed": 1, "added": 1}
+    assert merged[0].label == "order_tracking" and merged[0].meta["previous_label"] == "faq"
+    assert merged[0].text == "Where is my order?" and merged[-1].meta["provenance"] == "human"
+    with pytest.raises(FileNotFoundError):
+        load_labelled_files([], allowed_labels=["faq"], quarantine=True)
+
+
+def test_annotations_aggregate_per_task_with_review_for_ties_and_out_of_scope():
+    def ann(task, intent, who):
+        return {
+            "task_id": task,
+            "text": f"t{task}",
+            "message_key": f"k{task}",
+            "intent": intent,
+            "secondary": None,
+            "annotator": who,
+        }
+
+    agreed, review = aggregate_annotations(
+        [
+            ann(1, "faq", 1),
+            ann(1, "faq", 2),
+            ann(1, "promotion", 3),
+            ann(2, "faq", 1),
+            ann(2, "chitchat", 2),
+            ann(3, OUT_OF_SCOPE, 1),
+        ],
+        OUT_OF_SCOPE,
+    )
+    assert [(r["task_id"], r["label"], r["disagreement"]) for r in agreed] == [(1, "faq", True)]
+    assert [(r["task_id"], r["reason"]) for r in review] == [(2, "tie"), (3, "out_of_scope")]
+
+
+def test_judge_candidate_compares_with_the_champion():
+    y = np.repeat(np.arange(3), 40)
+    good = np.eye(3)[y] * 0.9 + 0.1 / 3
+    weak = good.copy()
+    weak[y == 2] = np.eye(3)[0] * 0.9 + 0.1 / 3  # loses every message of intent 2
+    labels = ["a", "b", "c"]
+    thresholds = GateThresholds(min_accuracy=0.5, min_rare_accuracy=0.5, max_p95_latency_ms=15.0)
+    first = judge_candidate(
+        y, good, labels, rare_labels=["c"], p95_latency_ms=3.0, thresholds=thresholds, n_boot=20
+    )
+    assert first.verdict.passed and first.regressions is None and first.report["accuracy"] == 1.0
+    worse = judge_candidate(
+        y,
+        weak,
+        labels,
+        rare_labels=["c"],
+        p95_latency_ms=3.0,
+        thresholds=thresholds,
+        champion_probs=good,
+        n_boot=20,
+    )
+    assert not worse.verdict.passed
+    assert [r["intent"] for r in worse.regressions if r["regressed"]] == ["c"]
+
+
+def test_sweep_summary_over_seeds():
+    rows = [
+        {
+            "text": str(i),
+            "label": ["faq", "escalation"][i % 2],
+            "segment": ["jp_en"] if i < 4 else ["plain"],
+            "channel": "web",
+        }
+        for i in range(20)
+    ]
+    y = np.array([i % 2 for i in range(20)])
+    perfect, half = np.eye(2)[y], np.eye(2)[np.where(np.arange(20) < 10, y, 1 - y)]
+    result = sweep_summary(rows, [perfect, half], ["faq", "escalation"], n_boot=50)
+    assert result["summary"]["accuracy"]["mean"] == pytest.approx(0.75)
+    low, high = result["summary"]["accuracy"]["ci95"]
+    assert low <= 0.75 <= high
+    assert {r["segment"] for r in result["language"]} == {"JP-EN code-switch", "English-only"}
+    assert {r["segment"] for r in result["rarity"]} == {"mid (5-15%)", "rare (<5%)"}
+
+
+def test_calibrator_fit_scores_on_held_out_data(tmp_path, tokenizer):
+    from manga_intent.calibrator_fit import fit_calibrator
+    from manga_intent.training import TrainConfig, train_classifier
+
+    examples = load_jsonl(write_keyword_jsonl(tmp_path / "k.jsonl", n=160)).examples
+    splits = make_splits(examples, seed=0)
+    labels = sorted({e.label for e in examples})
+    result = train_classifier(
+        splits.train,
+        splits.val,
+        labels,
+        TrainConfig(epochs=3, lr=3e-3),
+        model_and_tokenizer=(tiny_classifier("bert", len(labels)), tokenizer),
+        progress=False,
+    )
+    fit = fit_calibrator(
+        result.model,
+        tokenizer,
+        labels,
+        val=splits.val,
+        test=splits.test,
+        ood_fit_texts=["do you sell concert tickets", "weather in paris"],
+        ood_heldout_texts=["book me a flight", "zxqv blorp"],
+    )
+    assert fit.temperature > 0 and fit.test["nll_after"] <= fit.test["nll_before"] + 0.05
+    assert fit.ood_fit.in_domain_flag_rate <= 0.05 + 1 / len(splits.val)
+    assert 0 <= fit.ood_heldout["auroc_energy"] <= 1
+    assert [row["split"] for row in fit.table()] == ["validation (fit)", "test (held out)"]
+    assert set(fit.as_dict()) == {
+        "temperature",
+        "ood_threshold",
+        "validation_fit",
+        "test",
+        "ood_fit",
+        "ood_heldout",
+    }
+
+
+def test_hpo_study_logic_runs_and_reports_trials(tmp_path, tokenizer):
+    from manga_intent.hpo import run_study, trials_rows
+
+    examples = load_jsonl(write_keyword_jsonl(tmp_path / "k.jsonl", n=120)).examples
+    splits = make_splits(examples, seed=0)
+    labels = sorted({e.label for e in examples})
+    study = run_study(
+        splits.train,
+        splits.val,
+        labels,
+        n_trials=2,
+        storage=f"sqlite:///{tmp_path / 'optuna.db'}",
+        study_name="t",
+        scale=100.0,
+        max_epochs=2,
+        seed=0,
+        base_model=None,
+        model_factory=lambda: (tiny_classifier("bert", len(labels)), tokenizer),
+        log=lambda _: None,
+    )
+    rows = trials_rows(study)
+    assert len(rows) == 2 and {"trial", "state", "val_accuracy", "lr", "epochs"} <= set(rows[0])
