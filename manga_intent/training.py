@@ -128,6 +128,8 @@ class TrainConfig:
     bf16: str = "auto"
     """bf16 autocast: auto = only where the CPU has AMX/AVX-512-BF16."""
     num_threads: int | None = None
+    optimizer_impl: str = "fused"
+    """AdamW kernel: fused (default), foreach, or default (torch's per-parameter loop on CPU)."""
     default_lr_table: str = "v2"
     """Which per-hidden-size table picks the rate when lr is None: v2 or legacy."""
 
@@ -175,6 +177,8 @@ class TrainConfig:
             problems.append(f"pooling must be auto, mean, cls, max or mean_sqrt_len (got {self.pooling!r})")
         if self.bf16 not in ("auto", "on", "off"):
             problems.append(f"bf16 must be auto, on or off (got {self.bf16!r})")
+        if self.optimizer_impl not in ("fused", "foreach", "default"):
+            problems.append(f"optimizer_impl must be fused, foreach or default (got {self.optimizer_impl!r})")
         if self.temperature_start < 1.0:
             problems.append(f"temperature_start must be >= 1 (got {self.temperature_start})")
         if self.oversample and self.class_weighting:
@@ -202,6 +206,7 @@ LEGACY_RECIPE = TrainConfig(
     freeze_word_embeddings=False,
     bf16="off",
     default_lr_table="legacy",
+    optimizer_impl="default",
 )
 
 
@@ -440,6 +445,7 @@ def train_classifier(
         warmup_ratio=config.warmup_ratio,
         total_steps=total_steps,
         head_lr_multiplier=config.head_lr_multiplier,
+        implementation=config.optimizer_impl,
     )
     trainable = [p for p in model.parameters() if p.requires_grad]
     average = _WeightAverage(model, config.ema_decay) if config.ema_decay > 0 else None
