@@ -102,6 +102,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--label-set", choices=LABEL_SETS, default="seed")
     parser.add_argument("--throughput-examples", type=int, default=640)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds per variant")
     parser.add_argument(
         "--with-references",
         action="store_true",
