@@ -76,8 +76,10 @@ def plain_hf_loop(train, label_list, *, base_model, lr, epochs, batch_size, seed
     return model, tokenizer, seen / seconds
 
 
-def timed_pass(train, val, label_list, config: TrainConfig, base_model: str | None, n: int) -> float:
-    """Examples/second of our trainer over exactly n training rows (one pass, batch 32)."""
+def timed_pass(
+    train, val, label_list, config: TrainConfig, base_model: str | None, n: int
+) -> tuple[int, float]:
+    """(examples, seconds) of our trainer's optimiser steps over exactly n training rows (batch 32)."""
     steps = max(1, n // config.batch_size)
     config = replace(config, epochs=1, max_steps=steps, eval_every=10**9, patience=1)
     result = train_classifier(
@@ -88,7 +90,7 @@ def timed_pass(train, val, label_list, config: TrainConfig, base_model: str | No
         base_model=base_model,
         progress=False,
     )
-    return result.examples_per_second
+    return result.examples_seen, result.train_seconds
 
 
 def scores(model, tokenizer, examples, label_list) -> tuple[float, float]:
