@@ -6,7 +6,7 @@
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-bench/results/compare_seed}
-STEPS=${STEPS:-100}
+STEPS=${STEPS:-250}
 SEEDS=${SEEDS:-10}
 for chunk in 1,2,3 4,5,6 7,8,9 10; do
   flock /tmp/manga-cpu.lock .venv/bin/manga-intent compare --data data/seed_corpus/seed_corpus.jsonl \
