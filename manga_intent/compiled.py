@@ -30,15 +30,41 @@ from manga_intent.inference import softmax
 MANIFEST = "manifest.json"
 
 
-class _LogitsOnly(torch.nn.Module):
-    """Positional (input_ids, attention_mask) → logits: the signature tracers and exporters want."""
+class _LogitsAndFeatures(torch.nn.Module):
+    """Positional (input_ids, attention_mask) → (logits, features): the signature tracers and exporters want.
+
+    `features` are the pooled sentence features before the head's dropout and linear layer (the
+    pooling is inside the graph). A pooled classifier returns them itself; for any other Hugging Face
+    classifier they are the input of its final linear layer, captured by a forward hook.
+    """
 
     def __init__(self, model):
         super().__init__()
         self.model = model
+        self._captured = None
+        self._native = hasattr(model, "features") and hasattr(model.config, "pooling")
+        if not self._native:
+            head = _final_linear(model)
+            head.register_forward_hook(lambda module, inputs, output: setattr(self, "_captured", inputs[0]))
 
     def forward(self, input_ids, attention_mask):
-        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask)
+        features = out.features if self._native else self._captured
+        return out.logits, features
+
+
+def _final_linear(model) -> torch.nn.Linear:
+    for name in ("classifier", "score", "head"):
+        module = getattr(model, name, None)
+        if isinstance(module, torch.nn.Linear):
+            return module
+        if module is not None:  # e.g. RobertaClassificationHead: its out_proj
+            linears = [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
+            if linears:
+                return linears[-1]
+    raise ValueError(
+        f"{type(model).__name__}: cannot find the classifier's final linear layer for `features`"
+    )
 
 
 def neuron_available() -> bool:
@@ -109,7 +135,7 @@ def compile_classifier(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     backend = choose_backend(backend)
-    wrapped = _LogitsOnly(model.eval()).eval()
+    wrapped = _LogitsAndFeatures(model.eval()).eval()
     buckets = sorted({b for b in sequence_buckets if b <= max_length} | {max_length})
     files: dict[str, str] = {}
     with torch.no_grad():
@@ -128,21 +154,23 @@ def compile_classifier(
                 str(out / "model.onnx"),
                 dynamo=False,
                 input_names=["input_ids", "attention_mask"],
-                output_names=["logits"],
+                output_names=["logits", "features"],
                 dynamic_axes={
                     "input_ids": {0: "batch", 1: "sequence"},
                     "attention_mask": {0: "batch", 1: "sequence"},
                     "logits": {0: "batch"},
+                    "features": {0: "batch"},
                 },
                 opset_version=17,
             )
             files["dynamic"] = "model.onnx"
     tokenizer.save_pretrained(out)
     manifest = {
-        "format": "manga-intent-compiled/1",
+        "format": "manga-intent-compiled/2",
         "backend": backend,
         "files": files,
         "buckets": buckets,
+        "outputs": ["logits", "features"],
         "labels": list(labels),
         "temperature": float(temperature),
         "ood_threshold": float(ood_threshold),
@@ -256,32 +284,60 @@ class CompiledClassifier:
         """Raw logits in input order; rows are run per length bucket, each padded to its longest row."""
         return self.logits_for_ids(self.encode(texts))
 
-    def logits_for_ids(self, ids: Sequence[Sequence[int]]) -> np.ndarray:
-        out: np.ndarray | None = None
-        for group in self.length_groups([len(row) for row in ids]):
-            rows = self._run_padded([ids[i] for i in group])
-            if out is None:
-                out = np.empty((len(ids), rows.shape[1]), dtype=rows.dtype)
-            out[group] = rows
-        if out is None:
-            return np.zeros((0, len(self.labels)), dtype=np.float32)
-        return out
+    def features(self, texts: Sequence[str]) -> np.ndarray:
+        """Pooled sentence features (before the head's dropout/linear), for feature-space OOD detectors."""
+        features = self.logits_and_features(texts)[1]
+        if features is None:
+            raise ValueError(f"{self.directory}: this artifact was compiled without a `features` output")
+        return features
 
-    def _run_padded(self, rows: Sequence[Sequence[int]]) -> np.ndarray:
+    def logits_and_features(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
+        return self._outputs_for_ids(self.encode(texts), with_features=True)
+
+    def logits_for_ids(self, ids: Sequence[Sequence[int]]) -> np.ndarray:
+        return self._outputs_for_ids(ids, with_features=False)[0]
+
+    def _outputs_for_ids(
+        self, ids: Sequence[Sequence[int]], *, with_features: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        logits = features = None
+        for group in self.length_groups([len(row) for row in ids]):
+            group_logits, group_features = self._run_padded([ids[i] for i in group], with_features)
+            if logits is None:
+                logits = np.empty((len(ids), group_logits.shape[1]), dtype=group_logits.dtype)
+                if group_features is not None:
+                    features = np.empty((len(ids), group_features.shape[1]), dtype=group_features.dtype)
+            logits[group] = group_logits
+            if features is not None:
+                features[group] = group_features
+        if logits is None:
+            return np.zeros((0, len(self.labels)), dtype=np.float32), None
+        return logits, features
+
+    def _run_padded(self, rows: Sequence[Sequence[int]], with_features: bool = False):
+        """(logits, features or None) for rows padded to their longest (to a bucket on Neuron)."""
         ids, mask = pad_batch(rows, self.manifest["pad_token_id"])
         if self.backend == "onnx":
-            outputs = self._session.run(None, {"input_ids": ids, "attention_mask": mask})
-            return dict(zip(self._output_names, outputs))["logits"]
+            feeds = {"input_ids": ids, "attention_mask": mask}
+            if not with_features:
+                return self._session.run(["logits"], feeds)[0], None
+            by_name = dict(zip(self._output_names, self._session.run(None, feeds)))
+            return by_name["logits"], by_name.get("features")  # artifacts before format 2 have none
         bucket = self._bucket(ids.shape[1])
         pad = bucket - ids.shape[1]
         ids = np.pad(ids, ((0, 0), (0, pad)), constant_values=self.manifest["pad_token_id"])
         mask = np.pad(mask, ((0, 0), (0, pad)))
         with torch.inference_mode():  # compiled for batch size 1
-            rows = [
+            outputs = [
                 self._neuron[bucket](torch.from_numpy(ids[i : i + 1]), torch.from_numpy(mask[i : i + 1]))
                 for i in range(len(ids))
             ]
-        return torch.cat(rows).float().numpy()
+        if outputs and isinstance(outputs[0], tuple | list):
+            return (
+                torch.cat([r[0] for r in outputs]).float().numpy(),
+                torch.cat([r[1] for r in outputs]).float().numpy(),
+            )
+        return torch.cat(outputs).float().numpy(), None
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         return softmax(self.logits(texts), self.temperature)
@@ -310,6 +366,45 @@ class CompiledClassifier:
                 )
             )
         return out
+
+
+def parity_max_abs_diff(
+    compiled: CompiledClassifier, model, texts: Sequence[str], *, features: bool = True
+) -> float:
+    """Largest |compiled − eager| over `texts`, each run alone (the serving shape): logits and, when the
+    artifact has them, the pooled features."""
+    wrapped = _LogitsAndFeatures(model.eval()).eval()
+    worst = 0.0
+    for text in texts:
+        batch = compiled.tokenizer(
+            [clean_text(text)], truncation=True, max_length=compiled.max_length, return_tensors="pt"
+        )
+        with torch.inference_mode():
+            eager_logits, eager_features = wrapped(batch["input_ids"], batch["attention_mask"])
+        logits, feats = compiled.logits_and_features([text])
+        worst = max(worst, float(np.abs(logits - eager_logits.float().numpy()).max()))
+        if features and feats is not None:
+            worst = max(worst, float(np.abs(feats - eager_features.float().numpy()).max()))
+    return worst
+
+
+def latency_profile(compiled: CompiledClassifier, texts: Sequence[str], warmup: int = 20) -> dict:
+    """Single-message end-to-end latency (tokenize → logits → calibrated probs → OOD) in ms."""
+    for text in list(texts)[:warmup]:
+        compiled.classify([text])
+    samples = []
+    for text in texts:
+        start = time.perf_counter()
+        compiled.classify([text])
+        samples.append((time.perf_counter() - start) * 1000)
+    values = np.array(samples)
+    return {
+        "n": len(values),
+        "p50_ms": float(np.percentile(values, 50)),
+        "p95_ms": float(np.percentile(values, 95)),
+        "p99_ms": float(np.percentile(values, 99)),
+        "mean_ms": float(values.mean()),
+    }
 
 
 class ParityError(RuntimeError):
@@ -389,33 +484,3 @@ def build_artifact(
         compiled = CompiledClassifier(out_dir)
     latency = latency_profile(compiled, check_texts, warmup=latency_warmup)
     return BuiltArtifact(manifest, parity, latency, report)
-
-
-def parity_max_abs_diff(compiled: CompiledClassifier, model, texts: Sequence[str]) -> float:
-    """Largest |compiled − eager| logit over `texts`, each run alone (the serving shape)."""
-    from manga_intent.inference import predict_logits
-
-    worst = 0.0
-    for text in texts:
-        eager = predict_logits(model, compiled.tokenizer, [text], max_length=compiled.max_length)
-        worst = max(worst, float(np.abs(compiled.logits([text]) - eager).max()))
-    return worst
-
-
-def latency_profile(compiled: CompiledClassifier, texts: Sequence[str], warmup: int = 20) -> dict:
-    """Single-message end-to-end latency (tokenize → logits → calibrated probs → OOD) in ms."""
-    for text in list(texts)[:warmup]:
-        compiled.classify([text])
-    samples = []
-    for text in texts:
-        start = time.perf_counter()
-        compiled.classify([text])
-        samples.append((time.perf_counter() - start) * 1000)
-    values = np.array(samples)
-    return {
-        "n": len(values),
-        "p50_ms": float(np.percentile(values, 50)),
-        "p95_ms": float(np.percentile(values, 95)),
-        "p99_ms": float(np.percentile(values, 99)),
-        "mean_ms": float(values.mean()),
-    }

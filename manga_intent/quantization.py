@@ -31,12 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
+from manga_intent.cpu import BF16_FLAGS, cpu_flags
 from manga_intent.inference import softmax
 from manga_intent.metrics import expected_calibration_error
 
 INT8_FILE = "model.int8.onnx"
 VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
-BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 _LAYER = re.compile(r"layers?[._/](\d+)[./]")
 
 
@@ -75,16 +75,6 @@ class QuantizationReport:
     @classmethod
     def from_dict(cls, payload: dict) -> QuantizationReport:
         return cls(**payload)
-
-
-def cpu_flags() -> set[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
 
 
 def bf16_note(flags: set[str]) -> str:

@@ -138,9 +138,7 @@ def run_worker(fd: int, index: int, options_json: dict) -> None:
         os.environ[name] = threads
     _die_with_parent()
     if options.pin_workers:
-        from serving.cpus import allowed_cpus
-
-        cpus = allowed_cpus()
+        cpus = sorted(os.sched_getaffinity(0))
         os.sched_setaffinity(0, {cpus[index % len(cpus)]})
     import uvicorn
 
