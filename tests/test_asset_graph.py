@@ -124,6 +124,12 @@ def test_full_graph_gate_both_ways_and_two_seed_sweep(home, tiny_base_dir):
     artifact = first.asset_materializations_for_node("neuron_artifact")[0].metadata
     assert artifact["backend"].value == "onnx" and artifact["max_abs_logit_diff_vs_eager"].value <= 1e-3
     assert artifact["latency_p95_ms"].value > 0
+    # the int8 graph is chosen on validation only when it agrees with fp32; the gate re-checks on golden
+    assert artifact["serving_graph"].value in ("int8", "fp32") and "quantization_candidates" in artifact
+    if artifact["serving_graph"].value == "int8":
+        assert artifact["int8_agreement_with_fp32_val"].value >= 0.995
+        assert abs(artifact["int8_ece_delta_val"].value) <= 0.005
+    assert "int8 graph agrees with fp32 (golden)" in evaluation.metadata["checks"].value
 
     # a deliberately weakened model (no real training) is rejected; the champion stays
     weak = run(

@@ -8,9 +8,7 @@
 - the log file removed and later restored: no 5xx, and the rows end up where the files say.
 """
 
-import json
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -89,6 +87,8 @@ class Service:
 
 
 def log_ids(path) -> list[str]:
+    if not Path(path).exists():
+        return []
     conn = sqlite3.connect(path)
     try:
         return [r[0] for r in conn.execute("SELECT request_id FROM predictions")]
@@ -151,34 +151,43 @@ def artifacts(tmp_path_factory, tokenizer):
     return {"v1": v1, "v2": v2, "corrupt": corrupt_copy(v2, root / "corrupt")}
 
 
-def test_killed_worker_others_keep_answering_and_it_comes_back(artifacts, tmp_path):
-    log_path = tmp_path / "log.sqlite"
+@pytest.fixture(scope="module")
+def fixed_service(artifacts, tmp_path_factory):
+    """One 2-worker service over a fixed model, shared by the fault tests below (start-up is the slow part)."""
+    log_path = tmp_path_factory.mktemp("fixed-service") / "log.sqlite"
     service = Service(["--model", str(artifacts["v1"]), "--log", str(log_path)])
     try:
         service.wait_ready()
-        before = service.workers()
-        assert len(before) == 2
-        victim = sorted(before)[0]
-        with Load(service, "kill") as load:
-            time.sleep(1.0)
-            os.kill(int(victim.split("/")[1]), signal.SIGKILL)
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                time.sleep(0.5)
-                workers = {k for k in service.workers()}
-                if len(workers) == 2 and victim not in workers:
-                    break
-            answered_after_kill = len(load.ok)
-            time.sleep(1.0)
-        assert len(workers) == 2 and victim not in workers, workers  # restarted under a new pid
-        index = victim.split("/")[0]
-        assert any(w.startswith(f"{index}/") for w in workers)
-        assert set(load.statuses) == {200}, load.statuses  # no 5xx; in-flight ones may lose the socket
-        assert len(load.ok) > answered_after_kill > 0
-        assert "exited with -9" in "".join(service.output)
+        yield service, log_path
     finally:
         service.stop()
-    logged = log_ids(log_path)
+
+
+def test_killed_worker_others_keep_answering_and_it_comes_back(fixed_service):
+    service, log_path = fixed_service
+    before_ids = set(log_ids(log_path))
+    before = service.workers()
+    assert len(before) == 2
+    victim = sorted(before)[0]
+    with Load(service, "kill") as load:
+        time.sleep(1.0)
+        os.kill(int(victim.split("/")[1]), signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            workers = {k for k in service.workers()}
+            if len(workers) == 2 and victim not in workers:
+                break
+        answered_after_kill = len(load.ok)
+        time.sleep(1.0)
+    assert len(workers) == 2 and victim not in workers, workers  # restarted under a new pid
+    index = victim.split("/")[0]
+    assert any(w.startswith(f"{index}/") for w in workers)
+    assert set(load.statuses) == {200}, load.statuses  # no 5xx; in-flight ones may lose the socket
+    assert len(load.ok) > answered_after_kill > 0
+    assert "exited with -9" in "".join(service.output)
+    service.wait_ready()
+    logged = [i for i in log_ids(log_path) if i not in before_ids]
     assert len(logged) == len(set(logged))
     assert set(load.ok) <= set(logged)  # every answered request has its row
     assert (
@@ -262,31 +271,25 @@ def test_hot_swap_under_load_and_a_corrupt_champion(artifacts, tmp_path):
         restarted.stop()
 
 
-def test_log_removed_and_restored_under_load(artifacts, tmp_path):
-    log_path, backup = tmp_path / "log.sqlite", tmp_path / "backup.sqlite"
-    service = Service(["--model", str(artifacts["v1"]), "--log", str(log_path)])
-    try:
-        service.wait_ready()
-        with Load(service, "before") as before:
-            time.sleep(1.0)
-        os.rename(log_path, backup)  # rotated away (only the main file, as a careless script would)
-        with Load(service, "gone") as gone:
-            time.sleep(1.5)
-        os.replace(backup, log_path)  # ... and restored
-        time.sleep(0.5)
-        with Load(service, "after") as after:
-            time.sleep(1.0)
-        for load in (before, gone, after):
-            assert set(load.statuses) <= {200, 503}, load.statuses
-        assert before.ok and after.ok and gone.statuses.get(200, 0) > 0
-        assert all(w["log"]["writable"] for w in service.workers().values())
-    finally:
-        service.stop()
+def test_log_removed_and_restored_under_load(fixed_service, tmp_path):
+    service, log_path = fixed_service
+    backup = tmp_path / "backup.sqlite"
+    with Load(service, "before") as before:
+        time.sleep(1.0)
+    os.rename(log_path, backup)  # rotated away (only the main file, as a careless script would)
+    with Load(service, "gone") as gone:
+        time.sleep(1.5)
+    os.replace(backup, log_path)  # ... and restored
+    time.sleep(0.5)
+    with Load(service, "after") as after:
+        time.sleep(1.0)
+    for load in (before, gone, after):
+        assert set(load.statuses) <= {200, 503}, load.statuses
+    assert before.ok and after.ok and gone.statuses.get(200, 0) > 0
+    assert all(w["log"]["writable"] for w in service.workers().values())
     logged = log_ids(log_path)
     # the restored file holds everything answered before the rotation and after the restore; rows
     # answered while it was away went into the interim file, which the restore replaced
     assert set(before.ok) | set(after.ok) <= set(logged)
     assert not set(gone.ok) & set(logged) - set(before.ok)
     assert len(logged) == len(set(logged))
-    shutil.rmtree(tmp_path / "home", ignore_errors=True)
-    json.dumps(gone.statuses)
