@@ -14,7 +14,6 @@ requests are retried one by one, so one bad request cannot fail its neighbours.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
@@ -101,16 +100,6 @@ class MicroBatcher:
             self._queue.append(_Job(texts, done))
             self._pending_texts += len(texts)
             self._cond.notify()
-
-    async def classify(self, texts: Sequence[str]) -> BatchResult:
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-
-        def done(result, error):
-            loop.call_soon_threadsafe(_settle, future, result, error)
-
-        self.submit(texts, done)
-        return await future
 
     # -- model thread ----------------------------------------------------------------------------------
     def start(self) -> MicroBatcher:
@@ -201,12 +190,3 @@ class MicroBatcher:
             mine = predictions[offset : offset + len(job.texts)]
             offset += len(job.texts)
             job.done(BatchResult(version, mine, len(texts), (started - job.enqueued) * 1000, model_ms), None)
-
-
-def _settle(future: asyncio.Future, result, error) -> None:
-    if future.done():
-        return
-    if error is None:
-        future.set_result(result)
-    else:
-        future.set_exception(error)

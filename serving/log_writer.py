@@ -22,7 +22,6 @@ Failure is explicit, never a hung request or a permanent 500:
 
 from __future__ import annotations
 
-import asyncio
 import fcntl
 import logging
 import os
@@ -353,17 +352,6 @@ class GroupCommitWriter:
             self._queued_rows += len(rows)
             self._cond.notify()
 
-    async def write(self, rows: Sequence[dict]) -> None:
-        """Await until `rows` are committed; raises LogRejected otherwise."""
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-
-        def done(error: BaseException | None) -> None:
-            loop.call_soon_threadsafe(_settle, future, error)
-
-        self.submit(rows, done)
-        await future
-
     # -- writer thread ---------------------------------------------------------------------------------
     def start(self) -> GroupCommitWriter:
         self._thread = threading.Thread(target=self._run, name="prediction-log-writer", daemon=True)
@@ -469,15 +457,6 @@ class GroupCommitWriter:
         with self._cond:
             self.available = True
         log.warning("prediction log is writable again (last error: %s)", self.last_error)
-
-
-def _settle(future: asyncio.Future, error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(error)
 
 
 def writer_for(uri_or_log, **writer_options) -> GroupCommitWriter:

@@ -30,6 +30,8 @@ class ServeOptions:
     """Everything a worker needs to build its app (JSON-serialisable: it is handed to worker processes)."""
 
     model_dir: str | None = None
+    model_version: str | None = None
+    """Version name reported for a fixed --model (default `local:<directory name>`)."""
     host: str = "127.0.0.1"
     port: int = 8000
     log_uri: str | None = None
@@ -131,6 +133,8 @@ def build_app(
     model_dir = model_dir or options.model_dir
     if model_dir:
         source = fixed_model_source(model_dir)
+        if options.model_version:
+            source.version = options.model_version
     else:
         from serving.artifacts import artifacts_from_uri
         from serving.registry import ModelRegistry, default_tracking_uri
@@ -196,6 +200,9 @@ def serve(options: ServeOptions) -> None:
         Path(options.cache_dir).mkdir(parents=True, exist_ok=True)
     if options.model_dir and (Path(options.model_dir) / "model_card.json").is_file():
         # compile a plain trained model once, not once per worker
-        options = dataclasses.replace(options, model_dir=str(fixed_model_source(options.model_dir).directory))
+        compiled = fixed_model_source(options.model_dir)
+        options = dataclasses.replace(
+            options, model_dir=str(compiled.directory), model_version=compiled.version
+        )
     sock = listening_socket(options.host, options.port)
     Supervisor(options, sock).run()

@@ -4,7 +4,8 @@ Each worker is a fresh interpreter (`python -m serving.supervisor --worker ...`)
 listening socket, loads and warms its own model session, and only then starts accepting — so while a
 worker (re)starts, the kernel hands new connections to the others. A worker that exits for any reason
 other than a shutdown is restarted, with a backoff that grows while it keeps dying within seconds of
-starting. SIGTERM/SIGINT stop all workers gracefully (they finish in-flight requests and flush the log).
+starting (the supervisor gives up when no worker ever came up: a broken configuration exits instead of
+looping). SIGTERM/SIGINT stop all workers gracefully (they finish in-flight requests and flush the log).
 Workers die with the supervisor (PR_SET_PDEATHSIG), so none is left orphaned.
 """
 
@@ -37,10 +38,21 @@ class _Slot:
 
 class Supervisor:
     def __init__(
-        self, options, sock: socket.socket, *, quick_death_s: float = 10.0, max_backoff_s: float = 30.0
+        self,
+        options,
+        sock: socket.socket,
+        *,
+        quick_death_s: float = 10.0,
+        max_backoff_s: float = 30.0,
+        give_up_after: int = 5,
     ):
         self.options, self.sock = options, sock
-        self.quick_death_s, self.max_backoff_s = quick_death_s, max_backoff_s
+        self.quick_death_s, self.max_backoff_s, self.give_up_after = (
+            quick_death_s,
+            max_backoff_s,
+            give_up_after,
+        )
+        self._ever_up = False
         self.slots = [_Slot(i) for i in range(options.workers)]
         self._stopping = False
 
@@ -64,7 +76,13 @@ class Supervisor:
 
     def _on_exit(self, slot: _Slot, code: int) -> None:
         lived = time.monotonic() - slot.started
+        self._ever_up = self._ever_up or lived >= self.quick_death_s
         slot.quick_deaths = slot.quick_deaths + 1 if lived < self.quick_death_s else 0
+        if not self._ever_up and slot.quick_deaths >= self.give_up_after:
+            raise SystemExit(
+                f"worker {slot.index} died {slot.quick_deaths} times within {self.quick_death_s:.0f}s of "
+                f"starting (last exit code {code}) and no worker ever came up: giving up"
+            )
         delay = min(self.max_backoff_s, 0.5 * 2**slot.quick_deaths) if slot.quick_deaths else 0.2
         slot.restart_at = time.monotonic() + delay
         slot.restarts += 1
