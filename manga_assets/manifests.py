@@ -109,3 +109,23 @@ class CompiledModel(Manifest):
     seed: int
     latency: dict[str, float]
     parity_max_abs_diff: float
+    serving_graph: str = "fp32"
+    """"int8" when the quantized graph passed the accuracy guard on validation, else "fp32"."""
+    quantization: dict[str, Any] = field(default_factory=dict)
+    """`manga_intent.quantization.QuantizationReport.as_dict()` (empty when quantization was off)."""
+
+
+@dataclass(frozen=True)
+class MethodRun(Manifest):
+    """One (method, seed) run of the comparative-methods grid, scored on the test split; the full record
+    (per-example predictions for the paired tests) is JSON behind `record_uri`."""
+
+    method: str
+    seed: int
+    record_uri: str
+    data_version: str
+    accuracy: float
+    macro_f1: float
+    rare_class_accuracy: float | None
+    ece_calibrated: float
+    p95_latency_ms: float

@@ -7,6 +7,7 @@ from pathlib import Path
 import dagster as dg
 
 from manga_assets.manifests import Calibration, CompiledModel, DatasetSnapshot, TrainedModel
+from manga_assets.metadata import markdown_table, md
 from manga_assets.partitions import seed_partitions
 from manga_assets.snapshots import dataset_splits, read_snapshot
 from manga_intent.compiled import ParityError, build_artifact
@@ -30,7 +31,10 @@ def neuron_artifact(
 
     Fails when compiled logits drift from eager logits by more than the parity tolerance, checked (with a
     first latency profile) on the dataset's validation and test messages — never the golden set, which only
-    the gate reads. Registers the artifact as a new MLflow pyfunc model version whose gate status is pending.
+    the gate reads. With `quantize="auto"` an int8 graph is added and served only if it agrees with fp32 on
+    the validation split and keeps the calibrated ECE (ranking sensitive layers on the training split); the
+    metadata shows every candidate and why the served graph was chosen. Registers the artifact as a new
+    MLflow pyfunc model version whose gate status is pending.
     """
     splits = dataset_splits(read_snapshot(artifact_store, intent_dataset.uri))
     texts = [e.text for e in splits.val + splits.test]
@@ -53,6 +57,10 @@ def neuron_artifact(
                 sequence_buckets=compile_settings.sequence_buckets,
                 parity_tolerance=compile_settings.parity_tolerance,
                 latency_warmup=compile_settings.latency_warmup,
+                quantize=compile_settings.quantize,
+                validation=[(e.text, e.label) for e in splits.val],
+                calibration_texts=[e.text for e in splits.train],
+                quantization_guard=compile_settings.quantization_guard(),
             )
         except ParityError as exc:
             raise dg.Failure(str(exc), metadata={"max_abs_logit_diff": exc.max_abs_diff}) from None
@@ -71,6 +79,7 @@ def neuron_artifact(
                 "artifact_uri": uri,
                 "dagster_run_id": context.run_id,
                 "train_label_shares": json.dumps(trained_model.train_label_shares),
+                "serving_graph": built.manifest.get("serving_graph", "fp32"),
             },
         )
     context.log.info(
@@ -84,6 +93,8 @@ def neuron_artifact(
         seed=trained_model.seed,
         latency=latency,
         parity_max_abs_diff=built.parity_max_abs_diff,
+        serving_graph=built.manifest.get("serving_graph", "fp32"),
+        quantization=built.quantization or {},
     )
     return dg.Output(
         result,
@@ -98,6 +109,22 @@ def neuron_artifact(
             "latency_p95_ms": latency["p95_ms"],
             "latency_p99_ms": latency["p99_ms"],
             "latency_messages": latency["n"],
+            **quantization_metadata(built.quantization),
             "manifest": dg.MetadataValue.json(result.as_dict()),
         },
     )
+
+
+def quantization_metadata(report: dict | None) -> dict:
+    if not report:
+        return {"serving_graph": "fp32", "quantization": "off"}
+    return {
+        "serving_graph": report["served"],
+        "quantization": report["reason"],
+        "int8_agreement_with_fp32_val": report["agreement"] if report["agreement"] is not None else "n/a",
+        "int8_ece_delta_val": report["ece_delta"] if report["ece_delta"] is not None else "n/a",
+        "quantization_validation_messages": report["validation_messages"],
+        "quantization_candidates": md(markdown_table(report["candidates"], floats=4)),
+        "int8_layers_kept_fp32": ", ".join(report["kept_fp32"]) or "none",
+        "bf16": report["bf16"],
+    }

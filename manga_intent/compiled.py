@@ -6,13 +6,16 @@ Everywhere else it is exported to ONNX and run by ONNX Runtime. Both sit behind 
 so serving code, the golden-set gate and the latency benchmark never branch on the backend.
 
 Artifact directory layout: `manifest.json`, the tokenizer files, then `model.onnx` or
-`neuron_<bucket>.pt` per bucket.
+`neuron_<bucket>.pt` per bucket. An ONNX artifact may also hold an int8 graph (`model.int8.onnx`, see
+`manga_intent.quantization`): `manifest["graphs"]` names every graph, `manifest["serving_graph"]` the one
+served, and `manifest["quantization"]` why (agreement with fp32 and the calibrated-ECE change on validation).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,20 +26,45 @@ import torch
 
 from manga_intent.data import clean_text
 from manga_intent.inference import softmax
-from manga_intent.ood import energy_score
 
 MANIFEST = "manifest.json"
 
 
-class _LogitsOnly(torch.nn.Module):
-    """Positional (input_ids, attention_mask) → logits: the signature tracers and exporters want."""
+class _LogitsAndFeatures(torch.nn.Module):
+    """Positional (input_ids, attention_mask) → (logits, features): the signature tracers and exporters want.
+
+    `features` are the pooled sentence features before the head's dropout and linear layer (the
+    pooling is inside the graph). A pooled classifier returns them itself; for any other Hugging Face
+    classifier they are the input of its final linear layer, captured by a forward hook.
+    """
 
     def __init__(self, model):
         super().__init__()
         self.model = model
+        self._captured = None
+        self._native = hasattr(model, "features") and hasattr(model.config, "pooling")
+        if not self._native:
+            head = _final_linear(model)
+            head.register_forward_hook(lambda module, inputs, output: setattr(self, "_captured", inputs[0]))
 
     def forward(self, input_ids, attention_mask):
-        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask)
+        features = out.features if self._native else self._captured
+        return out.logits, features
+
+
+def _final_linear(model) -> torch.nn.Linear:
+    for name in ("classifier", "score", "head"):
+        module = getattr(model, name, None)
+        if isinstance(module, torch.nn.Linear):
+            return module
+        if module is not None:  # e.g. RobertaClassificationHead: its out_proj
+            linears = [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
+            if linears:
+                return linears[-1]
+    raise ValueError(
+        f"{type(model).__name__}: cannot find the classifier's final linear layer for `features`"
+    )
 
 
 def neuron_available() -> bool:
@@ -67,6 +95,30 @@ def _example(tokenizer, length: int) -> tuple[torch.Tensor, torch.Tensor]:
     return encoded["input_ids"], encoded["attention_mask"]
 
 
+def pad_batch(rows: Sequence[Sequence[int]], pad_token_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """(input_ids, attention_mask) int64 arrays, right-padded to the longest row."""
+    width = max(len(r) for r in rows)
+    ids = np.full((len(rows), width), pad_token_id, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = row
+        mask[i, : len(row)] = 1
+    return ids, mask
+
+
+def _fixed_encoder(tokenizer, max_length: int):
+    """A private copy of the fast tokenizer with truncation set once and padding off, or None."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return None
+    from tokenizers import Tokenizer
+
+    encoder = Tokenizer.from_str(backend.to_str())
+    encoder.no_padding()
+    encoder.enable_truncation(max_length)
+    return encoder
+
+
 def compile_classifier(
     model,
     tokenizer,
@@ -83,7 +135,7 @@ def compile_classifier(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     backend = choose_backend(backend)
-    wrapped = _LogitsOnly(model.eval()).eval()
+    wrapped = _LogitsAndFeatures(model.eval()).eval()
     buckets = sorted({b for b in sequence_buckets if b <= max_length} | {max_length})
     files: dict[str, str] = {}
     with torch.no_grad():
@@ -102,21 +154,23 @@ def compile_classifier(
                 str(out / "model.onnx"),
                 dynamo=False,
                 input_names=["input_ids", "attention_mask"],
-                output_names=["logits"],
+                output_names=["logits", "features"],
                 dynamic_axes={
                     "input_ids": {0: "batch", 1: "sequence"},
                     "attention_mask": {0: "batch", 1: "sequence"},
                     "logits": {0: "batch"},
+                    "features": {0: "batch"},
                 },
                 opset_version=17,
             )
             files["dynamic"] = "model.onnx"
     tokenizer.save_pretrained(out)
     manifest = {
-        "format": "manga-intent-compiled/1",
+        "format": "manga-intent-compiled/2",
         "backend": backend,
         "files": files,
         "buckets": buckets,
+        "outputs": ["logits", "features"],
         "labels": list(labels),
         "temperature": float(temperature),
         "ood_threshold": float(ood_threshold),
@@ -136,10 +190,45 @@ class Prediction:
     is_ood: bool
 
 
-class CompiledClassifier:
-    """tokenize → compiled logits → temperature-calibrated probabilities → energy OOD score."""
+def graph_file(manifest: dict, graph: str | None = None) -> tuple[str, str]:
+    """(graph name, file) of an ONNX artifact: `graph` if given, else the manifest's serving graph."""
+    graphs = manifest.get("graphs") or {"fp32": manifest["files"]["dynamic"]}
+    name = graph or manifest.get("serving_graph", "fp32")
+    if name not in graphs:
+        raise ValueError(f"artifact has no {name!r} graph (it has {sorted(graphs)})")
+    return name, graphs[name]
 
-    def __init__(self, directory: str | Path):
+
+def session_options(intra_op_threads: int | None = None, inter_op_threads: int | None = None):
+    """ORT options with explicit threads: `intra_op_threads` per session (a serving worker's share of the
+    cores), inter-op 1 and sequential execution (a small encoder has no parallel branches worth a pool)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if intra_op_threads:
+        options.intra_op_num_threads = int(intra_op_threads)
+        options.inter_op_num_threads = int(inter_op_threads or 1)
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return options
+
+
+class CompiledClassifier:
+    """tokenize → compiled logits → temperature-calibrated probabilities → energy OOD score.
+
+    Safe to call from several threads: the tokenizer is a private copy whose truncation is fixed once
+    (HF tokenizers mutate padding state per call, which races as "Already borrowed"), and ONNX Runtime
+    sessions are thread-safe. `graph` picks an ONNX graph ("fp32", "int8"; default: the served one).
+    """
+
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        graph: str | None = None,
+        intra_op_threads: int | None = None,
+        inter_op_threads: int | None = None,
+    ):
         from transformers import AutoTokenizer
 
         self.directory = Path(directory)
@@ -153,16 +242,19 @@ class CompiledClassifier:
         self.max_length: int = self.manifest["max_length"]
         self.backend: str = self.manifest["backend"]
         self.tokenizer = AutoTokenizer.from_pretrained(self.directory, local_files_only=True)
+        self._encoder = _fixed_encoder(self.tokenizer, self.max_length)
+        self._tokenizer_lock = threading.Lock()  # only used when there is no fast (Rust) tokenizer
+        self.graph = "neuron"
         if self.backend == "onnx":
             import onnxruntime as ort
 
-            options = ort.SessionOptions()
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            self.graph, filename = graph_file(self.manifest, graph)
             self._session = ort.InferenceSession(
-                str(self.directory / self.manifest["files"]["dynamic"]),
-                options,
+                str(self.directory / filename),
+                session_options(intra_op_threads, inter_op_threads),
                 providers=["CPUExecutionProvider"],
             )
+            self._output_names = [o.name for o in self._session.get_outputs()]
         else:
             import torch_neuronx  # noqa: F401 - registers the Neuron runtime ops for torch.jit.load
 
@@ -173,34 +265,93 @@ class CompiledClassifier:
     def _bucket(self, length: int) -> int:
         return next((b for b in self.manifest["buckets"] if b >= length), self.manifest["buckets"][-1])
 
-    def logits(self, texts: Sequence[str]) -> np.ndarray:
-        """Raw logits in input order (batch padded to its longest row, or to a bucket on Neuron)."""
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of the cleaned texts, truncated to max_length, unpadded."""
         cleaned = [clean_text(t) for t in texts]
-        encoded = self.tokenizer(
-            cleaned, truncation=True, max_length=self.max_length, padding="longest", return_tensors="np"
-        )
-        ids = encoded["input_ids"].astype(np.int64)
-        mask = encoded["attention_mask"].astype(np.int64)
+        if self._encoder is not None:
+            return [e.ids for e in self._encoder.encode_batch(cleaned)]
+        with self._tokenizer_lock:
+            return self.tokenizer(cleaned, truncation=True, max_length=self.max_length)["input_ids"]
+
+    def length_groups(self, lengths: Sequence[int]) -> list[list[int]]:
+        """Row indices grouped by sequence bucket, so a batch is padded only within its bucket."""
+        groups: dict[int, list[int]] = {}
+        for index, length in enumerate(lengths):
+            groups.setdefault(self._bucket(length), []).append(index)
+        return [groups[b] for b in sorted(groups)]
+
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        """Raw logits in input order; rows are run per length bucket, each padded to its longest row."""
+        return self.logits_for_ids(self.encode(texts))
+
+    def features(self, texts: Sequence[str]) -> np.ndarray:
+        """Pooled sentence features (before the head's dropout/linear), for feature-space OOD detectors."""
+        features = self.logits_and_features(texts)[1]
+        if features is None:
+            raise ValueError(f"{self.directory}: this artifact was compiled without a `features` output")
+        return features
+
+    def logits_and_features(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
+        return self._outputs_for_ids(self.encode(texts), with_features=True)
+
+    def logits_for_ids(self, ids: Sequence[Sequence[int]]) -> np.ndarray:
+        return self._outputs_for_ids(ids, with_features=False)[0]
+
+    def _outputs_for_ids(
+        self, ids: Sequence[Sequence[int]], *, with_features: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        logits = features = None
+        for group in self.length_groups([len(row) for row in ids]):
+            group_logits, group_features = self._run_padded([ids[i] for i in group], with_features)
+            if logits is None:
+                logits = np.empty((len(ids), group_logits.shape[1]), dtype=group_logits.dtype)
+                if group_features is not None:
+                    features = np.empty((len(ids), group_features.shape[1]), dtype=group_features.dtype)
+            logits[group] = group_logits
+            if features is not None:
+                features[group] = group_features
+        if logits is None:
+            return np.zeros((0, len(self.labels)), dtype=np.float32), None
+        return logits, features
+
+    def _run_padded(self, rows: Sequence[Sequence[int]], with_features: bool = False):
+        """(logits, features or None) for rows padded to their longest (to a bucket on Neuron)."""
+        ids, mask = pad_batch(rows, self.manifest["pad_token_id"])
         if self.backend == "onnx":
-            return self._session.run(["logits"], {"input_ids": ids, "attention_mask": mask})[0]
+            feeds = {"input_ids": ids, "attention_mask": mask}
+            if not with_features:
+                return self._session.run(["logits"], feeds)[0], None
+            by_name = dict(zip(self._output_names, self._session.run(None, feeds)))
+            return by_name["logits"], by_name.get("features")  # artifacts before format 2 have none
         bucket = self._bucket(ids.shape[1])
         pad = bucket - ids.shape[1]
         ids = np.pad(ids, ((0, 0), (0, pad)), constant_values=self.manifest["pad_token_id"])
         mask = np.pad(mask, ((0, 0), (0, pad)))
         with torch.inference_mode():  # compiled for batch size 1
-            rows = [
+            outputs = [
                 self._neuron[bucket](torch.from_numpy(ids[i : i + 1]), torch.from_numpy(mask[i : i + 1]))
                 for i in range(len(ids))
             ]
-        return torch.cat(rows).float().numpy()
+        if outputs and isinstance(outputs[0], tuple | list):
+            return (
+                torch.cat([r[0] for r in outputs]).float().numpy(),
+                torch.cat([r[1] for r in outputs]).float().numpy(),
+            )
+        return torch.cat(outputs).float().numpy(), None
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         return softmax(self.logits(texts), self.temperature)
 
     def classify(self, texts: Sequence[str], top_k: int = 3) -> list[Prediction]:
-        logits = self.logits(texts)
+        return self.predictions(self.logits(texts), top_k)
+
+    def predictions(self, logits: np.ndarray, top_k: int = 3) -> list[Prediction]:
+        """Calibrated top-k, energy and OOD flag per row of raw logits."""
         probs = softmax(logits, self.temperature)
-        energies = energy_score(logits)
+        # energy = -logsumexp(logits), as manga_intent.ood.energy_score but without scipy's per-call overhead
+        wide = np.asarray(logits, dtype=np.float64)
+        peak = wide.max(axis=1)
+        energies = -(peak + np.log(np.exp(wide - peak[:, None]).sum(axis=1)))
         out = []
         for row, energy in zip(probs, energies):
             order = np.argsort(-row)[:top_k]
@@ -217,66 +368,23 @@ class CompiledClassifier:
         return out
 
 
-class ParityError(RuntimeError):
-    """The compiled graph's logits differ from the eager model's by more than the tolerance."""
-
-    def __init__(self, max_abs_diff: float, tolerance: float):
-        self.max_abs_diff, self.tolerance = max_abs_diff, tolerance
-        super().__init__(f"compiled logits differ from eager by {max_abs_diff:.2e} > {tolerance}")
-
-
-@dataclass(frozen=True)
-class BuiltArtifact:
-    manifest: dict
-    parity_max_abs_diff: float
-    latency: dict
-
-
-def build_artifact(
-    model,
-    tokenizer,
-    out_dir: str | Path,
-    *,
-    labels: Sequence[str],
-    temperature: float,
-    ood_threshold: float,
-    check_texts: Sequence[str],
-    max_length: int = 128,
-    backend: str = "auto",
-    sequence_buckets: Sequence[int] = (16, 32, 64, 128),
-    parity_tolerance: float = 1e-3,
-    latency_warmup: int = 20,
-) -> BuiltArtifact:
-    """Compile, then prove it: logit parity with the eager model and single-message latency on `check_texts`.
-
-    Raises ParityError (nothing is returned) when the compiled graph disagrees with the eager model.
-    """
-    manifest = compile_classifier(
-        model,
-        tokenizer,
-        out_dir,
-        labels=labels,
-        temperature=temperature,
-        ood_threshold=ood_threshold,
-        max_length=max_length,
-        backend=backend,
-        sequence_buckets=sequence_buckets,
-    )
-    compiled = CompiledClassifier(out_dir)
-    parity = parity_max_abs_diff(compiled, model, check_texts)
-    if parity > parity_tolerance:
-        raise ParityError(parity, parity_tolerance)
-    return BuiltArtifact(manifest, parity, latency_profile(compiled, check_texts, warmup=latency_warmup))
-
-
-def parity_max_abs_diff(compiled: CompiledClassifier, model, texts: Sequence[str]) -> float:
-    """Largest |compiled − eager| logit over `texts`, each run alone (the serving shape)."""
-    from manga_intent.inference import predict_logits
-
+def parity_max_abs_diff(
+    compiled: CompiledClassifier, model, texts: Sequence[str], *, features: bool = True
+) -> float:
+    """Largest |compiled − eager| over `texts`, each run alone (the serving shape): logits and, when the
+    artifact has them, the pooled features."""
+    wrapped = _LogitsAndFeatures(model.eval()).eval()
     worst = 0.0
     for text in texts:
-        eager = predict_logits(model, compiled.tokenizer, [text], max_length=compiled.max_length)
-        worst = max(worst, float(np.abs(compiled.logits([text]) - eager).max()))
+        batch = compiled.tokenizer(
+            [clean_text(text)], truncation=True, max_length=compiled.max_length, return_tensors="pt"
+        )
+        with torch.inference_mode():
+            eager_logits, eager_features = wrapped(batch["input_ids"], batch["attention_mask"])
+        logits, feats = compiled.logits_and_features([text])
+        worst = max(worst, float(np.abs(logits - eager_logits.float().numpy()).max()))
+        if features and feats is not None:
+            worst = max(worst, float(np.abs(feats - eager_features.float().numpy()).max()))
     return worst
 
 
@@ -297,3 +405,82 @@ def latency_profile(compiled: CompiledClassifier, texts: Sequence[str], warmup: 
         "p99_ms": float(np.percentile(values, 99)),
         "mean_ms": float(values.mean()),
     }
+
+
+class ParityError(RuntimeError):
+    """The compiled graph's logits differ from the eager model's by more than the tolerance."""
+
+    def __init__(self, max_abs_diff: float, tolerance: float):
+        self.max_abs_diff, self.tolerance = max_abs_diff, tolerance
+        super().__init__(f"compiled logits differ from eager by {max_abs_diff:.2e} > {tolerance}")
+
+
+@dataclass(frozen=True)
+class BuiltArtifact:
+    manifest: dict
+    parity_max_abs_diff: float
+    """fp32 graph vs the eager model."""
+    latency: dict
+    """Single-message latency of the served graph."""
+    quantization: dict | None = None
+    """`QuantizationReport.as_dict()` when int8 was considered."""
+
+
+def build_artifact(
+    model,
+    tokenizer,
+    out_dir: str | Path,
+    *,
+    labels: Sequence[str],
+    temperature: float,
+    ood_threshold: float,
+    check_texts: Sequence[str],
+    max_length: int = 128,
+    backend: str = "auto",
+    sequence_buckets: Sequence[int] = (16, 32, 64, 128),
+    parity_tolerance: float = 1e-3,
+    latency_warmup: int = 20,
+    quantize: str = "off",
+    validation: Sequence[tuple[str, str]] = (),
+    calibration_texts: Sequence[str] = (),
+    quantization_guard=None,
+) -> BuiltArtifact:
+    """Compile, then prove it: logit parity with the eager model and single-message latency on `check_texts`.
+
+    `quantize="auto"` adds an int8 graph and serves it only if it passes the accuracy guard on `validation`
+    ((text, label) pairs; see `manga_intent.quantization`), ranking sensitive layers on `calibration_texts`
+    (training messages). Raises ParityError (nothing is returned) when the fp32 graph disagrees with the
+    eager model.
+    """
+    if quantize not in ("off", "auto"):
+        raise ValueError(f"quantize must be 'off' or 'auto', got {quantize!r}")
+    manifest = compile_classifier(
+        model,
+        tokenizer,
+        out_dir,
+        labels=labels,
+        temperature=temperature,
+        ood_threshold=ood_threshold,
+        max_length=max_length,
+        backend=backend,
+        sequence_buckets=sequence_buckets,
+    )
+    compiled = CompiledClassifier(out_dir, graph="fp32" if manifest["backend"] == "onnx" else None)
+    parity = parity_max_abs_diff(compiled, model, check_texts)
+    if parity > parity_tolerance:
+        raise ParityError(parity, parity_tolerance)
+    report = None
+    if quantize == "auto" and manifest["backend"] == "onnx":
+        from manga_intent.quantization import quantize_with_guard
+
+        report = quantize_with_guard(
+            out_dir,
+            validation_texts=[text for text, _ in validation],
+            validation_labels=[label for _, label in validation],
+            calibration_texts=calibration_texts,
+            guard=quantization_guard,
+        ).as_dict()
+        manifest = json.loads((Path(out_dir) / MANIFEST).read_text(encoding="utf-8"))
+        compiled = CompiledClassifier(out_dir)
+    latency = latency_profile(compiled, check_texts, warmup=latency_warmup)
+    return BuiltArtifact(manifest, parity, latency, report)

@@ -467,6 +467,35 @@ def calibration_ece(evidence: GateEvidence, t: GateThresholds) -> list[GateRow]:
     return [GateRow("calibrated ECE", ece, f"≤ {t.max_ece:.3f}", PASS if ece <= t.max_ece else FAIL, unit="")]
 
 
+def quantization_agreement(evidence: GateEvidence, t: GateThresholds) -> list[GateRow]:
+    """An int8 serving graph was chosen on validation; on golden it must still agree with its own fp32 graph
+    and keep the calibrated ECE (the compiled asset's guard thresholds). A served fp32 graph has nothing to
+    compare."""
+    q = evidence.extras.get("quantization") or {}
+    served = q.get("served_graph", "fp32")
+    check = "int8 graph agrees with fp32 (golden)"
+    if served != "int8":
+        return [GateRow(check, f"n/a: {served} served", "–", NOT_APPLICABLE, unit="")]
+    n = len(evidence.y_true)
+    agree = q["agreement"]
+    return [
+        GateRow(
+            check,
+            agree,
+            f"≥ {_fmt(q['min_agreement'], '%')}",
+            PASS if agree >= q["min_agreement"] else FAIL,
+            ci=wilson_interval(round(agree * n), n, t.confidence),
+        ),
+        GateRow(
+            "int8 calibrated ECE change vs fp32 (golden)",
+            q["ece_delta"],
+            f"|Δ| ≤ {q['max_ece_delta']:.3f}",
+            PASS if abs(q["ece_delta"]) <= q["max_ece_delta"] else FAIL,
+            unit="",
+        ),
+    ]
+
+
 #: The gate's rows, in table order. Another issue's check slots in by adding its Criterion here.
 DEFAULT_CRITERIA: tuple[Criterion, ...] = (
     accuracy_floor,
@@ -476,6 +505,7 @@ DEFAULT_CRITERIA: tuple[Criterion, ...] = (
     latency_p95,
     label_order,
     calibration_ece,
+    quantization_agreement,
     challenger_noninferiority,
 )
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from manga_intent.compiled import CompiledClassifier
 from manga_intent.gate import GateEvidence, Reference
+from manga_intent.metrics import expected_calibration_error
 
 
 def golden_labels(rows: Sequence[dict], labels: Sequence[str]) -> np.ndarray:
@@ -51,10 +52,12 @@ def gather_evidence(
     if not rows:
         raise ValueError("the golden set is empty")
     texts = [row["text"] for row in rows]
+    y_true = golden_labels(rows, candidate.labels)
+    probs = candidate.probabilities(texts)
     return GateEvidence(
         labels=tuple(candidate.labels),
-        y_true=golden_labels(rows, candidate.labels),
-        candidate_probs=candidate.probabilities(texts),
+        y_true=y_true,
+        candidate_probs=probs,
         latency_ms=single_message_latencies(candidate, texts, warmup=latency_warmup),
         rare_labels=tuple(rare_labels),
         references=tuple(
@@ -62,4 +65,23 @@ def gather_evidence(
             for role, version, model in references
         ),
         relabel=dict(relabel or {}),
+        extras={"quantization": quantization_evidence(candidate, texts, y_true, probs)},
     )
+
+
+def quantization_evidence(
+    candidate: CompiledClassifier, texts, y_true: np.ndarray, probs: np.ndarray
+) -> dict:
+    """For an int8 serving graph: its golden agreement with the artifact's own fp32 graph and the ECE change."""
+    served = getattr(candidate, "graph", "fp32")
+    if served != "int8":
+        return {"served_graph": served}
+    fp32 = CompiledClassifier(candidate.directory, graph="fp32").probabilities(texts)
+    guard = (candidate.manifest.get("quantization") or {}).get("guard") or {}
+    return {
+        "served_graph": served,
+        "agreement": float((probs.argmax(1) == fp32.argmax(1)).mean()),
+        "ece_delta": expected_calibration_error(probs, y_true) - expected_calibration_error(fp32, y_true),
+        "min_agreement": guard.get("min_agreement", 0.995),
+        "max_ece_delta": guard.get("max_ece_delta", 0.005),
+    }

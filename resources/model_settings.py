@@ -25,3 +25,20 @@ class CompileSettings(dg.ConfigurableResource):
     sequence_buckets: list[int] = [16, 32, 64, 128]
     parity_tolerance: float = 1e-3
     latency_warmup: int = 20
+    quantize: str = "auto"
+    """"auto": add an int8 graph and serve it only if it passes the accuracy guard; "off": fp32 only."""
+    quantization_min_agreement: float = 0.995
+    """Share of validation messages on which int8 must predict the same intent as fp32."""
+    quantization_max_ece_delta: float = 0.005
+    """Largest |calibrated ECE change| int8 may cause on validation."""
+    quantization_max_fp32_layers: int = 3
+    """Sensitive encoder layers (or the head) that may be kept in fp32 before int8 is given up."""
+
+    def quantization_guard(self):
+        from manga_intent.quantization import QuantizationGuard
+
+        return QuantizationGuard(
+            min_agreement=self.quantization_min_agreement,
+            max_ece_delta=self.quantization_max_ece_delta,
+            max_fp32_groups=self.quantization_max_fp32_layers,
+        )

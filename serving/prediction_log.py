@@ -44,6 +44,46 @@ class PredictionLog(Protocol):
     def max_id(self) -> int: ...
 
 
+SQLITE_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS predictions (id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL, "
+    "request_id TEXT NOT NULL, text TEXT NOT NULL, channel TEXT NOT NULL, intent TEXT NOT NULL, "
+    "confidence REAL NOT NULL, secondary_intent TEXT, top TEXT NOT NULL, probs TEXT NOT NULL, "
+    "is_ood INTEGER NOT NULL, energy REAL NOT NULL, route TEXT NOT NULL, model_version TEXT NOT NULL, "
+    "latency_ms REAL NOT NULL)"
+)
+SQLITE_INSERT = (
+    "INSERT INTO predictions (ts, request_id, text, channel, intent, confidence, secondary_intent, top, "
+    "probs, is_ood, energy, route, model_version, latency_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+
+
+def ensure_sqlite_schema(conn: sqlite3.Connection) -> None:
+    """Create the log's tables if missing (a new file, or one re-created after the old one vanished)."""
+    conn.execute(SQLITE_SCHEMA)
+
+
+def sqlite_values(rows: Sequence[dict]) -> list[tuple]:
+    return [
+        (
+            r["ts"],
+            r["request_id"],
+            r["text"],
+            r["channel"],
+            r["intent"],
+            r["confidence"],
+            r.get("secondary_intent"),
+            json.dumps(r["top"]),
+            json.dumps(r["probs"]),
+            int(r["is_ood"]),
+            r["energy"],
+            r["route"],
+            r["model_version"],
+            r["latency_ms"],
+        )
+        for r in rows
+    ]
+
+
 class SqlitePredictionLog:
     """WAL-mode SQLite; safe for the service's threads and a reader process (the sensors)."""
 
@@ -53,42 +93,15 @@ class SqlitePredictionLog:
         self._lock = threading.Lock()
         with self._connect() as conn:
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS predictions (id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL, "
-                "request_id TEXT NOT NULL, text TEXT NOT NULL, channel TEXT NOT NULL, intent TEXT NOT NULL, "
-                "confidence REAL NOT NULL, secondary_intent TEXT, top TEXT NOT NULL, probs TEXT NOT NULL, is_ood INTEGER NOT NULL, "
-                "energy REAL NOT NULL, route TEXT NOT NULL, model_version TEXT NOT NULL, latency_ms REAL NOT NULL)"
-            )
+            ensure_sqlite_schema(conn)
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=30)
 
     def append(self, rows: Sequence[dict]) -> None:
-        values = [
-            (
-                r["ts"],
-                r["request_id"],
-                r["text"],
-                r["channel"],
-                r["intent"],
-                r["confidence"],
-                r.get("secondary_intent"),
-                json.dumps(r["top"]),
-                json.dumps(r["probs"]),
-                int(r["is_ood"]),
-                r["energy"],
-                r["route"],
-                r["model_version"],
-                r["latency_ms"],
-            )
-            for r in rows
-        ]
+        """One transaction per call (the service writes through `serving.log_writer`, which group-commits)."""
         with self._lock, self._connect() as conn:  # one transaction: all rows or none
-            conn.executemany(
-                "INSERT INTO predictions (ts, request_id, text, channel, intent, confidence, secondary_intent, top, "
-                "probs, is_ood, energy, route, model_version, latency_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                values,
-            )
+            conn.executemany(SQLITE_INSERT, sqlite_values(rows))
 
     def read_since(self, last_id: int, limit: int = 100_000) -> list[dict]:
         with self._connect() as conn:

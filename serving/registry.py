@@ -125,6 +125,13 @@ class ModelRegistry:
     def version_tags(self, version: str) -> dict[str, str]:
         return dict(self.client().get_model_version(self.model_name, str(version)).tags)
 
+    def passed_versions(self) -> list:
+        """Versions the gate passed, newest first (the service falls back to these when the champion
+        cannot be loaded)."""
+        versions = self.client().search_model_versions(f"name='{self.model_name}'")
+        passed = [v for v in versions if (v.tags or {}).get(GATE_TAG) == PASSED]
+        return sorted(passed, key=lambda v: int(v.version), reverse=True)
+
     # --- registration -----------------------------------------------------------------------------------
 
     def _ensure_registered_model(self) -> None:

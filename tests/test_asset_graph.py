@@ -14,7 +14,16 @@ from resources.storage import LocalArtifactStore
 SMALL = {
     "synthetic_set": {"config": {"n": 60, "k": 2, "fold_epochs": 1}},
     "hpo_study": {"config": {"n_trials": 2, "train_rows": 200, "max_epochs": 2, "lr_scale": 100.0}},
-    "trained_model": {"config": {"epochs": 3, "lr": 3e-3, "bootstrap": 50}},
+    # a random tiny encoder: nothing pretrained to protect, so train its embeddings, no head multiplier
+    "trained_model": {
+        "config": {
+            "epochs": 3,
+            "lr": 3e-3,
+            "bootstrap": 50,
+            "freeze_word_embeddings": False,
+            "head_lr_multiplier": 1.0,
+        }
+    },
     "seed_sweep_report": {"config": {"bootstrap": 50}},
 }
 OPEN_GATE = {"min_accuracy": 0.0, "min_rare_accuracy": 0.0, "max_p95_latency_ms": 10_000.0}
@@ -84,6 +93,8 @@ def test_definitions_load():
         "seed_sweep_report",
         "labeling_batch",
         "shadow_report",
+        "methods_comparison",
+        "methods_comparison_report",
     }
     assert defs.resolve_job_def("retrain_job").partitions_def.get_partition_keys() == ["42", "123", "2024"]
     assert {s.name for s in defs.sensors} == {
@@ -119,6 +130,12 @@ def test_full_graph_gate_both_ways_and_two_seed_sweep(home, tiny_base_dir):
     artifact = first.asset_materializations_for_node("neuron_artifact")[0].metadata
     assert artifact["backend"].value == "onnx" and artifact["max_abs_logit_diff_vs_eager"].value <= 1e-3
     assert artifact["latency_p95_ms"].value > 0
+    # the int8 graph is chosen on validation only when it agrees with fp32; the gate re-checks on golden
+    assert artifact["serving_graph"].value in ("int8", "fp32") and "quantization_candidates" in artifact
+    if artifact["serving_graph"].value == "int8":
+        assert artifact["int8_agreement_with_fp32_val"].value >= 0.995
+        assert abs(artifact["int8_ece_delta_val"].value) <= 0.005
+    assert "int8 graph agrees with fp32 (golden)" in evaluation.metadata["gate_table"].value
 
     # a deliberately weakened model (no real training) is rejected; the champion stays
     weak = run(

@@ -1,4 +1,10 @@
-"""The inference service: answers, routing, the prediction log, bad input, hot model swaps."""
+"""The inference service in-process: answers, routing, the log, bad input, 503s, auth, health, swaps."""
+
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
 
 import pytest
 from conftest import tiny_classifier
@@ -7,22 +13,34 @@ from fastapi.testclient import TestClient
 from manga_intent.compiled import compile_classifier
 from manga_intent.taxonomy import INTENTS
 from serving.app import FixedModel, ModelHolder, ServiceSettings, create_app
+from serving.log_writer import writer_for
+from serving.models import ChampionModel
 from serving.prediction_log import SqlitePredictionLog
 
 
-def compiled_dir(path, tokenizer, seed=0, threshold=1e9):
-    model = tiny_classifier("bert", len(INTENTS), seed=seed).eval()
+def compiled_dir(path, tokenizer, seed=0, threshold=1e9, labels=INTENTS):
+    model = tiny_classifier("bert", len(labels), seed=seed).eval()
     compile_classifier(
         model,
         tokenizer,
         path,
-        labels=INTENTS,
+        labels=labels,
         temperature=0.05,
         ood_threshold=threshold,
         backend="onnx",
         max_length=64,
     )
-    return path
+    return Path(path)
+
+
+def corrupt_copy(good: Path, target: Path) -> Path:
+    """A compiled artifact whose ONNX graph is truncated garbage (a bad upload)."""
+    import shutil
+
+    shutil.copytree(good, target)
+    graph = target / "model.onnx"
+    graph.write_bytes(graph.read_bytes()[:2000])
+    return target
 
 
 @pytest.fixture(scope="module")
@@ -30,18 +48,26 @@ def artifact(tmp_path_factory, tokenizer):
     return compiled_dir(tmp_path_factory.mktemp("compiled"), tokenizer)
 
 
+def logged(path) -> list[dict]:
+    return SqlitePredictionLog(path).read_since(0)
+
+
 @pytest.fixture
 def service(artifact, tmp_path):
-    log = SqlitePredictionLog(tmp_path / "log.sqlite")
     holder = ModelHolder(FixedModel(artifact, "v-test"), reload_seconds=3600)
     holder.refresh()
-    settings = ServiceSettings(max_text_chars=200, max_body_bytes=4096, max_batch=5)
-    return TestClient(create_app(holder, log, settings)), log
+    settings = ServiceSettings(max_text_chars=200, max_body_bytes=8192, max_batch=5)
+    log_path = tmp_path / "log.sqlite"
+    return TestClient(create_app(holder, writer_for(str(log_path)), settings)), log_path
 
 
 def test_classify_answers_and_logs(service):
-    client, log = service
-    reply = client.post("/v1/classify", json={"text": "where is my order #1234?", "channel": "mobile"})
+    client, log_path = service
+    reply = client.post(
+        "/v1/classify",
+        json={"text": "where is my order #1234?", "channel": "mobile"},
+        headers={"x-request-id": "req-42"},
+    )
     assert reply.status_code == 200
     body = reply.json()
     assert body["intent"] in INTENTS and 0 < body["confidence"] <= 1
@@ -49,11 +75,13 @@ def test_classify_answers_and_logs(service):
     assert len(body["top2"]) == 2 and body["top2"][0]["intent"] == body["intent"]
     assert (body["route"] == "clarify") == (body["confidence"] < 0.6)
     assert body["latency_ms"] > 0 and body["is_ood"] is False
-    rows = log.read_since(0)
+    assert body["request_id"] == "req-42" and reply.headers["x-request-id"] == "req-42"
+    rows = logged(log_path)
     assert len(rows) == 1 and rows[0]["text"] == "where is my order #1234?" and rows[0]["channel"] == "mobile"
-    assert rows[0]["request_id"] == body["request_id"]
+    assert rows[0]["request_id"] == "req-42" and rows[0]["model_version"] == "v-test"
     assert set(rows[0]["probs"]) == set(INTENTS) and abs(sum(rows[0]["probs"].values()) - 1) < 1e-3
-    assert client.get("/healthz").json()["model_version"] == "v-test"
+    generated = client.post("/v1/classify", json={"text": "hi"}).json()["request_id"]
+    assert len(generated) == 32 and logged(log_path)[-1]["request_id"] == generated
 
 
 def test_secondary_intent_when_runner_up_clears_threshold(service):
@@ -64,12 +92,16 @@ def test_secondary_intent_when_runner_up_clears_threshold(service):
 
 
 def test_batch_endpoint(service):
-    client, log = service
+    client, log_path = service
     reply = client.post(
-        "/v1/classify/batch", json={"messages": [{"text": "hi"}, {"text": "any isekai?", "channel": "voice"}]}
+        "/v1/classify/batch",
+        json={"messages": [{"text": "hi"}, {"text": "any isekai?", "channel": "voice"}]},
+        headers={"x-request-id": "b1"},
     )
     assert reply.status_code == 200 and len(reply.json()["results"]) == 2
-    assert [r["channel"] for r in log.read_since(0)] == ["web", "voice"]
+    rows = logged(log_path)
+    assert [r["channel"] for r in rows] == ["web", "voice"]
+    assert [r["request_id"] for r in rows] == ["b1.0", "b1.1"]
 
 
 BAD_REQUESTS = [
@@ -92,75 +124,170 @@ BAD_REQUESTS = [
         "not valid UTF-8 JSON",
     ),
     ("array body", {"json": ["hi"]}, 422, ""),
-    ("oversized body", {"json": {"text": "x" * 5000}}, 413, "exceeds 4096 bytes"),
+    ("oversized body", {"json": {"text": "x" * 9000}}, 413, "exceeds 8192 bytes"),
+    ("lone surrogate", {"content": b'{"text": "a\\ud800"}'}, 422, "lone surrogate U+D800"),
+    ("low surrogate", {"content": b'{"text": "\\udfff b"}'}, 422, "lone surrogate U+DFFF"),
+    ("noncharacter", {"content": b'{"text": "ok \\uffff"}'}, 422, "noncharacter U+FFFF"),
+    ("only controls", {"content": b'{"text": "\\u0000\\u0007\\u001b"}'}, 422, "text is empty"),
+    (
+        "only bidi/zero-width",
+        {"content": '{"text": "\u202e\u2066\u200b\ufeff"}'.encode()},
+        422,
+        "text is empty",
+    ),
+    ("utf-8 encoded surrogate", {"content": b'{"text": "\xed\xa0\x80"}'}, 400, "not valid UTF-8"),
+    ("utf-16 body", {"content": '{"text": "hi"}'.encode("utf-16")}, 400, "not valid UTF-8"),
+    ("empty body", {"content": b""}, 422, "body is empty"),
+    ("deep nesting", {"content": b"[" * 1500 + b"]" * 1500}, 422, "nested too deeply"),
+    ("huge integer", {"content": b'{"text": "hi", "n": ' + b"9" * 4400 + b"}"}, 422, "not valid JSON"),
+    (
+        "text/plain",
+        {"content": b"where is my order", "headers": {"content-type": "text/plain"}},
+        415,
+        "not supported",
+    ),
+    (
+        "latin-1 charset",
+        {"content": b'{"text": "caf\xe9"}', "headers": {"content-type": "application/json; charset=latin-1"}},
+        415,
+        "charset",
+    ),
+    ("bad request id", {"json": {"text": "hi"}, "headers": {"x-request-id": "a b/c"}}, 400, "X-Request-ID"),
 ]
 
 
 @pytest.mark.parametrize("name,kwargs,status,message", BAD_REQUESTS, ids=[b[0] for b in BAD_REQUESTS])
 def test_bad_input_gets_a_clear_4xx_and_no_log_row(service, name, kwargs, status, message):
-    client, log = service
+    client, log_path = service
     reply = client.post("/v1/classify", **kwargs)
     assert reply.status_code == status, reply.text
     assert message in reply.json()["detail"]
-    assert log.read_since(0) == []
+    assert logged(log_path) == []
     assert client.post("/v1/classify", json={"text": "still alive?"}).status_code == 200  # worker survives
 
 
+ODD_BUT_VALID = [
+    ("emoji", "any manga like 🗡️ berserk? 🔥"),
+    ("arabic", "هل لديكم مانغا ون بيس"),
+    ("bidi override inside", "refund \u202eplz\u202c order 12"),
+    ("control inside", "where\x00 is\x07 my\norder"),
+    ("combining marks", "Pokémon" + "\u0301" * 5),
+    ("japanese full-width", "ｖｏｌ１２ ワンピース ありますか"),
+    ("bom prefixed body", None),
+]
+
+
+@pytest.mark.parametrize("name,text", ODD_BUT_VALID, ids=[o[0] for o in ODD_BUT_VALID])
+def test_odd_but_valid_text_is_answered_and_logged_as_sent(service, name, text):
+    client, log_path = service
+    if text is None:
+        text, content = "hello", '\ufeff{"text": "hello"}'.encode()
+    else:
+        content = json.dumps({"text": text}).encode()
+    reply = client.post("/v1/classify", content=content, headers={"content-type": "application/json"})
+    assert reply.status_code == 200, reply.text
+    assert [r["text"] for r in logged(log_path)] == [text]
+
+
 def test_streamed_oversized_body_is_rejected(service):
-    client, log = service
+    client, log_path = service
 
     def chunks():
         for _ in range(10):
             yield b" " * 1000
 
     reply = client.post("/v1/classify", content=chunks(), headers={"content-type": "application/json"})
-    assert reply.status_code == 413 and log.read_since(0) == []
+    assert reply.status_code == 413 and logged(log_path) == []
 
 
 def test_batch_validation_is_all_or_nothing(service):
-    client, log = service
+    client, log_path = service
     reply = client.post("/v1/classify/batch", json={"messages": [{"text": "fine"}, {"text": ""}]})
     assert reply.status_code == 422 and "messages.1.text: text is empty" in reply.json()["detail"]
+    surrogate = b'{"messages": [{"text": "ok"}, {"text": "x\\ud83d"}]}'
+    reply = client.post("/v1/classify/batch", content=surrogate)
+    assert reply.status_code == 422 and "messages.1.text: lone surrogate" in reply.json()["detail"]
     assert client.post("/v1/classify/batch", json={"messages": [{"text": "x"}] * 6}).status_code == 422
     assert client.post("/v1/classify/batch", json={"messages": []}).status_code == 422
-    assert log.read_since(0) == []
+    assert logged(log_path) == []
 
 
-def test_failed_log_write_leaves_no_half_row(artifact, tmp_path):
-    class FailingLog(SqlitePredictionLog):
-        def append(self, rows):
-            raise OSError("disk full")
-
+def test_api_key_guards_classify_but_not_probes(artifact, tmp_path):
     holder = ModelHolder(FixedModel(artifact), 3600)
     holder.refresh()
-    client = TestClient(create_app(holder, FailingLog(tmp_path / "l.sqlite")), raise_server_exceptions=False)
-    assert client.post("/v1/classify", json={"text": "hello"}).status_code == 500
-    assert SqlitePredictionLog(tmp_path / "l.sqlite").read_since(0) == []
+    log_path = tmp_path / "log.sqlite"
+    client = TestClient(create_app(holder, writer_for(str(log_path)), ServiceSettings(api_key="s3cret")))
+    message = {"text": "where is my order"}
+    for headers in ({}, {"x-api-key": "nope"}, {"authorization": "Bearer nope"}, {"authorization": "s3cret"}):
+        reply = client.post("/v1/classify", json=message, headers=headers)
+        assert reply.status_code == 401 and reply.headers["www-authenticate"] == "Bearer", headers
+    assert client.post("/v1/classify/batch", json={"messages": [message]}).status_code == 401
+    assert logged(log_path) == []
+    assert client.post("/v1/classify", json=message, headers={"x-api-key": "s3cret"}).status_code == 200
+    assert (
+        client.post("/v1/classify", json=message, headers={"authorization": "Bearer s3cret"}).status_code
+        == 200
+    )
+    assert client.get("/readyz").status_code == 200 and client.get("/healthz").status_code == 200
+    assert len(logged(log_path)) == 2
+
+
+def test_unavailable_log_is_a_503_with_retry_after_then_recovers(artifact, tmp_path):
+    log_path = tmp_path / "log.sqlite"
+    SqlitePredictionLog(log_path)
+    holder = ModelHolder(FixedModel(artifact), 3600)
+    holder.refresh()
+    writer = writer_for(str(log_path), busy_timeout_s=0.2, retry_s=0.3)
+    client = TestClient(create_app(holder, writer))
+    other = sqlite3.connect(log_path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")  # another process holds the write lock
+    first = client.post("/v1/classify", json={"text": "hello"}, headers={"x-request-id": "lost"})
+    assert first.status_code == 503 and first.headers["retry-after"] == "1"
+    assert "prediction log unavailable" in first.json()["detail"] and first.json()["request_id"] == "lost"
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and "prediction log not writable" in ready.json()["reasons"][0]
+    assert client.post("/v1/classify", json={"text": "again"}).status_code == 503  # refused at once
+    other.execute("ROLLBACK")
+    other.close()
+    deadline = time.monotonic() + 5
+    while client.get("/readyz").status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert (
+        client.post("/v1/classify", json={"text": "back"}, headers={"x-request-id": "kept"}).status_code
+        == 200
+    )
+    assert [r["request_id"] for r in logged(log_path)] == ["kept"]
 
 
 def test_ood_messages_fall_back(tmp_path, tokenizer):
     artifact = compiled_dir(tmp_path / "ood", tokenizer, threshold=-1e9)  # everything is out of scope
     holder = ModelHolder(FixedModel(artifact), 3600)
     holder.refresh()
-    client = TestClient(create_app(holder, SqlitePredictionLog(tmp_path / "l.sqlite")))
+    client = TestClient(create_app(holder, writer_for(str(tmp_path / "l.sqlite"))))
     body = client.post("/v1/classify", json={"text": "what's the weather in paris"}).json()
     assert body["is_ood"] is True and body["route"] == "fallback"
 
 
+class Switchable:
+    def __init__(self, value):
+        self.value = value
+        self.failures = []
+
+    def current(self):
+        if isinstance(self.value, BaseException):
+            raise self.value
+        return self.value
+
+    def fallbacks(self):
+        return iter(())
+
+
 def test_holder_swaps_models_without_restart(tmp_path, tokenizer):
     first, second = compiled_dir(tmp_path / "a", tokenizer, 1), compiled_dir(tmp_path / "b", tokenizer, 2)
-
-    class Switchable:
-        def __init__(self):
-            self.value = ("1", first)
-
-        def current(self):
-            return self.value
-
-    source = Switchable()
+    source = Switchable(("1", first))
     holder = ModelHolder(source, 3600)
     holder.refresh()
-    client = TestClient(create_app(holder, SqlitePredictionLog(tmp_path / "l.sqlite")))
+    client = TestClient(create_app(holder, writer_for(str(tmp_path / "l.sqlite"))))
     assert client.post("/v1/classify", json={"text": "hi"}).json()["model_version"] == "1"
     source.value = ("2", second)
     assert holder.refresh()
@@ -169,13 +296,126 @@ def test_holder_swaps_models_without_restart(tmp_path, tokenizer):
     assert not holder.refresh() and holder.version == "2"
 
 
-def test_no_model_yet_is_503(tmp_path):
-    class Empty:
-        def current(self):
-            return None
-
-    holder = ModelHolder(Empty(), 3600)
+def test_reload_loop_survives_any_failure_and_keeps_the_last_good_model(tmp_path, tokenizer):
+    good = compiled_dir(tmp_path / "good", tokenizer, 1)
+    newer = compiled_dir(tmp_path / "newer", tokenizer, 2)
+    wrong_labels = compiled_dir(tmp_path / "wrong", tokenizer, 3, labels=INTENTS[:4])
+    manifest = json.loads((wrong_labels / "manifest.json").read_text())
+    manifest["labels"] = list(INTENTS)  # says 10 labels, graph gives 4: the warm-up check must refuse it
+    (wrong_labels / "manifest.json").write_text(json.dumps(manifest))
+    source = Switchable(("1", good))
+    holder = ModelHolder(source, reload_seconds=0.05, max_backoff_seconds=0.05)
     holder.refresh()
-    client = TestClient(create_app(holder, SqlitePredictionLog(tmp_path / "l.sqlite")))
-    assert client.post("/v1/classify", json={"text": "hi"}).status_code == 503
-    assert client.get("/healthz").json()["status"] == "no_model"
+    holder.start()
+    client = TestClient(create_app(holder, writer_for(str(tmp_path / "l.sqlite"))))
+    for failure in (
+        RuntimeError("registry exploded"),
+        ("2", corrupt_copy(good, tmp_path / "corrupt")),
+        ("3", wrong_labels),
+        ("4", tmp_path / "missing"),
+        MemoryError("out of memory in the registry client"),
+    ):
+        source.value = failure
+        time.sleep(0.3)
+        assert holder.reload_thread_alive() and holder.version == "1", holder.status()
+        assert client.post("/v1/classify", json={"text": "hi"}).json()["model_version"] == "1"
+        assert client.get("/readyz").status_code == 200
+        assert holder.last_error
+    assert "version 3 cannot be served" in json.dumps(holder._failures["3"].error)
+    source.value = ("5", newer)
+    deadline = time.monotonic() + 5
+    while holder.version != "5" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert client.post("/v1/classify", json={"text": "hi"}).json()["model_version"] == "5"
+    holder.stop()
+
+
+class FakeRegistry:
+    """The part of serving.registry.ModelRegistry the service uses, over local directories (all passed)."""
+
+    def __init__(self, versions: dict[str, Path], champion: str):
+        self.versions, self.champion_version = versions, champion
+
+    def _mv(self, version):
+        return type("MV", (), {"version": version, "tags": {"gate": "passed"}})()
+
+    def champion(self):
+        return self._mv(self.champion_version)
+
+    def challenger(self):
+        return None
+
+    def passed_versions(self):
+        return [self._mv(v) for v in sorted(self.versions, key=int, reverse=True)]
+
+    def trusted(self, mv):
+        pass
+
+    def download(self, version, dst):
+        import shutil
+
+        shutil.copytree(self.versions[version], Path(dst) / "artifacts" / "compiled")
+        return Path(dst)
+
+    def compiled_dir(self, model_dir):
+        return Path(model_dir) / "artifacts" / "compiled"
+
+
+def test_startup_falls_back_to_newest_loadable_passed_version(tmp_path, tokenizer):
+    v1 = compiled_dir(tmp_path / "v1", tokenizer, 1)
+    v2 = compiled_dir(tmp_path / "v2", tokenizer, 2)
+    v3 = corrupt_copy(v2, tmp_path / "v3")
+    registry = FakeRegistry({"1": v1, "2": v2, "3": v3}, champion="3")
+    holder = ModelHolder(ChampionModel(registry, cache_dir=tmp_path / "cache"), 3600)
+    holder.refresh()
+    assert holder.version == "2" and "champion version 3 cannot be served" in holder.fallback
+    client = TestClient(create_app(holder, writer_for(str(tmp_path / "l.sqlite"))))
+    assert client.post("/v1/classify", json={"text": "hi"}).json()["model_version"] == "2"
+    assert client.get("/readyz").json()["fallback"] == holder.fallback
+
+
+def test_no_model_yet_is_503_and_not_ready(tmp_path):
+    holder = ModelHolder(Switchable(None), 3600)
+    holder.refresh()
+    client = TestClient(create_app(holder, writer_for(str(tmp_path / "l.sqlite"))))
+    reply = client.post("/v1/classify", json={"text": "hi"})
+    assert reply.status_code == 503 and "retry-after" in reply.headers
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.json()["reasons"] == ["no model loaded"]
+    assert client.get("/healthz").status_code == 200  # alive: restarting would not help
+    assert logged(tmp_path / "l.sqlite") == []
+
+
+def test_dead_reload_thread_makes_the_worker_unready(artifact, tmp_path):
+    holder = ModelHolder(FixedModel(artifact), 3600)
+    holder.refresh()
+    holder._thread = threading.Thread(target=lambda: None)
+    holder._thread.start()
+    holder._thread.join()
+    client = TestClient(create_app(holder, writer_for(str(tmp_path / "l.sqlite"))))
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and "reload thread is not running" in ready.json()["reasons"][0]
+
+
+def test_concurrent_requests_share_model_calls(artifact, tmp_path):
+    holder = ModelHolder(FixedModel(artifact), 3600)
+    holder.refresh()
+    log_path = tmp_path / "l.sqlite"
+    app = create_app(holder, writer_for(str(log_path)), ServiceSettings(micro_batch=32, micro_wait_ms=20))
+    client = TestClient(app)
+    replies = []
+
+    def call(i):
+        replies.append(
+            client.post("/v1/classify", json={"text": f"order {i} where"}, headers={"x-request-id": f"c{i}"})
+        )
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(24)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(r.status_code == 200 for r in replies)
+    stats = app.batcher.status()
+    assert stats["texts"] == 24 and stats["batches"] < 24 and stats["largest_batch"] > 1, stats
+    assert sorted(r["request_id"] for r in logged(log_path)) == sorted(f"c{i}" for i in range(24))

@@ -1,0 +1,186 @@
+"""The int8 serving graph and its accuracy guard; bucketed, thread-safe inference on the compiled artifact."""
+
+import json
+import threading
+
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_classifier
+
+from manga_intent.compiled import CompiledClassifier, build_artifact, compile_classifier
+from manga_intent.data import load_jsonl, make_splits
+from manga_intent.inference import predict_logits
+from manga_intent.quantization import QuantizationGuard, layer_groups, quantize_with_guard
+from manga_intent.shipped_data import SEED_CORPUS
+from manga_intent.taxonomy import INTENTS
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return make_splits(load_jsonl(SEED_CORPUS.path).examples, seed=42)
+
+
+def compiled(tmp_path, tokenizer, seed=0):
+    model = tiny_classifier("bert", len(INTENTS), seed=seed).eval()
+    compile_classifier(
+        model,
+        tokenizer,
+        tmp_path,
+        labels=INTENTS,
+        temperature=0.7,
+        ood_threshold=0.0,
+        backend="onnx",
+        max_length=64,
+    )
+    return model
+
+
+def test_int8_is_served_only_with_the_guard_passed(tmp_path, tokenizer, splits):
+    model = tiny_classifier("bert", len(INTENTS)).eval()
+    built = build_artifact(
+        model,
+        tokenizer,
+        tmp_path,
+        labels=INTENTS,
+        temperature=0.7,
+        ood_threshold=0.0,
+        check_texts=[e.text for e in splits.val[:10]],
+        max_length=64,
+        backend="onnx",
+        quantize="auto",
+        validation=[(e.text, e.label) for e in splits.val],
+        calibration_texts=[e.text for e in splits.train[:200]],
+    )
+    report = built.quantization
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert report["served"] == manifest["serving_graph"] == "int8", report["reason"]
+    assert manifest["graphs"] == {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+    assert report["agreement"] >= 0.995 and abs(report["ece_delta"]) <= 0.005
+    assert report["validation_messages"] == len(splits.val)
+    assert report["candidates"][0]["candidate"] == "fp32 (reference)" and report["candidates"][1]["passed"]
+    assert "AMX" in report["bf16"] or "bf16" in report["bf16"]
+    served, fp32 = CompiledClassifier(tmp_path), CompiledClassifier(tmp_path, graph="fp32")
+    assert served.graph == "int8" and fp32.graph == "fp32"
+    texts = [e.text for e in splits.val[:40]]
+    agree = (served.logits(texts).argmax(1) == fp32.logits(texts).argmax(1)).mean()
+    assert agree >= 0.95
+    assert built.parity_max_abs_diff <= 1e-3  # parity is the fp32 graph's, against eager
+    assert built.latency["n"] == 10
+
+
+def test_guard_failing_serves_fp32_and_says_why(tmp_path, tokenizer, splits):
+    compiled(tmp_path, tokenizer)
+    (tmp_path / "model.int8.onnx").write_bytes(b"stale")  # a previous build's file must not survive
+    report = quantize_with_guard(
+        tmp_path,
+        validation_texts=[e.text for e in splits.val[:60]],
+        validation_labels=[e.label for e in splits.val[:60]],
+        calibration_texts=[e.text for e in splits.train[:60]],
+        guard=QuantizationGuard(min_agreement=1.01, max_fp32_groups=2),  # unreachable on purpose
+    )
+    assert report.served == "fp32" and report.agreement is None
+    assert report.reason.startswith("no int8 candidate met the guard") and "serving fp32" in report.reason
+    tried = [row["candidate"] for row in report.candidates]
+    full = [t for t in tried if t.startswith("int8 dynamic, per-channel")]
+    ladder = [t for t in tried if "group(s) fp32" in t]
+    assert tried[0] == "fp32 (reference)" and len(full) in (1, 2)  # 7- and 8-bit weights without VNNI
+    assert [t.split(", ")[-1] for t in ladder] == ["1 group(s) fp32", "2 group(s) fp32"]
+    assert len(tried) == 1 + len(full) + len(ladder)
+    kept = [row["fp32_groups"] for row in report.candidates if "group(s) fp32" in row["candidate"]]
+    assert kept[1].startswith(kept[0])  # the ladder keeps the most sensitive group and adds the next
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["serving_graph"] == "fp32" and "int8" not in manifest["graphs"]
+    assert not (tmp_path / "model.int8.onnx").exists()
+    assert CompiledClassifier(tmp_path).graph == "fp32"
+
+
+def test_guard_needs_labelled_validation(tmp_path, tokenizer):
+    compiled(tmp_path, tokenizer)
+    with pytest.raises(ValueError, match="validation"):
+        quantize_with_guard(tmp_path, validation_texts=[], validation_labels=[], calibration_texts=["x"])
+    with pytest.raises(ValueError, match="not in the artifact's label set"):
+        quantize_with_guard(
+            tmp_path, validation_texts=["hi"], validation_labels=["weather"], calibration_texts=["x"]
+        )
+
+
+class _LogitsAndFeatures(torch.nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, attention_mask):
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+        hidden = out.hidden_states[-1]
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return out.logits, (hidden * mask).sum(1) / mask.sum(1)
+
+
+def test_quantization_keeps_every_graph_output(tmp_path, tokenizer, splits):
+    """An export with a second `features` output (mean pooling in the graph) quantizes like any other."""
+    import onnxruntime as ort
+
+    model = compiled(tmp_path, tokenizer)
+    example = tokenizer(["show me horror manga"], return_tensors="pt")
+    torch.onnx.export(
+        _LogitsAndFeatures(model),
+        (example["input_ids"], example["attention_mask"]),
+        str(tmp_path / "model.onnx"),
+        dynamo=False,
+        input_names=["input_ids", "attention_mask"],
+        output_names=["logits", "features"],
+        dynamic_axes={"input_ids": {0: "b", 1: "s"}, "attention_mask": {0: "b", 1: "s"}, "logits": {0: "b"}},
+        opset_version=17,
+    )
+    report = quantize_with_guard(
+        tmp_path,
+        validation_texts=[e.text for e in splits.val[:50]],
+        validation_labels=[e.label for e in splits.val[:50]],
+        calibration_texts=[e.text for e in splits.train[:50]],
+    )
+    assert report.served == "int8"
+    session = ort.InferenceSession(str(tmp_path / "model.int8.onnx"), providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == ["logits", "features"]
+    assert CompiledClassifier(tmp_path).logits(["any isekai?"]).shape == (1, len(INTENTS))
+
+
+def test_layer_groups_by_encoder_layer():
+    names = [
+        "/model/bert/encoder/layer.0/attention/self/query/MatMul",
+        "/model/bert/encoder/layer.0/output/dense/MatMul",
+        "/model/bert/encoder/layer.11/intermediate/dense/MatMul",
+        "/model/distilbert/transformer/layer.2/ffn/lin1/MatMul",
+        "/model/classifier/MatMul",
+        "/model/bert/pooler/dense/Gemm",
+    ]
+    groups = layer_groups(names)
+    assert sorted(groups) == ["layer 0", "layer 11", "layer 2", "pooler/head"]
+    assert len(groups["layer 0"]) == 2 and len(groups["pooler/head"]) == 2
+
+
+def test_bucketed_batches_match_single_messages_and_are_thread_safe(tmp_path, tokenizer):
+    model = compiled(tmp_path, tokenizer)
+    artifact = CompiledClassifier(tmp_path, intra_op_threads=1)
+    texts = ["hi", "where is my order " * 4, "x " * 80, "return this please", "ｖｏｌ１２ ワンピース"]
+    groups = artifact.length_groups([len(ids) for ids in artifact.encode(texts)])
+    assert len(groups) > 1 and sorted(i for g in groups for i in g) == list(range(len(texts)))
+    eager = predict_logits(model, tokenizer, texts, max_length=64)
+    assert np.abs(artifact.logits(texts) - eager).max() <= 1e-4
+    expected = artifact.logits(texts)
+    errors, results = [], []
+
+    def hammer():
+        try:
+            for _ in range(20):
+                results.append(artifact.logits(texts))
+        except Exception as exc:  # "Already borrowed" would land here
+            errors.append(exc)
+
+    threads = [threading.Thread(target=hammer) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(results) == 120
+    assert all(np.allclose(r, expected, atol=1e-5) for r in results)
