@@ -68,6 +68,12 @@ def _add_train(sub) -> None:
     )
     p.add_argument("--freeze-word-embeddings", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument(
+        "--frozen-layers",
+        type=int,
+        default=None,
+        help="bottom transformer blocks frozen with the embeddings (their outputs cached once per row)",
+    )
+    p.add_argument(
         "--bf16",
         choices=["auto", "on", "off"],
         default=None,
@@ -113,6 +119,14 @@ def _add_train(sub) -> None:
     )
     p.add_argument("--quarantine", action="store_true", help="set invalid rows aside instead of failing")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% CIs")
+    p.add_argument(
+        "--calibration",
+        choices=["val", "cv"],
+        default="val",
+        help="fit the temperature on the validation split (default), or on out-of-fold logits of the whole "
+        "train+val pool (k extra trainings; far more rows for the fit)",
+    )
+    p.add_argument("--calibration-folds", type=int, default=5, help="folds of --calibration cv")
     p.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
 
 
@@ -133,6 +147,7 @@ _TRAIN_OPTIONS = (
     "warmup_ratio",
     "pooling",
     "freeze_word_embeddings",
+    "frozen_layers",
     "bf16",
     "max_length",
     "patience",
@@ -265,6 +280,8 @@ def cmd_train(args) -> int:
     if len(label_list) < 2:
         raise ValueError(f"need at least 2 labels to train a classifier, found {label_list}")
     config = train_config_from_args(args)
+    if args.calibration_folds < 2:
+        raise ValueError(f"--calibration-folds must be >= 2 (got {args.calibration_folds})")
     splits = make_splits(loaded.examples, seed=args.split_seed, val_fraction=args.val_fraction)
     missing = sorted(set(label_list) - {e.label for e in splits.train})
     if missing:
@@ -288,6 +305,8 @@ def cmd_train(args) -> int:
             "source_file": str(Path(args.data).resolve()),
             "quarantined_rows": len(loaded.quarantined),
         },
+        calibration=args.calibration,
+        calibration_folds=args.calibration_folds,
     )
     metrics["quarantined_rows"] = len(loaded.quarantined)
     metrics["quarantine_counts"] = loaded.quarantine_counts
@@ -298,7 +317,7 @@ def cmd_train(args) -> int:
         args,
         f"{metrics['split']} accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}  "
         f"ECE {metrics['ece_uncalibrated']:.4f} -> {metrics['ece']:.4f} calibrated "
-        f"(T={metrics['calibration']['temperature']:.3f}, fitted on val)  "
+        f"(T={metrics['calibration']['temperature']:.3f}, fitted on {metrics['calibration']['fitted_on']})  "
         f"{metrics['examples_per_second']:.1f} train examples/s  → {out}",
     )
     print(

@@ -169,3 +169,56 @@ def classification_report(
         report["ci95"] = bootstrap_ci(y_true, probs, rare_ids, n_boot=n_boot, seed=seed)
         report["bootstrap_samples"] = n_boot
     return report
+
+
+def _bin_statistics(probs: np.ndarray, y_true: np.ndarray, n_bins: int):
+    confidence = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == y_true).astype(float)
+    bins = np.clip(np.ceil(confidence * n_bins).astype(int) - 1, 0, n_bins - 1)
+    return confidence, correct, bins
+
+
+def debiased_calibration_error(probs: np.ndarray, y_true: np.ndarray, n_bins: int = ECE_BINS) -> float:
+    """Debiased L2 top-label calibration error (Kumar, Liang & Ma 2019, "Verified Uncertainty Calibration").
+
+    The plug-in estimate sum_b w_b (acc_b - conf_b)^2 is biased upwards by each bin's sampling variance
+    acc_b (1 - acc_b) / (n_b - 1); this subtracts it and returns sqrt(max(0, estimate)). It is an L2
+    (root-mean-square) error, not the L1 ECE: on small sets it tells whether a plain ECE is mostly noise.
+    """
+    confidence, correct, bins = _bin_statistics(np.asarray(probs, dtype=float), np.asarray(y_true), n_bins)
+    n = len(correct)
+    total = 0.0
+    for b in range(n_bins):
+        mask = bins == b
+        n_b = int(mask.sum())
+        if n_b == 0:
+            continue
+        acc, conf = correct[mask].mean(), confidence[mask].mean()
+        variance = acc * (1 - acc) / (n_b - 1) if n_b > 1 else 0.0
+        total += n_b / n * ((acc - conf) ** 2 - variance)
+    return float(np.sqrt(max(total, 0.0)))
+
+
+def ece_noise_floor(
+    probs: np.ndarray, n_bins: int = ECE_BINS, n_sim: int = 2000, seed: int = 0
+) -> dict[str, float]:
+    """The ECE a perfectly calibrated model with these confidences would show on this many rows.
+
+    Each simulation draws correct_i ~ Bernoulli(confidence_i) (calibrated by construction) and computes the
+    plain ECE; returns its mean and 95th percentile. A plain ECE at or below the floor is indistinguishable
+    from perfect calibration at this n.
+    """
+    probs = np.asarray(probs, dtype=float)
+    confidence = probs.max(axis=1)
+    bins = np.clip(np.ceil(confidence * n_bins).astype(int) - 1, 0, n_bins - 1)
+    n = len(confidence)
+    onehot = np.zeros((n, n_bins))
+    onehot[np.arange(n), bins] = 1.0
+    counts = onehot.sum(axis=0)
+    used = counts > 0
+    mean_conf = (confidence @ onehot)[used] / counts[used]
+    rng = np.random.default_rng(seed)
+    simulated = (rng.random((n_sim, n)) < confidence).astype(float)
+    accuracy = (simulated @ onehot)[:, used] / counts[used]
+    eces = (np.abs(accuracy - mean_conf) * (counts[used] / n)).sum(axis=1)
+    return {"mean": float(eces.mean()), "p95": float(np.percentile(eces, 95)), "n": int(n)}

@@ -157,6 +157,43 @@ class PooledEncoderForSequenceClassification(PreTrainedModel):
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         return pool(hidden, attention_mask, self.config.pooling)
 
+    def _block_stack(self) -> nn.ModuleList | None:
+        """The encoder's transformer blocks when it is BERT-shaped (`embeddings` + `encoder.layer`)."""
+        blocks = getattr(getattr(self.encoder, "encoder", None), "layer", None)
+        if getattr(self.encoder, "embeddings", None) is None or not isinstance(blocks, nn.ModuleList):
+            return None
+        return blocks
+
+    def supports_block_cache(self) -> bool:
+        """Whether `hidden_below` / `forward_from_hidden` can split the forward pass between blocks."""
+        return self._block_stack() is not None
+
+    def _run_blocks(self, hidden: torch.Tensor, attention_mask: torch.Tensor, start: int, stop: int | None):
+        from transformers.masking_utils import create_bidirectional_mask
+
+        mask = create_bidirectional_mask(
+            config=self.encoder.config, inputs_embeds=hidden, attention_mask=attention_mask
+        )
+        for block in self._block_stack()[start:stop]:
+            out = block(hidden, mask)
+            hidden = out[0] if isinstance(out, tuple) else out
+        return hidden
+
+    def hidden_below(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, blocks: int
+    ) -> torch.Tensor:
+        """Hidden states after the embeddings and the bottom `blocks` transformer blocks."""
+        hidden = self.encoder.embeddings(input_ids=input_ids)
+        return self._run_blocks(hidden, attention_mask, 0, blocks)
+
+    def forward_from_hidden(
+        self, hidden: torch.Tensor, attention_mask: torch.Tensor, start: int
+    ) -> PooledClassifierOutput:
+        """The rest of the forward pass from the hidden states below block `start` (see `hidden_below`)."""
+        hidden = self._run_blocks(hidden, attention_mask, start, None)
+        features = pool(hidden, attention_mask, self.config.pooling)
+        return PooledClassifierOutput(logits=self.classifier(self.dropout(features)), features=features)
+
     def forward(self, input_ids=None, attention_mask=None, labels=None, **_ignored) -> PooledClassifierOutput:
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)

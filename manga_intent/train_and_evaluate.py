@@ -2,7 +2,9 @@
 
 After training, the temperature is fitted on the validation split (`calibrate_on_validation`, the
 same function the Dagster `calibrator` asset uses) and written into the model directory, so
-`predict` and `evaluate` report calibrated probabilities out of the box.
+`predict` and `evaluate` report calibrated probabilities out of the box. With `calibration="cv"` it is
+fitted instead on the out-of-fold logits of the whole train + val pool (`manga_intent.crossfit`: k extra
+trainings, k x more rows for the one parameter); the validation-only fit is reported beside it.
 """
 
 from __future__ import annotations
@@ -18,11 +20,16 @@ from pathlib import Path
 import numpy as np
 
 from manga_intent import __version__
-from manga_intent.calibration import calibrate_on_validation, calibration_scores
+from manga_intent.calibration import calibrate_on_validation, calibration_scores, fit_temperature
 from manga_intent.coverage import tokenizer_coverage
 from manga_intent.data import DataSplits, Example, data_hash, label_shares
 from manga_intent.inference import predict_logits, softmax
-from manga_intent.metrics import classification_report, rare_labels_from_shares
+from manga_intent.metrics import (
+    classification_report,
+    debiased_calibration_error,
+    ece_noise_floor,
+    rare_labels_from_shares,
+)
 from manga_intent.model_io import resolve_base_model, save_model, write_calibration
 from manga_intent.taxonomy import RARE_SHARE_THRESHOLD
 from manga_intent.training import TrainConfig, TrainResult, train_classifier
@@ -72,6 +79,9 @@ def evaluate_examples(
     scores = calibration_scores(logits, y, temperature)
     report.update({k: scores[k] for k in ("ece_uncalibrated", "nll_uncalibrated", "brier_uncalibrated")})
     report["temperature"] = float(temperature)
+    probs = softmax(logits, temperature)
+    report["ece_debiased_l2"] = debiased_calibration_error(probs, y)
+    report["ece_noise_floor"] = ece_noise_floor(probs)
     report["per_rare_intent_accuracy"] = {
         label: report["per_intent"][label]["recall"]
         for label in report["rare_intents"]
@@ -95,12 +105,19 @@ def run_training(
     progress: bool = True,
     model_and_tokenizer: tuple | None = None,
     extra_card: dict | None = None,
+    calibration: str = "val",
+    calibration_folds: int = 5,
+    model_and_tokenizer_factory=None,
 ) -> tuple[TrainResult, dict, dict]:
-    """Train, calibrate on val, score val and (when there are test rows) test, optionally save.
+    """Train, calibrate (on val, or on out-of-fold logits of train + val), score val and (when there are
+    test rows) test, optionally save. `model_and_tokenizer_factory` builds the fold models of
+    `calibration="cv"` when `model_and_tokenizer` is given (tests).
 
     Returns (result, metrics, card). metrics' top-level scores are the test split's, or the
     validation split's when the data has no test rows (`split` says which).
     """
+    if calibration not in ("val", "cv"):
+        raise ValueError(f"calibration must be val or cv (got {calibration!r})")
     started = time.perf_counter()
     result = train_classifier(
         splits.train,
@@ -111,9 +128,25 @@ def run_training(
         model_and_tokenizer=model_and_tokenizer,
         progress=progress,
     )
-    fit = calibrate_on_validation(
+    fit = val_fit = calibrate_on_validation(
         result.model, result.tokenizer, splits.val, label_list, max_length=result.config.max_length
     )
+    fitted_on = "val"
+    if calibration == "cv":
+        from manga_intent.crossfit import out_of_fold_logits
+
+        pool = [*splits.train, *splits.val]
+        oof, oof_labels = out_of_fold_logits(
+            pool,
+            label_list,
+            result.config,
+            k=calibration_folds,
+            base_model=base_model,
+            model_and_tokenizer_factory=model_and_tokenizer_factory,
+            progress=False,
+        )
+        fit = fit_temperature(oof, oof_labels)
+        fitted_on = f"out-of-fold logits of train+val ({len(pool)} rows, {calibration_folds}-fold)"
     shares = label_shares([e.label for e in splits.train], label_list)
     rare = rare_labels_from_shares(shares, rare_threshold)
 
@@ -147,7 +180,11 @@ def run_training(
                 "nll_uncalibrated",
             )
         },
-        "calibration": {**fit.as_dict(), "fitted_on": "val"},
+        "calibration": {
+            **fit.as_dict(),
+            "fitted_on": fitted_on,
+            **({"val_only_fit": val_fit.as_dict()} if calibration == "cv" else {}),
+        },
         "train_seconds": result.train_seconds,
         "examples_per_second": result.examples_per_second,
         "wall_seconds": time.perf_counter() - started,

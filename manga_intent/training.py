@@ -125,6 +125,10 @@ class TrainConfig:
     """auto = the base model's sentence-transformers pooling, else cls; or mean/cls/max/mean_sqrt_len."""
     head_dropout: float = 0.1
     freeze_word_embeddings: bool = True
+    frozen_layers: int = 0
+    """Bottom transformer blocks frozen together with the embeddings. On a pooled BERT-shaped encoder
+    their outputs are computed once per training/validation row (in eval mode: no dropout below the
+    first trained block) and cached, so every step runs only the blocks above."""
     bf16: str = "auto"
     """bf16 autocast: auto = only where the CPU has AMX/AVX-512-BF16."""
     num_threads: int | None = None
@@ -169,6 +173,8 @@ class TrainConfig:
             )
         if self.batching not in ("length_grouped", "pad_to_max"):
             problems.append(f"batching must be length_grouped or pad_to_max (got {self.batching!r})")
+        if self.frozen_layers < 0:
+            problems.append(f"frozen_layers must be >= 0 (got {self.frozen_layers})")
         if self.mega_batch_factor < 1:
             problems.append(f"mega_batch_factor must be >= 1 (got {self.mega_batch_factor})")
         if self.architecture not in ("pooled", "hf"):
@@ -350,23 +356,67 @@ class _WeightAverage:
             s.copy_(tmp)
 
 
+class _FrozenBottom:
+    """Outputs of the frozen embeddings + bottom blocks, computed once per row and padded per batch.
+
+    Computed in eval mode (no dropout in the frozen blocks), so training from the cache equals running
+    the whole encoder with those blocks in eval mode; inference runs the whole encoder as usual.
+    """
+
+    def __init__(self, model, blocks: int, encoded: EncodedTexts, pad_token_id: int, batch_size: int = 64):
+        self.blocks = blocks
+        self.hidden: list[torch.Tensor | None] = [None] * len(encoded)
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():  # not inference_mode: the cached tensors feed autograd later
+            for indices, batch in iter_eval_batches(encoded, batch_size, pad_token_id):
+                hidden = model.hidden_below(batch["input_ids"], batch["attention_mask"], blocks)
+                for row, i in enumerate(indices):
+                    self.hidden[i] = hidden[row, : len(encoded.input_ids[i])].clone()
+        model.train(was_training)
+
+    def batch(self, indices: Sequence[int], pad_to: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = [self.hidden[i] for i in indices]
+        width = pad_to if pad_to is not None else max(len(r) for r in rows)
+        hidden = torch.zeros((len(rows), width, rows[0].shape[-1]), dtype=rows[0].dtype)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for j, r in enumerate(rows):
+            hidden[j, : len(r)] = r[:width]
+            mask[j, : len(r)] = 1
+        return hidden, mask
+
+
+def freeze_bottom(model, blocks: int) -> int:
+    """Freeze the embeddings and the bottom `blocks` transformer blocks; returns the parameters frozen."""
+    from manga_intent.optim import find_encoder_layers
+
+    embeddings, layers = find_encoder_layers(model)
+    if blocks >= len(layers):
+        raise ValueError(f"frozen_layers={blocks} leaves no block to train (the encoder has {len(layers)})")
+    frozen = 0
+    for module in [embeddings, *layers[:blocks]]:
+        for p in module.parameters():
+            if p.requires_grad:
+                frozen += p.numel()
+            p.requires_grad_(False)
+    return frozen
+
+
 @torch.inference_mode()
-def _evaluate(model, encoded: EncodedTexts, pad_token_id: int, num_labels: int, batch_size: int, autocast):
-    """Validation CE, accuracy and macro-F1 over rows encoded once before training."""
-    was_training = model.training
-    model.eval()
+def _evaluate(
+    logits_of: Callable, encoded: EncodedTexts, pad_token_id: int, num_labels: int, batch_size: int
+):
+    """Validation CE, accuracy and macro-F1 over rows encoded once before training.
+
+    `logits_of(indices, batch)` runs the model (in eval mode) on one batch of validation rows."""
     logits = torch.zeros((len(encoded), num_labels))
     for indices, batch in iter_eval_batches(encoded, batch_size, pad_token_id):
-        with autocast():
-            out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        logits[indices] = out.float()
+        logits[indices] = logits_of(indices, batch).float()
     targets = torch.tensor(encoded.labels)
     loss = F.cross_entropy(logits, targets).item()
     predicted = logits.argmax(dim=1).numpy()
     accuracy = float((predicted == targets.numpy()).mean())
     f1 = macro_f1(targets.numpy(), predicted, num_labels)
-    if was_training:
-        model.train()
     return loss, accuracy, f1
 
 
@@ -419,6 +469,10 @@ def train_classifier(
         embeddings.weight.requires_grad_(False)
         notes.append(f"word embeddings frozen ({embeddings.weight.numel():,} parameters not updated)")
 
+    if config.frozen_layers:
+        frozen = freeze_bottom(model, config.frozen_layers)
+        notes.append(f"embeddings and bottom {config.frozen_layers} blocks frozen ({frozen:,} parameters)")
+
     train_labels = [label_index[e.label] for e in train]
     weights = loss_class_weights(config, [e.label for e in train], label_list)
     alpha = torch.tensor(weights) if config.class_weighting else None
@@ -451,6 +505,39 @@ def train_classifier(
     average = _WeightAverage(model, config.ema_decay) if config.ema_decay > 0 else None
     sampler = torch.Generator().manual_seed(config.sampler_seed)
     pad_id = tokenizer.pad_token_id
+    cached = cached_val = None
+    if config.frozen_layers and getattr(model, "supports_block_cache", lambda: False)():
+        cache_start = time.perf_counter()
+        cached = _FrozenBottom(model, config.frozen_layers, encoded, pad_id, config.eval_batch_size)
+        cached_val = _FrozenBottom(model, config.frozen_layers, val_encoded, pad_id, config.eval_batch_size)
+        train_seconds_cache = time.perf_counter() - cache_start
+        notes.append(
+            f"outputs of the frozen blocks cached for {len(encoded) + len(val_encoded)} rows "
+            f"({train_seconds_cache:.1f}s, counted in training time)"
+        )
+    elif config.frozen_layers:
+        train_seconds_cache = 0.0
+        notes.append("frozen blocks not cached (not a pooled BERT-shaped encoder): they run every step")
+    else:
+        train_seconds_cache = 0.0
+
+    def train_logits(indices: Sequence[int], repeat: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, targets) of one training batch; `repeat` stacks it (R-Drop's two dropout passes)."""
+        targets = torch.tensor([encoded.labels[i] for i in indices], dtype=torch.long)
+        if cached is not None:
+            hidden, mask = cached.batch(indices, pad_to)
+            hidden, mask = torch.cat([hidden] * repeat), torch.cat([mask] * repeat)
+            return model.forward_from_hidden(hidden, mask, config.frozen_layers).logits, targets
+        batch = collate(encoded, indices, pad_id, pad_to=pad_to)
+        ids, mask = torch.cat([batch["input_ids"]] * repeat), torch.cat([batch["attention_mask"]] * repeat)
+        return model(input_ids=ids, attention_mask=mask).logits, targets
+
+    def val_logits(indices: Sequence[int], batch: dict) -> torch.Tensor:
+        with autocast():
+            if cached_val is not None:
+                hidden, mask = cached_val.batch(indices)
+                return model.forward_from_hidden(hidden, mask, config.frozen_layers).logits
+            return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
 
     history: list[EpochStats] = []
     mode = "max" if config.early_stopping_metric == "val_macro_f1" else "min"
@@ -458,7 +545,7 @@ def train_classifier(
     best_epoch, best_state = 0, None
     stopped_early = guard_triggered = False
     step = examples_seen = 0
-    train_seconds = 0.0
+    train_seconds = train_seconds_cache
     running_ce, running_n = 0.0, 0
     segment_start = time.perf_counter()
     model.train()
@@ -468,9 +555,11 @@ def train_classifier(
         nonlocal best_epoch, best_state, stopped_early, guard_triggered, running_ce, running_n, segment_start
         if average is not None:
             average.swap()
+        model.eval()
         val_loss, val_accuracy, val_f1 = _evaluate(
-            model, val_encoded, pad_id, len(label_list), config.eval_batch_size, autocast
+            val_logits, val_encoded, pad_id, len(label_list), config.eval_batch_size
         )
+        model.train()
         train_loss = running_ce / max(running_n, 1)
         stats = EpochStats(
             len(history) + 1,
@@ -536,23 +625,20 @@ def train_classifier(
         tick = time.perf_counter()
         for positions in bar:
             indices = [pool_indices[i] for i in positions]
-            batch = collate(encoded, indices, pad_id, pad_to=pad_to)
-            ids, mask, targets = batch["input_ids"], batch["attention_mask"], batch["labels"]
             temperature = training_temperature(
                 step, total_steps, config.temperature_start, config.temperature_anneal_fraction
             )
             with autocast():
                 if config.rdrop_alpha > 0:
-                    both = model(
-                        input_ids=torch.cat([ids, ids]), attention_mask=torch.cat([mask, mask])
-                    ).logits
-                    logits, second = both[: len(ids)].float(), both[len(ids) :].float()
+                    both, targets = train_logits(indices, repeat=2)
+                    logits, second = both[: len(indices)].float(), both[len(indices) :].float()
                     loss = 0.5 * (
                         loss_fn(logits, targets, temperature) + loss_fn(second, targets, temperature)
                     )
                     loss = loss + config.rdrop_alpha * symmetric_kl(logits, second).mean()
                 else:
-                    logits = model(input_ids=ids, attention_mask=mask).logits.float()
+                    logits, targets = train_logits(indices)
+                    logits = logits.float()
                     loss = loss_fn(logits, targets, temperature=temperature)
             if not torch.isfinite(loss):
                 raise FloatingPointError(

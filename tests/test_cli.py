@@ -303,3 +303,34 @@ def test_compare_cli_runs_chunks_and_summarises(tmp_path, tiny_base_dir):
     assert [m["method"] for m in summary["methods"]] == ["plain_ce", "threshold_moving", "recipe_v2"]
     assert set(summary["tests_vs_recipe_v2"]) == {"plain_ce", "threshold_moving"}
     assert "| plain_ce |" in (tmp_path / "cmp" / "table.md").read_text()
+
+
+def test_calibration_on_out_of_fold_logits_of_train_and_val(tmp_path, tiny_base_dir):
+    data = write_keyword_jsonl(tmp_path / "d.jsonl", n=200)
+    out = tmp_path / "m"
+    run_cli(
+        "train",
+        "--data",
+        data,
+        "--out",
+        out,
+        "--base-model",
+        tiny_base_dir,
+        *FAST,
+        "--epochs",
+        "3",
+        "--calibration",
+        "cv",
+        "--calibration-folds",
+        "3",
+        "--quiet",
+    )
+    calibration = json.loads((out / "calibration.json").read_text())
+    assert calibration["n"] == 180  # train 160 + val 20, every row predicted out of fold; test untouched
+    assert calibration["fitted_on"] == "out-of-fold logits of train+val (180 rows, 3-fold)"
+    assert calibration["val_only_fit"]["n"] == 20
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["temperature"] == pytest.approx(calibration["temperature"])
+    assert 0 <= metrics["ece_debiased_l2"] and metrics["ece_noise_floor"]["n"] == 20
+    bad = run_cli("train", "--data", data, "--out", tmp_path / "x", "--calibration-folds", "1", check=False)
+    assert bad.returncode == 2 and "--calibration-folds must be >= 2" in bad.stderr

@@ -149,6 +149,63 @@ def test_frozen_word_embeddings_stay_put_and_the_rest_trains(splits, tokenizer):
     assert any("frozen" in n for n in result.notes)
 
 
+def test_cached_frozen_blocks_equal_the_full_forward_pass(tokenizer):
+    model = tiny_pooled_classifier(4).eval()
+    batch = tokenizer(["where is my order", "any isekai like frieren? 12"], padding=True, return_tensors="pt")
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    with torch.no_grad():
+        full = model(input_ids=ids, attention_mask=mask)
+        for blocks in (0, 1, 2):
+            split = model.forward_from_hidden(model.hidden_below(ids, mask, blocks), mask, blocks)
+            assert torch.allclose(split.logits, full.logits, atol=1e-5)
+            assert torch.allclose(split.features, full.features, atol=1e-5)
+
+
+def test_frozen_bottom_blocks_stay_put_and_train_from_the_cache(splits, tokenizer):
+    from manga_intent.inference import predict_logits
+    from manga_intent.training import _FrozenBottom
+
+    model = tiny_pooled_classifier(4)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    result = train_classifier(
+        splits.train,
+        splits.val,
+        LABELS,
+        fast(frozen_layers=2, max_steps=36, head_lr_multiplier=10.0),
+        model_and_tokenizer=(model, tokenizer),
+        progress=False,
+    )
+    after = dict(result.model.named_parameters())
+    frozen = [
+        n
+        for n in after
+        if n.startswith(("encoder.embeddings.", "encoder.encoder.layer.0.", "encoder.encoder.layer.1."))
+    ]
+    trained = [n for n in after if n.startswith("encoder.encoder.layer.2.") or n.startswith("classifier.")]
+    assert frozen and all(torch.equal(after[n], before[n]) for n in frozen)
+    assert all(not torch.equal(after[n], before[n]) for n in trained if n.endswith("weight"))
+    assert any("cached" in n for n in result.notes) and result.best.val_accuracy > 0.5
+    # what the trainer scored from the cache is what plain inference computes
+    from manga_intent.batching import encode_texts
+
+    texts = [e.text for e in splits.val]
+    encoded = encode_texts(tokenizer, texts, 128, [LABELS.index(e.label) for e in splits.val])
+    cache = _FrozenBottom(result.model, 2, encoded, tokenizer.pad_token_id)
+    hidden, mask = cache.batch(list(range(8)))
+    with torch.no_grad():
+        cached = result.model.forward_from_hidden(hidden, mask, 2).logits.numpy()
+    assert np.allclose(cached, predict_logits(result.model, tokenizer, texts[:8]), atol=1e-4)
+    with pytest.raises(ValueError, match="leaves no block"):
+        train_classifier(
+            splits.train,
+            splits.val,
+            LABELS,
+            fast(frozen_layers=3),
+            model_and_tokenizer=(tiny_pooled_classifier(4), tokenizer),
+            progress=False,
+        )
+
+
 def test_step_budget_is_the_schedule_and_evaluations_follow_eval_every(splits, tokenizer):
     result = train_classifier(
         splits.train,

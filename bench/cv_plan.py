@@ -1,0 +1,47 @@
+"""The recipe variants the cross-validated ablation compares, and the order they run in.
+
+Each variant changes one thing against recipe v2 (`TrainConfig()`), except `legacy` (the recipe v2
+replaced) and `plain_*` (the textbook transformers loop of bench/train_throughput.py at one rate).
+Plans list (label set, variants, folds) in priority order; bench/cv_select.py runs what is missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Variant:
+    note: str
+    overrides: dict = field(default_factory=dict)
+    kind: str = "v2"
+    """v2 (TrainConfig() + overrides), legacy (LEGACY_RECIPE + overrides) or plain (plain_hf_loop)."""
+
+
+VARIANTS: dict[str, Variant] = {
+    "v2": Variant("recipe v2 as shipped before this sweep (plain CE, 250 steps, head x10)"),
+    "class_weights": Variant("inverse-frequency class weights (mean 1)", {"class_weighting": True}),
+    "oversample": Variant("minority rows replicated to the largest class", {"oversample": True}),
+    "focal_cw": Variant("focal loss gamma 2 + class weights", {"loss": "focal", "class_weighting": True}),
+    "label_smoothing": Variant("label smoothing 0.1", {"label_smoothing": 0.1}),
+    "legacy": Variant("legacy recipe (focal + seed weights, [CLS] via pooler, 5 epochs)", kind="legacy"),
+    "steps150": Variant("150-step budget", {"max_steps": 150}),
+    "steps400": Variant("400-step budget", {"max_steps": 400}),
+    "head1": Variant("head learning-rate multiplier 1 (instead of 10)", {"head_lr_multiplier": 1.0}),
+    "ema": Variant("EMA of the weights (decay 0.98)", {"ema_decay": 0.98}),
+    "rdrop": Variant("R-Drop (alpha 1)", {"rdrop_alpha": 1.0}),
+    "frozen3": Variant("embeddings + bottom 3 of 6 blocks frozen and cached", {"frozen_layers": 3}),
+    "frozen4": Variant("embeddings + bottom 4 of 6 blocks frozen and cached", {"frozen_layers": 4}),
+    "plain_1e-4": Variant("plain transformers loop, lr 1e-4, 5 epochs", {"lr": 1e-4}, kind="plain"),
+    "plain_3e-4": Variant("plain transformers loop, lr 3e-4, 5 epochs", {"lr": 3e-4}, kind="plain"),
+    "plain_5e-5": Variant("plain transformers loop, lr 5e-5, 5 epochs", {"lr": 5e-5}, kind="plain"),
+}
+
+PLANS: dict[str, list[tuple[str, list[str], int]]] = {
+    "main": [
+        ("seed", ["v2", "frozen4", "frozen3"], 5),
+        ("seed", ["class_weights", "oversample", "focal_cw", "label_smoothing"], 5),
+        ("seed", ["legacy", "steps150", "head1", "ema"], 5),
+        ("seed", ["rdrop", "steps400"], 5),
+    ],
+}
