@@ -21,10 +21,19 @@ from manga_assets.hpo_study import hpo_study
 from manga_assets.intent_dataset import intent_dataset
 
 # what runs them
-from manga_assets.jobs import dataset_job, labeling_job, retrain_job
+from manga_assets.jobs import (
+    dataset_job,
+    labeling_job,
+    methods_comparison_job,
+    methods_comparison_report_job,
+    retrain_job,
+)
 
 # data: Label Studio exports → the labelled pool → consensus-filtered synthetic rows
 from manga_assets.labeling import human_labels, labeling_batch
+
+# the comparative-methods table
+from manga_assets.methods_comparison import methods_comparison, methods_comparison_report
 from manga_assets.neuron_artifact import neuron_artifact
 
 # reporting
@@ -78,10 +87,13 @@ def build_resources() -> dict:
     }
 
 
+#: The comparative-methods grid (method x seed partitions; a backfill runs it) and its report.
+COMPARISON_ASSETS = [methods_comparison, methods_comparison_report]
+
 defs = dg.Definitions(
-    assets=[*ALL_ASSETS, labeling_batch],
+    assets=[*ALL_ASSETS, labeling_batch, *COMPARISON_ASSETS],
     asset_checks=[golden_gate],
-    jobs=[retrain_job, labeling_job, dataset_job],
+    jobs=[retrain_job, labeling_job, dataset_job, methods_comparison_job, methods_comparison_report_job],
     sensors=[drift_sensor, low_confidence_sensor, labels_ready_sensor],
     schedules=[monthly_retrain],
     resources=build_resources(),

@@ -107,3 +107,19 @@ class CompiledModel(Manifest):
     seed: int
     latency: dict[str, float]
     parity_max_abs_diff: float
+
+
+@dataclass(frozen=True)
+class MethodRun(Manifest):
+    """One (method, seed) run of the comparative-methods grid, scored on the test split; the full record
+    (per-example predictions for the paired tests) is JSON behind `record_uri`."""
+
+    method: str
+    seed: int
+    record_uri: str
+    data_version: str
+    accuracy: float
+    macro_f1: float
+    rare_class_accuracy: float | None
+    ece_calibrated: float
+    p95_latency_ms: float
