@@ -8,6 +8,7 @@ import dagster as dg
 
 from manga_assets.manifests import Calibration, CompiledModel, TrainedModel
 from manga_assets.partitions import seed_partitions
+from manga_intent.calibrator_fit import ServingCalibration
 from manga_intent.compiled import ParityError, build_artifact
 from manga_intent.model_io import load_trained
 from resources.gate_settings import GateSettings
@@ -36,6 +37,11 @@ def neuron_artifact(
         model, tokenizer, card = load_trained(
             artifact_store.get_dir(trained_model.model_uri, Path(tmp) / "eager")
         )
+        serving = None  # the calibrator, OOD detector and routing policy go into the artifact
+        if calibrator.calibration_uri:
+            serving = ServingCalibration.load(
+                artifact_store.get_dir(calibrator.calibration_uri, Path(tmp) / "calibration")
+            )
         out = Path(tmp) / "compiled"
         try:
             built = build_artifact(
@@ -43,8 +49,9 @@ def neuron_artifact(
                 tokenizer,
                 out,
                 labels=card["labels"],
-                temperature=calibrator.temperature,
-                ood_threshold=calibrator.ood_threshold,
+                temperature=None if serving else calibrator.temperature,
+                ood_threshold=None if serving else calibrator.ood_threshold,
+                calibration=serving,
                 check_texts=texts,
                 max_length=card["recipe"]["max_length"],
                 backend=compile_settings.backend,
@@ -90,6 +97,7 @@ def neuron_artifact(
             "latency_p95_ms": latency["p95_ms"],
             "latency_p99_ms": latency["p99_ms"],
             "latency_messages": latency["n"],
+            "ood_detector": built.manifest.get("serving_calibration", {}).get("ood_detector", "energy"),
             "manifest": dg.MetadataValue.json(result.as_dict()),
         },
     )

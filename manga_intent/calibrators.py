@@ -57,8 +57,12 @@ class Calibrator:
         return np.exp(log_softmax(self.logits(logits), axis=1))
 
     def as_dict(self) -> dict:
-        return {"family": self.family, "scale": list(self.scale), "bias": list(self.bias),
-                "temperature": self.temperature}
+        return {
+            "family": self.family,
+            "scale": list(self.scale),
+            "bias": list(self.bias),
+            "temperature": self.temperature,
+        }
 
     @classmethod
     def from_dict(cls, payload: dict) -> Calibrator:
@@ -103,18 +107,22 @@ def _fit_family(family: str, logits: np.ndarray, labels: np.ndarray, l2: float) 
         else:
             grad = np.r_[(residual * logits).sum(axis=0), residual.sum(axis=0)]
             pull = np.r_[theta[:k] - 1.0 / t0, theta[k:]]
-            penalty = l2 * (pull ** 2).sum()
+            penalty = l2 * (pull**2).sum()
             grad += 2 * l2 * pull
         return nll + penalty, grad
 
-    start = np.r_[np.log(1.0 / t0), np.zeros(k)] if family == "bias" else np.r_[np.full(k, 1.0 / t0), np.zeros(k)]
+    start = (
+        np.r_[np.log(1.0 / t0), np.zeros(k)] if family == "bias" else np.r_[np.full(k, 1.0 / t0), np.zeros(k)]
+    )
     result = minimize(objective, start, jac=True, method="L-BFGS-B")
     scale, bias = unpack(result.x)
     bias = bias - bias.mean()  # softmax is shift-invariant: keep the bias centred
     return Calibrator(family, tuple(map(float, scale)), tuple(map(float, bias)))
 
 
-def fit_calibrator_family(family: str, logits: np.ndarray, labels: np.ndarray, *, l2: float = 1e-3) -> Calibrator:
+def fit_calibrator_family(
+    family: str, logits: np.ndarray, labels: np.ndarray, *, l2: float = 1e-3
+) -> Calibrator:
     if family not in FAMILIES:
         raise ValueError(f"calibrator family must be one of {FAMILIES}, got {family!r}")
     logits = np.asarray(logits, dtype=np.float64)
@@ -132,8 +140,12 @@ class CalibratorChoice:
     folds: int = 5
 
     def as_dict(self) -> dict:
-        return {"calibrator": self.calibrator.as_dict(), "table": self.table, "folds": self.folds,
-                "chosen_by": f"{self.folds}-fold cross-validated NLL on the validation split"}
+        return {
+            "calibrator": self.calibrator.as_dict(),
+            "table": self.table,
+            "folds": self.folds,
+            "chosen_by": f"{self.folds}-fold cross-validated NLL on the validation split",
+        }
 
 
 def _folds(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
@@ -146,8 +158,15 @@ def _folds(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
     return assignment
 
 
-def choose_calibrator(logits: np.ndarray, labels: np.ndarray, *, families: Sequence[str] = FAMILIES,
-                      folds: int = 5, seed: int = 0, l2: float = 1e-3) -> CalibratorChoice:
+def choose_calibrator(
+    logits: np.ndarray,
+    labels: np.ndarray,
+    *,
+    families: Sequence[str] = FAMILIES,
+    folds: int = 5,
+    seed: int = 0,
+    l2: float = 1e-3,
+) -> CalibratorChoice:
     """Pick the family with the lowest cross-validated validation NLL, refit it on the whole validation split.
 
     Ties (within 1e-4 nats) go to the simpler family; temperature scaling is the fallback on tiny splits.
@@ -159,7 +178,9 @@ def choose_calibrator(logits: np.ndarray, labels: np.ndarray, *, families: Seque
         raise ValueError(f"families must be a non-empty subset of {FAMILIES}, got {list(families)}")
     if len(labels) < 2 * folds:
         fitted = fit_calibrator_family("temperature", logits, labels)
-        return CalibratorChoice(fitted, [{"family": "temperature", "note": "too few rows to cross-validate"}], 0)
+        return CalibratorChoice(
+            fitted, [{"family": "temperature", "note": "too few rows to cross-validate"}], 0
+        )
     fold_of = _folds(labels, folds, seed)
     rows = []
     for family in families:
@@ -167,14 +188,21 @@ def choose_calibrator(logits: np.ndarray, labels: np.ndarray, *, families: Seque
         for f in range(folds):
             train, test = fold_of != f, fold_of == f
             cal = fit_calibrator_family(family, logits[train], labels[train], l2=l2)
-            held_nll.append(negative_log_likelihood(cal.probabilities(logits[test]), labels[test]) * test.sum())
+            held_nll.append(
+                negative_log_likelihood(cal.probabilities(logits[test]), labels[test]) * test.sum()
+            )
         full = fit_calibrator_family(family, logits, labels, l2=l2)
         probs = full.probabilities(logits)
-        rows.append({"family": family, "cv_nll": float(np.sum(held_nll) / len(labels)),
-                     "val_nll_in_sample": negative_log_likelihood(probs, labels),
-                     "val_ece_in_sample": expected_calibration_error(probs, labels),
-                     "val_accuracy": float((probs.argmax(1) == labels).mean()),
-                     "_calibrator": full})
+        rows.append(
+            {
+                "family": family,
+                "cv_nll": float(np.sum(held_nll) / len(labels)),
+                "val_nll_in_sample": negative_log_likelihood(probs, labels),
+                "val_ece_in_sample": expected_calibration_error(probs, labels),
+                "val_accuracy": float((probs.argmax(1) == labels).mean()),
+                "_calibrator": full,
+            }
+        )
     best_nll = min(r["cv_nll"] for r in rows)
     best = next(r for r in rows if r["cv_nll"] <= best_nll + 1e-4)  # families are listed simplest first
     for row in rows:

@@ -99,13 +99,23 @@ def compile_classifier(
     out_dir: str | Path,
     *,
     labels: Sequence[str],
-    temperature: float,
-    ood_threshold: float,
+    temperature: float | None = None,
+    ood_threshold: float | None = None,
     max_length: int = 128,
     backend: str = "auto",
     sequence_buckets: Sequence[int] = (16, 32, 64, 128),
+    calibration=None,
 ) -> dict:
-    """Compile `model` into `out_dir` and write the manifest; returns the manifest."""
+    """Compile `model` into `out_dir` and write the manifest; returns the manifest.
+
+    `calibration` (a `calibrator_fit.ServingCalibration`) puts the fitted calibrator, OOD detector (with
+    the class means/precision or neighbour bank it needs) and routing policy into the artifact; without it
+    the artifact carries only `temperature` and an energy `ood_threshold` (the format before the detector).
+    """
+    if calibration is not None:
+        temperature, ood_threshold = calibration.temperature, calibration.detector.threshold
+    if temperature is None or ood_threshold is None:
+        raise ValueError("give either a serving calibration or both temperature and ood_threshold")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     backend = choose_backend(backend)
@@ -139,6 +149,9 @@ def compile_classifier(
             )
             files["dynamic"] = "model.onnx"
     tokenizer.save_pretrained(out)
+    serving = (
+        {"files": calibration.save(out), "ood_detector": calibration.detector.kind} if calibration else None
+    )
     manifest = {
         "format": "manga-intent-compiled/2",
         "backend": backend,
@@ -151,6 +164,8 @@ def compile_classifier(
         "max_length": int(max_length),
         "pad_token_id": int(tokenizer.pad_token_id),
     }
+    if serving is not None:
+        manifest["serving_calibration"] = serving
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest
 
@@ -162,6 +177,14 @@ class Prediction:
     top: list[dict]
     energy: float
     is_ood: bool
+    ood_score: float | None = None
+    """The artifact's OOD detector score (higher = more out of scope); `is_ood` is it above the threshold."""
+    ood_detector: str = "energy"
+    """Which detector decided `is_ood` (`mahalanobis`, `knn`, `combined:...`, or `energy`)."""
+    route: str | None = None
+    """`route` / `clarify` / `fallback` by the artifact's fitted policy (None: the artifact has none)."""
+    joint_confidence: float | None = None
+    """P(in scope) x calibrated top probability, what the clarify threshold is compared with."""
 
 
 class CompiledClassifier:
@@ -181,6 +204,16 @@ class CompiledClassifier:
         self.max_length: int = self.manifest["max_length"]
         self.backend: str = self.manifest["backend"]
         self.tokenizer = AutoTokenizer.from_pretrained(self.directory, local_files_only=True)
+        self.calibration = None
+        self.detector = None
+        if "serving_calibration" in self.manifest:
+            from manga_intent.calibrator_fit import ServingCalibration
+
+            self.calibration = ServingCalibration.load(self.directory)
+            self.detector = self.calibration.detector
+            self.temperature = self.calibration.temperature
+            if self.detector.needs_features and "features" not in self.manifest.get("outputs", []):
+                raise ValueError(f"{self.directory}: detector {self.detector.kind} needs a `features` output")
         if self.backend == "onnx":
             import onnxruntime as ort
 
@@ -245,24 +278,49 @@ class CompiledClassifier:
     def logits_and_features(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
         return self._run(texts)
 
+    def outputs(self, texts: Sequence[str]):
+        """`calibrator_fit.Outputs` (logits and features) of `texts`, for scoring a serving calibration."""
+        from manga_intent.calibrator_fit import Outputs
+
+        logits, features = self._run(texts)
+        return Outputs(logits, features)
+
+    def _calibrated(self, logits: np.ndarray) -> np.ndarray:
+        if self.calibration is not None:
+            return self.calibration.probabilities(logits)
+        return softmax(logits, self.temperature)
+
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
-        return softmax(self.logits(texts), self.temperature)
+        return self._calibrated(self.logits(texts))
 
     def classify(self, texts: Sequence[str], top_k: int = 3) -> list[Prediction]:
-        logits = self.logits(texts)
-        probs = softmax(logits, self.temperature)
+        logits, features = self._run(texts)
+        probs = self._calibrated(logits)
         energies = energy_score(logits)
+        if self.detector is not None:
+            scores = self.detector.score(logits, features)
+            flagged = scores > self.detector.threshold
+            policy = self.calibration.policy
+            joint = policy.joint_confidence(probs.max(1), scores)
+            routes = policy.decide(probs.max(1), scores)
+        else:  # an artifact from before the detector: energy at the stored threshold, no fitted policy
+            scores, flagged, joint, routes = energies, energies > self.ood_threshold, None, None
+        kind = self.detector.kind if self.detector is not None else "energy"
         out = []
-        for row, energy in zip(probs, energies):
+        for i, (row, energy) in enumerate(zip(probs, energies)):
             order = np.argsort(-row)[:top_k]
-            top = [{"intent": self.labels[i], "confidence": float(row[i])} for i in order]
+            top = [{"intent": self.labels[j], "confidence": float(row[j])} for j in order]
             out.append(
                 Prediction(
                     top[0]["intent"],
                     top[0]["confidence"],
                     top,
                     float(energy),
-                    bool(energy > self.ood_threshold),
+                    bool(flagged[i]),
+                    float(scores[i]),
+                    kind,
+                    None if routes is None else str(routes[i]),
+                    None if joint is None else float(joint[i]),
                 )
             )
         return out
@@ -328,14 +386,15 @@ def build_artifact(
     out_dir: str | Path,
     *,
     labels: Sequence[str],
-    temperature: float,
-    ood_threshold: float,
+    temperature: float | None = None,
+    ood_threshold: float | None = None,
     check_texts: Sequence[str],
     max_length: int = 128,
     backend: str = "auto",
     sequence_buckets: Sequence[int] = (16, 32, 64, 128),
     parity_tolerance: float = 1e-3,
     latency_warmup: int = 20,
+    calibration=None,
 ) -> BuiltArtifact:
     """Compile, then prove it: logit parity with the eager model and single-message latency on `check_texts`.
 
@@ -351,6 +410,7 @@ def build_artifact(
         max_length=max_length,
         backend=backend,
         sequence_buckets=sequence_buckets,
+        calibration=calibration,
     )
     compiled = CompiledClassifier(out_dir)
     parity = parity_max_abs_diff(compiled, model, check_texts)

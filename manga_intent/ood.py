@@ -61,14 +61,23 @@ class FeatureStats:
     k: int
 
     def save(self, path: Path) -> None:
-        np.savez_compressed(path, means=self.means.astype(np.float32), precision=self.precision.astype(np.float32),
-                            bank=self.bank.astype(np.float32), k=np.array(self.k))
+        np.savez_compressed(
+            path,
+            means=self.means.astype(np.float32),
+            precision=self.precision.astype(np.float32),
+            bank=self.bank.astype(np.float32),
+            k=np.array(self.k),
+        )
 
     @classmethod
     def load(cls, path: Path) -> FeatureStats:
         with np.load(path) as data:
-            return cls(data["means"].astype(np.float64), data["precision"].astype(np.float64),
-                       data["bank"].astype(np.float32), int(data["k"]))
+            return cls(
+                data["means"].astype(np.float64),
+                data["precision"].astype(np.float64),
+                data["bank"].astype(np.float32),
+                int(data["k"]),
+            )
 
 
 def _normalise(features: np.ndarray) -> np.ndarray:
@@ -76,8 +85,15 @@ def _normalise(features: np.ndarray) -> np.ndarray:
     return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
 
 
-def fit_feature_stats(features: np.ndarray, labels: np.ndarray, num_classes: int, *, k: int = 10,
-                      max_bank: int = MAX_BANK, seed: int = 0) -> FeatureStats:
+def fit_feature_stats(
+    features: np.ndarray,
+    labels: np.ndarray,
+    num_classes: int,
+    *,
+    k: int = 10,
+    max_bank: int = MAX_BANK,
+    seed: int = 0,
+) -> FeatureStats:
     """Class means, Ledoit-Wolf-shrunk shared covariance and the neighbour bank, from training features."""
     from sklearn.covariance import LedoitWolf
 
@@ -118,8 +134,14 @@ def knn_score(features: np.ndarray, stats: FeatureStats) -> np.ndarray:
     return 1.0 - kth.astype(np.float64)
 
 
-def component_scores(names: Sequence[str], logits: np.ndarray, features: np.ndarray | None, *,
-                     temperature: float = 1.0, stats: FeatureStats | None = None) -> dict[str, np.ndarray]:
+def component_scores(
+    names: Sequence[str],
+    logits: np.ndarray,
+    features: np.ndarray | None,
+    *,
+    temperature: float = 1.0,
+    stats: FeatureStats | None = None,
+) -> dict[str, np.ndarray]:
     out = {}
     for name in names:
         if name == "msp":
@@ -129,7 +151,9 @@ def component_scores(names: Sequence[str], logits: np.ndarray, features: np.ndar
         elif name in FEATURE_SCORES:
             if features is None or stats is None:
                 raise ValueError(f"the {name} score needs pooled features and fitted feature statistics")
-            out[name] = mahalanobis_score(features, stats) if name == "mahalanobis" else knn_score(features, stats)
+            out[name] = (
+                mahalanobis_score(features, stats) if name == "mahalanobis" else knn_score(features, stats)
+            )
         else:
             raise ValueError(f"unknown OOD score {name!r}; choose from {SCORES}")
     return out
@@ -164,7 +188,9 @@ def fpr_at_tpr(positive_scores: np.ndarray, negative_scores: np.ndarray, tpr: fl
     return float((neg >= threshold).mean())
 
 
-def threshold_at_flag_rate(in_domain_scores: np.ndarray, max_flag_rate: float = MAX_IN_DOMAIN_FLAG_RATE) -> float:
+def threshold_at_flag_rate(
+    in_domain_scores: np.ndarray, max_flag_rate: float = MAX_IN_DOMAIN_FLAG_RATE
+) -> float:
     """The threshold that flags (score > threshold) at most `max_flag_rate` of the in-domain scores."""
     if not 0 < max_flag_rate < 1:
         raise ValueError(f"max_in_domain_flag_rate must be in (0, 1), got {max_flag_rate}")
@@ -174,8 +200,12 @@ def threshold_at_flag_rate(in_domain_scores: np.ndarray, max_flag_rate: float = 
     return float(np.quantile(scores, 1.0 - max_flag_rate, method="higher"))
 
 
-def ood_report(in_domain_scores: np.ndarray, ood_scores: np.ndarray, threshold: float,
-               categories: Sequence[str] | None = None) -> dict:
+def ood_report(
+    in_domain_scores: np.ndarray,
+    ood_scores: np.ndarray,
+    threshold: float,
+    categories: Sequence[str] | None = None,
+) -> dict:
     """AUROC, AUPR, FPR at 95% TPR, TPR and in-domain flag rate at `threshold`; per category when given."""
     s_in, s_ood = np.asarray(in_domain_scores, float), np.asarray(ood_scores, float)
     report = {
@@ -220,14 +250,20 @@ class OODDetector:
 
     @property
     def components(self) -> tuple[str, ...]:
-        return tuple(self.kind.split(":", 1)[1].split("+")) if self.kind.startswith("combined:") else (self.kind,)
+        return (
+            tuple(self.kind.split(":", 1)[1].split("+"))
+            if self.kind.startswith("combined:")
+            else (self.kind,)
+        )
 
     @property
     def needs_features(self) -> bool:
         return any(c in FEATURE_SCORES for c in self.components)
 
     def score(self, logits: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
-        parts = component_scores(self.components, logits, features, temperature=self.temperature, stats=self.stats)
+        parts = component_scores(
+            self.components, logits, features, temperature=self.temperature, stats=self.stats
+        )
         if not self.kind.startswith("combined:"):
             return parts[self.kind]
         return np.mean([(parts[c] - self.center[c]) / self.scale[c] for c in self.components], axis=0)
@@ -236,9 +272,15 @@ class OODDetector:
         return self.score(logits, features) > self.threshold
 
     def describe(self) -> dict:
-        return {"kind": self.kind, "threshold": self.threshold, "temperature": self.temperature,
-                "center": dict(self.center), "scale": dict(self.scale), "components": list(self.components),
-                "needs_features": self.needs_features}
+        return {
+            "kind": self.kind,
+            "threshold": self.threshold,
+            "temperature": self.temperature,
+            "center": dict(self.center),
+            "scale": dict(self.scale),
+            "components": list(self.components),
+            "needs_features": self.needs_features,
+        }
 
     def save(self, directory: str | Path) -> list[str]:
         """Write the detector next to a model or compiled artifact; returns the file names written."""
@@ -257,11 +299,21 @@ class OODDetector:
     def load(cls, directory: str | Path) -> OODDetector:
         directory = Path(directory)
         payload = json.loads((directory / DETECTOR_FILE).read_text(encoding="utf-8"))
-        stats = FeatureStats.load(directory / payload["feature_stats"]) if payload.get("feature_stats") else None
-        detector = cls(payload["kind"], float(payload["threshold"]), float(payload.get("temperature", 1.0)),
-                       payload.get("center", {}), payload.get("scale", {}), stats)
+        stats = (
+            FeatureStats.load(directory / payload["feature_stats"]) if payload.get("feature_stats") else None
+        )
+        detector = cls(
+            payload["kind"],
+            float(payload["threshold"]),
+            float(payload.get("temperature", 1.0)),
+            payload.get("center", {}),
+            payload.get("scale", {}),
+            stats,
+        )
         if detector.needs_features and stats is None:
-            raise ValueError(f"{directory}: detector {detector.kind} needs {FEATURE_STATS_FILE}, which is missing")
+            raise ValueError(
+                f"{directory}: detector {detector.kind} needs {FEATURE_STATS_FILE}, which is missing"
+            )
         return detector
 
     @classmethod
@@ -272,7 +324,9 @@ class OODDetector:
 def candidate_kinds(with_features: bool) -> list[str]:
     """Every single score, and every combination of two or more, that the inputs allow."""
     names = SCORES if with_features else LOGIT_SCORES
-    combos = [f"combined:{'+'.join(c)}" for r in range(2, len(names) + 1) for c in itertools.combinations(names, r)]
+    combos = [
+        f"combined:{'+'.join(c)}" for r in range(2, len(names) + 1) for c in itertools.combinations(names, r)
+    ]
     return [*names, *combos]
 
 
@@ -282,15 +336,24 @@ class DetectorSelection:
     table: list[dict]
     """One row per candidate: validation AUROC/AUPR/FPR@95/TPR and flag rate at its own threshold."""
     chosen_by: str = "validation AUROC (in-domain validation split vs validation OOD pool)"
+    candidates: dict[str, OODDetector] = field(default_factory=dict)
+    """Every candidate fitted the same way (for side-by-side held-out reports; only `detector` is served)."""
 
     def as_dict(self) -> dict:
         return {"detector": self.detector.describe(), "table": self.table, "chosen_by": self.chosen_by}
 
 
-def fit_ood_detector(*, val_logits: np.ndarray, pool_logits: np.ndarray, val_features: np.ndarray | None = None,
-                     pool_features: np.ndarray | None = None, stats: FeatureStats | None = None,
-                     temperature: float = 1.0, candidates: Sequence[str] | None = None,
-                     max_in_domain_flag_rate: float = MAX_IN_DOMAIN_FLAG_RATE) -> DetectorSelection:
+def fit_ood_detector(
+    *,
+    val_logits: np.ndarray,
+    pool_logits: np.ndarray,
+    val_features: np.ndarray | None = None,
+    pool_features: np.ndarray | None = None,
+    stats: FeatureStats | None = None,
+    temperature: float = 1.0,
+    candidates: Sequence[str] | None = None,
+    max_in_domain_flag_rate: float = MAX_IN_DOMAIN_FLAG_RATE,
+) -> DetectorSelection:
     """Score every candidate on the validation pool, keep the highest AUROC (fewer components win ties).
 
     `val_*` are in-domain validation messages, `pool_*` the validation OOD pool; `stats` come from the
@@ -304,7 +367,6 @@ def fit_ood_detector(*, val_logits: np.ndarray, pool_logits: np.ndarray, val_fea
         raise ValueError("the validation OOD pool is empty: cannot choose a detector")
     names = sorted({c for kind in kinds for c in OODDetector(kind, 0.0).components})
     s_in = component_scores(names, val_logits, val_features, temperature=temperature, stats=stats)
-    s_pool = component_scores(names, pool_logits, pool_features, temperature=temperature, stats=stats)
     center = {n: float(np.median(s_in[n])) for n in names}
     scale = {n: float(max(np.subtract(*np.percentile(s_in[n], [75, 25])), 1e-6)) for n in names}
     rows, fitted = [], {}
@@ -313,17 +375,28 @@ def fit_ood_detector(*, val_logits: np.ndarray, pool_logits: np.ndarray, val_fea
         parts = probe.components
         sub_c, sub_s = {c: center[c] for c in parts}, {c: scale[c] for c in parts}
         probe = OODDetector(kind, 0.0, temperature, sub_c, sub_s, stats if probe.needs_features else None)
-        in_scores, pool_scores = probe.score(val_logits, val_features), probe.score(pool_logits, pool_features)
+        in_scores, pool_scores = (
+            probe.score(val_logits, val_features),
+            probe.score(pool_logits, pool_features),
+        )
         threshold = threshold_at_flag_rate(in_scores, max_in_domain_flag_rate)
         detector = OODDetector(kind, threshold, temperature, sub_c, sub_s, probe.stats)
         fitted[kind] = detector
         report = ood_report(in_scores, pool_scores, threshold)
-        rows.append({"detector": kind, "components": len(parts), **{k: report[k] for k in (
-            "auroc", "aupr", "fpr_at_95_tpr", "tpr_at_threshold", "in_domain_flag_rate")}})
+        rows.append(
+            {
+                "detector": kind,
+                "components": len(parts),
+                **{
+                    k: report[k]
+                    for k in ("auroc", "aupr", "fpr_at_95_tpr", "tpr_at_threshold", "in_domain_flag_rate")
+                },
+            }
+        )
     best = max(rows, key=lambda r: (round(r["auroc"], 6), -r["components"], r["tpr_at_threshold"]))
     for row in rows:
         row["chosen"] = row is best
-    return DetectorSelection(fitted[best["detector"]], rows)
+    return DetectorSelection(fitted[best["detector"]], rows, candidates=fitted)
 
 
 # --- compatibility: the energy threshold the first calibrator fitted ---------------------------------------
@@ -342,17 +415,25 @@ class OODThreshold:
         return asdict(self)
 
 
-def fit_energy_threshold(in_domain_logits: np.ndarray, ood_logits: np.ndarray, *,
-                         max_in_domain_flag_rate: float = MAX_IN_DOMAIN_FLAG_RATE,
-                         temperature: float = 1.0) -> OODThreshold:
+def fit_energy_threshold(
+    in_domain_logits: np.ndarray,
+    ood_logits: np.ndarray,
+    *,
+    max_in_domain_flag_rate: float = MAX_IN_DOMAIN_FLAG_RATE,
+    temperature: float = 1.0,
+) -> OODThreshold:
     e_in = energy_score(in_domain_logits, temperature)
     e_ood = energy_score(ood_logits, temperature)
     threshold = threshold_at_flag_rate(e_in, max_in_domain_flag_rate)
     return OODThreshold(
-        threshold=threshold, temperature=temperature, in_domain_flag_rate=float((e_in > threshold).mean()),
-        ood_tpr=float((e_ood > threshold).mean()), auroc_energy=auroc(e_ood, e_in),
+        threshold=threshold,
+        temperature=temperature,
+        in_domain_flag_rate=float((e_in > threshold).mean()),
+        ood_tpr=float((e_ood > threshold).mean()),
+        auroc_energy=auroc(e_ood, e_in),
         auroc_msp=auroc(msp_score(ood_logits), msp_score(in_domain_logits)),
-        n_in_domain=int(len(e_in)), n_ood=int(len(e_ood)),
+        n_in_domain=int(len(e_in)),
+        n_ood=int(len(e_ood)),
     )
 
 

@@ -9,8 +9,8 @@ message belongs to the shop at all. Here the calibrated top probability is combi
 which is the probability that routing the message to its top intent is right, on a traffic mix with that OOD
 share. A message goes to the `fallback` when its OOD score passes the detector's threshold (≤ 5% of in-domain
 validation messages), to `clarify` when its joint confidence is under `clarify_below`, and is routed otherwise.
-`clarify_below` is fitted on the validation mix as the lowest threshold whose routed messages are wrong at
-most `target_risk` of the time (the largest coverage at that risk). Nothing here reads test or golden rows.
+`clarify_below` is fitted on the validation mix: walking down from the most confident messages, the last
+threshold before the routed messages are wrong more than `target_risk` of the time. Nothing here reads test or golden rows.
 """
 
 from __future__ import annotations
@@ -49,8 +49,9 @@ def mixture_weights(n_in: int, n_ood: int, ood_prior: float) -> tuple[np.ndarray
     return np.full(n_in, (1 - ood_prior) / n_in), np.full(n_ood, ood_prior / n_ood)
 
 
-def fit_in_scope_model(in_scores: np.ndarray, ood_scores: np.ndarray, ood_prior: float = DEFAULT_OOD_PRIOR
-                       ) -> InScopeModel:
+def fit_in_scope_model(
+    in_scores: np.ndarray, ood_scores: np.ndarray, ood_prior: float = DEFAULT_OOD_PRIOR
+) -> InScopeModel:
     """Weighted logistic regression (Platt scaling) of in-scope vs out-of-scope on the OOD score."""
     s_in, s_ood = np.asarray(in_scores, float), np.asarray(ood_scores, float)
     w_in, w_ood = mixture_weights(len(s_in), len(s_ood), ood_prior)
@@ -74,27 +75,46 @@ def risk_coverage(confidence: np.ndarray, correct: np.ndarray, weights: np.ndarr
     """Selective risk at every coverage when answering the most confident messages first; AURC is its area."""
     confidence = np.asarray(confidence, float)
     correct = np.asarray(correct, bool)
-    weights = np.full(len(confidence), 1.0 / max(len(confidence), 1)) if weights is None else np.asarray(weights, float)
+    weights = (
+        np.full(len(confidence), 1.0 / max(len(confidence), 1))
+        if weights is None
+        else np.asarray(weights, float)
+    )
     order = np.argsort(-confidence, kind="mergesort")
     w, wrong = weights[order], (~correct[order]).astype(float)
     covered = np.cumsum(w)
     risk = np.cumsum(w * wrong) / covered
     coverage = covered / covered[-1]
     aurc = float(np.sum(risk * np.diff(np.r_[0.0, coverage])))
-    return {"coverage": coverage, "risk": risk, "confidence": confidence[order], "aurc": aurc,
-            "full_coverage_risk": float(risk[-1])}
+    return {
+        "coverage": coverage,
+        "risk": risk,
+        "confidence": confidence[order],
+        "aurc": aurc,
+        "full_coverage_risk": float(risk[-1]),
+    }
 
 
 def weighted_ece(confidence: np.ndarray, correct: np.ndarray, weights: np.ndarray, n_bins: int = 15) -> float:
-    confidence, correct, weights = np.asarray(confidence, float), np.asarray(correct, float), np.asarray(weights, float)
+    confidence, correct, weights = (
+        np.asarray(confidence, float),
+        np.asarray(correct, float),
+        np.asarray(weights, float),
+    )
     bins = np.clip(np.ceil(confidence * n_bins).astype(int) - 1, 0, n_bins - 1)
     total, ece = weights.sum(), 0.0
     for b in range(n_bins):
         mask = bins == b
         if mask.any():
             wb = weights[mask].sum()
-            ece += wb / total * abs(np.average(correct[mask], weights=weights[mask])
-                                    - np.average(confidence[mask], weights=weights[mask]))
+            ece += (
+                wb
+                / total
+                * abs(
+                    np.average(correct[mask], weights=weights[mask])
+                    - np.average(confidence[mask], weights=weights[mask])
+                )
+            )
     return float(ece)
 
 
@@ -116,54 +136,91 @@ class RoutingPolicy:
         return np.where(fallback, "fallback", np.where(joint < self.clarify_below, "clarify", "route"))
 
     def as_dict(self) -> dict:
-        return {"fallback_threshold": self.fallback_threshold, "clarify_below": self.clarify_below,
-                "target_risk": self.target_risk, "in_scope": asdict(self.in_scope)}
+        return {
+            "fallback_threshold": self.fallback_threshold,
+            "clarify_below": self.clarify_below,
+            "target_risk": self.target_risk,
+            "in_scope": asdict(self.in_scope),
+        }
 
     @classmethod
     def from_dict(cls, payload: dict) -> RoutingPolicy:
-        return cls(float(payload["fallback_threshold"]), float(payload["clarify_below"]),
-                   InScopeModel(**payload["in_scope"]), float(payload["target_risk"]))
+        return cls(
+            float(payload["fallback_threshold"]),
+            float(payload["clarify_below"]),
+            InScopeModel(**payload["in_scope"]),
+            float(payload["target_risk"]),
+        )
 
 
 def fit_clarify_threshold(joint: np.ndarray, correct: np.ndarray, fallback: np.ndarray, weights: np.ndarray,
-                          target_risk: float) -> float:
-    """The lowest joint-confidence threshold whose routed (non-fallback, joint >= t) messages meet the risk."""
+                          target_risk: float, min_routed: int = 20) -> float:
+    """The joint-confidence threshold at which the routed (non-fallback, joint >= t) messages stop meeting
+    `target_risk`, walking down from the most confident.
+
+    Walking down and stopping at the first breach (once `min_routed` messages are routed, so a single early
+    error does not end the walk) keeps a lucky dip of the noisy validation risk curve far below the breach
+    from being chosen; such a dip would not hold on new traffic.
+    """
     if not 0 < target_risk < 1:
         raise ValueError(f"target_risk must be in (0, 1), got {target_risk}")
-    candidates = np.unique(joint[~fallback])
-    best = float(np.nextafter(candidates.max(), np.inf)) if len(candidates) else 1.0  # route nothing
-    for t in candidates[::-1]:  # from the most confident down: coverage grows as t falls
+    candidates = np.unique(joint[~fallback])[::-1]
+    best = float(np.nextafter(candidates[0], np.inf)) if len(candidates) else 1.0  # route nothing
+    for t in candidates:  # from the most confident down: coverage grows as t falls
         routed = ~fallback & (joint >= t)
         risk = np.sum(weights[routed] * ~correct[routed]) / np.sum(weights[routed])
         if risk <= target_risk:
             best = float(t)
+        elif routed.sum() >= min_routed:
+            break
     return best
 
 
-def fit_routing_policy(*, val_max_prob: np.ndarray, val_correct: np.ndarray, val_ood_score: np.ndarray,
-                       pool_max_prob: np.ndarray, pool_ood_score: np.ndarray, fallback_threshold: float,
-                       target_risk: float = DEFAULT_TARGET_RISK, ood_prior: float = DEFAULT_OOD_PRIOR
-                       ) -> RoutingPolicy:
+def fit_routing_policy(
+    *,
+    val_max_prob: np.ndarray,
+    val_correct: np.ndarray,
+    val_ood_score: np.ndarray,
+    pool_max_prob: np.ndarray,
+    pool_ood_score: np.ndarray,
+    fallback_threshold: float,
+    target_risk: float = DEFAULT_TARGET_RISK,
+    ood_prior: float = DEFAULT_OOD_PRIOR,
+) -> RoutingPolicy:
     """Fit P(in scope | score) and the clarify threshold on the validation mix (in-domain val + OOD pool)."""
     in_scope = fit_in_scope_model(val_ood_score, pool_ood_score, ood_prior)
     probe = RoutingPolicy(fallback_threshold, 0.0, in_scope, target_risk)
-    joint = np.r_[probe.joint_confidence(val_max_prob, val_ood_score),
-                  probe.joint_confidence(pool_max_prob, pool_ood_score)]
+    joint = np.r_[
+        probe.joint_confidence(val_max_prob, val_ood_score),
+        probe.joint_confidence(pool_max_prob, pool_ood_score),
+    ]
     correct = np.r_[np.asarray(val_correct, bool), np.zeros(len(pool_max_prob), bool)]
-    fallback = np.r_[np.asarray(val_ood_score) > fallback_threshold, np.asarray(pool_ood_score) > fallback_threshold]
+    fallback = np.r_[
+        np.asarray(val_ood_score) > fallback_threshold, np.asarray(pool_ood_score) > fallback_threshold
+    ]
     w_in, w_ood = mixture_weights(len(val_max_prob), len(pool_max_prob), ood_prior)
     clarify = fit_clarify_threshold(joint, correct, fallback, np.r_[w_in, w_ood], target_risk)
     return RoutingPolicy(fallback_threshold, clarify, in_scope, target_risk)
 
 
-def evaluate_policy(policy: RoutingPolicy, *, in_max_prob: np.ndarray, in_correct: np.ndarray,
-                    in_ood_score: np.ndarray, ood_max_prob: np.ndarray, ood_ood_score: np.ndarray,
-                    ood_prior: float | None = None) -> dict:
+def evaluate_policy(
+    policy: RoutingPolicy,
+    *,
+    in_max_prob: np.ndarray,
+    in_correct: np.ndarray,
+    in_ood_score: np.ndarray,
+    ood_max_prob: np.ndarray,
+    ood_ood_score: np.ndarray,
+    ood_prior: float | None = None,
+) -> dict:
     """Route shares, selective risk, AURC and joint-confidence ECE of `policy` on an in-domain + OOD mix."""
     prior = policy.in_scope.ood_prior if ood_prior is None else ood_prior
     in_correct = np.asarray(in_correct, bool)
     d_in, d_ood = policy.decide(in_max_prob, in_ood_score), policy.decide(ood_max_prob, ood_ood_score)
-    j_in, j_ood = policy.joint_confidence(in_max_prob, in_ood_score), policy.joint_confidence(ood_max_prob, ood_ood_score)
+    j_in, j_ood = (
+        policy.joint_confidence(in_max_prob, in_ood_score),
+        policy.joint_confidence(ood_max_prob, ood_ood_score),
+    )
     w_in, w_ood = mixture_weights(len(j_in), len(j_ood), prior)
     joint, weights = np.r_[j_in, j_ood], np.r_[w_in, w_ood]
     correct = np.r_[in_correct, np.zeros(len(j_ood), bool)]
@@ -176,8 +233,12 @@ def evaluate_policy(policy: RoutingPolicy, *, in_max_prob: np.ndarray, in_correc
         "in_domain": {r: float((d_in == r).mean()) for r in ROUTES},
         "out_of_scope": {r: float((d_ood == r).mean()) for r in ROUTES},
         "coverage": float(weights[routed].sum()),
-        "selective_risk": float(np.sum(weights[routed] * ~correct[routed]) / max(weights[routed].sum(), 1e-12)),
-        "routed_accuracy_in_domain": float(in_correct[d_in == "route"].mean()) if (d_in == "route").any() else None,
+        "selective_risk": float(
+            np.sum(weights[routed] * ~correct[routed]) / max(weights[routed].sum(), 1e-12)
+        ),
+        "routed_accuracy_in_domain": float(in_correct[d_in == "route"].mean())
+        if (d_in == "route").any()
+        else None,
         "aurc_joint": curve["aurc"],
         "aurc_in_domain_max_prob": in_only["aurc"],
         "ece_joint": weighted_ece(joint, correct, weights),
@@ -193,8 +254,14 @@ def summary_table(evaluation: dict, policy: RoutingPolicy) -> list[dict]:
     rows = []
     for who in ("in_domain", "out_of_scope"):
         rows.append({"traffic": who.replace("_", " "), **{r: evaluation[who][r] for r in ROUTES}})
-    rows.append({"traffic": f"mix ({evaluation['ood_prior']:.0%} OOD)", "route": evaluation["coverage"],
-                 "clarify": None, "fallback": None})
+    rows.append(
+        {
+            "traffic": f"mix ({evaluation['ood_prior']:.0%} OOD)",
+            "route": evaluation["coverage"],
+            "clarify": None,
+            "fallback": None,
+        }
+    )
     return rows
 
 
@@ -204,5 +271,11 @@ def curve_points(curve: dict, points: int = 11) -> list[dict]:
     for c in np.linspace(0.1, 1.0, points - 1 if points > 1 else 1):
         i = int(np.searchsorted(curve["coverage"], c - 1e-12))
         i = min(i, len(curve["coverage"]) - 1)
-        out.append({"coverage": float(c), "risk": float(curve["risk"][i]), "confidence": float(curve["confidence"][i])})
+        out.append(
+            {
+                "coverage": float(c),
+                "risk": float(curve["risk"][i]),
+                "confidence": float(curve["confidence"][i]),
+            }
+        )
     return out

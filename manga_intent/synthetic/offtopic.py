@@ -23,51 +23,183 @@ PARTS = ("train", "val")
 
 # --- vocabulary -----------------------------------------------------------------------------------------
 _STORES = (
-    "Best Buy", "Walmart", "Target", "IKEA", "Home Depot", "Sephora", "Zara", "H&M", "Costco", "Lowe's",
-    "Apple Store", "Decathlon", "Trader Joe's", "Wayfair", "Petco", "Ulta", "MediaMarkt", "Argos",
-    "Currys", "Whole Foods", "CVS", "Walgreens", "AutoZone", "REI", "Foot Locker", "Lidl", "Aldi",
+    "Best Buy",
+    "Walmart",
+    "Target",
+    "IKEA",
+    "Home Depot",
+    "Sephora",
+    "Zara",
+    "H&M",
+    "Costco",
+    "Lowe's",
+    "Apple Store",
+    "Decathlon",
+    "Trader Joe's",
+    "Wayfair",
+    "Petco",
+    "Ulta",
+    "MediaMarkt",
+    "Argos",
+    "Currys",
+    "Whole Foods",
+    "CVS",
+    "Walgreens",
+    "AutoZone",
+    "REI",
+    "Foot Locker",
+    "Lidl",
+    "Aldi",
 )
 _PRODUCTS = (
-    "a wall-mounted TV bracket", "a cordless drill", "running shoes in size 9", "a queen size mattress",
-    "a matte red lipstick", "winter tyres", "an orthopedic dog bed", "an espresso machine",
-    "a gaming laptop with an RTX card", "a patio umbrella", "a pack of AA batteries", "whey protein powder",
-    "a convertible car seat", "noise cancelling headphones", "a standing desk", "a robot vacuum",
-    "hiking boots", "a yoga mat", "a 4K monitor", "an air fryer", "a cast iron skillet", "a mountain bike",
-    "baby formula", "a kettlebell", "a phone charger", "a leather sofa", "garden hose fittings",
-    "a smartwatch", "contact lens solution", "an electric toothbrush", "paint for a bathroom ceiling",
-    "a tent for four people", "a microwave", "dress shoes", "a winter parka", "cat litter", "a blender",
+    "a wall-mounted TV bracket",
+    "a cordless drill",
+    "running shoes in size 9",
+    "a queen size mattress",
+    "a matte red lipstick",
+    "winter tyres",
+    "an orthopedic dog bed",
+    "an espresso machine",
+    "a gaming laptop with an RTX card",
+    "a patio umbrella",
+    "a pack of AA batteries",
+    "whey protein powder",
+    "a convertible car seat",
+    "noise cancelling headphones",
+    "a standing desk",
+    "a robot vacuum",
+    "hiking boots",
+    "a yoga mat",
+    "a 4K monitor",
+    "an air fryer",
+    "a cast iron skillet",
+    "a mountain bike",
+    "baby formula",
+    "a kettlebell",
+    "a phone charger",
+    "a leather sofa",
+    "garden hose fittings",
+    "a smartwatch",
+    "contact lens solution",
+    "an electric toothbrush",
+    "paint for a bathroom ceiling",
+    "a tent for four people",
+    "a microwave",
+    "dress shoes",
+    "a winter parka",
+    "cat litter",
+    "a blender",
 )
 _SERVICES = (
-    "a plumber", "car insurance", "a flight to Lisbon", "a hotel room in Chicago", "a haircut appointment",
-    "a rental car", "concert tickets", "a babysitter for Saturday night", "a gym membership", "a dentist appointment",
-    "train tickets to Edinburgh", "an oil change", "a moving truck", "a pizza delivery", "a taxi to the airport",
+    "a plumber",
+    "car insurance",
+    "a flight to Lisbon",
+    "a hotel room in Chicago",
+    "a haircut appointment",
+    "a rental car",
+    "concert tickets",
+    "a babysitter for Saturday night",
+    "a gym membership",
+    "a dentist appointment",
+    "train tickets to Edinburgh",
+    "an oil change",
+    "a moving truck",
+    "a pizza delivery",
+    "a taxi to the airport",
 )
 _CITIES = (
-    "Toronto", "Berlin", "Madrid", "Sydney", "Seoul", "Nairobi", "Boston", "Lyon", "Osaka", "Denver",
-    "Manchester", "Mumbai", "Lima", "Prague", "Vancouver", "Austin", "Dublin", "Cape Town",
+    "Toronto",
+    "Berlin",
+    "Madrid",
+    "Sydney",
+    "Seoul",
+    "Nairobi",
+    "Boston",
+    "Lyon",
+    "Osaka",
+    "Denver",
+    "Manchester",
+    "Mumbai",
+    "Lima",
+    "Prague",
+    "Vancouver",
+    "Austin",
+    "Dublin",
+    "Cape Town",
 )
 _DISHES = (
-    "lasagna", "banana bread", "chicken curry", "pad thai", "a pavlova", "french onion soup", "tacos al pastor",
-    "risotto", "chili con carne", "a carrot cake", "falafel", "pancakes without eggs", "beef stew", "ramen broth",
+    "lasagna",
+    "banana bread",
+    "chicken curry",
+    "pad thai",
+    "a pavlova",
+    "french onion soup",
+    "tacos al pastor",
+    "risotto",
+    "chili con carne",
+    "a carrot cake",
+    "falafel",
+    "pancakes without eggs",
+    "beef stew",
+    "ramen broth",
 )
 _SYMPTOMS = (
-    "a sore throat", "a migraine", "back pain", "a sprained ankle", "heartburn", "a rash on my arm",
-    "trouble sleeping", "a toothache", "a cough that won't go away", "dizziness when I stand up",
+    "a sore throat",
+    "a migraine",
+    "back pain",
+    "a sprained ankle",
+    "heartburn",
+    "a rash on my arm",
+    "trouble sleeping",
+    "a toothache",
+    "a cough that won't go away",
+    "dizziness when I stand up",
 )
 _TOPICS = (
-    "black holes", "the French revolution", "photosynthesis", "inflation", "the stock market",
-    "climate change", "the Roman empire", "quantum computing", "vaccines", "electric cars", "the moon landing",
-    "cryptocurrency", "volcanoes", "the human immune system", "machine learning", "World War I",
+    "black holes",
+    "the French revolution",
+    "photosynthesis",
+    "inflation",
+    "the stock market",
+    "climate change",
+    "the Roman empire",
+    "quantum computing",
+    "vaccines",
+    "electric cars",
+    "the moon landing",
+    "cryptocurrency",
+    "volcanoes",
+    "the human immune system",
+    "machine learning",
+    "World War I",
 )
 _TEAMS = (
-    "the Lakers", "Real Madrid", "the Yankees", "Liverpool", "the Chiefs", "the Maple Leafs", "Bayern Munich",
-    "the Warriors", "Manchester City", "the Dodgers", "Juventus", "the Celtics",
+    "the Lakers",
+    "Real Madrid",
+    "the Yankees",
+    "Liverpool",
+    "the Chiefs",
+    "the Maple Leafs",
+    "Bayern Munich",
+    "the Warriors",
+    "Manchester City",
+    "the Dodgers",
+    "Juventus",
+    "the Celtics",
 )
 _LANGS_CODE = ("Python", "JavaScript", "SQL", "Excel", "Rust", "Java", "bash", "C++")
 _PETS = ("my cat", "my puppy", "my parrot", "my rabbit", "my goldfish", "my hamster", "my old dog")
 _INTENT_WORDS = (
-    "order_tracking", "escalation", "return_request", "promotion", "checkout_help", "faq", "recommendation",
-    "product_discovery", "product_question", "chitchat",
+    "order_tracking",
+    "escalation",
+    "return_request",
+    "promotion",
+    "checkout_help",
+    "faq",
+    "recommendation",
+    "product_discovery",
+    "product_question",
+    "chitchat",
 )
 
 # --- templates per category (slots in braces) ------------------------------------------------------------
@@ -248,8 +380,18 @@ _FOREIGN: dict[str, tuple[str, ...]] = {
 }
 
 _EMOJI = "😀😂🤔🙃🥲🐸🐙🦄🌮🍕🚗🚀⚽🎲🧦🪴🧊🫠💥🔥🌈🍩🎈🐢"
-_FRAMES = ("quick question: ", "ok so ", "one more thing: ", "btw ", "serious question, ", "URGENT ",
-           "random but ", "sorry to bother, ", "can I ask, ", "another one: ")
+_FRAMES = (
+    "quick question: ",
+    "ok so ",
+    "one more thing: ",
+    "btw ",
+    "serious question, ",
+    "URGENT ",
+    "random but ",
+    "sorry to bother, ",
+    "can I ask, ",
+    "another one: ",
+)
 _KEY_ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm", "1234567890")
 
 
@@ -273,10 +415,20 @@ def _fill(template: str, rng: random.Random) -> str:
     city, city2 = rng.sample(_CITIES, 2)
     team, team2 = rng.sample(_TEAMS, 2)
     return template.format(
-        store=rng.choice(_STORES), product=product, product2=product2, service=rng.choice(_SERVICES),
-        city=city, city2=city2, dish=rng.choice(_DISHES), symptom=rng.choice(_SYMPTOMS),
-        topic=rng.choice(_TOPICS), team=team, team2=team2, code=rng.choice(_LANGS_CODE),
-        pet=rng.choice(_PETS), petword=rng.choice(("kitten", "puppy", "goldfish", "turtle")),
+        store=rng.choice(_STORES),
+        product=product,
+        product2=product2,
+        service=rng.choice(_SERVICES),
+        city=city,
+        city2=city2,
+        dish=rng.choice(_DISHES),
+        symptom=rng.choice(_SYMPTOMS),
+        topic=rng.choice(_TOPICS),
+        team=team,
+        team2=team2,
+        code=rng.choice(_LANGS_CODE),
+        pet=rng.choice(_PETS),
+        petword=rng.choice(("kitten", "puppy", "goldfish", "turtle")),
         intent=rng.choice(_INTENT_WORDS),
     )
 
@@ -293,35 +445,49 @@ def _style(text: str, rng: random.Random) -> str:
 
 def _gibberish(rng: random.Random, part: str) -> tuple[str, str]:
     """Keyboard mashes, repeated letters, emoji runs, symbol soup, random syllables (no words)."""
-    kinds = ("mash", "repeat", "emoji", "symbols") if part == "train" else ("syllables", "mixed", "hex", "mash")
+    kinds = (
+        ("mash", "repeat", "emoji", "symbols") if part == "train" else ("syllables", "mixed", "hex", "digits")
+    )
     kind = rng.choice(kinds)
     if kind == "mash":
         row = rng.choice(_KEY_ROWS[:3])
         words = []
         for _ in range(rng.randint(1, 4)):
             start = rng.randrange(len(row) - 3)
-            words.append("".join(rng.choice(row[start:start + 4]) for _ in range(rng.randint(3, 9))))
+            words.append("".join(rng.choice(row[start : start + 4]) for _ in range(rng.randint(3, 9))))
         return " ".join(words), kind
-    if kind == "repeat":
-        ch = rng.choice(string.ascii_lowercase)
-        return ch * rng.randint(6, 30), kind
+    if kind == "repeat":  # two letters in turn, in one or two runs
+        a, b = rng.sample(string.ascii_lowercase, 2)
+        return " ".join((a + b) * rng.randint(3, 12) for _ in range(rng.randint(1, 2))), kind
     if kind == "emoji":
         return "".join(rng.choice(_EMOJI) for _ in range(rng.randint(2, 8))), kind
     if kind == "symbols":
         return "".join(rng.choice("#@$%^&*~!?+=<>/\\|;:") for _ in range(rng.randint(4, 14))), kind
     if kind == "syllables":
         syll = [c + v for c in "bdfgkmnprstvz" for v in "aeiou"]
-        return " ".join("".join(rng.choice(syll) for _ in range(rng.randint(1, 3)))
-                        for _ in range(rng.randint(2, 5))), kind
+        return " ".join(
+            "".join(rng.choice(syll) for _ in range(rng.randint(1, 3))) for _ in range(rng.randint(2, 5))
+        ), kind
+    if kind == "digits":
+        return " ".join(
+            "".join(rng.choice("0123456789") for _ in range(rng.randint(2, 6)))
+            + rng.choice(("", "!", "??", "#"))
+            for _ in range(rng.randint(1, 4))
+        ), kind
     if kind == "hex":
-        return " ".join("".join(rng.choice("0123456789abcdef") for _ in range(rng.randint(4, 10)))
-                        for _ in range(rng.randint(1, 4))), kind
+        return " ".join(
+            "".join(rng.choice("0123456789abcdef") for _ in range(rng.randint(4, 10)))
+            for _ in range(rng.randint(1, 4))
+        ), kind
     letters = string.ascii_letters + string.digits + "!?."  # mixed
-    return "".join(rng.choice(letters) for _ in range(rng.randint(5, 16))) + rng.choice(("", " " + rng.choice(_EMOJI))), kind
+    return "".join(rng.choice(letters) for _ in range(rng.randint(5, 16))) + rng.choice(
+        ("", " " + rng.choice(_EMOJI))
+    ), kind
 
 
-def generate_offtopic(n: int, *, seed: int = 0, part: str = "train",
-                      categories: Sequence[str] = OOD_CATEGORIES) -> list[OffTopicRow]:
+def generate_offtopic(
+    n: int, *, seed: int = 0, part: str = "train", categories: Sequence[str] = OOD_CATEGORIES
+) -> list[OffTopicRow]:
     """`n` out-of-scope rows spread evenly over `categories`, deterministic for (seed, part), no duplicates."""
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
@@ -329,8 +495,12 @@ def generate_offtopic(n: int, *, seed: int = 0, part: str = "train",
     if unknown:
         raise ValueError(f"unknown OOD categories {unknown}; choose from {OOD_CATEGORIES}")
     rng = random.Random(f"offtopic:{seed}:{part}")
-    foreign = [(lang, i, t) for lang, texts in sorted(_FOREIGN.items()) for i, t in enumerate(texts)
-               if i % 2 == (0 if part == "train" else 1)]
+    foreign = [
+        (lang, i, t)
+        for lang, texts in sorted(_FOREIGN.items())
+        for i, t in enumerate(texts)
+        if i % 2 == (0 if part == "train" else 1)
+    ]
     rows: list[OffTopicRow] = []
     seen: set[str] = set()
     attempts = 0
