@@ -76,6 +76,7 @@ def symmetric_kl(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor
 def uniform_target_loss(logits: torch.Tensor) -> torch.Tensor:
     """Outlier exposure's term: cross-entropy from the uniform distribution, -1/K sum_c log p_c, batch mean.
 
-    Equals logsumexp(z) - mean(z) per row: zero only when every class gets the same logit.
+    Equals logsumexp(z) - mean(z) per row: smallest (log K, the uniform distribution's entropy) exactly when
+    every class gets the same logit.
     """
     return (torch.logsumexp(logits, dim=-1) - logits.mean(dim=-1)).mean()
