@@ -208,3 +208,51 @@ def test_ood_file_errors_name_their_lines(tmp_path):
         load_ood_rows(path)
     path.write_text('{"text": "book a flight", "label": "ignored"}\n', encoding="utf-8")
     assert load_ood_rows(path) == [{"text": "book a flight", "category": "unknown"}]
+
+
+def test_the_held_out_ood_half_never_reaches_training_or_fitting(monkeypatch, tmp_path, tiny_base_dir):
+    """`manga-intent train` fits everything with the held-out OOD half (and the golden set) unreadable."""
+    from manga_intent import cli, shipped_data
+    from manga_intent.data import clean_text
+
+    held = {clean_text(r["text"]) for r in shipped_data.ood_heldout_pool()}
+    pools = build_ood_pools(shipped_data.ood_fitting_pool())
+    assert not held & set(pools.train_texts) and not held & set(pools.val_texts)
+
+    def forbidden(*_args, **_kwargs):
+        raise AssertionError("a fitting path read held-out data")
+
+    half = shipped_data._ood_half
+    monkeypatch.setattr(shipped_data, "ood_heldout_pool", forbidden)
+    monkeypatch.setattr(
+        shipped_data, "_ood_half", lambda parity: forbidden() if parity == 1 else half(parity)
+    )
+    original_read = shipped_data.read_rows
+    monkeypatch.setattr(
+        shipped_data,
+        "read_rows",
+        lambda path: forbidden() if path == shipped_data.GOLDEN.path else original_read(path),
+    )
+    data = write_keyword_jsonl(tmp_path / "k.jsonl", n=120)
+    out = tmp_path / "model"
+    assert (
+        cli.main(
+            [
+                "train",
+                "--data",
+                str(data),
+                "--out",
+                str(out),
+                "--base-model",
+                str(tiny_base_dir),
+                "--epochs",
+                "1",
+                "--bootstrap",
+                "0",
+                "--outlier-exposure-weight",
+                "0.5",
+            ]
+        )
+        == 0
+    )
+    assert ServingCalibration.exists(out)
