@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The validation-only ablation sweep behind README "Choosing the defaults": one training per
 # acquisition of the shared CPU lock, results appended to bench/results/ablations.jsonl. Every
-# variant changes one thing against recipe v2 (100-step budget). The loss/imbalance choices
+# variant changes one thing against recipe v2 (250-step budget). The loss/imbalance choices
 # (CE, class weights, oversampling, label smoothing, focal) are compared on validation across
 # 10 seeds by the comparison grid's cached validation logits (bench/validation_choices.py).
 # The many-label set gen80 is measured by bench/train_throughput.py --label-set gen80.

@@ -77,7 +77,8 @@ class PooledEncoderConfig(PretrainedConfig):
             raise ValueError(f"head_dropout must be in [0, 1), got {head_dropout}")
         if isinstance(encoder, PretrainedConfig):
             encoder = encoder.to_dict()
-        self.base_encoder = encoder or {}
+        # the base model's local path is not part of the architecture (and should not leak into shared configs)
+        self.base_encoder = {k: v for k, v in (encoder or {}).items() if k != "_name_or_path"}
         self.pooling = pooling
         self.head_dropout = float(head_dropout)
         super().__init__(**kwargs)
@@ -133,7 +134,6 @@ def _encoder_from_config(encoder_config: PretrainedConfig) -> nn.Module:
 class PooledEncoderForSequenceClassification(PreTrainedModel):
     config_class = PooledEncoderConfig
     base_model_prefix = "encoder"
-    supports_gradient_checkpointing = True
 
     def __init__(self, config: PooledEncoderConfig, encoder: nn.Module | None = None):
         super().__init__(config)

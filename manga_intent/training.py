@@ -79,7 +79,7 @@ class TrainConfig:
 
     epochs: int = 40
     """Upper bound on passes over the data; `max_steps` is the binding budget when set."""
-    max_steps: int | None = 100
+    max_steps: int | None = 250
     """Optimiser-step budget: the schedule spans min(max_steps, epochs x steps per epoch) steps."""
     lr: float | None = None
     head_lr_multiplier: float = 10.0
