@@ -1,13 +1,14 @@
 """OOD, calibration and robustness study on the shipped data: every variant x seed, side by side.
 
     flock /tmp/manga-cpu.lock .venv/bin/python -m bench.ood_study train --variant base --seed 42
+    flock /tmp/manga-cpu.lock .venv/bin/python -m bench.ood_study evaluate --variant base --seed 42
     .venv/bin/python -m bench.ood_study report                 # tables from validation, test and held-out OOD
     flock /tmp/manga-cpu.lock .venv/bin/python -m bench.ood_study latency --variant base --seed 42
     .venv/bin/python -m bench.ood_study gate-report            # golden set: a gate report, read last
 
-One `train` call trains one model (a few minutes on this machine, so the CPU lock is taken per model) and
-writes bench/results/ood/<variant>-s<seed>/: results.json (validation fit, test split, held-out OOD half,
-robustness) and golden.npz (golden-set logits, read only by `gate-report`). Variants:
+`train` trains one model and saves it; `evaluate` measures it (each call is one CPU-lock acquisition of a
+few minutes) and writes bench/results/ood/<variant>-s<seed>/results.json (validation fit, test split,
+held-out OOD half, robustness) and golden.npz (golden-set logits, read only by `gate-report`). Variants:
 
 - `base`: recipe v2 as shipped before this issue;
 - `oe_uniform`: + outlier exposure with the uniform-target loss (OE pool: half the fitting OOD rows + text
@@ -101,10 +102,46 @@ def cmd_train(args) -> int:
         outlier_texts=pools.train_texts if spec.get("oe_weight") else (),
     )
     train_seconds = time.perf_counter() - started
-    model, tok = result.model, result.tokenizer
+    from manga_intent.model_io import save_model
+
+    folder = run_dir(args.variant, args.seed)
+    save_model(
+        result.model,
+        result.tokenizer,
+        folder / "model",
+        {"labels": labels, "recipe": {"max_length": config.max_length}},
+    )
+    info = {
+        "variant": args.variant,
+        "seed": args.seed,
+        "train_seconds": train_seconds,
+        "steps": result.steps,
+        "best_step": result.best.step,
+        "train_rows": len(train_rows),
+        "pools": pools.sources,
+        "labels": labels,
+        "notes": result.notes,
+    }
+    (folder / "train.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    print(f"{args.variant} seed {args.seed}: trained {result.steps} steps in {train_seconds:.0f}s")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    """Everything measured on a trained study model (its own CPU-lock acquisition)."""
+    from manga_intent.model_io import load_trained
+
+    folder = run_dir(args.variant, args.seed)
+    info = json.loads((folder / "train.json").read_text())
+    model, tok, card = load_trained(folder / "model")
+    labels = info["labels"]
+    oos = OUT_OF_SCOPE in labels
+    splits = make_splits(load_jsonl(SEED_CORPUS.path).examples, seed=SPLIT_SEED)
+    pools = build_ood_pools(ood_fitting_pool())
+    max_length = card["recipe"]["max_length"]
 
     def run(texts, cleaner=CLEANERS["clean_text"]):
-        return eager_outputs(model, tok, texts, max_length=config.max_length, cleaner=cleaner)
+        return eager_outputs(model, tok, texts, max_length=max_length, cleaner=cleaner)
 
     index = {label: i for i, label in enumerate(INTENTS)}
     y = {
@@ -202,8 +239,6 @@ def cmd_train(args) -> int:
 
             report = run_robustness(predict, splits.test, INTENTS, phrasings=phrasings, seed=0, flag_ood=flag)
             robustness[f"{phrasings}/{cleaner_name}"] = report.as_dict()
-    folder = run_dir(args.variant, args.seed)
-    folder.mkdir(parents=True, exist_ok=True)
     golden = read_rows(GOLDEN.path)  # scored now, read only by `gate-report`
     g = run([r["text"] for r in golden])
     np.savez(
@@ -212,21 +247,9 @@ def cmd_train(args) -> int:
         features=g.features,
         labels=np.array([index[r["label"]] for r in golden]),
     )
-    if args.save_model:
-        from manga_intent.model_io import save_model
-
-        save_model(
-            model, tok, folder / "model", {"labels": labels, "recipe": {"max_length": config.max_length}}
-        )
-        fitted.save(folder / "model")
+    fitted.save(folder / "model")
     results = {
-        "variant": args.variant,
-        "seed": args.seed,
-        "train_seconds": train_seconds,
-        "steps": result.steps,
-        "train_rows": len(train_rows),
-        "pools": pools.sources,
-        "labels": labels,
+        **info,
         "calibration": {
             "calibrator_choice": fitted.calibrator_choice,
             "detector_selection": fitted.detector_selection,
@@ -246,7 +269,7 @@ def cmd_train(args) -> int:
         f"({t['calibrator']}); OOD {t['ood_detector']} heldout AUROC {t['ood']['auroc']:.3f} "
         f"TPR {t['ood']['tpr_at_threshold']:.3f} flags {t['ood']['in_domain_flag_rate']:.3f}; "
         f"inj flip {robustness['heldout/clean_text']['injection_flip_rate']:.3f} "
-        f"goal {robustness['heldout/clean_text']['injection_goal_rate']:.3f}; {train_seconds:.0f}s"
+        f"goal {robustness['heldout/clean_text']['injection_goal_rate']:.3f}"
     )
     return 0
 
@@ -479,12 +502,14 @@ def main(argv=None) -> int:
     p = sub.add_parser("train")
     p.add_argument("--variant", choices=list(VARIANTS), required=True)
     p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--save-model", action="store_true")
     p.add_argument("--base-model", default=None, help="default: the packaged all-MiniLM-L6-v2")
     p.add_argument(
         "--max-steps", type=int, default=None, help="smoke runs only (default: recipe v2's budget)"
     )
     p.add_argument("--quiet", action="store_true")
+    p = sub.add_parser("evaluate")
+    p.add_argument("--variant", choices=list(VARIANTS), required=True)
+    p.add_argument("--seed", type=int, required=True)
     p = sub.add_parser("report")
     p.add_argument("--out", default=None)
     p.add_argument("--all-detectors", action="store_true")
@@ -497,9 +522,13 @@ def main(argv=None) -> int:
     global RESULTS
     if args.results:
         RESULTS = Path(args.results)
-    return {"train": cmd_train, "report": cmd_report, "latency": cmd_latency, "gate-report": cmd_gate_report}[
-        args.command
-    ](args)
+    return {
+        "train": cmd_train,
+        "evaluate": cmd_evaluate,
+        "report": cmd_report,
+        "latency": cmd_latency,
+        "gate-report": cmd_gate_report,
+    }[args.command](args)
 
 
 if __name__ == "__main__":
