@@ -179,3 +179,41 @@ def test_no_model_yet_is_503(tmp_path):
     client = TestClient(create_app(holder, SqlitePredictionLog(tmp_path / "l.sqlite")))
     assert client.post("/v1/classify", json={"text": "hi"}).status_code == 503
     assert client.get("/healthz").json()["status"] == "no_model"
+
+
+def test_the_artifacts_policy_routes_and_the_reply_names_the_detector(tmp_path, tokenizer):
+    """With a serving calibration in the artifact, routing is its fitted policy, and the reply says which
+    detector decided `is_ood` (the prediction log keeps its columns)."""
+    from manga_intent.calibrator_fit import fit_serving_calibration
+    from manga_intent.data import Example
+
+    model = tiny_classifier("bert", len(INTENTS), seed=1).eval()
+    rows = [
+        Example(f"{intent.replace('_', ' ')} question number {i}", intent)
+        for intent in INTENTS
+        for i in range(3)
+    ]
+    fitted = fit_serving_calibration(
+        model,
+        tokenizer,
+        INTENTS,
+        train=rows,
+        val=rows,
+        ood_val_texts=["book a flight", "weather tomorrow", "qwerty zxcv"],
+        max_length=64,
+    )
+    compile_classifier(
+        model, tokenizer, tmp_path / "a", labels=INTENTS, calibration=fitted, backend="onnx", max_length=64
+    )
+    holder = ModelHolder(FixedModel(tmp_path / "a", "v-ood"), reload_seconds=3600)
+    holder.refresh()
+    log = SqlitePredictionLog(tmp_path / "log.sqlite")
+    client = TestClient(create_app(holder, log, ServiceSettings()))
+    texts = ["where is my order", "book a flight to rome", "zzzz qqqq"]
+    bodies = [client.post("/v1/classify", json={"text": t}).json() for t in texts]
+    expected = holder.model.classify(texts)
+    for body, prediction in zip(bodies, expected):
+        assert body["ood_detector"] == fitted.detector.kind
+        assert body["route"] == prediction.route and body["is_ood"] == (prediction.route == "fallback")
+        assert body["ood_score"] == pytest.approx(prediction.ood_score, abs=1e-5)
+    assert [r["route"] for r in log.read_since(0)] == [b["route"] for b in bodies]
