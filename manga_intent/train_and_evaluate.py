@@ -22,7 +22,7 @@ from manga_intent.calibration import calibrate_on_validation, calibration_scores
 from manga_intent.coverage import tokenizer_coverage
 from manga_intent.data import DataSplits, Example, data_hash, label_shares
 from manga_intent.inference import predict_logits, softmax
-from manga_intent.metrics import classification_report, rare_labels_from_shares
+from manga_intent.metrics import classification_report, classwise_ece, rare_labels_from_shares
 from manga_intent.model_io import resolve_base_model, save_model, write_calibration
 from manga_intent.taxonomy import RARE_SHARE_THRESHOLD
 from manga_intent.training import TrainConfig, TrainResult, train_classifier
@@ -52,11 +52,13 @@ def evaluate_examples(
     n_boot: int = 1000,
     seed: int = 0,
     temperature: float = 1.0,
+    calibrator=None,
 ) -> dict:
     """Full metric report of `model` on `examples` (labels must be in `label_list`).
 
-    Probabilities are divided by `temperature` (the model's calibrated one); the uncalibrated ECE,
-    NLL and Brier are reported beside the calibrated ones.
+    Probabilities are divided by `temperature` (the model's calibrated one), or mapped by `calibrator`
+    (a `calibrators.Calibrator`, e.g. vector scaling) when given; the uncalibrated ECE, NLL and Brier are
+    reported beside the calibrated ones.
     """
     index = {label: i for i, label in enumerate(label_list)}
     unknown = sorted({e.label for e in examples} - set(index))
@@ -66,18 +68,24 @@ def evaluate_examples(
         raise ValueError("no rows to evaluate")
     logits = predict_logits(model, tokenizer, [e.text for e in examples], max_length=max_length)
     y = np.array([index[e.label] for e in examples])
+    probs = calibrator.probabilities(logits) if calibrator is not None else softmax(logits, temperature)
+    if calibrator is not None:
+        temperature = calibrator.temperature
     report = classification_report(
-        y, softmax(logits, temperature), list(label_list), rare_labels=rare_labels, n_boot=n_boot, seed=seed
+        y, probs, list(label_list), rare_labels=rare_labels, n_boot=n_boot, seed=seed
     )
     scores = calibration_scores(logits, y, temperature)
     report.update({k: scores[k] for k in ("ece_uncalibrated", "nll_uncalibrated", "brier_uncalibrated")})
     report["temperature"] = float(temperature)
+    if calibrator is not None:
+        report["calibrator"] = calibrator.family
+        report["classwise_ece"] = classwise_ece(probs, y)["mean"]
     report["per_rare_intent_accuracy"] = {
         label: report["per_intent"][label]["recall"]
         for label in report["rare_intents"]
         if report["per_intent"][label]["support"] > 0
     }
-    segments = segment_accuracy(examples, [label_list[i] for i in logits.argmax(axis=1)])
+    segments = segment_accuracy(examples, [label_list[i] for i in probs.argmax(axis=1)])
     if segments:
         report["segment_accuracy"] = segments
     return report
@@ -95,11 +103,19 @@ def run_training(
     progress: bool = True,
     model_and_tokenizer: tuple | None = None,
     extra_card: dict | None = None,
+    ood_pools=None,
+    serving_options: dict | None = None,
 ) -> tuple[TrainResult, dict, dict]:
     """Train, calibrate on val, score val and (when there are test rows) test, optionally save.
 
     Returns (result, metrics, card). metrics' top-level scores are the test split's, or the
     validation split's when the data has no test rows (`split` says which).
+
+    With `ood_pools` (`calibrator_fit.OODPools`) the model is trained with outlier exposure on
+    `ood_pools.train_texts` (when `config.outlier_exposure_weight > 0`) and the whole serving calibration
+    (calibrator family, OOD detector, routing policy; `calibrator_fit.fit_serving_calibration`) is fitted on
+    the validation split and `ood_pools.val_texts` and written into the model directory; the reported
+    calibrated scores are then that calibrator's.
     """
     started = time.perf_counter()
     result = train_classifier(
@@ -110,7 +126,22 @@ def run_training(
         base_model=base_model,
         model_and_tokenizer=model_and_tokenizer,
         progress=progress,
+        outlier_texts=ood_pools.train_texts if ood_pools is not None else (),
     )
+    serving = None
+    if ood_pools is not None:
+        from manga_intent.calibrator_fit import fit_serving_calibration
+
+        serving = fit_serving_calibration(
+            result.model,
+            result.tokenizer,
+            label_list,
+            train=splits.train,
+            val=splits.val,
+            ood_val_texts=ood_pools.val_texts,
+            max_length=result.config.max_length,
+            **(serving_options or {}),
+        )
     fit = calibrate_on_validation(
         result.model, result.tokenizer, splits.val, label_list, max_length=result.config.max_length
     )
@@ -127,6 +158,7 @@ def run_training(
             max_length=result.config.max_length,
             n_boot=n_boot,
             temperature=fit.temperature,
+            calibrator=serving.calibrator if serving is not None else None,
         )
 
     val_report = report(splits.val)
@@ -148,6 +180,7 @@ def run_training(
             )
         },
         "calibration": {**fit.as_dict(), "fitted_on": "val"},
+        **({"serving_calibration": _serving_summary(serving, ood_pools)} if serving is not None else {}),
         "train_seconds": result.train_seconds,
         "examples_per_second": result.examples_per_second,
         "wall_seconds": time.perf_counter() - started,
@@ -206,7 +239,25 @@ def run_training(
     if out_dir is not None:
         save_model(result.model, result.tokenizer, out_dir, card)
         write_calibration(out_dir, metrics["calibration"])
+        if serving is not None:
+            serving.save(out_dir)
     return result, metrics, card
+
+
+def _serving_summary(serving, pools) -> dict:
+    from manga_intent.calibrator_fit import public
+
+    return {
+        "calibrator": serving.calibrator.as_dict(),
+        "calibrator_choice": serving.calibrator_choice["table"],
+        "ood_detector": serving.detector.kind,
+        "ood_threshold": serving.detector.threshold,
+        "detector_choice": serving.detector_selection["table"],
+        "routing": serving.policy.as_dict(),
+        "validation": public(serving.validation),
+        "ood_pools": pools.sources,
+        "fitted_on": "val split + validation OOD pool (train split for the feature statistics)",
+    }
 
 
 def _versions() -> dict:
