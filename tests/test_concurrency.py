@@ -111,7 +111,18 @@ OPEN_GATE = {
 
 def _run_config(epochs: int, lr: float) -> dict:
     return {
-        "ops": {"trained_model": {"config": {"epochs": epochs, "lr": lr, "bootstrap": 20}}},
+        "ops": {
+            "trained_model": {
+                # a random tiny encoder: nothing pretrained to protect, so train its embeddings, no multiplier
+                "config": {
+                    "epochs": epochs,
+                    "lr": lr,
+                    "bootstrap": 20,
+                    "freeze_word_embeddings": False,
+                    "head_lr_multiplier": 1.0,
+                }
+            }
+        },
         "resources": {"gate_settings": {"config": OPEN_GATE}},
     }
 
@@ -168,8 +179,8 @@ def test_two_retrains_launched_together_end_with_the_good_one_as_champion(
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
 
-    launch("2024", _run_config(epochs=2, lr=3e-3))  # good
-    launch("123", _run_config(epochs=3, lr=1e-9))  # weak (untrained), and slower
+    launch("2024", _run_config(epochs=10, lr=3e-3))  # good
+    launch("123", _run_config(epochs=12, lr=1e-9))  # weak (untrained), and slower
     queued = instance.get_run_records(dg.RunsFilter(job_name="seed_sweep_job"))
     assert len(queued) == 2 and {r.dagster_run.status for r in queued} == {dg.DagsterRunStatus.QUEUED}
 

@@ -53,7 +53,19 @@ def models(tmp_path_factory, tokenizer):
         splits.train,
         splits.val,
         LABELS,
-        TrainConfig(epochs=6, lr=3e-3, batch_size=16, lr_decay=0.9, patience=6, overfit_gap=10.0),
+        # a random tiny encoder: nothing pretrained to protect, so no step budget, frozen embeddings or head
+        # multiplier (recipe v2's defaults are for pretrained bases)
+        TrainConfig(
+            epochs=8,
+            max_steps=None,
+            lr=3e-3,
+            batch_size=16,
+            lr_decay=0.9,
+            patience=8,
+            overfit_gap=10.0,
+            freeze_word_embeddings=False,
+            head_lr_multiplier=1.0,
+        ),
         model_and_tokenizer=(tiny_classifier("bert", len(LABELS)), tokenizer),
         progress=False,
     )

@@ -195,22 +195,28 @@ def test_killed_worker_others_keep_answering_and_it_comes_back(fixed_service):
     )  # rows only for answers the killed socket lost
 
 
-def register(registry, store, run_id: str, directory: Path, name: str) -> str:
-    uri = store.put_dir(directory, f"compiled/{name}")
-    return registry.register_candidate(run_id, uri, {"seed": "0"})
+def register(registry, run_id: str, directory: Path) -> str:
+    return registry.register_candidate(run_id, directory, {"seed": "0"})
+
+
+def promote(registry, version: str) -> None:
+    """What a passed gate does: tag the version passed and move the champion alias (compare-and-set)."""
+    from serving.registry import GATE_TAG, PASSED
+
+    champion = registry.alias_versions()["champion"]
+    registry.move_alias("champion", version, expected={"champion": champion}, tags={GATE_TAG: PASSED})
 
 
 def test_hot_swap_under_load_and_a_corrupt_champion(artifacts, tmp_path):
     from mlflow import MlflowClient
 
-    from serving.artifacts import LocalArtifacts
     from serving.registry import ModelRegistry
 
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    registry, store = ModelRegistry(tracking), LocalArtifacts(tmp_path / "artifacts")
+    registry = ModelRegistry(tracking)
     run_id = MlflowClient(tracking).create_run(MlflowClient(tracking).create_experiment("swap")).info.run_id
-    v1 = register(registry, store, run_id, artifacts["v1"], "v1")
-    registry.promote(v1, {})
+    v1 = register(registry, run_id, artifacts["v1"])
+    promote(registry, v1)
     env = {"MLFLOW_TRACKING_URI": tracking, "MANGA_ARTIFACT_URI": str(tmp_path / "artifacts")}
     log_path = tmp_path / "log.sqlite"
     args = ["--log", str(log_path), "--reload-seconds", "0.3"]
@@ -222,9 +228,9 @@ def test_hot_swap_under_load_and_a_corrupt_champion(artifacts, tmp_path):
         service.wait_ready()
         with Load(service, "swap") as load:
             time.sleep(1.0)
-            v2 = register(registry, store, run_id, artifacts["v2"], "v2")
+            v2 = register(registry, run_id, artifacts["v2"])
             expected[v2] = CompiledClassifier(artifacts["v2"])
-            registry.promote(v2, {})
+            promote(registry, v2)
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
                 recent = [r for r in list(load.ok.values())[-20:]]
@@ -242,8 +248,8 @@ def test_hot_swap_under_load_and_a_corrupt_champion(artifacts, tmp_path):
         assert {w["model_version"] for w in service.workers().values()} == {v2}
 
         # a corrupt upload becomes champion: every worker keeps v2 and reports the error
-        v3 = register(registry, store, run_id, artifacts["corrupt"], "v3")
-        registry.promote(v3, {})
+        v3 = register(registry, run_id, artifacts["corrupt"])
+        promote(registry, v3)
         time.sleep(2.0)
         for status in service.workers().values():
             assert (
@@ -260,7 +266,6 @@ def test_hot_swap_under_load_and_a_corrupt_champion(artifacts, tmp_path):
         assert rows[request_id][0] == reply["model_version"]  # the row names the same version as the answer
 
     # a fresh start while the champion is corrupt serves the newest passed version that loads
-    registry.client().set_model_version_tag(registry.model_name, v3, "gate", "passed")
     restarted = Service(args, env={**env, "MANGA_HOME": str(tmp_path / "home2")})
     try:
         restarted.wait_ready()
