@@ -99,34 +99,39 @@ def free_port() -> int:
 
 
 def compile_artifact(model_dir: Path, out: Path) -> dict:
-    """Calibrate on validation, compile, quantize with the guard. Returns the build summary."""
-    from manga_intent.calibrator_fit import fit_calibrator
+    """Calibrate on validation, compile, quantize with the guard. Returns the build summary.
+
+    The serving calibration (calibrator, OOD detector, routing policy) is the one `manga-intent train`
+    wrote into the model directory, or is fitted here the same way (validation split + validation OOD pool).
+    """
+    from manga_intent.calibrator_fit import ServingCalibration, build_ood_pools, fit_serving_calibration
     from manga_intent.compiled import build_artifact
     from manga_intent.data import load_jsonl, make_splits
     from manga_intent.model_io import load_trained
-    from manga_intent.shipped_data import SEED_CORPUS, ood_fitting_pool, ood_heldout_pool
+    from manga_intent.shipped_data import SEED_CORPUS, ood_fitting_pool
 
     splits = make_splits(load_jsonl(SEED_CORPUS.path).examples, seed=42)
     model, tokenizer, card = load_trained(model_dir)
     max_length = card["recipe"]["max_length"]
-    fit = fit_calibrator(
-        model,
-        tokenizer,
-        card["labels"],
-        val=splits.val,
-        test=splits.test,
-        ood_fit_texts=[r["text"] for r in ood_fitting_pool()],
-        ood_heldout_texts=[r["text"] for r in ood_heldout_pool()],
-        max_length=max_length,
-    )
+    if ServingCalibration.exists(model_dir):
+        fit = ServingCalibration.load(model_dir)
+    else:
+        fit = fit_serving_calibration(
+            model,
+            tokenizer,
+            card["labels"],
+            train=splits.train,
+            val=splits.val,
+            ood_val_texts=build_ood_pools(ood_fitting_pool()).val_texts,
+            max_length=max_length,
+        )
     started = time.perf_counter()
     built = build_artifact(
         model,
         tokenizer,
         out,
         labels=card["labels"],
-        temperature=fit.temperature,
-        ood_threshold=fit.ood_threshold,
+        calibration=fit,
         check_texts=[e.text for e in splits.val[:100]],
         max_length=max_length,
         backend="onnx",
@@ -136,6 +141,8 @@ def compile_artifact(model_dir: Path, out: Path) -> dict:
     )
     return {
         "temperature": fit.temperature,
+        "calibrator": fit.calibrator.family,
+        "ood_detector": fit.detector.kind,
         "seconds": time.perf_counter() - started,
         "quantization": built.quantization,
         "latency_served": built.latency,

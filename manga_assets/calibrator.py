@@ -1,18 +1,34 @@
-"""`calibrator`: temperature scaling and the energy-score OOD threshold, per training seed."""
+"""`calibrator`: the serving calibration (calibrator, OOD detector, routing policy) per training seed.
+
+The calibration is the one `manga-intent train` fits (`calibrator_fit.fit_serving_calibration`, on the
+validation split and the validation OOD pool); `trained_model` writes it into the model directory through
+the same `run_training` the CLI calls, and this asset takes it from there (refitting only for a model
+directory without one). Everything shown here is then scored on data that chose nothing: the test split and
+the held-out half of the OOD set.
+"""
 
 import tempfile
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 
 from manga_assets.manifests import Calibration, DatasetSnapshot, TrainedModel
 from manga_assets.metadata import markdown_table, md
 from manga_assets.partitions import seed_partitions
 from manga_assets.snapshots import dataset_splits, read_snapshot
-from manga_intent.calibrator_fit import fit_calibrator
+from manga_intent.calibrator_fit import (
+    ServingCalibration,
+    build_ood_pools,
+    eager_outputs,
+    fit_serving_calibration,
+    public,
+    score_outputs,
+)
 from manga_intent.model_io import load_trained
-from manga_intent.ood import MAX_IN_DOMAIN_FLAG_RATE
-from manga_intent.plots import markdown_image, reliability_diagram_png
+from manga_intent.ood import MAX_IN_DOMAIN_FLAG_RATE, fit_feature_stats, fit_ood_detector, ood_report
+from manga_intent.plots import markdown_image, reliability_diagram_png, risk_coverage_png
+from manga_intent.routing import DEFAULT_OOD_PRIOR, DEFAULT_TARGET_RISK, summary_table
 from manga_intent.shipped_data import ood_fitting_pool, ood_heldout_pool
 from resources.storage import ArtifactStore
 
@@ -20,6 +36,63 @@ from resources.storage import ArtifactStore
 class CalibratorConfig(dg.Config):
     max_in_domain_flag_rate: float = MAX_IN_DOMAIN_FLAG_RATE
     """The OOD threshold may send at most this share of in-domain validation messages to the fallback."""
+    target_risk: float = DEFAULT_TARGET_RISK
+    """Routed messages may be wrong at most this often on the validation mix (fits `clarify_below`)."""
+    ood_prior: float = DEFAULT_OOD_PRIOR
+    """Share of out-of-scope traffic the joint confidence and the risk-coverage mix assume."""
+    refit: bool = False
+    """Refit on validation here instead of taking the calibration `trained_model` fitted (same function)."""
+
+
+def _heldout_detector_table(model, tokenizer, max_length, splits, labels, heldout_rows, fitted) -> list[dict]:
+    """The single-score detectors, fitted like the served one (validation pool; statistics from the real
+    training split), scored on the held-out OOD half: what the choice was up against."""
+    index = {label: i for i, label in enumerate(labels)}
+    pools = build_ood_pools(ood_fitting_pool())
+
+    def run(texts):
+        return eager_outputs(model, tokenizer, texts, max_length=max_length)
+
+    train, val, pool = (
+        run([e.text for e in splits.train]),
+        run([e.text for e in splits.val]),
+        run(pools.val_texts),
+    )
+    test, held = run([e.text for e in splits.test]), run([r["text"] for r in heldout_rows])
+    stats = None
+    if train.features is not None:
+        stats = fit_feature_stats(
+            train.features, np.array([index[e.label] for e in splits.train]), len(labels)
+        )
+    selection = fit_ood_detector(
+        val_logits=val.logits,
+        pool_logits=pool.logits,
+        val_features=val.features,
+        pool_features=pool.features,
+        stats=stats,
+    )
+    rows = []
+    for kind, detector in selection.candidates.items():
+        if kind.startswith("combined:") or kind == fitted.detector.kind:
+            continue
+        report = ood_report(
+            detector.score(test.logits, test.features),
+            detector.score(held.logits, held.features),
+            detector.threshold,
+        )
+        val_row = next(r for r in selection.table if r["detector"] == kind)
+        rows.append(
+            {
+                "detector": kind,
+                "val AUROC": val_row["auroc"],
+                "held-out AUROC": report["auroc"],
+                "AUPR": report["aupr"],
+                "FPR@95%TPR": report["fpr_at_95_tpr"],
+                "TPR @ op": report["tpr_at_threshold"],
+                "test flag rate": report["in_domain_flag_rate"],
+            }
+        )
+    return rows
 
 
 @dg.asset(group_name="training", partitions_def=seed_partitions, kinds={"python"})
@@ -30,49 +103,132 @@ def calibrator(
     intent_dataset: DatasetSnapshot,
     artifact_store: ArtifactStore,
 ) -> dg.Output[Calibration]:
-    """Fit T by validation NLL, then the OOD threshold on validation + the fitting half of the OOD set.
+    """Calibrator + OOD detector + route/clarify/fallback policy, fitted on validation, scored held out.
 
-    ECE/NLL before and after are measured on the test split; OOD TPR and AUROC on the test split
-    against the held-out half of the OOD set, so neither number is scored on fit data.
+    Metadata: the calibrator families and detectors compared on validation (what chose them), then test-split
+    ECE/class-wise ECE with the reliability diagram, the held-out OOD half per detector and per category,
+    and the risk-coverage curve of the routing policy on a test + held-out OOD mix.
     """
     splits = dataset_splits(read_snapshot(artifact_store, intent_dataset.uri))
+    heldout_rows = ood_heldout_pool()
     with tempfile.TemporaryDirectory() as tmp:
-        model, tokenizer, card = load_trained(artifact_store.get_dir(trained_model.model_uri, Path(tmp)))
-        fit = fit_calibrator(
-            model,
-            tokenizer,
-            card["labels"],
-            val=splits.val,
-            test=splits.test,
-            ood_fit_texts=[r["text"] for r in ood_fitting_pool()],
-            ood_heldout_texts=[r["text"] for r in ood_heldout_pool()],
-            max_in_domain_flag_rate=config.max_in_domain_flag_rate,
-            max_length=card["recipe"]["max_length"],
+        model_dir = artifact_store.get_dir(trained_model.model_uri, Path(tmp) / "model")
+        model, tokenizer, card = load_trained(model_dir)
+        labels, max_length = card["labels"], card["recipe"]["max_length"]
+        if ServingCalibration.exists(model_dir) and not config.refit:
+            fitted, source = ServingCalibration.load(model_dir), "fitted by trained_model (run_training)"
+        else:
+            fitted = fit_serving_calibration(
+                model,
+                tokenizer,
+                labels,
+                train=splits.train,
+                val=splits.val,
+                ood_val_texts=build_ood_pools(ood_fitting_pool()).val_texts,
+                max_length=max_length,
+                max_in_domain_flag_rate=config.max_in_domain_flag_rate,
+                target_risk=config.target_risk,
+                ood_prior=config.ood_prior,
+            )
+            source = "fitted here on validation"
+        index = {label: i for i, label in enumerate(labels)}
+        test_out = eager_outputs(model, tokenizer, [e.text for e in splits.test], max_length=max_length)
+        held_out = eager_outputs(model, tokenizer, [r["text"] for r in heldout_rows], max_length=max_length)
+        report = score_outputs(
+            fitted,
+            test_out,
+            np.array([index[e.label] for e in splits.test]),
+            labels,
+            ood=held_out,
+            ood_categories=[r["category"] for r in heldout_rows],
         )
-    manifest = Calibration(seed=trained_model.seed, **fit.as_dict())
-    png = reliability_diagram_png(
-        {"before (T=1)": fit.reliability_before, f"after (T={fit.temperature:.3f})": fit.reliability_after},
+        served = {
+            "detector": f"{fitted.detector.kind} (served)",
+            "val AUROC": next(r["auroc"] for r in fitted.detector_selection["table"] if r["chosen"]),
+            "held-out AUROC": report["ood"]["auroc"],
+            "AUPR": report["ood"]["aupr"],
+            "FPR@95%TPR": report["ood"]["fpr_at_95_tpr"],
+            "TPR @ op": report["ood"]["tpr_at_threshold"],
+            "test flag rate": report["ood"]["in_domain_flag_rate"],
+        }
+        detectors = [
+            served,
+            *_heldout_detector_table(model, tokenizer, max_length, splits, labels, heldout_rows, fitted),
+        ]
+        out = Path(tmp) / "calibration"
+        out.mkdir()
+        fitted.save(out)
+        uri = artifact_store.put_dir(out, f"calibration/{context.run_id}/seed={trained_model.seed}")
+    ood, risk = report["ood"], report["risk_coverage"]
+    manifest = Calibration(
+        temperature=fitted.temperature,
+        ood_threshold=fitted.detector.threshold,
+        seed=trained_model.seed,
+        validation_fit=public(fitted.validation),
+        test={
+            k: report[k]
+            for k in ("ece", "ece_uncalibrated", "classwise_ece", "nll", "nll_uncalibrated", "accuracy")
+        },
+        ood_fit={"detector_selection": fitted.detector_selection["table"]},
+        ood_heldout={
+            k: ood[k] for k in ("auroc", "aupr", "fpr_at_95_tpr", "tpr_at_threshold", "in_domain_flag_rate")
+        },
+        calibration_uri=uri,
+        calibrator=fitted.calibrator.as_dict(),
+        ood_detector=fitted.detector.kind,
+        routing=fitted.policy.as_dict(),
+    )
+    reliability = reliability_diagram_png(
+        {
+            "before (T=1)": report["reliability_uncalibrated"],
+            f"after ({fitted.calibrator.family})": report["reliability"],
+        },
         f"test split, seed {trained_model.seed}",
     )
+    curves = risk_coverage_png(
+        {
+            "joint confidence, test + held-out OOD (5% mix)": risk["_curve"],
+            "calibrated top probability, test only": risk["_in_domain_curve"],
+        },
+        {f"policy (clarify < {fitted.policy.clarify_below:.2f})": (risk["coverage"], risk["selective_risk"])},
+        f"route / clarify / fallback, seed {trained_model.seed}",
+    )
+    per_category = [{"category": c, **v} for c, v in ood["per_category"].items()]
+    calibrators = fitted.calibrator_choice.get("table", [])
     context.log.info(
-        f"T={fit.temperature:.3f}; test ECE {fit.test['ece_before']:.4f} -> {fit.test['ece_after']:.4f}; "
-        f"OOD AUROC (held out) {fit.ood_heldout['auroc_energy']:.3f}"
+        f"{source}: {fitted.calibrator.family} calibrator, test ECE {report['ece_uncalibrated']:.4f} -> "
+        f"{report['ece']:.4f}; OOD {fitted.detector.kind}: held-out AUROC {ood['auroc']:.3f}, TPR "
+        f"{ood['tpr_at_threshold']:.3f} at {ood['in_domain_flag_rate']:.3f} test flags; AURC {risk['aurc_joint']:.4f}"
     )
     return dg.Output(
         manifest,
         metadata={
-            "temperature": fit.temperature,
-            "test_ece_before": fit.test["ece_before"],
-            "test_ece_after": fit.test["ece_after"],
-            "test_nll_before": fit.test["nll_before"],
-            "test_nll_after": fit.test["nll_after"],
-            "calibration": md(markdown_table(fit.table())),
-            "reliability_diagram": md(markdown_image(png, "reliability diagram")),
-            "ood_energy_threshold": fit.ood_threshold,
-            "ood_in_domain_flag_rate_val": fit.ood_fit.in_domain_flag_rate,
-            "ood_tpr_heldout": fit.ood_heldout["ood_tpr"],
-            "ood_auroc_heldout": fit.ood_heldout["auroc_energy"],
-            "ood_auroc_msp_fit": fit.ood_fit.auroc_msp,
+            "calibration_uri": uri,
+            "source": source,
+            "calibrator_family": fitted.calibrator.family,
+            "temperature": fitted.temperature,
+            "test_ece_before": report["ece_uncalibrated"],
+            "test_ece_after": report["ece"],
+            "test_classwise_ece_after": report["classwise_ece"],
+            "test_nll_before": report["nll_uncalibrated"],
+            "test_nll_after": report["nll"],
+            "calibrator_choice (validation, CV NLL)": md(markdown_table(calibrators)),
+            "reliability_diagram": md(markdown_image(reliability, "reliability diagram")),
+            "ood_detector": fitted.detector.kind,
+            "ood_threshold": fitted.detector.threshold,
+            "detector_choice (validation pool)": md(markdown_table(fitted.detector_selection["table"])),
+            "detectors_heldout": md(markdown_table(detectors)),
+            "ood_auroc_heldout": ood["auroc"],
+            "ood_tpr_heldout": ood["tpr_at_threshold"],
+            "ood_aupr_heldout": ood["aupr"],
+            "ood_fpr_at_95_tpr_heldout": ood["fpr_at_95_tpr"],
+            "ood_in_domain_flag_rate_test": ood["in_domain_flag_rate"],
+            "ood_per_category_heldout": md(markdown_table(per_category)),
+            "clarify_below": fitted.policy.clarify_below,
+            "routing (test + held-out OOD)": md(markdown_table(summary_table(risk, fitted.policy))),
+            "risk_coverage_points": md(markdown_table(risk["curve_points"])),
+            "aurc_joint": risk["aurc_joint"],
+            "risk_coverage_plot": md(markdown_image(curves, "risk-coverage curve")),
             "manifest": dg.MetadataValue.json(manifest.as_dict()),
         },
     )

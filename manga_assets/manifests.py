@@ -96,7 +96,13 @@ class Calibration(Manifest):
     validation_fit: dict[str, Any]
     test: dict[str, float]
     ood_fit: dict[str, Any]
-    ood_heldout: dict[str, float]
+    ood_heldout: dict[str, Any]
+    calibration_uri: str | None = None
+    """The serving calibration files (calibrator, OOD detector with its statistics, routing policy)."""
+    calibrator: dict[str, Any] = field(default_factory=dict)
+    """`calibrators.Calibrator.as_dict()`: family, per-class scale and bias (empty for temperature-only)."""
+    ood_detector: str = "energy"
+    routing: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

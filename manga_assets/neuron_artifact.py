@@ -10,6 +10,7 @@ from manga_assets.manifests import Calibration, CompiledModel, DatasetSnapshot, 
 from manga_assets.metadata import markdown_table, md
 from manga_assets.partitions import seed_partitions
 from manga_assets.snapshots import dataset_splits, read_snapshot
+from manga_intent.calibrator_fit import ServingCalibration
 from manga_intent.compiled import ParityError, build_artifact
 from manga_intent.model_io import load_trained
 from resources.mlflow_registry import MlflowRegistry
@@ -42,6 +43,11 @@ def neuron_artifact(
         model, tokenizer, card = load_trained(
             artifact_store.get_dir(trained_model.model_uri, Path(tmp) / "eager")
         )
+        serving = None  # the calibrator, OOD detector and routing policy go into the artifact
+        if calibrator.calibration_uri:
+            serving = ServingCalibration.load(
+                artifact_store.get_dir(calibrator.calibration_uri, Path(tmp) / "calibration")
+            )
         out = Path(tmp) / "compiled"
         try:
             built = build_artifact(
@@ -49,8 +55,9 @@ def neuron_artifact(
                 tokenizer,
                 out,
                 labels=card["labels"],
-                temperature=calibrator.temperature,
-                ood_threshold=calibrator.ood_threshold,
+                temperature=None if serving else calibrator.temperature,
+                ood_threshold=None if serving else calibrator.ood_threshold,
+                calibration=serving,
                 check_texts=texts,
                 max_length=card["recipe"]["max_length"],
                 backend=compile_settings.backend,
@@ -110,6 +117,7 @@ def neuron_artifact(
             "latency_p99_ms": latency["p99_ms"],
             "latency_messages": latency["n"],
             **quantization_metadata(built.quantization),
+            "ood_detector": built.manifest.get("serving_calibration", {}).get("ood_detector", "energy"),
             "manifest": dg.MetadataValue.json(result.as_dict()),
         },
     )

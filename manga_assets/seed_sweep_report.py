@@ -10,6 +10,7 @@ from manga_assets.manifests import Calibration, DatasetSnapshot, TrainedModel
 from manga_assets.metadata import markdown_table, md
 from manga_assets.partitions import seed_partitions
 from manga_assets.snapshots import dataset_splits, read_snapshot
+from manga_intent.calibrators import Calibrator
 from manga_intent.heldout import GATE_REPORT
 from manga_intent.inference import predict_logits, softmax
 from manga_intent.model_io import load_trained
@@ -65,7 +66,11 @@ def seed_sweep_report(
             labels = card["labels"]
             for name, rows in sets.items():
                 logits = predict_logits(model, tokenizer, [r["text"] for r in rows])
-                probs[name].append(softmax(logits, calibration.temperature))
+                probs[name].append(
+                    Calibrator.from_dict(calibration.calibrator).probabilities(logits)
+                    if calibration.calibrator
+                    else softmax(logits, calibration.temperature)
+                )
     results = {
         name: sweep_summary(
             rows, probs[name], labels, n_boot=config.bootstrap, by_channel=name == "test split"

@@ -11,8 +11,10 @@ from manga_assets.manifests import DatasetSnapshot, HpoResult, SyntheticSet, Tra
 from manga_assets.metadata import md, per_intent_table
 from manga_assets.partitions import seed_partitions
 from manga_assets.snapshots import dataset_splits, read_snapshot
+from manga_intent.calibrator_fit import build_ood_pools
 from manga_intent.data import SPLIT_SEED, DataSplits
 from manga_intent.plots import confusion_matrix_png, markdown_image
+from manga_intent.shipped_data import ood_fitting_pool
 from manga_intent.taxonomy import INTENTS
 from manga_intent.train_and_evaluate import run_training
 from manga_intent.training import TrainConfig
@@ -42,6 +44,10 @@ class TrainedModelConfig(dg.Config):
     lr_decay: float = _V2.lr_decay
     warmup_ratio: float = _V2.warmup_ratio
     freeze_word_embeddings: bool = _V2.freeze_word_embeddings
+    outlier_exposure_weight: float = _V2.outlier_exposure_weight
+    """Uniform-target loss on the OOD training pool (fitting half of data/ood + generated text); 0 = off."""
+    adversarial_augmentation: float = _V2.adversarial_augmentation
+    """Attacked copies of this share of the training rows (training attack phrasings only); 0 = off."""
     use_hpo_best: bool = False
     """Take lr, head multiplier, batch size, decay, epochs and warmup from the latest `hpo_study` (its
     epochs become the budget)."""
@@ -67,6 +73,8 @@ def recipe(config: TrainedModelConfig, seed: int, hpo: HpoResult | None) -> Trai
         lr_decay=config.lr_decay,
         warmup_ratio=config.warmup_ratio,
         freeze_word_embeddings=config.freeze_word_embeddings,
+        outlier_exposure_weight=config.outlier_exposure_weight,
+        adversarial_augmentation=config.adversarial_augmentation,
         split_seed=SPLIT_SEED,
         init_seed=seed,
         sampler_seed=seed,
@@ -135,6 +143,8 @@ def trained_model(
                     "mlflow_run_id": run_id,
                     "synthetic_rows": len(synthetic),
                 },
+                # the same pools `manga-intent train` uses by default: OE training + detector choice
+                ood_pools=build_ood_pools(ood_fitting_pool()),
             )
             (model_dir / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
             png = confusion_matrix_png(

@@ -127,7 +127,46 @@ def _add_train(sub) -> None:
         "train+val pool (k extra trainings; far more rows for the fit)",
     )
     p.add_argument("--calibration-folds", type=int, default=5, help="folds of --calibration cv")
+    _add_ood_training_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
+
+
+def _add_ood_training_options(p) -> None:
+    g = p.add_argument_group("out-of-scope detection, calibration and robustness")
+    g.add_argument(
+        "--ood-data",
+        default="shipped",
+        help="JSONL of out-of-scope texts (one {'text': ...} per line) for outlier exposure and for choosing "
+        "the OOD detector, with generated off-topic text added; 'shipped' (default) = the fitting half of "
+        "data/ood; 'none' = no detector (temperature only)",
+    )
+    g.add_argument(
+        "--outlier-exposure-weight",
+        type=float,
+        default=None,
+        help="weight of the uniform-target loss on out-of-scope batches (0 = off)",
+    )
+    g.add_argument(
+        "--adversarial-augmentation",
+        type=float,
+        default=None,
+        help="add attacked copies of this share of the training rows (training attack phrasings only)",
+    )
+    g.add_argument(
+        "--max-in-domain-flag-rate",
+        type=float,
+        default=None,
+        help="OOD threshold: at most this share of in-domain validation messages go to the fallback (0.05)",
+    )
+    g.add_argument(
+        "--target-risk",
+        type=float,
+        default=None,
+        help="clarify threshold: routed messages may be wrong at most this often on validation (0.03)",
+    )
+    g.add_argument(
+        "--ood-prior", type=float, default=None, help="share of out-of-scope traffic to calibrate for (0.05)"
+    )
 
 
 _TRAIN_OPTIONS = (
@@ -154,6 +193,8 @@ _TRAIN_OPTIONS = (
     "overfit_gap",
     "enforce_overfit_guard",
     "temperature_start",
+    "outlier_exposure_weight",
+    "adversarial_augmentation",
 )
 
 
@@ -186,7 +227,29 @@ def _add_evaluate(sub) -> None:
         "or all rows",
     )
     p.add_argument("--uncalibrated", action="store_true", help="score raw probabilities (temperature 1)")
+    p.add_argument(
+        "--ood",
+        default=None,
+        help="JSONL of out-of-scope texts (any label ignored): adds the `ood` block and the risk-coverage "
+        "summary of the route/clarify/fallback policy",
+    )
     p.add_argument("--bootstrap", type=int, default=1000)
+    p.add_argument("--quiet", action="store_true")
+
+
+def _add_robustness(sub) -> None:
+    p = sub.add_parser("robustness", help="flip and goal rates of attacks on labelled messages")
+    p.add_argument("--model", required=True)
+    p.add_argument("--data", required=True, help="labelled JSONL; its --split rows are attacked")
+    p.add_argument("--split", default="test", choices=["train", "val", "test", "all"])
+    p.add_argument(
+        "--phrasings",
+        default="heldout",
+        choices=["heldout", "train"],
+        help="attack phrasings: heldout (never used for augmentation; default) or train",
+    )
+    p.add_argument("--attacks", default="all", help="comma-separated attack names (default: all)")
+    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true")
 
 
@@ -255,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate(sub)
     _add_predict(sub)
     _add_compare(sub)
+    _add_robustness(sub)
     _add_plugins(sub)
     return parser
 
@@ -293,6 +357,11 @@ def cmd_train(args) -> int:
     )
     _log(args, f"{len(loaded.examples)} rows, {len(label_list)} labels, split {splits.sizes()}{carved}")
     out = Path(args.out)
+    pools, serving_options = _ood_pools_from_args(args)
+    if pools is None and config.outlier_exposure_weight > 0:
+        raise ValueError("--outlier-exposure-weight needs out-of-scope texts: drop --ood-data none")
+    if pools is not None:
+        _log(args, f"out-of-scope pools: {pools.sources}")
     result, metrics, _ = run_training(
         splits,
         label_list,
@@ -307,6 +376,8 @@ def cmd_train(args) -> int:
         },
         calibration=args.calibration,
         calibration_folds=args.calibration_folds,
+        ood_pools=pools,
+        serving_options=serving_options,
     )
     metrics["quarantined_rows"] = len(loaded.quarantined)
     metrics["quarantine_counts"] = loaded.quarantine_counts
@@ -340,10 +411,36 @@ def cmd_train(args) -> int:
                     )
                 },
                 "temperature": metrics["calibration"]["temperature"],
+                **(
+                    {
+                        "calibrator": metrics["serving_calibration"]["calibrator"]["family"],
+                        "ood_detector": metrics["serving_calibration"]["ood_detector"],
+                        "ood_threshold": metrics["serving_calibration"]["ood_threshold"],
+                        "clarify_below": metrics["serving_calibration"]["routing"]["clarify_below"],
+                    }
+                    if "serving_calibration" in metrics
+                    else {}
+                ),
             }
         )
     )
     return 0
+
+
+def _ood_pools_from_args(args):
+    """(OODPools or None, options for fit_serving_calibration) from the train options."""
+    from manga_intent.calibrator_fit import build_ood_pools, load_ood_rows
+    from manga_intent.shipped_data import ood_fitting_pool
+
+    options = {
+        name: getattr(args, name)
+        for name in ("max_in_domain_flag_rate", "target_risk", "ood_prior")
+        if getattr(args, name, None) is not None
+    }
+    if args.ood_data == "none":
+        return None, options
+    rows = ood_fitting_pool() if args.ood_data == "shipped" else load_ood_rows(args.ood_data)
+    return build_ood_pools(rows), options
 
 
 def cmd_evaluate(args) -> int:
@@ -357,24 +454,70 @@ def cmd_evaluate(args) -> int:
     examples = examples_for_split(
         loaded.examples, args.split, seed=card.get("recipe", {}).get("split_seed", 42)
     )
+    from manga_intent.calibrator_fit import ServingCalibration
+
     temperature = 1.0 if args.uncalibrated else read_temperature(args.model)
+    serving = ServingCalibration.load(args.model) if ServingCalibration.exists(args.model) else None
+    max_length = card.get("recipe", {}).get("max_length", 128)
     report = evaluate_examples(
         model,
         tokenizer,
         examples,
         labels,
         rare_labels=card.get("rare_intents", []),
-        max_length=card.get("recipe", {}).get("max_length", 128),
+        max_length=max_length,
         n_boot=args.bootstrap,
         temperature=temperature,
+        calibrator=serving.calibrator if serving is not None and not args.uncalibrated else None,
     )
     report["split"] = args.split
+    if args.ood is not None:
+        report.update(_ood_evaluation(model, tokenizer, serving, examples, labels, args, max_length))
     print(json.dumps(report, ensure_ascii=False))
     return 0
 
 
+def _ood_evaluation(model, tokenizer, serving, examples, labels, args, max_length) -> dict:
+    """The `ood` block and the risk-coverage summary for `evaluate --ood`."""
+    import numpy as np
+
+    from manga_intent.calibrator_fit import eager_outputs, load_ood_rows, public, score_outputs
+
+    if serving is None:
+        raise ValueError(
+            f"{args.model} has no OOD detector (trained with --ood-data none, or before it existed); "
+            "retrain with `manga-intent train` to get one"
+        )
+    rows = load_ood_rows(args.ood)
+    index = {label: i for i, label in enumerate(labels)}
+    scored = score_outputs(
+        serving,
+        eager_outputs(model, tokenizer, [e.text for e in examples], max_length=max_length),
+        np.array([index[e.label] for e in examples]),
+        labels,
+        ood=eager_outputs(model, tokenizer, [r["text"] for r in rows], max_length=max_length),
+        ood_categories=[r["category"] for r in rows],
+        curve=True,
+    )
+    scored = public(scored)
+    risk = scored["risk_coverage"]
+    _log(
+        args,
+        f"OOD ({scored['ood']['detector']}): AUROC {scored['ood']['auroc']:.3f}  TPR {scored['ood']['tpr_at_threshold']:.3f} "
+        f"at {scored['ood']['in_domain_flag_rate']:.3f} in-domain flags; routing: coverage {risk['coverage']:.3f}, "
+        f"selective risk {risk['selective_risk']:.3f}, AURC {risk['aurc_joint']:.4f}",
+    )
+    return {
+        "ood": scored["ood"],
+        "risk_coverage": risk,
+        "classwise_ece": scored["classwise_ece"],
+        "calibrator": scored["calibrator"],
+    }
+
+
 def cmd_predict(args) -> int:
-    from manga_intent.inference import predict_logits, softmax, top_k
+    from manga_intent.calibrator_fit import ServingCalibration, eager_outputs
+    from manga_intent.inference import softmax, top_k
     from manga_intent.model_io import load_trained, read_temperature
 
     model, tokenizer, card = load_trained(args.model)
@@ -383,23 +526,81 @@ def cmd_predict(args) -> int:
     empty = [i for i, t in enumerate(args.texts) if not t.strip()]
     if empty:
         raise ValueError(f"text argument(s) {empty} are empty")
-    probs = softmax(
-        predict_logits(model, tokenizer, args.texts, max_length=card["recipe"]["max_length"]), temperature
-    )
-    for text, row in zip(args.texts, probs):
+    serving = ServingCalibration.load(args.model) if ServingCalibration.exists(args.model) else None
+    outputs = eager_outputs(model, tokenizer, args.texts, max_length=card["recipe"]["max_length"])
+    if serving is None:
+        probs = softmax(outputs.logits, temperature)
+    else:
+        probs = serving.probabilities(outputs.logits)
+        scores = serving.ood_scores(outputs)
+        routes = serving.policy.decide(probs.max(1), scores)
+    for i, (text, row) in enumerate(zip(args.texts, probs)):
         ranked = top_k(row, labels, 3)
-        print(
-            json.dumps(
-                {
-                    "text": text,
-                    "intent": ranked[0]["intent"],
-                    "confidence": ranked[0]["confidence"],
-                    "top3": ranked,
-                },
-                ensure_ascii=False,
+        line = {
+            "text": text,
+            "intent": ranked[0]["intent"],
+            "confidence": ranked[0]["confidence"],
+            "top3": ranked,
+        }
+        if serving is not None:
+            line.update(
+                is_ood=bool(scores[i] > serving.detector.threshold),
+                ood_score=round(float(scores[i]), 6),
+                ood_detector=serving.detector.kind,
+                route=str(routes[i]),
             )
-        )
+        print(json.dumps(line, ensure_ascii=False))
     return 0
+
+
+def cmd_robustness(args) -> int:
+    from manga_intent.calibrator_fit import ServingCalibration, eager_outputs
+    from manga_intent.data import examples_for_split, load_jsonl
+    from manga_intent.model_io import load_trained
+    from manga_intent.robustness import ATTACKS, ATTACKS_BY_NAME, run_robustness
+
+    model, tokenizer, card = load_trained(args.model)
+    labels = card["labels"]
+    loaded = load_jsonl(args.data, allowed_labels=labels)
+    examples = examples_for_split(
+        loaded.examples, args.split, seed=card.get("recipe", {}).get("split_seed", 42)
+    )
+    names = (
+        [a.name for a in ATTACKS] if args.attacks == "all" else [a.strip() for a in args.attacks.split(",")]
+    )
+    unknown = sorted(set(names) - set(ATTACKS_BY_NAME))
+    if unknown:
+        raise ValueError(f"unknown attacks {unknown}; choose from {sorted(ATTACKS_BY_NAME)}")
+    serving = ServingCalibration.load(args.model) if ServingCalibration.exists(args.model) else None
+    max_length = card.get("recipe", {}).get("max_length", 128)
+
+    def predict(texts):
+        logits = eager_outputs(model, tokenizer, texts, max_length=max_length).logits
+        return serving.probabilities(logits).argmax(1) if serving is not None else logits.argmax(1)
+
+    def flag(texts):
+        return serving.detector.flags(
+            *_logits_features(eager_outputs(model, tokenizer, texts, max_length=max_length))
+        )
+
+    report = run_robustness(
+        predict,
+        examples,
+        labels,
+        attacks=[ATTACKS_BY_NAME[n] for n in names],
+        phrasings=args.phrasings,
+        seed=args.seed,
+        flag_ood=flag if serving is not None else None,
+    )
+    for row in report.rows:
+        goal = "" if row["goal_rate"] is None else f"  goal {row['goal_rate']:.3f}"
+        _log(args, f"{row['attack']:<22} flip {row['flip_rate']:.3f}{goal}  accuracy {row['accuracy']:.3f}")
+    print(json.dumps(report.as_dict(), ensure_ascii=False))
+    return 0
+
+
+def _logits_features(outputs):
+    return outputs.logits, outputs.features
 
 
 def cmd_compare(args) -> int:
@@ -498,7 +699,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.quiet:
         logging.disable(logging.WARNING)
         silence_progress_bars()
-    handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "compare": cmd_compare}
+    handlers = {
+        "train": cmd_train,
+        "evaluate": cmd_evaluate,
+        "predict": cmd_predict,
+        "compare": cmd_compare,
+        "robustness": cmd_robustness,
+    }
     try:
         return handlers[args.command](args) if args.command in handlers else args.handler(args)
     except (DataValidationError, ModelLoadError, FileNotFoundError, ValueError, FloatingPointError) as exc:

@@ -125,13 +125,23 @@ def compile_classifier(
     out_dir: str | Path,
     *,
     labels: Sequence[str],
-    temperature: float,
-    ood_threshold: float,
+    temperature: float | None = None,
+    ood_threshold: float | None = None,
     max_length: int = 128,
     backend: str = "auto",
     sequence_buckets: Sequence[int] = (16, 32, 64, 128),
+    calibration=None,
 ) -> dict:
-    """Compile `model` into `out_dir` and write the manifest; returns the manifest."""
+    """Compile `model` into `out_dir` and write the manifest; returns the manifest.
+
+    `calibration` (a `calibrator_fit.ServingCalibration`) puts the fitted calibrator, OOD detector (with
+    the class means/precision or neighbour bank it needs) and routing policy into the artifact; without it
+    the artifact carries only `temperature` and an energy `ood_threshold` (the format before the detector).
+    """
+    if calibration is not None:
+        temperature, ood_threshold = calibration.temperature, calibration.detector.threshold
+    if temperature is None or ood_threshold is None:
+        raise ValueError("give either a serving calibration or both temperature and ood_threshold")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     backend = choose_backend(backend)
@@ -165,6 +175,9 @@ def compile_classifier(
             )
             files["dynamic"] = "model.onnx"
     tokenizer.save_pretrained(out)
+    serving = (
+        {"files": calibration.save(out), "ood_detector": calibration.detector.kind} if calibration else None
+    )
     manifest = {
         "format": "manga-intent-compiled/2",
         "backend": backend,
@@ -177,6 +190,8 @@ def compile_classifier(
         "max_length": int(max_length),
         "pad_token_id": int(tokenizer.pad_token_id),
     }
+    if serving is not None:
+        manifest["serving_calibration"] = serving
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest
 
@@ -188,6 +203,14 @@ class Prediction:
     top: list[dict]
     energy: float
     is_ood: bool
+    ood_score: float | None = None
+    """The artifact's OOD detector score (higher = more out of scope); `is_ood` is it above the threshold."""
+    ood_detector: str = "energy"
+    """Which detector decided `is_ood` (`mahalanobis`, `knn`, `combined:...`, or `energy`)."""
+    route: str | None = None
+    """`route` / `clarify` / `fallback` by the artifact's fitted policy (None: the artifact has none)."""
+    joint_confidence: float | None = None
+    """P(in scope) x calibrated top probability, what the clarify threshold is compared with."""
 
 
 def graph_file(manifest: dict, graph: str | None = None) -> tuple[str, str]:
@@ -214,7 +237,10 @@ def session_options(intra_op_threads: int | None = None, inter_op_threads: int |
 
 
 class CompiledClassifier:
-    """tokenize → compiled logits → temperature-calibrated probabilities → energy OOD score.
+    """tokenize → compiled logits (and pooled features) → calibrated probabilities → OOD score → route.
+
+    The calibrator, OOD detector and routing policy are the artifact's serving calibration when it has one
+    (`calibrator_fit.ServingCalibration`); older artifacts give the temperature and an energy threshold.
 
     Safe to call from several threads: the tokenizer is a private copy whose truncation is fixed once
     (HF tokenizers mutate padding state per call, which races as "Already borrowed"), and ONNX Runtime
@@ -245,6 +271,16 @@ class CompiledClassifier:
         self._encoder = _fixed_encoder(self.tokenizer, self.max_length)
         self._tokenizer_lock = threading.Lock()  # only used when there is no fast (Rust) tokenizer
         self.graph = "neuron"
+        self.calibration = None
+        self.detector = None
+        if "serving_calibration" in self.manifest:
+            from manga_intent.calibrator_fit import ServingCalibration
+
+            self.calibration = ServingCalibration.load(self.directory)
+            self.detector = self.calibration.detector
+            self.temperature = self.calibration.temperature
+            if self.detector.needs_features and "features" not in self.manifest.get("outputs", []):
+                raise ValueError(f"{self.directory}: detector {self.detector.kind} needs a `features` output")
         if self.backend == "onnx":
             import onnxruntime as ort
 
@@ -339,30 +375,76 @@ class CompiledClassifier:
             )
         return torch.cat(outputs).float().numpy(), None
 
+    def outputs(self, texts: Sequence[str]):
+        """`calibrator_fit.Outputs` (logits and features) of `texts`, for scoring a serving calibration."""
+        from manga_intent.calibrator_fit import Outputs
+
+        logits, features = self.logits_and_features(texts)
+        return Outputs(logits, features)
+
+    def calibrated_probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """The artifact's calibrator (fitted family, or its temperature for artifacts without one)."""
+        if self.calibration is not None:
+            return self.calibration.probabilities(logits)
+        return softmax(logits, self.temperature)
+
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
-        return softmax(self.logits(texts), self.temperature)
+        return self.calibrated_probabilities(self.logits(texts))
 
     def classify(self, texts: Sequence[str], top_k: int = 3) -> list[Prediction]:
-        return self.predictions(self.logits(texts), top_k)
+        return self.predictions_for_ids(self.encode(texts), top_k)
 
-    def predictions(self, logits: np.ndarray, top_k: int = 3) -> list[Prediction]:
-        """Calibrated top-k, energy and OOD flag per row of raw logits."""
-        probs = softmax(logits, self.temperature)
+    @property
+    def needs_features(self) -> bool:
+        """Whether the served OOD detector scores the pooled features (Mahalanobis, kNN, combined)."""
+        return self.detector is not None and self.detector.needs_features
+
+    def predictions_for_ids(self, ids: Sequence[Sequence[int]], top_k: int = 3) -> list[Prediction]:
+        """`predictions` of token ids (from `encode`); the features are computed only when the detector
+        needs them, so an artifact served by a logit score pays nothing for the second output."""
+        if not ids:
+            return []
+        logits, features = self._outputs_for_ids(ids, with_features=self.needs_features)
+        return self.predictions(logits, top_k, features=features)
+
+    def predictions(
+        self, logits: np.ndarray, top_k: int = 3, *, features: np.ndarray | None = None
+    ) -> list[Prediction]:
+        """Calibrated top-k, energy, the artifact's OOD score and flag, and its fitted route per row.
+
+        `features` (the pooled output for the same rows) is required when the detector needs them.
+        """
+        if self.needs_features and features is None:
+            raise ValueError(f"the {self.detector.kind} OOD detector needs the pooled features of these rows")
+        probs = self.calibrated_probabilities(logits)
         # energy = -logsumexp(logits), as manga_intent.ood.energy_score but without scipy's per-call overhead
         wide = np.asarray(logits, dtype=np.float64)
         peak = wide.max(axis=1)
         energies = -(peak + np.log(np.exp(wide - peak[:, None]).sum(axis=1)))
+        if self.detector is not None:
+            scores = self.detector.score(logits, features)
+            flagged = scores > self.detector.threshold
+            policy = self.calibration.policy
+            joint = policy.joint_confidence(probs.max(1), scores)
+            routes = policy.decide(probs.max(1), scores)
+        else:  # an artifact from before the detector: energy at the stored threshold, no fitted policy
+            scores, flagged, joint, routes = energies, energies > self.ood_threshold, None, None
+        kind = self.detector.kind if self.detector is not None else "energy"
         out = []
-        for row, energy in zip(probs, energies):
+        for i, (row, energy) in enumerate(zip(probs, energies)):
             order = np.argsort(-row)[:top_k]
-            top = [{"intent": self.labels[i], "confidence": float(row[i])} for i in order]
+            top = [{"intent": self.labels[j], "confidence": float(row[j])} for j in order]
             out.append(
                 Prediction(
                     top[0]["intent"],
                     top[0]["confidence"],
                     top,
                     float(energy),
-                    bool(energy > self.ood_threshold),
+                    bool(flagged[i]),
+                    float(scores[i]),
+                    kind,
+                    None if routes is None else str(routes[i]),
+                    None if joint is None else float(joint[i]),
                 )
             )
         return out
@@ -432,8 +514,8 @@ def build_artifact(
     out_dir: str | Path,
     *,
     labels: Sequence[str],
-    temperature: float,
-    ood_threshold: float,
+    temperature: float | None = None,
+    ood_threshold: float | None = None,
     check_texts: Sequence[str],
     max_length: int = 128,
     backend: str = "auto",
@@ -444,13 +526,15 @@ def build_artifact(
     validation: Sequence[tuple[str, str]] = (),
     calibration_texts: Sequence[str] = (),
     quantization_guard=None,
+    calibration=None,
 ) -> BuiltArtifact:
     """Compile, then prove it: logit parity with the eager model and single-message latency on `check_texts`.
 
     `quantize="auto"` adds an int8 graph and serves it only if it passes the accuracy guard on `validation`
     ((text, label) pairs; see `manga_intent.quantization`), ranking sensitive layers on `calibration_texts`
-    (training messages). Raises ParityError (nothing is returned) when the fp32 graph disagrees with the
-    eager model.
+    (training messages). `calibration` puts the serving calibration into the artifact (`compile_classifier`);
+    the guard then judges calibrated predictions with its calibrator. Raises ParityError (nothing is
+    returned) when the fp32 graph disagrees with the eager model.
     """
     if quantize not in ("off", "auto"):
         raise ValueError(f"quantize must be 'off' or 'auto', got {quantize!r}")
@@ -464,6 +548,7 @@ def build_artifact(
         max_length=max_length,
         backend=backend,
         sequence_buckets=sequence_buckets,
+        calibration=calibration,
     )
     compiled = CompiledClassifier(out_dir, graph="fp32" if manifest["backend"] == "onnx" else None)
     parity = parity_max_abs_diff(compiled, model, check_texts)

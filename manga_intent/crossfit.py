@@ -77,6 +77,7 @@ def out_of_fold_logits(
     k: int = 5,
     base_model: str | None = None,
     model_and_tokenizer_factory: Callable[[], tuple] | None = None,
+    outlier_texts: Sequence[str] = (),
     progress: bool = False,
     on_fold: Callable[[Fold, np.ndarray], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -96,6 +97,7 @@ def out_of_fold_logits(
             base_model=base_model,
             model_and_tokenizer=model_and_tokenizer_factory() if model_and_tokenizer_factory else None,
             progress=progress,
+            outlier_texts=outlier_texts,  # the fold models train as the final model does
         )
         held = predict_logits(
             result.model,

@@ -15,17 +15,14 @@ import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 
 SPLITS = ("train", "val", "test")
 #: The split seed stays fixed across training seeds, so a seed sweep compares models on the same test set.
 SPLIT_SEED = 42
 _MAX_REPORTED_PROBLEMS = 20
-_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u2060\ufeff"), None)
-BIDI_CONTROLS = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
-"""Bidirectional marks, embeddings, overrides and isolates: invisible, they only reorder how text is shown
-(the "Trojan Source" trick), so `clean_text` drops them like zero-width characters."""
-_ZERO_WIDTH.update(dict.fromkeys(map(ord, BIDI_CONTROLS), None))
+_PUNCTUATION_RUN = re.compile(r"([!?.,;:~*#=_-])\1{3,}")
 _WHITESPACE_RUN = re.compile(r"\s+")
 _NOT_TEXT = re.compile(
     "[\ud800-\udfff\ufdd0-\ufdef"
@@ -84,20 +81,78 @@ class LoadedDataset:
 def clean_text(text: str) -> str:
     """Normalise a message without destroying manga-specific or Japanese content.
 
-    NFKC folds full-width/half-width forms (ｖｏｌ１２ → vol12, half-width katakana) while
-    keeping kana, kanji and accented jargon such as "tankōbon". Control characters are removed
-    (whitespace controls become spaces, so "a\\nb" stays two words), zero-width and bidirectional
-    formatting characters are dropped, and whitespace is collapsed.
+    The one normalisation shared by training (rows are cleaned when loaded) and serving (the compiled
+    artifact cleans every message), so both see the same text:
+
+    - NFKC folds full-width/half-width forms (ｖｏｌ１２ → vol12, half-width katakana) and mathematical
+      alphanumerics, keeping kana, kanji and accented jargon such as "tankōbon";
+    - invisible format characters (Unicode category Cf: zero-width spaces and joiners, bidi overrides and
+      isolates, soft hyphens, BOMs) are removed, so "or\u200bder" and "\u202eorder\u202c" read "order";
+    - Latin lookalikes from other scripts are folded to Latin (`fold_homoglyphs`) where a word is
+      spelled in Latin, so "оrdеr" with Cyrillic о/е reads "order" while Russian or Greek text stays itself;
+    - runs of 4+ identical punctuation marks become three ("!!!!!!!!" → "!!!", an ellipsis stays);
+    - control characters are removed (whitespace controls become spaces, so "a\nb" stays two words) and
+      whitespace is collapsed.
+
     Case is kept: uncased tokenizers lower-case themselves, cased ones (RoBERTa) need the case.
     """
-    text = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH)
+    text = unicodedata.normalize("NFKC", text)
     chars = []
     for ch in text:
-        if unicodedata.category(ch) == "Cc":
+        category = unicodedata.category(ch)
+        if category == "Cc":
             chars.append(" " if ch.isspace() else "")
-        else:
+        elif category != "Cf":
             chars.append(ch)
-    return _WHITESPACE_RUN.sub(" ", "".join(chars)).strip()
+    text = fold_homoglyphs("".join(chars))
+    text = _PUNCTUATION_RUN.sub(r"\1\1\1", text)
+    return _WHITESPACE_RUN.sub(" ", text).strip()
+
+
+@lru_cache(maxsize=1)
+def _latin_lookalikes() -> dict[str, str]:
+    """Non-ASCII character -> the ASCII letter Unicode's confusables table says it imitates (no CJK/kana)."""
+    import confusable_homoglyphs
+
+    table = json.loads((Path(confusable_homoglyphs.__file__).parent / "confusables.json").read_text("utf-8"))
+    out = {}
+    for ch, entries in table.items():
+        if len(ch) != 1 or ord(ch) < 128:
+            continue
+        for entry in entries:
+            target = entry["c"]
+            if len(target) == 1 and target.isascii() and target.isalpha():
+                out[ch] = target
+                break
+    return out
+
+
+def _script(ch: str) -> str:
+    return unicodedata.name(ch, "UNKNOWN").split(" ", 1)[0]
+
+
+def fold_homoglyphs(text: str) -> str:
+    """Fold lookalike letters to Latin inside words written in Latin, leaving genuine foreign text alone.
+
+    A word (a run of non-space characters) is folded when it contains an ASCII letter ("оrdеr"), or when
+    every letter in it is a lookalike and no letter of those scripts in the whole message is a
+    non-lookalike — a Russian sentence ("Какая погода") has Cyrillic letters with no Latin twin, so none of
+    its words is touched, while a fully disguised "рау" in an English message is folded.
+    """
+    table = _latin_lookalikes()
+    if not any(ch in table for ch in text):
+        return text
+    genuine = {_script(ch) for ch in text if ch.isalpha() and not ch.isascii() and ch not in table}
+    words = text.split(" ")
+    for i, word in enumerate(words):
+        if not any(ch in table for ch in word):
+            continue
+        has_latin = any(ch.isascii() and ch.isalpha() for ch in word)
+        letters = [ch for ch in word if ch.isalpha() and not ch.isascii()]
+        disguised = all(ch in table for ch in letters) and not ({_script(ch) for ch in letters} & genuine)
+        if has_latin or disguised:
+            words[i] = "".join(table.get(ch, ch) for ch in word)
+    return " ".join(words)
 
 
 def invalid_text_reason(text: str) -> str | None:

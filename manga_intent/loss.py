@@ -71,3 +71,12 @@ def symmetric_kl(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor
     kl_ab = F.kl_div(log_b, log_a, log_target=True, reduction="none").sum(-1)
     kl_ba = F.kl_div(log_a, log_b, log_target=True, reduction="none").sum(-1)
     return 0.5 * (kl_ab + kl_ba)
+
+
+def uniform_target_loss(logits: torch.Tensor) -> torch.Tensor:
+    """Outlier exposure's term: cross-entropy from the uniform distribution, -1/K sum_c log p_c, batch mean.
+
+    Equals logsumexp(z) - mean(z) per row: smallest (log K, the uniform distribution's entropy) exactly when
+    every class gets the same logit.
+    """
+    return (torch.logsumexp(logits, dim=-1) - logits.mean(dim=-1)).mean()

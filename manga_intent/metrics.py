@@ -51,6 +51,28 @@ def expected_calibration_error(probs: np.ndarray, y_true: np.ndarray, n_bins: in
     return float(ece)
 
 
+def classwise_ece(probs: np.ndarray, y_true: np.ndarray, n_bins: int = ECE_BINS) -> dict:
+    """Class-wise ECE (Kull et al., 2019): per class c, ECE of p_c against 1[y = c]; the mean over classes.
+
+    Top-label ECE only looks at the winning probability; a calibrator can leave a rare intent's probabilities
+    badly off while top-label ECE looks fine. Returns {"mean": ..., "per_class": [...]}.
+    """
+    probs = np.asarray(probs, dtype=float)
+    y_true = np.asarray(y_true, dtype=int)
+    per_class = []
+    for c in range(probs.shape[1]):
+        p = probs[:, c]
+        hit = (y_true == c).astype(float)
+        bins = np.clip(np.ceil(p * n_bins).astype(int) - 1, 0, n_bins - 1)
+        ece = 0.0
+        for b in range(n_bins):
+            mask = bins == b
+            if mask.any():
+                ece += mask.mean() * abs(hit[mask].mean() - p[mask].mean())
+        per_class.append(float(ece))
+    return {"mean": float(np.mean(per_class)), "per_class": per_class}
+
+
 def reliability_bins(probs: np.ndarray, y_true: np.ndarray, n_bins: int = ECE_BINS) -> list[dict]:
     """Per-bin count, accuracy and mean confidence (the data of a reliability diagram)."""
     confidence = probs.max(axis=1)

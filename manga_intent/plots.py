@@ -98,3 +98,22 @@ def methods_comparison_png(
     axes[0].invert_yaxis()
     fig.suptitle(title + " — red: separated from recipe v2 (Holm, both tests)", fontsize=9)
     return _png(fig)
+
+
+def risk_coverage_png(
+    curves: dict[str, dict], operating_points: dict[str, tuple[float, float]] | None = None, title: str = ""
+) -> bytes:
+    """Selective risk against coverage (`routing.risk_coverage` output per curve name), lower is better;
+    `operating_points` marks (coverage, risk) of the fitted policy."""
+    fig, ax = plt.subplots(figsize=(5.2, 4.2))
+    for name, curve in curves.items():
+        ax.plot(curve["coverage"], curve["risk"], label=f"{name} (AURC {curve['aurc']:.4f})")
+    for name, (coverage, risk) in (operating_points or {}).items():
+        ax.scatter([coverage], [risk], marker="o", s=40, zorder=3, label=name)
+    ax.set_xlabel("coverage (share of traffic routed)")
+    ax.set_ylabel("selective risk (routed and wrong)")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(bottom=0)
+    ax.legend(loc="upper left", fontsize=7)
+    ax.set_title(title or "risk-coverage")
+    return _png(fig)

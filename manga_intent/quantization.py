@@ -4,8 +4,9 @@ ONNX Runtime's dynamic quantization (`onnxruntime.quantization.quantize_dynamic`
 channel, activations quantized per call) roughly halves single-message latency on a CPU, but done naively
 it flips the argmax on a few percent of messages. So every candidate is judged against the fp32 graph of
 the same artifact on the *validation* split: it must agree on the predicted intent for at least
-`min_agreement` of the messages and move the calibrated ECE (the artifact's temperature on both graphs) by
-at most `max_ece_delta`. The candidates, in order:
+`min_agreement` of the messages and move the calibrated ECE (the artifact's own calibrator -- its fitted
+serving calibration, or its temperature -- on both graphs) by at most `max_ece_delta`. The candidates, in
+order:
 
 1. every weight MatMul in int8, per output channel: on CPUs without VNNI first with 7-bit weights (8-bit
    u8×s8 products can saturate there), then with 8-bit weights (finer; saturation is measured, not assumed);
@@ -32,7 +33,6 @@ from pathlib import Path
 import numpy as np
 
 from manga_intent.cpu import BF16_FLAGS, cpu_flags
-from manga_intent.inference import softmax
 from manga_intent.metrics import expected_calibration_error
 
 INT8_FILE = "model.int8.onnx"
@@ -45,7 +45,7 @@ class QuantizationGuard:
     min_agreement: float = 0.995
     """Share of validation messages whose predicted intent must match the fp32 graph's."""
     max_ece_delta: float = 0.005
-    """Largest allowed |ECE(int8) − ECE(fp32)|, both with the artifact's temperature, on validation."""
+    """Largest allowed |ECE(int8) − ECE(fp32)|, both with the artifact's calibrator, on validation."""
     max_fp32_groups: int = 3
     """At most this many encoder layers (or the head) may be kept in fp32 before giving up on int8."""
     methods: tuple[str, ...] = ("dynamic",)
@@ -194,11 +194,13 @@ def quantize_with_guard(
     # without VNNI, u8 x s8 products summed in int16 can saturate; 7-bit weights avoid that, but they are
     # also coarser, so both are tried there (measured, not assumed); with VNNI 8-bit is always safe
     weight_bits = (7, 8) if not flags & set(VNNI_FLAGS) else (8,)
-    temperature = compiled.temperature
+    # judge what is served: the artifact's calibrator (a vector-scaling one can move the argmax)
+    calibrated = compiled.calibrated_probabilities
     val, train = _GraphScorer(compiled, validation_texts), _GraphScorer(compiled, calibration_texts)
     latency_texts = list(validation_texts)[: guard.latency_messages]
     fp32_val, fp32_train = val.logits(fp32_path), train.logits(fp32_path)
-    ece_fp32 = expected_calibration_error(softmax(fp32_val, temperature), y_val)
+    fp32_probs = calibrated(fp32_val)
+    ece_fp32 = expected_calibration_error(fp32_probs, y_val)
     fp32_latency = _single_message_latency(fp32_path, compiled, latency_texts)
     nodes = weight_matmuls(onnx.load(str(fp32_path), load_external_data=False))
     groups = layer_groups(nodes)
@@ -230,9 +232,9 @@ def quantize_with_guard(
             return out
 
         def judge(path: Path, label: str, kept: Sequence[str]) -> dict:
-            logits = val.logits(path)
-            agreement = float((logits.argmax(1) == fp32_val.argmax(1)).mean())
-            ece = expected_calibration_error(softmax(logits, temperature), y_val)
+            probs = calibrated(val.logits(path))
+            agreement = float((probs.argmax(1) == fp32_probs.argmax(1)).mean())
+            ece = expected_calibration_error(probs, y_val)
             row = {
                 "candidate": label,
                 "fp32_groups": ", ".join(kept) or "none",

@@ -26,6 +26,7 @@ from manga_intent.data import DataSplits, Example, data_hash, label_shares
 from manga_intent.inference import predict_logits, softmax
 from manga_intent.metrics import (
     classification_report,
+    classwise_ece,
     debiased_calibration_error,
     ece_noise_floor,
     rare_labels_from_shares,
@@ -59,11 +60,13 @@ def evaluate_examples(
     n_boot: int = 1000,
     seed: int = 0,
     temperature: float = 1.0,
+    calibrator=None,
 ) -> dict:
     """Full metric report of `model` on `examples` (labels must be in `label_list`).
 
-    Probabilities are divided by `temperature` (the model's calibrated one); the uncalibrated ECE,
-    NLL and Brier are reported beside the calibrated ones.
+    Probabilities are divided by `temperature` (the model's calibrated one), or mapped by `calibrator`
+    (a `calibrators.Calibrator`, e.g. vector scaling) when given; the uncalibrated ECE, NLL and Brier are
+    reported beside the calibrated ones.
     """
     index = {label: i for i, label in enumerate(label_list)}
     unknown = sorted({e.label for e in examples} - set(index))
@@ -73,21 +76,26 @@ def evaluate_examples(
         raise ValueError("no rows to evaluate")
     logits = predict_logits(model, tokenizer, [e.text for e in examples], max_length=max_length)
     y = np.array([index[e.label] for e in examples])
+    probs = calibrator.probabilities(logits) if calibrator is not None else softmax(logits, temperature)
+    if calibrator is not None:
+        temperature = calibrator.temperature
     report = classification_report(
-        y, softmax(logits, temperature), list(label_list), rare_labels=rare_labels, n_boot=n_boot, seed=seed
+        y, probs, list(label_list), rare_labels=rare_labels, n_boot=n_boot, seed=seed
     )
     scores = calibration_scores(logits, y, temperature)
     report.update({k: scores[k] for k in ("ece_uncalibrated", "nll_uncalibrated", "brier_uncalibrated")})
     report["temperature"] = float(temperature)
-    probs = softmax(logits, temperature)
     report["ece_debiased_l2"] = debiased_calibration_error(probs, y)
     report["ece_noise_floor"] = ece_noise_floor(probs)
+    if calibrator is not None:
+        report["calibrator"] = calibrator.family
+        report["classwise_ece"] = classwise_ece(probs, y)["mean"]
     report["per_rare_intent_accuracy"] = {
         label: report["per_intent"][label]["recall"]
         for label in report["rare_intents"]
         if report["per_intent"][label]["support"] > 0
     }
-    segments = segment_accuracy(examples, [label_list[i] for i in logits.argmax(axis=1)])
+    segments = segment_accuracy(examples, [label_list[i] for i in probs.argmax(axis=1)])
     if segments:
         report["segment_accuracy"] = segments
     return report
@@ -108,6 +116,8 @@ def run_training(
     calibration: str = "val",
     calibration_folds: int = 5,
     model_and_tokenizer_factory=None,
+    ood_pools=None,
+    serving_options: dict | None = None,
 ) -> tuple[TrainResult, dict, dict]:
     """Train, calibrate (on val, or on out-of-fold logits of train + val), score val and (when there are
     test rows) test, optionally save. `model_and_tokenizer_factory` builds the fold models of
@@ -115,6 +125,12 @@ def run_training(
 
     Returns (result, metrics, card). metrics' top-level scores are the test split's, or the
     validation split's when the data has no test rows (`split` says which).
+
+    With `ood_pools` (`calibrator_fit.OODPools`) the model is trained with outlier exposure on
+    `ood_pools.train_texts` (when `config.outlier_exposure_weight > 0`) and the whole serving calibration
+    (calibrator family, OOD detector, routing policy; `calibrator_fit.fit_serving_calibration`) is fitted on
+    the validation split and `ood_pools.val_texts` and written into the model directory; the reported
+    calibrated scores are then that calibrator's.
     """
     if calibration not in ("val", "cv"):
         raise ValueError(f"calibration must be val or cv (got {calibration!r})")
@@ -127,7 +143,22 @@ def run_training(
         base_model=base_model,
         model_and_tokenizer=model_and_tokenizer,
         progress=progress,
+        outlier_texts=ood_pools.train_texts if ood_pools is not None else (),
     )
+    serving = None
+    if ood_pools is not None:
+        from manga_intent.calibrator_fit import fit_serving_calibration
+
+        serving = fit_serving_calibration(
+            result.model,
+            result.tokenizer,
+            label_list,
+            train=splits.train,
+            val=splits.val,
+            ood_val_texts=ood_pools.val_texts,
+            max_length=result.config.max_length,
+            **(serving_options or {}),
+        )
     fit = val_fit = calibrate_on_validation(
         result.model, result.tokenizer, splits.val, label_list, max_length=result.config.max_length
     )
@@ -143,6 +174,7 @@ def run_training(
             k=calibration_folds,
             base_model=base_model,
             model_and_tokenizer_factory=model_and_tokenizer_factory,
+            outlier_texts=ood_pools.train_texts if ood_pools is not None else (),
             progress=False,
         )
         fit = fit_temperature(oof, oof_labels)
@@ -160,6 +192,7 @@ def run_training(
             max_length=result.config.max_length,
             n_boot=n_boot,
             temperature=fit.temperature,
+            calibrator=serving.calibrator if serving is not None else None,
         )
 
     val_report = report(splits.val)
@@ -185,6 +218,7 @@ def run_training(
             "fitted_on": fitted_on,
             **({"val_only_fit": val_fit.as_dict()} if calibration == "cv" else {}),
         },
+        **({"serving_calibration": _serving_summary(serving, ood_pools)} if serving is not None else {}),
         "train_seconds": result.train_seconds,
         "examples_per_second": result.examples_per_second,
         "wall_seconds": time.perf_counter() - started,
@@ -243,7 +277,25 @@ def run_training(
     if out_dir is not None:
         save_model(result.model, result.tokenizer, out_dir, card)
         write_calibration(out_dir, metrics["calibration"])
+        if serving is not None:
+            serving.save(out_dir)
     return result, metrics, card
+
+
+def _serving_summary(serving, pools) -> dict:
+    from manga_intent.calibrator_fit import public
+
+    return {
+        "calibrator": serving.calibrator.as_dict(),
+        "calibrator_choice": serving.calibrator_choice["table"],
+        "ood_detector": serving.detector.kind,
+        "ood_threshold": serving.detector.threshold,
+        "detector_choice": serving.detector_selection["table"],
+        "routing": serving.policy.as_dict(),
+        "validation": public(serving.validation),
+        "ood_pools": pools.sources,
+        "fitted_on": "val split + validation OOD pool (train split for the feature statistics)",
+    }
 
 
 def _versions() -> dict:

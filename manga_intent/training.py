@@ -37,7 +37,7 @@ from manga_intent.batching import (
 )
 from manga_intent.cpu import configure_threads, resolve_bf16
 from manga_intent.data import Example, class_weights
-from manga_intent.loss import LOSS_KINDS, build_loss, symmetric_kl
+from manga_intent.loss import LOSS_KINDS, build_loss, symmetric_kl, uniform_target_loss
 from manga_intent.metrics import macro_f1
 from manga_intent.optim import ParamGroupInfo, build_optimizer, training_temperature
 
@@ -136,6 +136,13 @@ class TrainConfig:
     """AdamW kernel: fused (default), foreach, or default (torch's per-parameter loop on CPU)."""
     default_lr_table: str = "v2"
     """Which per-hidden-size table picks the rate when lr is None: v2 or legacy."""
+    outlier_exposure_weight: float = 0.0
+    """Outlier exposure (Hendrycks et al., 2019): weight of the cross-entropy between the softmax on a batch
+    of out-of-scope texts (`train_classifier(outlier_texts=...)`) and the uniform distribution; 0 = off."""
+    outlier_batch_size: int = 16
+    adversarial_augmentation: float = 0.0
+    """Add attacked copies of this share of the training rows (robustness.adversarial_augmentation: injected
+    instructions and character attacks from the TRAINING phrasings only), labels kept; 0 = off."""
 
     def validate(self) -> None:
         problems = []
@@ -187,6 +194,14 @@ class TrainConfig:
             problems.append(f"optimizer_impl must be fused, foreach or default (got {self.optimizer_impl!r})")
         if self.temperature_start < 1.0:
             problems.append(f"temperature_start must be >= 1 (got {self.temperature_start})")
+        if self.outlier_exposure_weight < 0:
+            problems.append(f"outlier_exposure_weight must be >= 0 (got {self.outlier_exposure_weight})")
+        if not 0 <= self.adversarial_augmentation <= 4:
+            problems.append(
+                f"adversarial_augmentation must be in [0, 4] (got {self.adversarial_augmentation})"
+            )
+        if self.outlier_batch_size < 1:
+            problems.append(f"outlier_batch_size must be >= 1 (got {self.outlier_batch_size})")
         if self.oversample and self.class_weighting:
             problems.append("oversample and class_weighting both correct for imbalance: pick one")
         if problems:
@@ -430,8 +445,12 @@ def train_classifier(
     base_model: str | None = None,
     progress: bool = True,
     on_epoch_end: Callable[[EpochStats], None] | None = None,
+    outlier_texts: Sequence[str] = (),
 ) -> TrainResult:
     """Fine-tune an encoder classifier on `train`, early-stopping on `val`.
+
+    With `config.outlier_exposure_weight > 0`, every step also pushes the predictions on a batch of
+    `outlier_texts` (out-of-scope messages, already cleaned) towards the uniform distribution.
 
     Pass `model_and_tokenizer` to train an already-built model (tests use tiny random ones);
     otherwise `base_model` is loaded offline with a fresh head for `label_list`.
@@ -446,6 +465,15 @@ def train_classifier(
     unknown = sorted({e.label for e in [*train, *val]} - set(label_index))
     if unknown:
         raise ValueError(f"labels {unknown} are not in the label list {label_list}")
+    if config.outlier_exposure_weight > 0 and not outlier_texts:
+        raise ValueError("outlier_exposure_weight > 0 needs outlier_texts (out-of-scope training messages)")
+    if config.adversarial_augmentation > 0:
+        from manga_intent.robustness import adversarial_augmentation
+
+        augmented = adversarial_augmentation(
+            train, label_list, fraction=config.adversarial_augmentation, seed=config.sampler_seed
+        )
+        train = [*train, *augmented]
     threads = configure_threads(config.num_threads)
     use_bf16 = resolve_bf16(config.bf16)
     autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if use_bf16 else nullcontext
@@ -464,6 +492,8 @@ def train_classifier(
     if config.lr is None:
         config = replace(config, lr=default_learning_rate(model.config, config.default_lr_table))
     notes: list[str] = []
+    if config.adversarial_augmentation > 0:
+        notes.append(f"adversarial augmentation: {len(augmented)} attacked copies of training rows added")
     if config.freeze_word_embeddings:
         embeddings = model.get_input_embeddings()
         embeddings.weight.requires_grad_(False)
@@ -538,6 +568,14 @@ def train_classifier(
                 hidden, mask = cached_val.batch(indices)
                 return model.forward_from_hidden(hidden, mask, config.frozen_layers).logits
             return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+
+    exposure = None
+    if config.outlier_exposure_weight > 0:
+        exposure = encode_texts(tokenizer, list(outlier_texts), config.max_length)
+        outlier_sampler = torch.Generator().manual_seed(config.sampler_seed + 1)
+        notes.append(
+            f"outlier exposure on {len(exposure)} out-of-scope texts, weight {config.outlier_exposure_weight}"
+        )
 
     history: list[EpochStats] = []
     mode = "max" if config.early_stopping_metric == "val_macro_f1" else "min"
@@ -640,6 +678,15 @@ def train_classifier(
                     logits, targets = train_logits(indices)
                     logits = logits.float()
                     loss = loss_fn(logits, targets, temperature=temperature)
+                if exposure is not None:
+                    picks = torch.randint(
+                        len(exposure), (config.outlier_batch_size,), generator=outlier_sampler
+                    )
+                    outliers = collate(exposure, picks.tolist(), pad_id)
+                    z = model(
+                        input_ids=outliers["input_ids"], attention_mask=outliers["attention_mask"]
+                    ).logits
+                    loss = loss + config.outlier_exposure_weight * uniform_target_loss(z.float())
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"non-finite loss at step {step} (epoch {epoch}); lower the learning rate"

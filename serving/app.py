@@ -56,7 +56,7 @@ class ServiceSettings:
     max_batch: int = 64
     """Most messages one /v1/classify/batch request may carry."""
     clarify_below: float = 0.6
-    """Seed: route to clarification when calibrated confidence < 0.6."""
+    """Only for artifacts without a fitted routing policy: clarify when calibrated confidence < 0.6 (seed)."""
     secondary_min: float = 0.25
     """Report the runner-up as `secondary_intent` when its calibrated probability reaches this."""
     reload_seconds: float = 30.0
@@ -128,6 +128,8 @@ def validation_detail(exc: ValidationError) -> str:
 
 
 def _route(prediction: Prediction, settings: ServiceSettings) -> str:
+    if prediction.route is not None:  # the artifact's policy, fitted on validation (calibrator_fit)
+        return prediction.route
     if prediction.is_ood:
         return "fallback"
     return "clarify" if prediction.confidence < settings.clarify_below else "route"
@@ -380,6 +382,8 @@ class ClassifyEndpoint:
                     "probs": {t["intent"]: round(t["confidence"], 6) for t in prediction.top},
                     "is_ood": prediction.is_ood,
                     "energy": round(prediction.energy, 6),
+                    "ood_detector": prediction.ood_detector,  # which detector decided is_ood
+                    "ood_score": None if prediction.ood_score is None else round(prediction.ood_score, 6),
                     "route": _route(prediction, settings),
                     "model_version": result.version,
                     "latency_ms": round(latency_ms, 3),

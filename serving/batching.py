@@ -168,9 +168,8 @@ class MicroBatcher:
         started = time.perf_counter()
         texts = [t for job in jobs for t in job.texts]
         try:
-            predictions = model.predictions(
-                model.logits_for_ids(model.encode(texts)), top_k=len(model.labels)
-            )
+            # logits, and the pooled features when the artifact's OOD detector scores them
+            predictions = model.predictions_for_ids(model.encode(texts), top_k=len(model.labels))
         except Exception:
             if len(jobs) == 1:
                 raise

@@ -121,7 +121,8 @@ class ChampionModel:
 
 
 def check_warm(model: CompiledClassifier, texts=WARMUP_TEXTS) -> None:
-    """Run every bucket once and refuse a model whose outputs are not one finite logit per label."""
+    """Run every bucket once and refuse a model whose outputs are not one finite logit per label, or whose
+    OOD detector does not give a finite score."""
     for batch in [[t] for t in texts] + [list(texts)]:
         logits = model.logits_for_ids(model.encode(batch))
         if logits.shape != (len(batch), len(model.labels)):
@@ -131,6 +132,10 @@ def check_warm(model: CompiledClassifier, texts=WARMUP_TEXTS) -> None:
             )
         if not np.isfinite(logits).all():
             raise ValueError("model returns non-finite logits on the warm-up messages")
+    # the serving path itself once: calibrator, OOD detector (with the features it needs) and routing policy
+    scores = np.array([p.ood_score for p in model.predictions_for_ids(model.encode(list(texts)), top_k=1)])
+    if not np.isfinite(scores.astype(float)).all():
+        raise ValueError("the artifact's OOD detector returns non-finite scores on the warm-up messages")
 
 
 @dataclass

@@ -2,9 +2,9 @@
 
     mlflow.pyfunc.load_model("models:/manga-intent-classifier@champion").predict(["where is my order?"])
 
-returns one `IntentPrediction` per message (intent, calibrated confidence, top-3, OOD flag) on any machine with
-MLflow and this project installed: no Dagster, no artifact store, no training code. The signature comes from
-the type hints (a list of strings in, a list of predictions out).
+returns one `IntentPrediction` per message (intent, calibrated confidence, top-3, OOD flag and the detector that
+decided it, route) on any machine with MLflow and this project installed: no Dagster, no artifact store, no
+training code. The signature comes from the type hints (a list of strings in, a list of predictions out).
 """
 
 from __future__ import annotations
@@ -28,10 +28,15 @@ class IntentScore(BaseModel):
 class IntentPrediction(BaseModel):
     intent: str
     confidence: float
-    """Temperature-calibrated probability of `intent`."""
+    """Calibrated probability of `intent` (the artifact's fitted calibrator)."""
     top: list[IntentScore]
     is_ood: bool
     energy: float
+    ood_detector: str = "energy"
+    """Which OOD detector decided `is_ood` (`mahalanobis`, `knn`, `combined:...`, `msp` or `energy`)."""
+    ood_score: float | None = None
+    route: str | None = None
+    """`route` / `clarify` / `fallback` by the artifact's fitted policy (None: the artifact has none)."""
 
 
 class IntentClassifierPyfunc(mlflow.pyfunc.PythonModel):
@@ -55,6 +60,9 @@ class IntentClassifierPyfunc(mlflow.pyfunc.PythonModel):
                 top=[IntentScore(**t) for t in p.top],
                 is_ood=p.is_ood,
                 energy=p.energy,
+                ood_detector=p.ood_detector,
+                ood_score=p.ood_score,
+                route=p.route,
             )
             for p in predictions
         ]

@@ -77,28 +77,32 @@ class ServeOptions:
 def fixed_model_source(directory: str | Path) -> FixedModel:
     """A compiled artifact directory as is; a `manga-intent train` directory is compiled to ONNX first.
 
-    A plain trained model is served at the temperature `manga-intent train` fitted on validation (T=1 for
-    models trained before calibration was stored), with OOD off: it has no OOD threshold yet.
+    A trained model is served with the calibrator, OOD detector and routing policy `manga-intent train`
+    fitted on validation; one trained before those existed, at its stored temperature with OOD off.
     """
     directory = Path(directory)
     if (directory / "manifest.json").is_file():
         return FixedModel(directory, version=f"local:{directory.name}")
     if (directory / "model_card.json").is_file():
+        from manga_intent.calibrator_fit import ServingCalibration
         from manga_intent.compiled import compile_classifier
         from manga_intent.model_io import load_trained, read_temperature
 
         model, tokenizer, card = load_trained(directory)
         temperature = read_temperature(directory)  # fitted on validation by `manga-intent train`
+        # `manga-intent train` also fits the calibrator, OOD detector and routing policy: serve them too
+        serving = ServingCalibration.load(directory) if ServingCalibration.exists(directory) else None
         out = Path(tempfile.mkdtemp(prefix="manga-serve-compiled-"))
         compile_classifier(
             model,
             tokenizer,
             out,
             labels=card["labels"],
-            temperature=temperature,
-            ood_threshold=float("inf"),
+            temperature=None if serving else temperature,
+            ood_threshold=None if serving else float("inf"),
             max_length=card["recipe"]["max_length"],
             backend="auto",
+            calibration=serving,
         )
         return FixedModel(out, version=f"local:{directory.name}")
     raise FileNotFoundError(

@@ -81,44 +81,6 @@ def test_sweep_summary_over_seeds():
     assert {r["segment"] for r in result["rarity"]} == {"mid (5-15%)", "rare (<5%)"}
 
 
-def test_calibrator_fit_scores_on_held_out_data(tmp_path, tokenizer):
-    from manga_intent.calibrator_fit import fit_calibrator
-    from manga_intent.training import TrainConfig, train_classifier
-
-    examples = load_jsonl(write_keyword_jsonl(tmp_path / "k.jsonl", n=160)).examples
-    splits = make_splits(examples, seed=0)
-    labels = sorted({e.label for e in examples})
-    result = train_classifier(
-        splits.train,
-        splits.val,
-        labels,
-        TrainConfig(epochs=3, lr=3e-3),
-        model_and_tokenizer=(tiny_classifier("bert", len(labels)), tokenizer),
-        progress=False,
-    )
-    fit = fit_calibrator(
-        result.model,
-        tokenizer,
-        labels,
-        val=splits.val,
-        test=splits.test,
-        ood_fit_texts=["do you sell concert tickets", "weather in paris"],
-        ood_heldout_texts=["book me a flight", "zxqv blorp"],
-    )
-    assert fit.temperature > 0 and fit.test["nll_after"] <= fit.test["nll_before"] + 0.05
-    assert fit.ood_fit.in_domain_flag_rate <= 0.05 + 1 / len(splits.val)
-    assert 0 <= fit.ood_heldout["auroc_energy"] <= 1
-    assert [row["split"] for row in fit.table()] == ["validation (fit)", "test (held out)"]
-    assert set(fit.as_dict()) == {
-        "temperature",
-        "ood_threshold",
-        "validation_fit",
-        "test",
-        "ood_fit",
-        "ood_heldout",
-    }
-
-
 def test_hpo_study_logic_runs_and_reports_trials(tmp_path, tokenizer):
     from manga_intent.hpo import run_study, trials_rows
 

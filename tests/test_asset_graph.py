@@ -127,6 +127,17 @@ def test_full_graph_gate_both_ways_and_two_seed_sweep(home, tiny_base_dir):
     assert "mlflow_run" in metadata and "confusion_matrix" in metadata and "per_intent" in metadata
     calibration = first.asset_materializations_for_node("calibrator")[0].metadata
     assert "reliability_diagram" in calibration and calibration["temperature"].value > 0
+    for key in (
+        "risk_coverage_plot",
+        "routing (test + held-out OOD)",
+        "detectors_heldout",
+        "ood_per_category_heldout",
+        "calibrator_choice (validation, CV NLL)",
+        "detector_choice (validation pool)",
+        "clarify_below",
+    ):
+        assert key in calibration, key
+    assert 0 <= calibration["ood_auroc_heldout"].value <= 1
     artifact = first.asset_materializations_for_node("neuron_artifact")[0].metadata
     assert artifact["backend"].value == "onnx" and artifact["max_abs_logit_diff_vs_eager"].value <= 1e-3
     assert artifact["latency_p95_ms"].value > 0
@@ -136,6 +147,7 @@ def test_full_graph_gate_both_ways_and_two_seed_sweep(home, tiny_base_dir):
         assert artifact["int8_agreement_with_fp32_val"].value >= 0.995
         assert abs(artifact["int8_ece_delta_val"].value) <= 0.005
     assert "int8 graph agrees with fp32 (golden)" in evaluation.metadata["gate_table"].value
+    assert artifact["ood_detector"].value == calibration["ood_detector"].value  # the detector travels along
 
     # a deliberately weakened model (no real training) is rejected; the champion stays
     weak = run(

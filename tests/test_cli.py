@@ -305,6 +305,126 @@ def test_compare_cli_runs_chunks_and_summarises(tmp_path, tiny_base_dir):
     assert "| plain_ce |" in (tmp_path / "cmp" / "table.md").read_text()
 
 
+def test_train_writes_the_serving_calibration_and_evaluate_reports_ood(trained, tmp_path):
+    data, out, proc = trained
+    for name in ("calibrator.json", "ood_detector.json", "routing.json", "serving_calibration.json"):
+        assert (out / name).is_file(), name
+    line = json.loads(proc.stdout)
+    assert line["ood_detector"] and line["calibrator"] in ("temperature", "bias", "vector")
+    ood = tmp_path / "ood.jsonl"
+    ood.write_text(
+        "\n".join(
+            json.dumps({"text": t, "label": "whatever"})
+            for t in ("book me a flight to oslo", "zxqv blorp", "weather in lima", "who won the derby")
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    report = json.loads(
+        run_cli("evaluate", "--model", out, "--data", data, "--ood", ood, "--bootstrap", "0").stdout
+    )
+    for key in ("auroc", "aupr", "fpr_at_95_tpr", "tpr_at_threshold", "in_domain_flag_rate"):
+        assert 0 <= report["ood"][key] <= 1, key
+    assert report["ood"]["n_ood"] == 4 and report["ood"]["n_in_domain"] == report["n"]
+    assert {"aurc_joint", "coverage", "selective_risk", "clarify_below"} <= set(report["risk_coverage"])
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": ""}\n', encoding="utf-8")
+    failed = run_cli("evaluate", "--model", out, "--data", data, "--ood", bad, check=False)
+    assert failed.returncode == 2 and "line 1" in failed.stderr
+
+
+def test_robustness_prints_flip_and_goal_rates_per_attack(trained):
+    data, out, _ = trained
+    proc = run_cli("robustness", "--model", out, "--data", data, "--attacks", "inject_append,homoglyphs")
+    report = json.loads(proc.stdout)
+    rows = {r["attack"]: r for r in report["attacks"]}
+    assert set(rows) == {"inject_append", "homoglyphs"} and report["phrasings"] == "heldout"
+    assert 0 <= rows["inject_append"]["goal_rate"] <= rows["inject_append"]["flip_rate"] <= 1
+    assert rows["homoglyphs"]["goal_rate"] is None and "ood_flag_rate" in rows["homoglyphs"]
+    assert "inject_append" in proc.stderr
+    unknown = run_cli("robustness", "--model", out, "--data", data, "--attacks", "nope", check=False)
+    assert unknown.returncode == 2 and "unknown attacks" in unknown.stderr
+
+
+def test_predict_reports_the_detector_and_route(trained):
+    _, out, _ = trained
+    rows = [
+        json.loads(x)
+        for x in run_cli("predict", "--model", out, "refund broken", "--quiet").stdout.splitlines()
+    ]
+    assert rows[0]["route"] in ("route", "clarify", "fallback") and rows[0]["ood_detector"]
+    assert isinstance(rows[0]["is_ood"], bool)
+
+
+def test_train_with_own_ood_file_outlier_exposure_and_augmentation(tmp_path, tiny_base_dir):
+    data = write_keyword_jsonl(tmp_path / "train.jsonl", n=160)
+    ood = tmp_path / "ood.jsonl"
+    ood.write_text(
+        "\n".join(json.dumps({"text": f"flight number {i} to rome"}) for i in range(12)) + "\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "model"
+    proc = run_cli(
+        "train",
+        "--data",
+        data,
+        "--out",
+        out,
+        "--base-model",
+        tiny_base_dir,
+        "--epochs",
+        "1",
+        "--ood-data",
+        ood,
+        "--outlier-exposure-weight",
+        "0.5",
+        "--adversarial-augmentation",
+        "0.2",
+        "--bootstrap",
+        "0",
+    )
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["serving_calibration"]["ood_pools"]["fitting_rows_train"] == 6
+    assert metrics["training"]["config"]["outlier_exposure_weight"] == 0.5
+    assert any("adversarial augmentation" in n for n in metrics["training"]["notes"])
+    assert "out-of-scope pools" in proc.stderr
+    refused = run_cli(
+        "train",
+        "--data",
+        data,
+        "--out",
+        tmp_path / "m2",
+        "--base-model",
+        tiny_base_dir,
+        "--ood-data",
+        "none",
+        "--outlier-exposure-weight",
+        "0.5",
+        check=False,
+    )
+    assert refused.returncode == 2 and "needs out-of-scope texts" in refused.stderr
+    plain = tmp_path / "plain"
+    run_cli(
+        "train",
+        "--data",
+        data,
+        "--out",
+        plain,
+        "--base-model",
+        tiny_base_dir,
+        "--epochs",
+        "1",
+        "--ood-data",
+        "none",
+        "--bootstrap",
+        "0",
+        "--quiet",
+    )
+    assert not (plain / "ood_detector.json").exists()
+    no_detector = run_cli("evaluate", "--model", plain, "--data", data, "--ood", ood, check=False)
+    assert no_detector.returncode == 2 and "no OOD detector" in no_detector.stderr
+
+
 def test_calibration_on_out_of_fold_logits_of_train_and_val(tmp_path, tiny_base_dir):
     data = write_keyword_jsonl(tmp_path / "d.jsonl", n=200)
     out = tmp_path / "m"

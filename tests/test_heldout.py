@@ -89,11 +89,12 @@ def test_only_the_gate_and_gate_reports_name_the_golden_set():
 
 
 def test_selection_functions_never_open_the_golden_file(tripwire, tmp_path, tokenizer):
-    """Defaults, HPO objective, consensus folds, calibration + OOD threshold, compiled-artifact check."""
-    from manga_intent.calibrator_fit import fit_calibrator
+    """Defaults, HPO objective, consensus folds, serving calibration (calibrator, OOD detector, routing),
+    compiled-artifact check."""
+    from manga_intent.calibrator_fit import build_ood_pools, fit_serving_calibration
     from manga_intent.compiled import build_artifact
     from manga_intent.hpo import run_study
-    from manga_intent.shipped_data import ood_fitting_pool, ood_heldout_pool
+    from manga_intent.shipped_data import ood_fitting_pool
     from manga_intent.synthetic.quality import run_quality
     from manga_intent.training import TrainConfig, default_learning_rate
 
@@ -129,14 +130,13 @@ def test_selection_functions_never_open_the_golden_file(tripwire, tmp_path, toke
         model_factory=lambda: (tiny_classifier("bert", len(INTENTS)), tokenizer),
     )
     model = tiny_classifier("bert", len(labels)).eval()
-    fit = fit_calibrator(
+    fit = fit_serving_calibration(
         model,
         tokenizer,
         labels,
+        train=splits.train,
         val=splits.val,
-        test=splits.test,
-        ood_fit_texts=[r["text"] for r in ood_fitting_pool()],
-        ood_heldout_texts=[r["text"] for r in ood_heldout_pool()],
+        ood_val_texts=build_ood_pools(ood_fitting_pool()).val_texts,
         max_length=64,
     )
     build_artifact(
@@ -144,8 +144,7 @@ def test_selection_functions_never_open_the_golden_file(tripwire, tmp_path, toke
         tokenizer,
         tmp_path / "compiled",
         labels=labels,
-        temperature=fit.temperature,
-        ood_threshold=fit.ood_threshold,
+        calibration=fit,
         check_texts=[e.text for e in splits.val + splits.test],
         max_length=64,
         backend="onnx",

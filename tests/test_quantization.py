@@ -145,6 +145,59 @@ def test_quantization_keeps_every_graph_output(tmp_path, tokenizer, splits):
     assert CompiledClassifier(tmp_path).logits(["any isekai?"]).shape == (1, len(INTENTS))
 
 
+def test_the_guard_and_the_int8_artifact_use_its_serving_calibration(tmp_path, tokenizer, splits):
+    """With a serving calibration in the artifact (here a vector-scaling calibrator and a Mahalanobis
+    detector), the guard judges calibrated predictions with that calibrator, and the quantized artifact
+    keeps the detector: the served graph gives features, scores and routes."""
+    from manga_intent.calibrator_fit import fit_serving_calibration
+    from manga_intent.calibrators import Calibrator
+    from manga_intent.metrics import expected_calibration_error
+
+    model = tiny_classifier("bert", len(INTENTS)).eval()
+    train, val = splits.train[:150], splits.val[:80]
+    fitted = fit_serving_calibration(
+        model,
+        tokenizer,
+        INTENTS,
+        train=train,
+        val=val,
+        ood_val_texts=["book a flight", "weather tomorrow", "qwerty zxcv", "football scores tonight"],
+        max_length=64,
+        detector_candidates=("mahalanobis",),
+    )
+    n = len(INTENTS)
+    fitted.calibrator = Calibrator(
+        "vector", tuple(np.linspace(0.5, 2.0, n).tolist()), tuple(np.linspace(-1.0, 1.0, n).tolist())
+    )
+    built = build_artifact(
+        model,
+        tokenizer,
+        tmp_path,
+        labels=INTENTS,
+        calibration=fitted,
+        check_texts=[e.text for e in val[:5]],
+        max_length=64,
+        backend="onnx",
+        quantize="auto",
+        validation=[(e.text, e.label) for e in val],
+        calibration_texts=[e.text for e in train],
+        latency_warmup=2,
+    )
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["serving_calibration"]["ood_detector"] == "mahalanobis"  # survives the manifest rewrite
+    fp32 = CompiledClassifier(tmp_path, graph="fp32")
+    texts = [e.text for e in val]
+    y = np.array([INTENTS.index(e.label) for e in val])
+    reference = built.quantization["candidates"][0]
+    ece = expected_calibration_error(fitted.calibrator.probabilities(fp32.logits(texts)), y)
+    assert reference["ece"] == pytest.approx(ece, abs=1e-4)
+    served = CompiledClassifier(tmp_path)
+    assert served.graph == manifest["serving_graph"] and served.needs_features
+    predictions = served.classify(texts[:20])
+    assert all(p.ood_detector == "mahalanobis" and np.isfinite(p.ood_score) for p in predictions)
+    assert {p.route for p in predictions} <= {"route", "clarify", "fallback"}
+
+
 def test_layer_groups_by_encoder_layer():
     names = [
         "/model/bert/encoder/layer.0/attention/self/query/MatMul",

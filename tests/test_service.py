@@ -419,3 +419,48 @@ def test_concurrent_requests_share_model_calls(artifact, tmp_path):
     stats = app.batcher.status()
     assert stats["texts"] == 24 and stats["batches"] < 24 and stats["largest_batch"] > 1, stats
     assert sorted(r["request_id"] for r in logged(log_path)) == sorted(f"c{i}" for i in range(24))
+
+
+@pytest.mark.parametrize("detectors", [None, ("mahalanobis",)], ids=["chosen-on-validation", "mahalanobis"])
+def test_the_artifacts_policy_routes_and_the_reply_names_the_detector(tmp_path, tokenizer, detectors):
+    """With a serving calibration in the artifact, routing is its fitted policy, and the reply says which
+    detector decided `is_ood` (the prediction log keeps its columns). A feature-space detector gets the
+    pooled features through the micro-batched path, single and batch requests alike."""
+    from manga_intent.calibrator_fit import fit_serving_calibration
+    from manga_intent.data import Example
+
+    model = tiny_classifier("bert", len(INTENTS), seed=1).eval()
+    rows = [
+        Example(f"{intent.replace('_', ' ')} question number {i}", intent)
+        for intent in INTENTS
+        for i in range(3)
+    ]
+    fitted = fit_serving_calibration(
+        model,
+        tokenizer,
+        INTENTS,
+        train=rows,
+        val=rows,
+        ood_val_texts=["book a flight", "weather tomorrow", "qwerty zxcv"],
+        max_length=64,
+        detector_candidates=detectors,
+    )
+    if detectors:
+        assert fitted.detector.kind == detectors[0] and fitted.detector.needs_features
+    compile_classifier(
+        model, tokenizer, tmp_path / "a", labels=INTENTS, calibration=fitted, backend="onnx", max_length=64
+    )
+    holder = ModelHolder(FixedModel(tmp_path / "a", "v-ood"), reload_seconds=3600)
+    holder.refresh()
+    log_path = tmp_path / "log.sqlite"
+    client = TestClient(create_app(holder, writer_for(str(log_path)), ServiceSettings()))
+    texts = ["where is my order", "book a flight to rome", "zzzz qqqq"]
+    bodies = [client.post("/v1/classify", json={"text": t}).json() for t in texts]
+    batch = client.post("/v1/classify/batch", json={"messages": [{"text": t} for t in texts]})
+    assert batch.status_code == 200, batch.text
+    expected = holder.model.classify(texts)
+    for body, prediction in zip(bodies + batch.json()["results"], expected + expected):
+        assert body["ood_detector"] == fitted.detector.kind
+        assert body["route"] == prediction.route and body["is_ood"] == (prediction.route == "fallback")
+        assert body["ood_score"] == pytest.approx(prediction.ood_score, abs=1e-4)
+    assert [r["route"] for r in logged(log_path)] == [b["route"] for b in bodies + batch.json()["results"]]
