@@ -190,6 +190,12 @@ def _route(prediction: Prediction, settings: ServiceSettings) -> str:
     return "clarify" if prediction.confidence < settings.clarify_below else "route"
 
 
+def _client_of(request: Request) -> str:
+    """Who sent the request, for per-client caps in monitoring: the gateway's `X-Client-Id`, else the peer."""
+    given = request.headers.get("x-client-id", "").strip()[:128]
+    return given or (request.client.host if request.client else "unknown")
+
+
 def create_app(
     holder: ModelHolder, prediction_log: PredictionLog, settings: ServiceSettings | None = None
 ) -> FastAPI:
@@ -221,7 +227,7 @@ def create_app(
         if "\x00" in text:
             raise HTTPException(422, f"{where}: text contains a NUL character")
 
-    def classify(messages: list[ClassifyRequest]) -> list[dict]:
+    def classify(messages: list[ClassifyRequest], client: str | None = None) -> list[dict]:
         version, model = holder.get()
         started = time.perf_counter()
         predictions = model.classify([m.text for m in messages], top_k=len(model.labels))
@@ -251,6 +257,7 @@ def create_app(
                     "route": _route(prediction, settings),
                     "model_version": version,
                     "latency_ms": round(latency_ms, 3),
+                    "client": client,
                 }
             )
         prediction_log.append(rows)  # one transaction; if it fails the client gets an error, not a lie
@@ -258,12 +265,12 @@ def create_app(
         return [{k: v for k, v in row.items() if k not in hidden} | {"top2": row["top"]} for row in rows]
 
     @app.post("/v1/classify")
-    def classify_one(body: ClassifyRequest) -> dict:
+    def classify_one(body: ClassifyRequest, request: Request) -> dict:
         check_text(body.text, "text")
-        return classify([body])[0]
+        return classify([body], _client_of(request))[0]
 
     @app.post("/v1/classify/batch")
-    def classify_batch(body: BatchRequest) -> dict:
+    def classify_batch(body: BatchRequest, request: Request) -> dict:
         if not body.messages:
             raise HTTPException(422, "messages: at least one message is required")
         if len(body.messages) > settings.max_batch:
@@ -272,7 +279,7 @@ def create_app(
             )
         for i, message in enumerate(body.messages):
             check_text(message.text, f"messages.{i}.text")
-        return {"results": classify(body.messages)}
+        return {"results": classify(body.messages, _client_of(request))}
 
     @app.get("/healthz")
     def healthz() -> dict:
