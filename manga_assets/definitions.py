@@ -21,10 +21,20 @@ from manga_assets.hpo_study import hpo_study
 from manga_assets.intent_dataset import intent_dataset
 
 # what runs them
-from manga_assets.jobs import dataset_job, labeling_job, retrain_job
+from manga_assets.jobs import REMEDY_JOBS, audit_job, dataset_job, labeling_job, retrain_job
 
 # data: Label Studio exports → the labelled pool → consensus-filtered synthetic rows
-from manga_assets.labeling import human_labels, labeling_batch
+from manga_assets.labeling import audit_batch, audit_labels, human_labels, labeling_batch
+
+# monitoring: the champion's baseline and the decision tree's remedies
+from manga_assets.monitoring_actions import (
+    calibrator_refit,
+    golden_set_audit,
+    intent_discovery,
+    monitoring_baseline,
+    multi_intent_pairs,
+    serving_tuning,
+)
 from manga_assets.neuron_artifact import neuron_artifact
 
 # reporting
@@ -43,8 +53,9 @@ from resources.prediction_log import prediction_log_from_env
 from resources.s3 import s3_resource_from_env
 from resources.storage import store_from_env
 from sensors.labels import labels_ready_sensor
+from sensors.decision_tree import decision_tree_sensor
 from sensors.monitoring import drift_sensor, low_confidence_sensor
-from sensors.schedules import monthly_retrain
+from sensors.schedules import daily_audit_slice, monthly_retrain
 
 #: The training graph, from human labels to the seed-sweep report (what `make demo` materializes).
 ALL_ASSETS = [
@@ -55,7 +66,19 @@ ALL_ASSETS = [
     trained_model,
     calibrator,
     neuron_artifact,
+    monitoring_baseline,
     seed_sweep_report,
+]
+#: Everything else: labelling batches and the decision tree's remedies.
+LOOP_ASSETS = [
+    labeling_batch,
+    audit_batch,
+    audit_labels,
+    calibrator_refit,
+    golden_set_audit,
+    serving_tuning,
+    intent_discovery,
+    multi_intent_pairs,
 ]
 
 
@@ -79,10 +102,10 @@ def build_resources() -> dict:
 
 
 defs = dg.Definitions(
-    assets=[*ALL_ASSETS, labeling_batch],
+    assets=[*ALL_ASSETS, *LOOP_ASSETS],
     asset_checks=[golden_gate],
-    jobs=[retrain_job, labeling_job, dataset_job],
-    sensors=[drift_sensor, low_confidence_sensor, labels_ready_sensor],
-    schedules=[monthly_retrain],
+    jobs=[retrain_job, labeling_job, audit_job, dataset_job, *REMEDY_JOBS],
+    sensors=[drift_sensor, low_confidence_sensor, labels_ready_sensor, decision_tree_sensor],
+    schedules=[monthly_retrain, daily_audit_slice],
     resources=build_resources(),
 )

@@ -6,15 +6,57 @@ from manga_assets.partitions import seed_partitions
 
 RETRAIN_JOB = "retrain_job"
 LABELING_JOB = "labeling_job"
+AUDIT_JOB = "audit_job"
 
-#: human labels → dataset → synthetic set → HPO → model → calibrator → compiled artifact → gate → report.
+#: assets no retrain touches: labelling batches and the decision tree's remedies
+NOT_RETRAINED = (
+    "labeling_batch",
+    "audit_batch",
+    "audit_labels",
+    "calibrator_refit",
+    "golden_set_audit",
+    "serving_tuning",
+    "intent_discovery",
+    "multi_intent_pairs",
+)
+
+#: human labels → dataset → synthetic set → HPO → model → calibrator → compiled artifact → gate → baseline.
 retrain_job = dg.define_asset_job(
     RETRAIN_JOB,
-    selection=dg.AssetSelection.all() - dg.AssetSelection.assets("labeling_batch"),
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*NOT_RETRAINED),
     partitions_def=seed_partitions,
     description="Re-materialize from human_labels through the golden gate (drift, new labels, monthly).",
 )
-#: Pick the most informative logged messages and import them into Label Studio.
+#: Pick the most informative logged messages and import them into Label Studio (also: segment sweeps).
 labeling_job = dg.define_asset_job(LABELING_JOB, selection=["labeling_batch"])
+#: A random slice of traffic into Label Studio, without the model's guess.
+audit_job = dg.define_asset_job(AUDIT_JOB, selection=["audit_batch"])
 #: Only the dataset snapshot: a quick smoke test of a deployment.
 dataset_job = dg.define_asset_job("dataset_job", selection=["intent_dataset"])
+
+# the decision tree's remedies (manga_intent.decision_tree.LEAVES names these jobs)
+audit_export_job = dg.define_asset_job("audit_export_job", selection=["audit_labels"])
+segment_relabel_job = dg.define_asset_job("segment_relabel_job", selection=["labeling_batch"])
+calibrator_refit_job = dg.define_asset_job("calibrator_refit_job", selection=["calibrator_refit"])
+golden_audit_job = dg.define_asset_job("golden_audit_job", selection=["golden_set_audit"])
+rebuild_artifact_job = dg.define_asset_job(
+    "rebuild_artifact_job",
+    selection=["neuron_artifact", "monitoring_baseline"],
+    partitions_def=seed_partitions,
+    description="Re-trace the champion's model into a fresh compiled artifact (with the tokenizer saved beside "
+    "the weights), through the gate.",
+)
+serving_tuning_job = dg.define_asset_job("serving_tuning_job", selection=["serving_tuning"])
+intent_discovery_job = dg.define_asset_job("intent_discovery_job", selection=["intent_discovery"])
+multi_intent_pairs_job = dg.define_asset_job("multi_intent_pairs_job", selection=["multi_intent_pairs"])
+
+REMEDY_JOBS = [
+    audit_export_job,
+    segment_relabel_job,
+    calibrator_refit_job,
+    golden_audit_job,
+    rebuild_artifact_job,
+    serving_tuning_job,
+    intent_discovery_job,
+    multi_intent_pairs_job,
+]

@@ -107,3 +107,12 @@ class CompiledModel(Manifest):
     seed: int
     latency: dict[str, float]
     parity_max_abs_diff: float
+
+
+@dataclass(frozen=True)
+class AuditExport(Manifest):
+    """Human labels of the random audit slice with the model's answers (JSONL in the artifact store)."""
+
+    uri: str
+    labels: int
+    max_annotation_id: int = 0

@@ -88,6 +88,11 @@ class ChampionModel:
             partial.rename(target)
         return str(champion.version), target
 
+    def temperature_override(self) -> float | None:
+        champion = self.registry.champion()
+        value = champion.tags.get("temperature_override") if champion is not None else None
+        return float(value) if value else None
+
 
 class ModelHolder:
     """The live model; a background thread swaps in a new champion without dropping requests."""
@@ -107,14 +112,25 @@ class ModelHolder:
             self.last_error = f"{type(exc).__name__}: {exc}"
             log.warning("model refresh failed, keeping version %s: %s", self.version, self.last_error)
             return False
+        if found is not None and found[0] == self.version:
+            self._apply_temperature_override()
         if found is None or found[0] == self.version:
             return False
         version, directory = found
         model = CompiledClassifier(directory)
         with self._lock:
             self.version, self.model = version, model
+        self._apply_temperature_override()
         log.info("serving model version %s (%s)", version, model.backend)
         return True
+
+    def _apply_temperature_override(self) -> None:
+        """A calibrator-only hot swap: the champion's `temperature_override` tag, applied in place."""
+        override = getattr(self.source, "temperature_override", lambda: None)()
+        if override is not None and self.model is not None and override != self.model.temperature:
+            with self._lock:
+                log.info("temperature %.4f -> %.4f (calibrator hot swap)", self.model.temperature, override)
+                self.model.temperature = override
 
     def get(self) -> tuple[str, CompiledClassifier]:
         with self._lock:
