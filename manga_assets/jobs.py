@@ -1,8 +1,38 @@
 """Jobs the sensors and schedules launch (defined by asset selection, so no asset import cycles)."""
 
+import os
+
 import dagster as dg
 
 from manga_assets.partitions import seed_partitions
+
+#: Kubernetes requests per step when MANGA_EXECUTOR=k8s: fine-tuning and the search get whole cores.
+STEP_RESOURCES = {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}
+TRAINING_STEPS = {
+    "trained_model": {"requests": {"cpu": "4", "memory": "8Gi"}, "limits": {"memory": "12Gi"}},
+    "hpo_study": {"requests": {"cpu": "4", "memory": "8Gi"}, "limits": {"memory": "12Gi"}},
+    "synthetic_set": {"requests": {"cpu": "2", "memory": "4Gi"}},
+}
+
+
+K8S_EXECUTOR_CONFIG = {
+    "max_concurrent": 4,
+    "step_k8s_config": {"container_config": {"resources": STEP_RESOURCES}},
+    "per_step_k8s_config": {
+        step: {"container_config": {"resources": resources}} for step, resources in TRAINING_STEPS.items()
+    },
+}
+
+
+def training_executor():
+    """`k8s_job_executor` (one pod per step, training steps with their own requests) when
+    MANGA_EXECUTOR=k8s; None keeps Dagster's default multiprocess executor."""
+    if os.environ.get("MANGA_EXECUTOR", "") != "k8s":
+        return None
+    from dagster_k8s import k8s_job_executor
+
+    return k8s_job_executor.configured(K8S_EXECUTOR_CONFIG, name="training_k8s_executor")
+
 
 RETRAIN_JOB = "retrain_job"
 LABELING_JOB = "labeling_job"
@@ -25,6 +55,7 @@ retrain_job = dg.define_asset_job(
     RETRAIN_JOB,
     selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*NOT_RETRAINED),
     partitions_def=seed_partitions,
+    executor_def=training_executor(),
     description="Re-materialize from human_labels through the golden gate (drift, new labels, monthly).",
 )
 #: Pick the most informative logged messages and import them into Label Studio (also: segment sweeps).

@@ -61,7 +61,7 @@ def prediction_log_from_env() -> PredictionLogResource:
     """MANGA_PREDICTION_LOG=s3://bucket/prefix → S3/Parquet; postgresql://... → PostgreSQL; a path → that
     SQLite file; unset → the default."""
     uri = os.environ.get("MANGA_PREDICTION_LOG", "")
-    if uri.startswith(("postgresql://", "postgres://")):
+    if uri.startswith(("postgresql://", "postgresql+psycopg2://", "postgres://")):
         return PostgresPredictionLogResource(dsn=uri)
     if uri.startswith("s3://"):
         parsed = urlparse(uri)

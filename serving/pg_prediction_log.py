@@ -25,7 +25,8 @@ class PostgresPredictionLog:
     def __init__(self, dsn: str, table: str = "predictions"):
         if not table.replace("_", "").isalnum():
             raise ValueError(f"table name {table!r} must be alphanumeric (with underscores)")
-        self.dsn, self.table = dsn, table
+        # SQLAlchemy-style URLs (postgresql+psycopg2://) are accepted, as the rest of the platform uses them
+        self.dsn, self.table = dsn.replace("postgresql+psycopg2://", "postgresql://", 1), table
         self._meta, self._counter = f"{table}_meta", f"{table}_counter"
         with self._connect() as conn, conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (table,))  # concurrent creators

@@ -389,7 +389,7 @@ def _parquet_bytes(rows: list[dict], ids: list[int]) -> bytes:
 def open_prediction_log(uri: str) -> PredictionLog:
     """`s3://bucket/prefix` → S3/Parquet (client from `serving.s3`); `postgresql://...` → a PostgreSQL
     table; anything else is a SQLite path."""
-    if uri.startswith(("postgresql://", "postgres://")):
+    if uri.startswith(("postgresql://", "postgresql+psycopg2://", "postgres://")):
         from serving.pg_prediction_log import PostgresPredictionLog
 
         return PostgresPredictionLog(uri)

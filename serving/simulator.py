@@ -141,7 +141,7 @@ def simulate(
                 "is_ood": ood,
                 "segment": segment,
                 "scenario": scenario.name,
-                "client": f"shopper-{int(rng.paretovariate(1.2)) % 5000:04d}",
+                "client": f"shopper-{rng.randrange(2000):04d}",
             }
         )
     return stream

@@ -139,3 +139,16 @@ def exported_human_labels(uri: str | None = None):
         return dg.MaterializeResult(metadata={"manifest": dg.MetadataValue.json(manifest.as_dict())})
 
     return human_labels
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory):
+    """A real PostgreSQL server (installed if missing), shared by the session, stopped at its end."""
+    import tempfile
+
+    from postgres_server import PostgresServer
+
+    root = Path(tempfile.mkdtemp(prefix="manga-pg-"))  # outside pytest's tmp: postgres must own it
+    server = PostgresServer(root, free_port()).start()
+    yield server
+    server.stop()

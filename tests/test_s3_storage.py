@@ -139,6 +139,9 @@ def test_parquet_prediction_log_on_s3(s3):
     assert rows[0]["probs"] == {"order_tracking": 0.9, "faq": 0.1} and rows[2]["is_ood"] is True
     assert [r["text"] for r in log.read_since(rows[1]["id"])] == ["refund please"]
     assert log.max_id() == rows[-1]["id"]
-    keys = [o["Key"] for o in client.list_objects_v2(Bucket="manga-ml", Prefix="prediction-log/parts/")["Contents"]]
+    keys = [
+        o["Key"]
+        for o in client.list_objects_v2(Bucket="manga-ml", Prefix="prediction-log/parts/")["Contents"]
+    ]
     assert len(keys) == 2 and all(k.endswith(".parquet") for k in keys)  # one part per append (batch_rows=1)
     assert log.epoch() and [r["text"] for r in log.read_recent(2)] == ["hello", "refund please"]

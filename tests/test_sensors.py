@@ -71,7 +71,10 @@ def test_stationary_traffic_does_not_drift_but_a_sale_does(tmp_path):
     ctx = context(tmp_path, ctx.cursor)
     requests = drift_sensor(ctx)
     tag = log.epoch()[:8]
-    assert [r.run_key for r in requests] == [f"drift-sample:{tag}:1001-1500", f"drift-retrain:{tag}:1001-1500"]
+    assert [r.run_key for r in requests] == [
+        f"drift-sample:{tag}:1001-1500",
+        f"drift-retrain:{tag}:1001-1500",
+    ]
     assert float(requests[0].tags["intent_kl"]) > 0.02 and requests[1].partition_key == "42"
     assert float(requests[0].tags["intent_kl_p_value"]) < 0.001
 
