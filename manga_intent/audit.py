@@ -57,8 +57,10 @@ def _rate(flags: Iterable[bool]) -> Rate:
 def audit_metrics(items: Sequence[Mapping]) -> dict:
     """Metrics from audited rows: each has the model's `intent`, `confidence`, `is_ood`, `secondary_intent`,
     `text`, `channel` and the humans' `label` (an intent or out_of_scope) and `secondary`."""
-    in_scope = [i for i in items if i["label"] != OUT_OF_SCOPE]
-    correct = {id(i): (not i["is_ood"]) and i["intent"] == i["label"] for i in in_scope}
+    # accuracy of what the model routed: in-scope by the humans, not sent to the fallback by the model
+    # (fallback mistakes are OOD precision's business, so each failure shows in one signal)
+    in_scope = [i for i in items if i["label"] != OUT_OF_SCOPE and not i["is_ood"]]
+    correct = {id(i): i["intent"] == i["label"] for i in in_scope}
     segments: dict[str, list[bool]] = {}
     for item in in_scope:
         for segment in segments_of(item["text"], item.get("channel"), item["label"]):

@@ -39,7 +39,7 @@ class TreeThresholds:
     ood_precision_drop: float = 0.02
     multi_intent_recall_drop: float = 0.02
     data_drift_kl: float = 0.025
-    significance: float = 0.05
+    significance: float = 0.01
     min_labels: int = 100
     """Fewest audit labels an accuracy-type signal is judged on (overall and per segment)."""
 
@@ -152,30 +152,34 @@ def latency_cause(signals: Signals, baseline: Baseline, t: TreeThresholds) -> st
 def decide(signals: Signals, baseline: Baseline, t: TreeThresholds = TreeThresholds()) -> list[Action]:
     """Every leaf the signals reach, each with its reason; [] when nothing fired."""
     actions: list[Action] = []
-    dropped = sorted(
-        segment
-        for segment, rate in signals.segment_accuracy.items()
-        if segment in baseline.segment_accuracy
-        and significant_drop(rate, baseline.segment_accuracy[segment], t.segment_accuracy_drop, t)
+    def segment_dropped(segment: str) -> bool:
+        rate = signals.segment_accuracy.get(segment)
+        return segment in baseline.segment_accuracy and significant_drop(
+            rate, baseline.segment_accuracy[segment], t.segment_accuracy_drop, t
+        )
+
+    def rest_dropped(segment: str) -> bool:
+        return significant_drop(signals.rest_accuracy.get(segment), baseline.accuracy, t.overall_accuracy_drop, t)
+
+    # a single segment's problem: it dropped, and the traffic outside it (enough of it to judge) did not
+    single = sorted(
+        s
+        for s in signals.segment_accuracy
+        if segment_dropped(s)
+        and (signals.rest_accuracy.get(s) or Rate(0, 0)).n >= t.min_labels
+        and not rest_dropped(s)
     )
-    for segment in dropped:
+    for segment in single:
         rate = signals.segment_accuracy[segment]
         actions.append(
             _action(
                 "D→O",
                 f"segment {segment}: accuracy {rate.value:.3f} on {rate.n} audit labels vs baseline "
-                f"{baseline.segment_accuracy[segment]:.3f}",
+                f"{baseline.segment_accuracy[segment]:.3f}; the rest of traffic holds",
                 segment=segment,
             )
         )
-    overall = significant_drop(signals.accuracy, baseline.accuracy, t.overall_accuracy_drop, t)
-    if overall and dropped:
-        # is the overall drop still there without the dropped segments?
-        overall = all(
-            significant_drop(signals.rest_accuracy.get(s), baseline.accuracy, t.overall_accuracy_drop, t)
-            for s in dropped
-        )
-    if overall:
+    if not single and significant_drop(signals.accuracy, baseline.accuracy, t.overall_accuracy_drop, t):
         kl = signals.intent_kl or 0.0
         why = f"accuracy {signals.accuracy.value:.3f} vs baseline {baseline.accuracy:.3f}; intent KL {kl:.4f}"
         actions.append(_action("C→I" if kl > t.data_drift_kl else "C→J", why))
