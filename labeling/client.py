@@ -91,7 +91,9 @@ class LabelStudioClient:
                 )
                 ids = self._project_ids()
         if not ids:
-            raise LabelStudioUnavailable(f"Label Studio at {self.url}: project {self.project_title!r} not found")
+            raise LabelStudioUnavailable(
+                f"Label Studio at {self.url}: project {self.project_title!r} not found"
+            )
         winner, *duplicates = ids
         for duplicate in duplicates:
             if not self._call("list tasks", lambda d=duplicate: list(sdk.tasks.list(project=d, page_size=1))):

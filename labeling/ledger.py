@@ -71,4 +71,7 @@ class LabelingLedger:
 
     def keys(self, project: str) -> set[str]:
         with self._connect() as conn:
-            return {row[0] for row in conn.execute("SELECT message_key FROM message_keys WHERE project = ?", (project,))}
+            return {
+                row[0]
+                for row in conn.execute("SELECT message_key FROM message_keys WHERE project = ?", (project,))
+            }

@@ -52,8 +52,8 @@ from resources.monitoring_settings import MonitoringSettings
 from resources.prediction_log import prediction_log_from_env
 from resources.s3 import s3_resource_from_env
 from resources.storage import store_from_env
-from sensors.labels import labels_ready_sensor
 from sensors.decision_tree import decision_tree_sensor
+from sensors.labels import labels_ready_sensor
 from sensors.monitoring import drift_sensor, low_confidence_sensor
 from sensors.schedules import daily_audit_slice, monthly_retrain
 

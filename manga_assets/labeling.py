@@ -41,7 +41,9 @@ def _guarded_candidates(context, rows: list[dict], max_client_share: float) -> t
     capped = cap_per_source(rows, max_client_share, max(len(rows), 1))
     screened = screen_injections(capped.rows)
     if screened.dropped:
-        context.log.warning(f"{len(screened.dropped)} message(s) flagged as injected instructions, not labelled")
+        context.log.warning(
+            f"{len(screened.dropped)} message(s) flagged as injected instructions, not labelled"
+        )
     counts = {
         "capped_per_client": dict(capped.capped),
         "flagged_injections": len(screened.dropped),
@@ -125,7 +127,11 @@ def audit_batch(
     label_studio: LabelStudioResource,
 ) -> dg.MaterializeResult:
     """A uniformly random slice of recent traffic for unbiased accuracy, imported WITHOUT the model's guess."""
-    rows = [r for r in prediction_log.open().read_recent(config.recent) if in_audit_slice(r["request_id"], config.share)]
+    rows = [
+        r
+        for r in prediction_log.open().read_recent(config.recent)
+        if in_audit_slice(r["request_id"], config.share)
+    ]
     screened = screen_injections(rows)  # an injection is still a message nobody should be asked to act on
     picked, seen = [], set()
     for row in screened.kept:
@@ -206,7 +212,11 @@ def human_labels(
             f"Label Studio project {client.project_title!r} now yields {len(agreed)} agreed labels, fewer than "
             f"the {previous.labels} of the last export: refusing to shrink the training labels. The last "
             "export stays in use; check the project (renamed, emptied, or tasks deleted).",
-            metadata={"labels_now": len(agreed), "labels_last_export": previous.labels, "last_export": previous.uri},
+            metadata={
+                "labels_now": len(agreed),
+                "labels_last_export": previous.labels,
+                "last_export": previous.uri,
+            },
         )
     newest = max((a["annotation_id"] for a in annotations), default=0)
     export = HumanLabelsExport(
@@ -249,7 +259,9 @@ def audit_labels(
     client = label_studio.get_client()
     try:
         client.ping()
-        annotations = [a for a in client.completed_annotations(client.ensure_project()) if a["purpose"] == "audit"]
+        annotations = [
+            a for a in client.completed_annotations(client.ensure_project()) if a["purpose"] == "audit"
+        ]
     except LabelStudioUnavailable as exc:
         raise dg.Failure(f"{exc}; the previous audit export stays in use") from None
     agreed, review = aggregate_annotations(annotations, "__never__")  # out_of_scope is a valid audit answer

@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import dagster as dg
-import numpy as np
 
 from labeling.importer import import_once
 from manga_assets.labeling import latest_manifest
@@ -115,7 +114,10 @@ def monitoring_baseline(
             "baseline": dg.MetadataValue.json(baseline),
             "segments": md(
                 markdown_table(
-                    [{"segment": s, "val_accuracy": v} for s, v in sorted(baseline["segment_accuracy"].items())],
+                    [
+                        {"segment": s, "val_accuracy": v}
+                        for s, v in sorted(baseline["segment_accuracy"].items())
+                    ],
                     floats=3,
                 )
             ),
@@ -151,7 +153,13 @@ def calibrator_refit(
     export = latest_manifest(context.instance, "audit_labels", AuditExport)
     if export is None:
         raise dg.Failure("no audit_labels export yet")
-    items = [json.loads(line) for line in artifact_store.get_file(export.uri, Path(tempfile.mkdtemp()) / "a.jsonl").read_text().splitlines() if line.strip()]
+    items = [
+        json.loads(line)
+        for line in artifact_store.get_file(export.uri, Path(tempfile.mkdtemp()) / "a.jsonl")
+        .read_text()
+        .splitlines()
+        if line.strip()
+    ]
     since = time.time() - config.days * 86400
     recent = [i for i in items if (i.get("ts") or 0) >= since] or items
     champion = mlflow_registry.champion()
@@ -191,7 +199,13 @@ def golden_set_audit(
         rows = read_rows(GOLDEN.path)
         predictions = model.classify([r["text"] for r in rows])
     suspects = [
-        {"id": r.get("id"), "text": r["text"], "golden_label": r["label"], "model_says": p.intent, "confidence": p.confidence}
+        {
+            "id": r.get("id"),
+            "text": r["text"],
+            "golden_label": r["label"],
+            "model_says": p.intent,
+            "confidence": p.confidence,
+        }
         for r, p in zip(rows, predictions)
         if p.intent != r["label"] and p.confidence >= 0.9
     ]
@@ -229,7 +243,10 @@ def serving_tuning(
     texts = [r["text"] for r in prediction_log.open().read_recent(config.recent)] or ["where is my order"]
     with tempfile.TemporaryDirectory() as tmp:
         _, model = _champion_artifact(mlflow_registry, artifact_store, Path(tmp))
-        rows = [{"batch_size": b, "p95_ms_per_message": latency_p95_ms(model.classify, texts[:64], b, 2)} for b in config.batch_sizes]
+        rows = [
+            {"batch_size": b, "p95_ms_per_message": latency_p95_ms(model.classify, texts[:64], b, 2)}
+            for b in config.batch_sizes
+        ]
     within = [r for r in rows if r["p95_ms_per_message"] * r["batch_size"] <= config.budget_ms] or rows[:1]
     best = within[-1]
     return dg.MaterializeResult(
@@ -254,7 +271,9 @@ def _import_review(context, label_studio: LabelStudioResource, rows: list[dict],
         if key and key not in seen:
             seen.add(key)
             keyed.append({**row, "message_key": key})
-    result = import_once(label_studio.get_client(), label_studio.get_ledger(), keyed, purpose=purpose, run_id=context.run_id)
+    result = import_once(
+        label_studio.get_client(), label_studio.get_ledger(), keyed, purpose=purpose, run_id=context.run_id
+    )
     return result, len(screened.dropped)
 
 
@@ -266,7 +285,9 @@ def intent_discovery(
     label_studio: LabelStudioResource,
 ) -> dg.MaterializeResult:
     """G → P: cluster recent OOD-flagged and unsure messages; 200 candidates across clusters for human review."""
-    rows = [r for r in prediction_log.open().read_recent(config.recent) if r["is_ood"] or r["confidence"] < 0.6]
+    rows = [
+        r for r in prediction_log.open().read_recent(config.recent) if r["is_ood"] or r["confidence"] < 0.6
+    ]
     candidates = discovery_candidates(screen_injections(rows).kept, config.n)
     result, flagged = _import_review(context, label_studio, candidates, "discovery")
     sizes = {}

@@ -129,13 +129,17 @@ def significant_drop(observed: Rate | None, baseline: float, min_drop: float, t:
         return False
     if baseline - observed.value < min_drop:
         return False
-    return binomtest(observed.k, observed.n, min(max(baseline, 1e-9), 1 - 1e-9), "less").pvalue < t.significance
+    return (
+        binomtest(observed.k, observed.n, min(max(baseline, 1e-9), 1 - 1e-9), "less").pvalue < t.significance
+    )
 
 
 def latency_cause(signals: Signals, baseline: Baseline, t: TreeThresholds) -> str:
     """F's three branches: a different tokenizer, slower batching alone, or the model graph."""
-    if signals.tokenizer_fingerprint and baseline.tokenizer_fingerprint and (
-        signals.tokenizer_fingerprint != baseline.tokenizer_fingerprint
+    if (
+        signals.tokenizer_fingerprint
+        and baseline.tokenizer_fingerprint
+        and (signals.tokenizer_fingerprint != baseline.tokenizer_fingerprint)
     ):
         return "tokenizer"
     single_rise = (signals.p95_latency_ms or 0.0) - baseline.p95_latency_ms
@@ -152,6 +156,7 @@ def latency_cause(signals: Signals, baseline: Baseline, t: TreeThresholds) -> st
 def decide(signals: Signals, baseline: Baseline, t: TreeThresholds = TreeThresholds()) -> list[Action]:
     """Every leaf the signals reach, each with its reason; [] when nothing fired."""
     actions: list[Action] = []
+
     def segment_dropped(segment: str) -> bool:
         rate = signals.segment_accuracy.get(segment)
         return segment in baseline.segment_accuracy and significant_drop(
@@ -159,7 +164,9 @@ def decide(signals: Signals, baseline: Baseline, t: TreeThresholds = TreeThresho
         )
 
     def rest_dropped(segment: str) -> bool:
-        return significant_drop(signals.rest_accuracy.get(segment), baseline.accuracy, t.overall_accuracy_drop, t)
+        return significant_drop(
+            signals.rest_accuracy.get(segment), baseline.accuracy, t.overall_accuracy_drop, t
+        )
 
     # a single segment's problem: it dropped, and the traffic outside it (enough of it to judge) did not
     single = sorted(
@@ -218,7 +225,9 @@ def decide(signals: Signals, baseline: Baseline, t: TreeThresholds = TreeThresho
                 candidates=200,
             )
         )
-    if significant_drop(signals.multi_intent_recall, baseline.multi_intent_recall, t.multi_intent_recall_drop, t):
+    if significant_drop(
+        signals.multi_intent_recall, baseline.multi_intent_recall, t.multi_intent_recall_drop, t
+    ):
         actions.append(
             _action(
                 "H→Q",

@@ -29,7 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--base-model", default=None)
     parser.add_argument("--seed", type=int, default=0, help="sampler seed; give each worker its own")
-    parser.add_argument("--data", default=str(SEED_CORPUS.path), help="labelled JSONL (default: the seed corpus)")
+    parser.add_argument(
+        "--data", default=str(SEED_CORPUS.path), help="labelled JSONL (default: the seed corpus)"
+    )
     parser.add_argument("--train-rows", type=int, default=0, help="subsample the training split (0 = all)")
     parser.add_argument("--max-epochs", type=int, default=5)
     args = parser.parse_args(argv)

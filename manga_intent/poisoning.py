@@ -15,7 +15,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-
 #: Instructions aimed at the router or the assistant rather than at the shop (matched on lower-cased text).
 INJECTION_PATTERNS = tuple(
     re.compile(p)
@@ -75,7 +74,9 @@ class Screened:
     reasons: Counter = field(default_factory=Counter)
 
 
-def screen_injections(rows: Iterable[dict], flaggers: Sequence[InjectionFlagger] = DEFAULT_FLAGGERS) -> Screened:
+def screen_injections(
+    rows: Iterable[dict], flaggers: Sequence[InjectionFlagger] = DEFAULT_FLAGGERS
+) -> Screened:
     """Split rows into those fit for labellers and those flagged (each dropped row gains `flag_reason`)."""
     out = Screened(kept=[])
     for row in rows:

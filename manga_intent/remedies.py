@@ -28,19 +28,25 @@ class TemperatureRefit:
         return asdict(self)
 
 
-def refit_temperature(items: Sequence[dict], labels: Sequence[str], current_temperature: float) -> TemperatureRefit:
+def refit_temperature(
+    items: Sequence[dict], labels: Sequence[str], current_temperature: float
+) -> TemperatureRefit:
     """Fit a temperature correction on the older 70% of audited rows, check ECE on the newest 30%.
 
     Audited rows carry the calibrated probabilities the service returned; log-probabilities are the
     logits divided by the current temperature (up to a constant), so fitting a temperature on them yields
     the correction factor.
     """
-    rows = sorted((i for i in items if i["label"] != OUT_OF_SCOPE and i.get("probs")), key=lambda i: i.get("ts") or 0)
+    rows = sorted(
+        (i for i in items if i["label"] != OUT_OF_SCOPE and i.get("probs")), key=lambda i: i.get("ts") or 0
+    )
     if len(rows) < 20:
         raise ValueError(f"need at least 20 audited in-scope rows with probabilities, got {len(rows)}")
     index = {label: i for i, label in enumerate(labels)}
     rows = [r for r in rows if r["label"] in index]
-    logp = np.log(np.clip(np.array([[r["probs"].get(l, 0.0) for l in labels] for r in rows]), 1e-12, 1.0))
+    logp = np.log(
+        np.clip(np.array([[r["probs"].get(name, 0.0) for name in labels] for r in rows]), 1e-12, 1.0)
+    )
     y = np.array([index[r["label"]] for r in rows])
     cut = int(len(rows) * 0.7)
     correction = fit_temperature(logp[:cut], y[:cut]).temperature

@@ -63,14 +63,21 @@ def _current_fingerprint(champion, store: ArtifactStore) -> str:
     if cache.is_file():
         return cache.read_text().strip()
     with tempfile.TemporaryDirectory() as tmp:
-        fingerprint = tokenizer_fingerprint(CompiledClassifier(store.get_dir(champion.source, Path(tmp))).tokenizer)
+        fingerprint = tokenizer_fingerprint(
+            CompiledClassifier(store.get_dir(champion.source, Path(tmp))).tokenizer
+        )
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(fingerprint)
     return fingerprint
 
 
 def _request(action, evidence: str, champion, baseline_raw: dict) -> dg.RunRequest:
-    tags = {"trigger": "decision_tree", "leaf": action.leaf, "action": action.name, "reason": action.reason[:200]}
+    tags = {
+        "trigger": "decision_tree",
+        "leaf": action.leaf,
+        "action": action.name,
+        "reason": action.reason[:200],
+    }
     run_config, partition = {}, None
     if action.name == "targeted_relabel":
         run_config = {"ops": {"labeling_batch": {"config": {"segment": action.config["segment"]}}}}

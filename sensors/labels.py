@@ -53,13 +53,15 @@ def labels_ready_sensor(
         )
     newest = fresh[-1]["annotation_id"]
     context.update_cursor(json.dumps({**cursor, "last_annotation_id": newest}))
-    return requests + [dg.RunRequest(
-        run_key=f"labels:{last_seen + 1}-{newest}",
-        job_name=RETRAIN_JOB,
-        partition_key=monitoring.retrain_partition,
-        tags={
-            "trigger": "labels_ready",
-            "new_labels": str(len(fresh)),
-            "annotations": f"{last_seen + 1}-{newest}",
-        },
-    )]
+    return requests + [
+        dg.RunRequest(
+            run_key=f"labels:{last_seen + 1}-{newest}",
+            job_name=RETRAIN_JOB,
+            partition_key=monitoring.retrain_partition,
+            tags={
+                "trigger": "labels_ready",
+                "new_labels": str(len(fresh)),
+                "annotations": f"{last_seen + 1}-{newest}",
+            },
+        )
+    ]

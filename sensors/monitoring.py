@@ -35,7 +35,9 @@ def champion_baseline(registry: MlflowRegistry) -> tuple[dict | None, str]:
     if champion is None:
         return None, "no champion"
     raw = champion.tags.get("monitoring_baseline")
-    return (json.loads(raw), f"champion v{champion.version}") if raw else (None, f"champion v{champion.version}")
+    return (
+        (json.loads(raw), f"champion v{champion.version}") if raw else (None, f"champion v{champion.version}")
+    )
 
 
 def reference_shares(registry: MlflowRegistry) -> tuple[dict, str]:
@@ -64,9 +66,7 @@ def retrain_cooldown(context, settings: MonitoringSettings, state: dict) -> str 
         instance = None
     if instance is not None:
         since = datetime.now(UTC) - timedelta(seconds=settings.retrain_cooldown_seconds)
-        runs = instance.get_runs(
-            filters=dg.RunsFilter(job_name=RETRAIN_JOB, created_after=since), limit=20
-        )
+        runs = instance.get_runs(filters=dg.RunsFilter(job_name=RETRAIN_JOB, created_after=since), limit=20)
         triggered = [r for r in runs if r.tags.get("trigger") not in (None, "monthly_schedule")]
         if triggered:
             return f"run {triggered[0].run_id[:8]} ({triggered[0].tags.get('trigger')}) started within the cooldown"
@@ -86,7 +86,9 @@ def _judged_windows(context, prediction_log, settings):
     cursor, state = LogCursor.parse(context.cursor)
     read = read_windows(prediction_log.open(), cursor, settings.window, settings.max_windows_per_tick)
     if read.reset:
-        context.log.warning(f"prediction log was reset (epoch {cursor.epoch} -> {read.cursor.epoch}); judging it from its start")
+        context.log.warning(
+            f"prediction log was reset (epoch {cursor.epoch} -> {read.cursor.epoch}); judging it from its start"
+        )
         state.pop("baseline", None)
     return read, state, complete_windows(read.rows, settings.window)
 
@@ -131,7 +133,9 @@ def drift_sensor(
         test = drift_test(
             [r["intent"] for r in judged.rows if not r["is_ood"]], shares, alpha=monitoring.drift_alpha
         )
-        confidence_shift = stats.confidence_kl is not None and stats.confidence_kl > thresholds.confidence_kl_drift
+        confidence_shift = (
+            stats.confidence_kl is not None and stats.confidence_kl > thresholds.confidence_kl_drift
+        )
         drifted = test.drifted or confidence_shift
         key = f"{read.cursor.tag}:{window[0]['id']}-{window[-1]['id']}"
         context.log.info(

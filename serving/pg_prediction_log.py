@@ -37,7 +37,9 @@ class PostgresPredictionLog:
                 "probs JSONB NOT NULL, is_ood BOOLEAN NOT NULL, energy DOUBLE PRECISION NOT NULL, "
                 "route TEXT NOT NULL, model_version TEXT NOT NULL, latency_ms DOUBLE PRECISION NOT NULL, client TEXT)"
             )
-            cur.execute(f"CREATE TABLE IF NOT EXISTS {self._meta} (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            cur.execute(
+                f"CREATE TABLE IF NOT EXISTS {self._meta} (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+            )
             cur.execute(
                 f"CREATE TABLE IF NOT EXISTS {self._counter} (singleton BOOLEAN PRIMARY KEY DEFAULT TRUE "
                 "CHECK (singleton), last_id BIGINT NOT NULL)"
@@ -57,16 +59,16 @@ class PostgresPredictionLog:
         if not rows:
             return
         with self._connect() as conn, conn.cursor() as cur:  # one transaction: all rows or none
-            cur.execute(
-                f"UPDATE {self._counter} SET last_id = last_id + %s RETURNING last_id", (len(rows),)
-            )
+            cur.execute(f"UPDATE {self._counter} SET last_id = last_id + %s RETURNING last_id", (len(rows),))
             last = cur.fetchone()[0]
             first = last - len(rows) + 1
             values = [
                 (
                     first + i,
                     *[
-                        json.dumps(r[c]) if c in ("top", "probs") else (bool(r[c]) if c == "is_ood" else r.get(c))
+                        json.dumps(r[c])
+                        if c in ("top", "probs")
+                        else (bool(r[c]) if c == "is_ood" else r.get(c))
                         for c in _DATA_COLUMNS
                     ],
                 )

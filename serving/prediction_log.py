@@ -71,7 +71,9 @@ class SqlitePredictionLog:
                 "client TEXT)"
             )
             if "client" not in {row[1] for row in conn.execute("PRAGMA table_info(predictions)")}:
-                conn.execute("ALTER TABLE predictions ADD COLUMN client TEXT")  # logs from before per-client caps
+                conn.execute(
+                    "ALTER TABLE predictions ADD COLUMN client TEXT"
+                )  # logs from before per-client caps
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=30)

@@ -178,7 +178,9 @@ def post_stream(
         for message in stream:
             started = time.perf_counter()
             headers = {"x-client-id": message["client"]} if message.get("client") else {}
-            reply = client.post(url, json={"text": message["text"], "channel": message["channel"]}, headers=headers)
+            reply = client.post(
+                url, json={"text": message["text"], "channel": message["channel"]}, headers=headers
+            )
             if reply.status_code >= 300:
                 raise RuntimeError(f"{url} answered {reply.status_code}: {reply.text[:300]}")
             yield {"sent": message, "reply": reply.json()}

@@ -9,7 +9,7 @@ import random
 import pytest
 
 from manga_intent.audit import audit_metrics, in_audit_slice
-from manga_intent.decision_tree import LEAVES, Baseline, Rate, Signals, decide
+from manga_intent.decision_tree import LEAVES, Baseline, Signals, decide
 from manga_intent.remedies import discovery_candidates, pair_candidates, refit_temperature
 from manga_intent.taxonomy import INTENTS
 
