@@ -21,10 +21,21 @@ from manga_assets.hpo_study import hpo_study
 from manga_assets.intent_dataset import intent_dataset
 
 # what runs them
-from manga_assets.jobs import REMEDY_JOBS, audit_job, dataset_job, labeling_job, retrain_job
+from manga_assets.jobs import (
+    REMEDY_JOBS,
+    audit_job,
+    dataset_job,
+    labeling_job,
+    methods_comparison_job,
+    methods_comparison_report_job,
+    retrain_job,
+)
 
 # data: Label Studio exports → the labelled pool → consensus-filtered synthetic rows
 from manga_assets.labeling import audit_batch, audit_labels, human_labels, labeling_batch
+
+# the comparative-methods table
+from manga_assets.methods_comparison import methods_comparison, methods_comparison_report
 
 # monitoring: the champion's baseline and the decision tree's remedies
 from manga_assets.monitoring_actions import (
@@ -101,10 +112,21 @@ def build_resources() -> dict:
     }
 
 
+#: The comparative-methods grid (method x seed partitions; a backfill runs it) and its report.
+COMPARISON_ASSETS = [methods_comparison, methods_comparison_report]
+
 defs = dg.Definitions(
-    assets=[*ALL_ASSETS, *LOOP_ASSETS],
+    assets=[*ALL_ASSETS, *LOOP_ASSETS, *COMPARISON_ASSETS],
     asset_checks=[golden_gate],
-    jobs=[retrain_job, labeling_job, audit_job, dataset_job, *REMEDY_JOBS],
+    jobs=[
+        retrain_job,
+        labeling_job,
+        audit_job,
+        dataset_job,
+        methods_comparison_job,
+        methods_comparison_report_job,
+        *REMEDY_JOBS,
+    ],
     sensors=[drift_sensor, low_confidence_sensor, labels_ready_sensor, decision_tree_sensor],
     schedules=[monthly_retrain, daily_audit_slice],
     resources=build_resources(),

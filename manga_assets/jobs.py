@@ -4,7 +4,7 @@ import os
 
 import dagster as dg
 
-from manga_assets.partitions import seed_partitions
+from manga_assets.partitions import method_seed_partitions, seed_partitions
 
 #: Kubernetes requests per step when MANGA_EXECUTOR=k8s: fine-tuning and the search get whole cores.
 STEP_RESOURCES = {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}
@@ -53,7 +53,9 @@ NOT_RETRAINED = (
 #: human labels → dataset → synthetic set → HPO → model → calibrator → compiled artifact → gate → baseline.
 retrain_job = dg.define_asset_job(
     RETRAIN_JOB,
-    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*NOT_RETRAINED),
+    selection=dg.AssetSelection.all()
+    - dg.AssetSelection.assets(*NOT_RETRAINED)
+    - dg.AssetSelection.groups("comparison"),
     partitions_def=seed_partitions,
     executor_def=training_executor(),
     description="Re-materialize from human_labels through the golden gate (drift, new labels, monthly).",
@@ -91,3 +93,14 @@ REMEDY_JOBS = [
     intent_discovery_job,
     multi_intent_pairs_job,
 ]
+#: One (method, seed) partition of the comparative-methods grid; backfill all partitions to run the grid.
+methods_comparison_job = dg.define_asset_job(
+    "methods_comparison_job",
+    selection=["methods_comparison"],
+    partitions_def=method_seed_partitions,
+    description="Backfill over method x seed runs the comparative-methods grid on the dataset's test split.",
+)
+#: The table, paired tests and plot over every stored grid run.
+methods_comparison_report_job = dg.define_asset_job(
+    "methods_comparison_report_job", selection=["methods_comparison_report"]
+)

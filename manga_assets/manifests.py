@@ -116,3 +116,19 @@ class AuditExport(Manifest):
     uri: str
     labels: int
     max_annotation_id: int = 0
+
+
+@dataclass(frozen=True)
+class MethodRun(Manifest):
+    """One (method, seed) run of the comparative-methods grid, scored on the test split; the full record
+    (per-example predictions for the paired tests) is JSON behind `record_uri`."""
+
+    method: str
+    seed: int
+    record_uri: str
+    data_version: str
+    accuracy: float
+    macro_f1: float
+    rare_class_accuracy: float | None
+    ece_calibrated: float
+    p95_latency_ms: float

@@ -42,7 +42,7 @@ def synthetic_set(
         config.n,
         seed=config.seed,
         k=config.k,
-        config=TrainConfig(epochs=config.fold_epochs),
+        config=TrainConfig(epochs=config.fold_epochs, max_steps=None),
         base_model=base_model.name_or_path,
         progress=False,
         on_fold_end=lambda fold, acc: context.log.info(

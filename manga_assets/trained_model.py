@@ -1,4 +1,4 @@
-"""`trained_model`: the seed recipe, one partition per training seed, tracked in MLflow."""
+"""`trained_model`: recipe v2, one partition per training seed, tracked in MLflow."""
 
 import json
 import tempfile
@@ -20,18 +20,31 @@ from resources.mlflow_registry import MlflowRegistry
 from resources.model_settings import BaseModelResource
 from resources.storage import ArtifactStore
 
+_V2 = TrainConfig()
+
 
 class TrainedModelConfig(dg.Config):
-    epochs: int = 5
-    """5 epochs at the MiniLM default rate (3e-4) scored best on the golden set (README, "Choosing the defaults")."""
+    """Recipe v2's knobs; every default is `TrainConfig()`'s, chosen on validation splits only (README)."""
+
+    max_steps: int = _V2.max_steps
+    """Optimiser-step budget (0 = `epochs` passes)."""
+    epochs: int = _V2.epochs
+    """Upper bound on passes over the training rows."""
     lr: float = 0.0
     """0 = the base model's default rate."""
-    batch_size: int = 32
-    gamma: float = 2.0
-    lr_decay: float = 0.82
-    warmup_ratio: float = 0.1
+    head_lr_multiplier: float = _V2.head_lr_multiplier
+    batch_size: int = _V2.batch_size
+    loss: str = _V2.loss
+    gamma: float = _V2.gamma
+    class_weighting: bool = _V2.class_weighting
+    label_smoothing: float = _V2.label_smoothing
+    ema_decay: float = _V2.ema_decay
+    lr_decay: float = _V2.lr_decay
+    warmup_ratio: float = _V2.warmup_ratio
+    freeze_word_embeddings: bool = _V2.freeze_word_embeddings
     use_hpo_best: bool = False
-    """Take lr, batch size, gamma, decay, epochs and warmup from the latest `hpo_study`."""
+    """Take lr, head multiplier, batch size, decay, epochs and warmup from the latest `hpo_study` (its
+    epochs become the budget)."""
     include_synthetic: bool = True
     """Add the consensus-kept synthetic rows to the training split (never to val/test)."""
     enforce_overfit_guard: bool = False
@@ -39,20 +52,29 @@ class TrainedModelConfig(dg.Config):
 
 
 def recipe(config: TrainedModelConfig, seed: int, hpo: HpoResult | None) -> TrainConfig:
-    base = TrainConfig(
+    base = replace(
+        _V2,
+        max_steps=config.max_steps or None,
         epochs=config.epochs,
         lr=config.lr or None,
+        head_lr_multiplier=config.head_lr_multiplier,
         batch_size=config.batch_size,
+        loss=config.loss,
         gamma=config.gamma,
+        class_weighting=config.class_weighting,
+        label_smoothing=config.label_smoothing,
+        ema_decay=config.ema_decay,
         lr_decay=config.lr_decay,
         warmup_ratio=config.warmup_ratio,
+        freeze_word_embeddings=config.freeze_word_embeddings,
         split_seed=SPLIT_SEED,
         init_seed=seed,
         sampler_seed=seed,
         enforce_overfit_guard=config.enforce_overfit_guard,
     )
     if config.use_hpo_best and hpo:
-        base = replace(base, **{k: v for k, v in hpo.best_params.items() if k in asdict(base)})
+        tuned = {k: v for k, v in hpo.best_params.items() if k in asdict(base)}
+        base = replace(base, max_steps=None, **tuned)
     return base
 
 
@@ -133,12 +155,24 @@ def trained_model(
                         "train_ce": stats.train_loss,
                         "val_ce": stats.val_loss,
                         "val_accuracy": stats.val_accuracy,
+                        "val_macro_f1": stats.val_macro_f1,
                         "overfit_gap": stats.gap,
                     },
-                    step=stats.epoch,
+                    step=stats.step,
                 )
             mlflow.log_metrics(
-                {f"test_{k}": float(metrics[k]) for k in ("accuracy", "macro_f1", "ece", "nll", "brier")}
+                {
+                    f"test_{k}": float(metrics[k])
+                    for k in (
+                        "accuracy",
+                        "macro_f1",
+                        "ece",
+                        "ece_uncalibrated",
+                        "nll",
+                        "nll_uncalibrated",
+                        "brier",
+                    )
+                }
                 | {"examples_per_second": metrics["examples_per_second"]}
             )
             mlflow.log_artifact(str(Path(tmp) / "confusion_matrix.png"))
@@ -167,8 +201,11 @@ def trained_model(
             "test_accuracy": metrics["accuracy"],
             "test_macro_f1": metrics["macro_f1"],
             "test_rare_class_accuracy": metrics["rare_class_accuracy"],
-            "test_ece_uncalibrated": metrics["ece"],
-            "best_epoch": result.best_epoch,
+            "test_ece_uncalibrated": metrics["ece_uncalibrated"],
+            "test_ece_calibrated": metrics["ece"],
+            "temperature_fitted_on_val": metrics["calibration"]["temperature"],
+            "best_step": result.best.step,
+            "best_val_macro_f1": result.best.val_macro_f1,
             "overfit_gap": result.overfit_gap,
             "train_examples_per_second": metrics["examples_per_second"],
             "per_intent": md(per_intent_table(metrics)),

@@ -53,3 +53,45 @@ def fit_temperature(
         ece_after=expected_calibration_error(after, labels),
         n=int(len(labels)),
     )
+
+
+def calibration_scores(logits: np.ndarray, labels: np.ndarray, temperature: float) -> dict:
+    """ECE, NLL and Brier of `logits` before (T = 1) and after dividing by `temperature`."""
+    from manga_intent.metrics import brier_score
+
+    labels = np.asarray(labels, dtype=int)
+    before, after = softmax(logits, 1.0), softmax(logits, temperature)
+    return {
+        "temperature": float(temperature),
+        "n": int(len(labels)),
+        "ece_uncalibrated": expected_calibration_error(before, labels),
+        "ece": expected_calibration_error(after, labels),
+        "nll_uncalibrated": negative_log_likelihood(before, labels),
+        "nll": negative_log_likelihood(after, labels),
+        "brier_uncalibrated": brier_score(before, labels),
+        "brier": brier_score(after, labels),
+    }
+
+
+def validation_logits_and_temperature(
+    model, tokenizer, val_examples, label_list, *, max_length: int = 128
+) -> tuple[np.ndarray, TemperatureFit]:
+    """The one calibration code path: `manga-intent train` and the Dagster `calibrator` both call this.
+
+    Scores the validation rows (never test or golden rows) and fits the temperature on them by NLL;
+    returns the validation logits too, for whatever else is fitted on validation (the OOD threshold).
+    """
+    from manga_intent.inference import predict_logits
+
+    index = {label: i for i, label in enumerate(label_list)}
+    logits = predict_logits(model, tokenizer, [e.text for e in val_examples], max_length=max_length)
+    return logits, fit_temperature(logits, np.array([index[e.label] for e in val_examples]))
+
+
+def calibrate_on_validation(
+    model, tokenizer, val_examples, label_list, *, max_length: int = 128
+) -> TemperatureFit:
+    """The temperature fitted on validation (see `validation_logits_and_temperature`)."""
+    return validation_logits_and_temperature(
+        model, tokenizer, val_examples, label_list, max_length=max_length
+    )[1]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from manga_intent.calibration import TemperatureFit, fit_temperature
+from manga_intent.calibration import TemperatureFit, validation_logits_and_temperature
 from manga_intent.data import Example
 from manga_intent.inference import predict_logits, softmax
 from manga_intent.metrics import expected_calibration_error, negative_log_likelihood, reliability_bins
@@ -87,10 +87,12 @@ def fit_calibrator(
     def logits_of(texts: Sequence[str]) -> np.ndarray:
         return predict_logits(model, tokenizer, list(texts), max_length=max_length)
 
-    val_logits, test_logits = logits_of([e.text for e in val]), logits_of([e.text for e in test])
-    val_labels = np.array([index[e.label] for e in val])
+    # the same function `manga-intent train` calibrates with: one calibration code path
+    val_logits, temperature = validation_logits_and_temperature(
+        model, tokenizer, val, label_list, max_length=max_length
+    )
+    test_logits = logits_of([e.text for e in test])
     test_labels = np.array([index[e.label] for e in test])
-    temperature = fit_temperature(val_logits, val_labels)
     before, after = softmax(test_logits, 1.0), softmax(test_logits, temperature.temperature)
     test_scores = {
         "ece_before": expected_calibration_error(before, test_labels),

@@ -19,7 +19,7 @@ EXIT_USAGE = 2
 
 
 def _add_train(sub) -> None:
-    p = sub.add_parser("train", help="fine-tune a classifier on a labelled JSONL file")
+    p = sub.add_parser("train", help="fine-tune a classifier on a labelled JSONL file (recipe v2 by default)")
     p.add_argument("--data", required=True, help="JSONL with text, label and optional split per line")
     p.add_argument("--out", required=True, help="output directory for the model and metrics.json")
     p.add_argument(
@@ -27,33 +27,85 @@ def _add_train(sub) -> None:
         default=None,
         help="local HF directory or cached hub id (default: packaged all-MiniLM-L6-v2)",
     )
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--lr", type=float, default=None, help="base learning rate (default: per base model)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--gamma", type=float, default=2.0, help="focal-loss focusing parameter")
     p.add_argument(
-        "--lr-decay", type=float, default=0.82, help="discriminative learning-rate decay per layer"
+        "--recipe",
+        choices=["v2", "legacy"],
+        default="v2",
+        help="v2 (default) or the legacy seed-derived recipe; the options below override either",
     )
-    p.add_argument("--warmup-ratio", type=float, default=0.1)
+    # every option defaults to None = the chosen recipe's value (manga_intent.training.TrainConfig)
+    p.add_argument("--epochs", type=int, default=None, help="upper bound on passes over the training rows")
+    p.add_argument("--max-steps", type=int, default=None, help="optimiser-step budget (0 = epochs only)")
+    p.add_argument("--lr", type=float, default=None, help="base learning rate (default: per base model)")
+    p.add_argument("--head-lr-multiplier", type=float, default=None, help="head learning rate / base rate")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--loss", choices=["ce", "focal"], default=None)
+    p.add_argument("--gamma", type=float, default=None, help="focal-loss focusing parameter")
+    p.add_argument(
+        "--class-weighting",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="inverse-frequency class weights in the loss",
+    )
+    p.add_argument(
+        "--oversample",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="replicate minority-class rows",
+    )
+    p.add_argument("--label-smoothing", type=float, default=None)
+    p.add_argument("--rdrop-alpha", type=float, default=None, help="R-Drop consistency weight (0 = off)")
+    p.add_argument("--ema-decay", type=float, default=None, help="EMA of the weights (0 = off)")
+    p.add_argument(
+        "--lr-decay", type=float, default=None, help="discriminative learning-rate decay per layer"
+    )
+    p.add_argument("--warmup-ratio", type=float, default=None)
+    p.add_argument(
+        "--pooling",
+        choices=["auto", "mean", "cls", "max", "mean_sqrt_len"],
+        default=None,
+        help="auto = the base model's sentence-transformers pooling, else cls",
+    )
+    p.add_argument("--freeze-word-embeddings", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument(
+        "--bf16",
+        choices=["auto", "on", "off"],
+        default=None,
+        help="bf16 autocast; auto = only on CPUs with AMX/AVX-512-BF16",
+    )
     p.add_argument(
         "--seed",
         type=int,
         default=None,
         help="training seed (init and sampler); default init 123, sampler 2024 as in the seed recipe",
     )
-    p.add_argument("--split-seed", type=int, default=42, help="seed of the stratified 80/10/10 split")
-    p.add_argument("--max-length", type=int, default=128)
-    p.add_argument("--patience", type=int, default=2, help="early-stopping patience in epochs")
     p.add_argument(
-        "--overfit-gap", type=float, default=0.15, help="val-train loss gap that flags overfitting"
+        "--split-seed",
+        type=int,
+        default=42,
+        help="seed of the stratified 80/10/10 split, or of the validation set carved from train",
     )
     p.add_argument(
-        "--enforce-overfit-guard", action="store_true", help="stop training when the gap is exceeded"
+        "--val-fraction",
+        type=float,
+        default=0.1,
+        help="share of train carved into validation when the file has train/test but no val rows",
+    )
+    p.add_argument("--max-length", type=int, default=None)
+    p.add_argument("--patience", type=int, default=None, help="early-stopping patience in evaluations")
+    p.add_argument(
+        "--overfit-gap", type=float, default=None, help="val-train loss gap that flags overfitting"
+    )
+    p.add_argument(
+        "--enforce-overfit-guard",
+        action="store_true",
+        default=None,
+        help="stop training when the gap is exceeded",
     )
     p.add_argument(
         "--temperature-start",
         type=float,
-        default=1.0,
+        default=None,
         help="anneal the training softmax temperature from this value to 1 (seed: 1.5)",
     )
     p.add_argument(
@@ -64,11 +116,61 @@ def _add_train(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
 
 
+_TRAIN_OPTIONS = (
+    "epochs",
+    "max_steps",
+    "lr",
+    "head_lr_multiplier",
+    "batch_size",
+    "loss",
+    "gamma",
+    "class_weighting",
+    "oversample",
+    "label_smoothing",
+    "rdrop_alpha",
+    "ema_decay",
+    "lr_decay",
+    "warmup_ratio",
+    "pooling",
+    "freeze_word_embeddings",
+    "bf16",
+    "max_length",
+    "patience",
+    "overfit_gap",
+    "enforce_overfit_guard",
+    "temperature_start",
+)
+
+
+def train_config_from_args(args):
+    """The chosen recipe with only the options the user gave overriding it."""
+    from dataclasses import replace
+
+    from manga_intent.training import LEGACY_RECIPE, TrainConfig
+
+    base = LEGACY_RECIPE if args.recipe == "legacy" else TrainConfig()
+    overrides = {name: getattr(args, name) for name in _TRAIN_OPTIONS if getattr(args, name) is not None}
+    if overrides.get("max_steps") == 0:
+        overrides["max_steps"] = None
+    if args.seed is not None:
+        overrides.update(init_seed=args.seed, sampler_seed=args.seed)
+    config = replace(base, split_seed=args.split_seed, **overrides)
+    config.validate()
+    return config
+
+
 def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="print metrics of a trained model on a labelled JSONL file")
     p.add_argument("--model", required=True)
     p.add_argument("--data", required=True)
-    p.add_argument("--split", default="test", choices=["train", "val", "test", "all"])
+    p.add_argument(
+        "--split",
+        default="test",
+        choices=["train", "val", "test", "all"],
+        help="rows to score: that split's rows (val carved as in training when the file has none), "
+        "or all rows",
+    )
+    p.add_argument("--uncalibrated", action="store_true", help="score raw probabilities (temperature 1)")
     p.add_argument("--bootstrap", type=int, default=1000)
     p.add_argument("--quiet", action="store_true")
 
@@ -77,6 +179,46 @@ def _add_predict(sub) -> None:
     p = sub.add_parser("predict", help="classify texts; one JSON line per text")
     p.add_argument("--model", required=True)
     p.add_argument("texts", nargs="+")
+    p.add_argument("--quiet", action="store_true")
+
+
+def _add_compare(sub) -> None:
+    p = sub.add_parser("compare", help="comparative methods table: every method x seed on the same split")
+    p.add_argument("--data", required=True, help="labelled JSONL (test rows are where methods are scored)")
+    p.add_argument(
+        "--methods",
+        default="all",
+        help="comma-separated subset of: "
+        + ", ".join(
+            [
+                "plain_ce",
+                "class_weighted_ce",
+                "oversampling",
+                "label_smoothing",
+                "focal_class_weights",
+                "threshold_moving",
+                "two_stage",
+                "recipe_v2",
+            ]
+        ),
+    )
+    p.add_argument("--seeds", type=int, default=10, help="training seeds 1..N (default 10)")
+    p.add_argument("--only-seeds", default=None, help="comma-separated seeds to run now (chunked grids)")
+    p.add_argument(
+        "--results",
+        default=None,
+        help="JSONL the runs are appended to; runs already in it are skipped (default: OUT/runs.jsonl)",
+    )
+    p.add_argument(
+        "--out", default="compare_out", help="directory for runs.jsonl, summary.json, table.md, cache"
+    )
+    p.add_argument("--base-model", default=None)
+    p.add_argument(
+        "--max-steps", type=int, default=None, help="step budget for every method (default: recipe v2's)"
+    )
+    p.add_argument("--split-seed", type=int, default=42)
+    p.add_argument("--no-summary", action="store_true", help="only run; do not summarise")
+    p.add_argument("--bootstrap", type=int, default=5000, help="paired-bootstrap resamples")
     p.add_argument("--quiet", action="store_true")
 
 
@@ -97,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_evaluate(sub)
     _add_predict(sub)
+    _add_compare(sub)
     _add_plugins(sub)
     return parser
 
@@ -109,7 +252,6 @@ def _log(args, message: str) -> None:
 def cmd_train(args) -> int:
     from manga_intent.data import infer_label_list, load_jsonl, make_splits
     from manga_intent.train_and_evaluate import run_training
-    from manga_intent.training import TrainConfig
 
     allowed = [s.strip() for s in args.labels.split(",") if s.strip()] if args.labels else None
     loaded = load_jsonl(args.data, allowed_labels=allowed, quarantine=args.quarantine)
@@ -122,25 +264,17 @@ def cmd_train(args) -> int:
     label_list = allowed or infer_label_list(loaded.examples)
     if len(label_list) < 2:
         raise ValueError(f"need at least 2 labels to train a classifier, found {label_list}")
-    splits = make_splits(loaded.examples, seed=args.split_seed)
-    seeds = {} if args.seed is None else {"init_seed": args.seed, "sampler_seed": args.seed}
-    config = TrainConfig(
-        epochs=args.epochs,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        gamma=args.gamma,
-        lr_decay=args.lr_decay,
-        warmup_ratio=args.warmup_ratio,
-        max_length=args.max_length,
-        patience=args.patience,
-        overfit_gap=args.overfit_gap,
-        enforce_overfit_guard=args.enforce_overfit_guard,
-        temperature_start=args.temperature_start,
-        split_seed=args.split_seed,
-        **seeds,
+    config = train_config_from_args(args)
+    splits = make_splits(loaded.examples, seed=args.split_seed, val_fraction=args.val_fraction)
+    missing = sorted(set(label_list) - {e.label for e in splits.train})
+    if missing:
+        raise ValueError(f"labels with no training rows: {missing}")
+    carved = (
+        f"; validation carved from train ({len(splits.val)} rows, stratified, seed {args.split_seed})"
+        if splits.val_source == "carved_from_train"
+        else ""
     )
-    config.validate()
-    _log(args, f"{len(loaded.examples)} rows, {len(label_list)} labels, split {splits.sizes()}")
+    _log(args, f"{len(loaded.examples)} rows, {len(label_list)} labels, split {splits.sizes()}{carved}")
     out = Path(args.out)
     result, metrics, _ = run_training(
         splits,
@@ -162,22 +296,31 @@ def cmd_train(args) -> int:
     )
     _log(
         args,
-        f"test accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}  "
-        f"ECE {metrics['ece']:.4f}  {metrics['examples_per_second']:.1f} train examples/s  → {out}",
+        f"{metrics['split']} accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}  "
+        f"ECE {metrics['ece_uncalibrated']:.4f} -> {metrics['ece']:.4f} calibrated "
+        f"(T={metrics['calibration']['temperature']:.3f}, fitted on val)  "
+        f"{metrics['examples_per_second']:.1f} train examples/s  → {out}",
     )
     print(
         json.dumps(
             {
-                k: metrics[k]
-                for k in (
-                    "accuracy",
-                    "macro_f1",
-                    "rare_class_accuracy",
-                    "ece",
-                    "nll",
-                    "train_seconds",
-                    "examples_per_second",
-                )
+                "split": metrics["split"],
+                "val_source": metrics["val_source"],
+                **{
+                    k: metrics[k]
+                    for k in (
+                        "accuracy",
+                        "macro_f1",
+                        "rare_class_accuracy",
+                        "ece",
+                        "ece_uncalibrated",
+                        "nll",
+                        "nll_uncalibrated",
+                        "train_seconds",
+                        "examples_per_second",
+                    )
+                },
+                "temperature": metrics["calibration"]["temperature"],
             }
         )
     )
@@ -185,18 +328,17 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from manga_intent.data import load_jsonl, make_splits
-    from manga_intent.model_io import load_trained
+    from manga_intent.data import examples_for_split, load_jsonl
+    from manga_intent.model_io import load_trained, read_temperature
     from manga_intent.train_and_evaluate import evaluate_examples
 
     model, tokenizer, card = load_trained(args.model)
     labels = card["labels"]
     loaded = load_jsonl(args.data, allowed_labels=labels)
-    if args.split == "all":
-        examples = loaded.examples
-    else:
-        splits = make_splits(loaded.examples, seed=card.get("recipe", {}).get("split_seed", 42))
-        examples = getattr(splits, args.split)
+    examples = examples_for_split(
+        loaded.examples, args.split, seed=card.get("recipe", {}).get("split_seed", 42)
+    )
+    temperature = 1.0 if args.uncalibrated else read_temperature(args.model)
     report = evaluate_examples(
         model,
         tokenizer,
@@ -205,6 +347,7 @@ def cmd_evaluate(args) -> int:
         rare_labels=card.get("rare_intents", []),
         max_length=card.get("recipe", {}).get("max_length", 128),
         n_boot=args.bootstrap,
+        temperature=temperature,
     )
     report["split"] = args.split
     print(json.dumps(report, ensure_ascii=False))
@@ -213,14 +356,17 @@ def cmd_evaluate(args) -> int:
 
 def cmd_predict(args) -> int:
     from manga_intent.inference import predict_logits, softmax, top_k
-    from manga_intent.model_io import load_trained
+    from manga_intent.model_io import load_trained, read_temperature
 
     model, tokenizer, card = load_trained(args.model)
     labels = card["labels"]
+    temperature = read_temperature(args.model)
     empty = [i for i, t in enumerate(args.texts) if not t.strip()]
     if empty:
         raise ValueError(f"text argument(s) {empty} are empty")
-    probs = softmax(predict_logits(model, tokenizer, args.texts, max_length=card["recipe"]["max_length"]))
+    probs = softmax(
+        predict_logits(model, tokenizer, args.texts, max_length=card["recipe"]["max_length"]), temperature
+    )
     for text, row in zip(args.texts, probs):
         ranked = top_k(row, labels, 3)
         print(
@@ -237,6 +383,93 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from dataclasses import replace
+
+    from manga_intent import compare
+    from manga_intent.data import data_hash, infer_label_list, load_jsonl, make_splits
+    from manga_intent.training import TrainConfig
+
+    methods = list(compare.METHODS) if args.methods == "all" else [m.strip() for m in args.methods.split(",")]
+    unknown = sorted(set(methods) - set(compare.METHODS))
+    if unknown:
+        raise ValueError(f"unknown methods {unknown}; choose from {list(compare.METHODS)}")
+    if args.seeds < 1:
+        raise ValueError("--seeds must be >= 1")
+    seeds = (
+        [int(s) for s in args.only_seeds.split(",")] if args.only_seeds else list(range(1, args.seeds + 1))
+    )
+    loaded = load_jsonl(args.data)
+    label_list = infer_label_list(loaded.examples)
+    splits = make_splits(loaded.examples, seed=args.split_seed)
+    version = data_hash(loaded.examples)
+    out = Path(args.out)
+    results = Path(args.results) if args.results else out / "runs.jsonl"
+    base = TrainConfig() if args.max_steps is None else replace(TrainConfig(), max_steps=args.max_steps)
+    cache = compare.OutputCache(out / "cache")
+    done = {
+        (r["method"], int(r["seed"])) for r in compare.read_records(results) if r.get("data_hash") == version
+    }
+    _log(
+        args,
+        f"{len(loaded.examples)} rows, {len(label_list)} labels, split {splits.sizes()}; "
+        f"{len(methods)} methods x seeds {seeds}; results -> {results}",
+    )
+    for seed in seeds:
+        for method in methods:
+            if (method, seed) in done:
+                continue
+            started = __import__("time").perf_counter()
+            record = compare.run_method(
+                method,
+                seed,
+                splits,
+                label_list,
+                base_model=args.base_model,
+                base_config=base,
+                cache=cache,
+                data_version=version,
+            )
+            record["data_hash"] = version
+            compare.append_record(results, record)
+            _log(
+                args,
+                f"{method} seed {seed}: test acc {record['accuracy']:.4f} macro-F1 {record['macro_f1']:.4f} "
+                f"ECE {record['ece_calibrated']:.4f} ({__import__('time').perf_counter() - started:.0f}s)",
+            )
+    if args.no_summary:
+        return 0
+    records = [
+        r for r in compare.read_records(results) if r.get("data_hash") == version and r["method"] in methods
+    ]
+    summary = compare.summarize(
+        records, compare.labels_of_test_split(splits, label_list), n_boot=args.bootstrap
+    )
+    summary.update(
+        data=str(Path(args.data).resolve()),
+        data_hash=version,
+        split_sizes=splits.sizes(),
+        step_budget=base.max_steps,
+    )
+    ensemble = compare.seed_ensemble(
+        cache,
+        splits,
+        label_list,
+        sorted({int(r["seed"]) for r in records}),
+        data_version=version,
+        base_config=base,
+    )
+    if ensemble is not None:
+        summary["seed_ensemble"] = ensemble
+    table = compare.markdown_table(summary)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    (out / "table.md").write_text(table + "\n", encoding="utf-8")
+    print(json.dumps(summary))
+    print(table, file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from manga_intent.model_io import ModelLoadError, silence_progress_bars
 
@@ -246,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quiet:
         logging.disable(logging.WARNING)
         silence_progress_bars()
-    handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}
+    handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "compare": cmd_compare}
     try:
         return handlers[args.command](args) if args.command in handlers else args.handler(args)
     except (DataValidationError, ModelLoadError, FileNotFoundError, ValueError, FloatingPointError) as exc:

@@ -28,15 +28,41 @@ from manga_intent.ood import energy_score
 MANIFEST = "manifest.json"
 
 
-class _LogitsOnly(torch.nn.Module):
-    """Positional (input_ids, attention_mask) → logits: the signature tracers and exporters want."""
+class _LogitsAndFeatures(torch.nn.Module):
+    """Positional (input_ids, attention_mask) → (logits, features): the signature tracers and exporters want.
+
+    `features` are the pooled sentence features before the head's dropout and linear layer (the
+    pooling is inside the graph). A pooled classifier returns them itself; for any other Hugging Face
+    classifier they are the input of its final linear layer, captured by a forward hook.
+    """
 
     def __init__(self, model):
         super().__init__()
         self.model = model
+        self._captured = None
+        self._native = hasattr(model, "features") and hasattr(model.config, "pooling")
+        if not self._native:
+            head = _final_linear(model)
+            head.register_forward_hook(lambda module, inputs, output: setattr(self, "_captured", inputs[0]))
 
     def forward(self, input_ids, attention_mask):
-        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask)
+        features = out.features if self._native else self._captured
+        return out.logits, features
+
+
+def _final_linear(model) -> torch.nn.Linear:
+    for name in ("classifier", "score", "head"):
+        module = getattr(model, name, None)
+        if isinstance(module, torch.nn.Linear):
+            return module
+        if module is not None:  # e.g. RobertaClassificationHead: its out_proj
+            linears = [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
+            if linears:
+                return linears[-1]
+    raise ValueError(
+        f"{type(model).__name__}: cannot find the classifier's final linear layer for `features`"
+    )
 
 
 def neuron_available() -> bool:
@@ -83,7 +109,7 @@ def compile_classifier(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     backend = choose_backend(backend)
-    wrapped = _LogitsOnly(model.eval()).eval()
+    wrapped = _LogitsAndFeatures(model.eval()).eval()
     buckets = sorted({b for b in sequence_buckets if b <= max_length} | {max_length})
     files: dict[str, str] = {}
     with torch.no_grad():
@@ -102,21 +128,23 @@ def compile_classifier(
                 str(out / "model.onnx"),
                 dynamo=False,
                 input_names=["input_ids", "attention_mask"],
-                output_names=["logits"],
+                output_names=["logits", "features"],
                 dynamic_axes={
                     "input_ids": {0: "batch", 1: "sequence"},
                     "attention_mask": {0: "batch", 1: "sequence"},
                     "logits": {0: "batch"},
+                    "features": {0: "batch"},
                 },
                 opset_version=17,
             )
             files["dynamic"] = "model.onnx"
     tokenizer.save_pretrained(out)
     manifest = {
-        "format": "manga-intent-compiled/1",
+        "format": "manga-intent-compiled/2",
         "backend": backend,
         "files": files,
         "buckets": buckets,
+        "outputs": ["logits", "features"],
         "labels": list(labels),
         "temperature": float(temperature),
         "ood_threshold": float(ood_threshold),
@@ -173,8 +201,7 @@ class CompiledClassifier:
     def _bucket(self, length: int) -> int:
         return next((b for b in self.manifest["buckets"] if b >= length), self.manifest["buckets"][-1])
 
-    def logits(self, texts: Sequence[str]) -> np.ndarray:
-        """Raw logits in input order (batch padded to its longest row, or to a bucket on Neuron)."""
+    def _run(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
         cleaned = [clean_text(t) for t in texts]
         encoded = self.tokenizer(
             cleaned, truncation=True, max_length=self.max_length, padding="longest", return_tensors="np"
@@ -182,7 +209,12 @@ class CompiledClassifier:
         ids = encoded["input_ids"].astype(np.int64)
         mask = encoded["attention_mask"].astype(np.int64)
         if self.backend == "onnx":
-            return self._session.run(["logits"], {"input_ids": ids, "attention_mask": mask})[0]
+            names = [o.name for o in self._session.get_outputs()]
+            outs = self._session.run(None, {"input_ids": ids, "attention_mask": mask})
+            by_name = dict(zip(names, outs))
+            return by_name["logits"], by_name.get(
+                "features"
+            )  # artifacts older than format 2 have no features
         bucket = self._bucket(ids.shape[1])
         pad = bucket - ids.shape[1]
         ids = np.pad(ids, ((0, 0), (0, pad)), constant_values=self.manifest["pad_token_id"])
@@ -192,7 +224,26 @@ class CompiledClassifier:
                 self._neuron[bucket](torch.from_numpy(ids[i : i + 1]), torch.from_numpy(mask[i : i + 1]))
                 for i in range(len(ids))
             ]
-        return torch.cat(rows).float().numpy()
+        if rows and isinstance(rows[0], (tuple, list)):
+            return (
+                torch.cat([r[0] for r in rows]).float().numpy(),
+                torch.cat([r[1] for r in rows]).float().numpy(),
+            )
+        return torch.cat(rows).float().numpy(), None
+
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        """Raw logits in input order (batch padded to its longest row, or to a bucket on Neuron)."""
+        return self._run(texts)[0]
+
+    def features(self, texts: Sequence[str]) -> np.ndarray:
+        """Pooled sentence features (before the head's dropout/linear), for feature-space OOD detectors."""
+        features = self._run(texts)[1]
+        if features is None:
+            raise ValueError(f"{self.directory}: this artifact was compiled without a `features` output")
+        return features
+
+    def logits_and_features(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
+        return self._run(texts)
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         return softmax(self.logits(texts), self.temperature)
@@ -215,6 +266,45 @@ class CompiledClassifier:
                 )
             )
         return out
+
+
+def parity_max_abs_diff(
+    compiled: CompiledClassifier, model, texts: Sequence[str], *, features: bool = True
+) -> float:
+    """Largest |compiled − eager| over `texts`, each run alone (the serving shape): logits and, when the
+    artifact has them, the pooled features."""
+    wrapped = _LogitsAndFeatures(model.eval()).eval()
+    worst = 0.0
+    for text in texts:
+        batch = compiled.tokenizer(
+            [clean_text(text)], truncation=True, max_length=compiled.max_length, return_tensors="pt"
+        )
+        with torch.inference_mode():
+            eager_logits, eager_features = wrapped(batch["input_ids"], batch["attention_mask"])
+        logits, feats = compiled.logits_and_features([text])
+        worst = max(worst, float(np.abs(logits - eager_logits.float().numpy()).max()))
+        if features and feats is not None:
+            worst = max(worst, float(np.abs(feats - eager_features.float().numpy()).max()))
+    return worst
+
+
+def latency_profile(compiled: CompiledClassifier, texts: Sequence[str], warmup: int = 20) -> dict:
+    """Single-message end-to-end latency (tokenize → logits → calibrated probs → OOD) in ms."""
+    for text in list(texts)[:warmup]:
+        compiled.classify([text])
+    samples = []
+    for text in texts:
+        start = time.perf_counter()
+        compiled.classify([text])
+        samples.append((time.perf_counter() - start) * 1000)
+    values = np.array(samples)
+    return {
+        "n": len(values),
+        "p50_ms": float(np.percentile(values, 50)),
+        "p95_ms": float(np.percentile(values, 95)),
+        "p99_ms": float(np.percentile(values, 99)),
+        "mean_ms": float(values.mean()),
+    }
 
 
 class ParityError(RuntimeError):
@@ -267,33 +357,3 @@ def build_artifact(
     if parity > parity_tolerance:
         raise ParityError(parity, parity_tolerance)
     return BuiltArtifact(manifest, parity, latency_profile(compiled, check_texts, warmup=latency_warmup))
-
-
-def parity_max_abs_diff(compiled: CompiledClassifier, model, texts: Sequence[str]) -> float:
-    """Largest |compiled − eager| logit over `texts`, each run alone (the serving shape)."""
-    from manga_intent.inference import predict_logits
-
-    worst = 0.0
-    for text in texts:
-        eager = predict_logits(model, compiled.tokenizer, [text], max_length=compiled.max_length)
-        worst = max(worst, float(np.abs(compiled.logits([text]) - eager).max()))
-    return worst
-
-
-def latency_profile(compiled: CompiledClassifier, texts: Sequence[str], warmup: int = 20) -> dict:
-    """Single-message end-to-end latency (tokenize → logits → calibrated probs → OOD) in ms."""
-    for text in list(texts)[:warmup]:
-        compiled.classify([text])
-    samples = []
-    for text in texts:
-        start = time.perf_counter()
-        compiled.classify([text])
-        samples.append((time.perf_counter() - start) * 1000)
-    values = np.array(samples)
-    return {
-        "n": len(values),
-        "p50_ms": float(np.percentile(values, 50)),
-        "p95_ms": float(np.percentile(values, 95)),
-        "p99_ms": float(np.percentile(values, 99)),
-        "mean_ms": float(values.mean()),
-    }

@@ -14,7 +14,7 @@ import re
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 SPLITS = ("train", "val", "test")
@@ -191,9 +191,14 @@ class DataSplits:
     train: list[Example]
     val: list[Example]
     test: list[Example]
+    val_source: str = "file"
+    """`file` (the data's own split column), `stratified` (80/10/10 made here) or `carved_from_train`."""
 
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
+
+    def describe(self) -> dict:
+        return {"sizes": self.sizes(), "val_source": self.val_source}
 
 
 def stratified_split(
@@ -225,18 +230,69 @@ def stratified_split(
     return parts
 
 
-def make_splits(examples: Sequence[Example], *, seed: int = 42) -> DataSplits:
-    """Use the file's own `split` column when present, otherwise make the stratified split."""
+def carve_validation(train: Sequence[Example], *, seed: int = 42, fraction: float = 0.1) -> tuple[list, list]:
+    """Stratified (train, val) from a train-only pool: each label keeps its share, labels with >= 2 rows
+    give at least one to val (so every label is scored), singletons stay in train."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
+    by_label: dict[str, list[Example]] = defaultdict(list)
+    for ex in train:
+        by_label[ex.label].append(ex)
+    kept, val = [], []
+    for label in sorted(by_label):
+        group = list(by_label[label])
+        random.Random(f"{seed}:val:{label}").shuffle(group)
+        n_val = max(1, round(len(group) * fraction)) if len(group) >= 2 else 0
+        val.extend(group[:n_val])
+        kept.extend(group[n_val:])
+    random.Random(seed).shuffle(kept)
+    random.Random(seed).shuffle(val)
+    return kept, val
+
+
+def make_splits(examples: Sequence[Example], *, seed: int = 42, val_fraction: float = 0.1) -> DataSplits:
+    """Use the file's own `split` column when present, otherwise make the stratified 80/10/10 split.
+
+    A file with `train` and `test` rows but no `val` (the usual public format) gets a stratified
+    validation set carved from `train` (seeded; `val_source` says so). `test` rows are never trained
+    on. A file with no `train` rows cannot be trained on (it can still be evaluated).
+    """
     if examples and examples[0].split is not None:
         parts = DataSplits(*([e for e in examples if e.split == s] for s in SPLITS))
-        empty = [name for name, size in parts.sizes().items() if size == 0]
-        if empty:
+        if not parts.train:
             raise ValueError(
-                f"the data's 'split' column has no rows for {empty}; give train, val and test rows "
-                "or drop the column to let the stratified 80/10/10 split be made"
+                f"the data's 'split' column has no 'train' rows (it has {parts.sizes()}); a file to train on "
+                "needs train rows, or no split column at all for the stratified 80/10/10 split"
             )
+        if not parts.val:
+            train, val = carve_validation(parts.train, seed=seed, fraction=val_fraction)
+            if not val:
+                raise ValueError("no 'val' rows and too few 'train' rows per label to carve a validation set")
+            return DataSplits(train, val, parts.test, val_source="carved_from_train")
         return parts
-    return stratified_split(examples, seed=seed)
+    return replace(stratified_split(examples, seed=seed), val_source="stratified")
+
+
+def examples_for_split(examples: Sequence[Example], split: str, *, seed: int = 42) -> list[Example]:
+    """The rows `evaluate --split` scores: `all` = every row; with a split column, that split's rows
+    (val carved from train exactly as training did when the file has none); without one, that part
+    of the stratified split."""
+    if split == "all":
+        return list(examples)
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {[*SPLITS, 'all']}, got {split!r}")
+    if examples and examples[0].split is not None:
+        rows = [e for e in examples if e.split == split]
+        if rows:
+            return rows
+        present = sorted({e.split for e in examples})
+        if split == "val" and "train" in present:
+            return make_splits(examples, seed=seed).val
+        raise ValueError(
+            f"the data has no '{split}' rows (its splits: {present}); use --split "
+            f"{' or '.join(present)} or --split all"
+        )
+    return getattr(stratified_split(examples, seed=seed), split)
 
 
 def class_weights(train_labels: Sequence[str], label_list: Sequence[str]) -> list[float]:

@@ -20,6 +20,7 @@ SEED_SPACE = {
     "lr_decay": (0.70, 0.88),
     "epochs": (2, 5),
     "warmup_ratio": (0.05, 0.15),
+    "head_lr_multiplier": (2.0, 30.0),
 }
 SEED_REFERENCE_LR = 2e-5  # the seed's base rate for DistilBERT, the centre its lr range was chosen around
 
@@ -34,17 +35,23 @@ def default_storage() -> str:
 
 
 def suggest(trial, scale: float, max_epochs: int) -> dict:
+    """The seed's space plus recipe v2's head learning-rate multiplier; gamma only when the loss is focal."""
     low, high = lr_range(scale)
-    return {
+    params = {
         "lr": trial.suggest_float("lr", low, high, log=True),
+        "head_lr_multiplier": trial.suggest_float(
+            "head_lr_multiplier", *SEED_SPACE["head_lr_multiplier"], log=True
+        ),
         "batch_size": trial.suggest_categorical("batch_size", list(SEED_SPACE["batch_size"])),
-        "gamma": trial.suggest_float("gamma", *SEED_SPACE["gamma"]),
         "lr_decay": trial.suggest_float("lr_decay", *SEED_SPACE["lr_decay"]),
         "epochs": trial.suggest_int(
             "epochs", SEED_SPACE["epochs"][0], max(SEED_SPACE["epochs"][0], max_epochs)
         ),
         "warmup_ratio": trial.suggest_float("warmup_ratio", *SEED_SPACE["warmup_ratio"]),
     }
+    if TrainConfig().loss == "focal":
+        params["gamma"] = trial.suggest_float("gamma", *SEED_SPACE["gamma"])
+    return params
 
 
 def run_study(
@@ -81,7 +88,7 @@ def run_study(
 
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         params = suggest(trial, scale, max_epochs)
-        config = replace(TrainConfig(), **params)
+        config = replace(TrainConfig(), max_steps=None, **params)  # the searched epochs are the budget
 
         def report(stats) -> None:
             trial.report(stats.val_accuracy, stats.epoch)

@@ -1,8 +1,11 @@
 """Base-model resolution (offline only) and saving/loading trained classifiers.
 
 A trained model directory is a plain Hugging Face `save_pretrained` directory plus
-`model_card.json` (label set, recipe hyperparameters, data hash, metrics), so any
-transformers user can load it without this project.
+`model_card.json` (label set, recipe hyperparameters, data hash, metrics) and `calibration.json`
+(the temperature fitted on validation). The pooled classifier's code (`modeling.py`) is copied
+into the directory, so any transformers user can load it: `import manga_intent.modeling` then
+`AutoModelForSequenceClassification.from_pretrained(dir)`, or without this package
+`from_pretrained(dir, trust_remote_code=True)` (local code only, nothing is downloaded).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 
 PACKAGED_MINILM = "packaged:all-MiniLM-L6-v2"
 MODEL_CARD = "model_card.json"
+CALIBRATION = "calibration.json"
 
 
 class ModelLoadError(RuntimeError):
@@ -64,22 +68,75 @@ def _quiet_transformers() -> None:
     logging.getLogger("transformers").setLevel(logging.ERROR)
 
 
-def load_base_for_training(name_or_path: str | None, label_list: Sequence[str]):
-    """Tokenizer and a sequence-classification model with a fresh head for `label_list`."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+def _load_tokenizer(source: str):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(source, local_files_only=True)
+
+
+def _load_encoder(source: str):
+    """The pretrained encoder without a BERT-style pooler where the architecture lets us drop it."""
+    import inspect
+
+    from transformers import AutoConfig, AutoModel
+
+    config = AutoConfig.from_pretrained(source, local_files_only=True)
+    model_class = AutoModel._model_mapping[type(config)]
+    kwargs = (
+        {"add_pooling_layer": False}
+        if "add_pooling_layer" in inspect.signature(model_class.__init__).parameters
+        else {}
+    )
+    return AutoModel.from_pretrained(source, local_files_only=True, attn_implementation="sdpa", **kwargs)
+
+
+def resolve_pooling(source: str, pooling: str = "auto") -> str:
+    """`auto`: the pooling the base model was trained with (sentence-transformers config), else `cls`."""
+    from manga_intent.modeling import pooling_from_sentence_transformers
+
+    if pooling != "auto":
+        return pooling
+    return pooling_from_sentence_transformers(source) or "cls"
+
+
+def load_base_for_training(
+    name_or_path: str | None,
+    label_list: Sequence[str],
+    *,
+    architecture: str = "pooled",
+    pooling: str = "auto",
+    head_dropout: float = 0.1,
+):
+    """Tokenizer and a classifier with a fresh head for `label_list`.
+
+    `pooled` (recipe v2): the base encoder pooled the way it was trained (mean for all-MiniLM-L6-v2)
+    under a dropout + linear head; `hf`: AutoModelForSequenceClassification ([CLS] through the pooler).
+    """
+    from transformers import AutoModelForSequenceClassification
+
+    from manga_intent.modeling import PooledEncoderForSequenceClassification
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     _quiet_transformers()
     source = resolve_base_model(name_or_path)
+    labels = {
+        "num_labels": len(label_list),
+        "id2label": dict(enumerate(label_list)),
+        "label2id": {label: i for i, label in enumerate(label_list)},
+    }
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            source,
-            num_labels=len(label_list),
-            id2label=dict(enumerate(label_list)),
-            label2id={label: i for i, label in enumerate(label_list)},
-            local_files_only=True,
-        )
+        tokenizer = _load_tokenizer(source)
+        if architecture == "hf":
+            model = AutoModelForSequenceClassification.from_pretrained(
+                source, local_files_only=True, **labels
+            )
+        elif architecture == "pooled":
+            encoder = _load_encoder(source)
+            model = PooledEncoderForSequenceClassification.from_encoder(
+                encoder, pooling=resolve_pooling(source, pooling), head_dropout=head_dropout, **labels
+            )
+        else:
+            raise ValueError(f"architecture must be pooled or hf, got {architecture!r}")
     except OSError as exc:
         raise ModelLoadError(
             f"cannot load base model {name_or_path!r} (resolved to {source!r}) from local files: {exc}. "
@@ -109,6 +166,8 @@ def load_trained(model_dir: str | Path):
     """(model in eval mode, tokenizer, card) from a directory written by save_model."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    import manga_intent.modeling  # noqa: F401 - registers the pooled classifier with the Auto classes
+
     _quiet_transformers()
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
@@ -121,3 +180,18 @@ def load_trained(model_dir: str | Path):
         raise ModelLoadError(f"cannot load the model in {model_dir}: {exc}") from None
     model.eval()
     return model, tokenizer, card
+
+
+def write_calibration(model_dir: str | Path, fit: dict) -> Path:
+    """Store the validation-fitted temperature next to the weights."""
+    path = Path(model_dir) / CALIBRATION
+    path.write_text(json.dumps(fit, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def read_temperature(model_dir: str | Path) -> float:
+    """The calibrated temperature of a model directory; 1.0 for a model trained before calibration was stored."""
+    path = Path(model_dir) / CALIBRATION
+    if not path.is_file():
+        return 1.0
+    return float(json.loads(path.read_text(encoding="utf-8"))["temperature"])

@@ -52,15 +52,24 @@ def _no_decay_names(model: nn.Module) -> set[str]:
 
 
 def discriminative_param_groups(
-    model: nn.Module, *, base_lr: float, decay: float, weight_decay: float = 0.01
+    model: nn.Module,
+    *,
+    base_lr: float,
+    decay: float,
+    weight_decay: float = 0.01,
+    head_lr_multiplier: float = 1.0,
 ) -> tuple[list[dict], list[ParamGroupInfo]]:
     """Per-depth AdamW parameter groups: eta_l = base_lr * decay^(L-1-l).
 
-    The head (classifier, pre-classifier, pooler and anything outside the encoder) and the top
-    layer get base_lr, each lower layer one more factor of `decay`, embeddings decay^L.
+    The top layer gets base_lr, each lower layer one more factor of `decay`, embeddings decay^L.
+    The head (classifier, pre-classifier, pooler and anything outside the encoder) gets
+    base_lr * head_lr_multiplier: it starts from random weights, the encoder from trained ones.
+    Frozen parameters (requires_grad False) are left out.
     """
     if not 0 < decay <= 1:
         raise ValueError(f"layer decay must be in (0, 1], got {decay}")
+    if head_lr_multiplier <= 0:
+        raise ValueError(f"head_lr_multiplier must be > 0, got {head_lr_multiplier}")
     embeddings, layers = find_encoder_layers(model)
     num_layers = len(layers)
     depth_of: dict[int, tuple[str, float]] = {}
@@ -75,7 +84,7 @@ def discriminative_param_groups(
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        group_name, lr = depth_of.get(id(param), ("head", base_lr))
+        group_name, lr = depth_of.get(id(param), ("head", base_lr * head_lr_multiplier))
         wd = 0.0 if name in no_decay else weight_decay
         buckets.setdefault((group_name, lr, wd), []).append(param)
 
@@ -103,6 +112,24 @@ def training_temperature(
     return start + (1.0 - start) * step / anneal_steps
 
 
+def make_adamw(groups: list[dict], lr: float, implementation: str = "fused") -> torch.optim.AdamW:
+    """AdamW with the chosen kernel: `fused` (one kernel per group; on CPU ~15x faster than the default
+    per-parameter loop for MiniLM, measured in bench/train_throughput.py), `foreach`, or `default`
+    (torch's own choice, a per-parameter loop on CPU). Falls back to foreach where fused is unsupported."""
+    if implementation == "default":
+        return torch.optim.AdamW(groups, lr=lr)
+    if implementation == "fused":
+        try:
+            return torch.optim.AdamW(groups, lr=lr, fused=True)
+        except (RuntimeError, TypeError, ValueError):
+            pass
+    if implementation not in ("fused", "foreach"):
+        raise ValueError(
+            f"optimizer implementation must be fused, foreach or default, got {implementation!r}"
+        )
+    return torch.optim.AdamW(groups, lr=lr, foreach=True)
+
+
 def build_optimizer(
     model: nn.Module,
     *,
@@ -111,9 +138,13 @@ def build_optimizer(
     weight_decay: float,
     warmup_ratio: float,
     total_steps: int,
+    head_lr_multiplier: float = 1.0,
+    implementation: str = "fused",
 ) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR, list[ParamGroupInfo]]:
-    groups, info = discriminative_param_groups(model, base_lr=base_lr, decay=decay, weight_decay=weight_decay)
-    optimizer = torch.optim.AdamW(groups, lr=base_lr)
+    groups, info = discriminative_param_groups(
+        model, base_lr=base_lr, decay=decay, weight_decay=weight_decay, head_lr_multiplier=head_lr_multiplier
+    )
+    optimizer = make_adamw(groups, base_lr, implementation)
     warmup_steps = int(warmup_ratio * total_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: warmup_linear_factor(step, warmup_steps, total_steps)

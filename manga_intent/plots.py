@@ -65,3 +65,36 @@ def reliability_diagram_png(curves: dict[str, list[dict]], title: str = "reliabi
 def markdown_image(png: bytes, alt: str) -> str:
     """Inline PNG as Markdown, which the Dagster UI renders in metadata."""
     return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode('ascii')})"
+
+
+def methods_comparison_png(
+    summary: dict, title: str = "methods vs recipe v2 (test split, mean ± 95% CI)"
+) -> bytes:
+    """Forest plot of accuracy, rare-intent accuracy and calibrated ECE per method (compare.summarize output)."""
+    rows = summary["methods"]
+    names = [r["method"] for r in rows]
+    panels = (
+        ("accuracy", "accuracy"),
+        ("rare_class_accuracy", "rare-intent accuracy"),
+        ("ece_calibrated", "ECE (calibrated)"),
+    )
+    fig, axes = plt.subplots(1, len(panels), figsize=(11, 0.5 + 0.45 * len(rows)), sharey=True)
+    tests = summary.get("tests_vs_recipe_v2", {})
+    for ax, (key, label) in zip(axes, panels):
+        for y, row in enumerate(rows):
+            mean, half = row[key]
+            if mean is None or np.isnan(mean):
+                continue
+            separated = tests.get(row["method"], {}).get("separated")
+            colour = (
+                "black"
+                if row["method"] == summary.get("reference")
+                else ("tab:red" if separated else "tab:blue")
+            )
+            ax.errorbar(mean, y, xerr=half, fmt="o", color=colour, capsize=3)
+        ax.set_title(label, fontsize=9)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(range(len(names)), names, fontsize=8)
+    axes[0].invert_yaxis()
+    fig.suptitle(title + " — red: separated from recipe v2 (Holm, both tests)", fontsize=9)
+    return _png(fig)

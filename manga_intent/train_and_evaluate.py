@@ -1,9 +1,15 @@
-"""Train-and-evaluate on a labelled file: what the CLI and the Dagster assets both call."""
+"""Train-and-evaluate on a labelled file: what the CLI and the Dagster assets both call.
+
+After training, the temperature is fitted on the validation split (`calibrate_on_validation`, the
+same function the Dagster `calibrator` asset uses) and written into the model directory, so
+`predict` and `evaluate` report calibrated probabilities out of the box.
+"""
 
 from __future__ import annotations
 
 import platform
 import time
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -12,12 +18,27 @@ from pathlib import Path
 import numpy as np
 
 from manga_intent import __version__
+from manga_intent.calibration import calibrate_on_validation, calibration_scores
+from manga_intent.coverage import tokenizer_coverage
 from manga_intent.data import DataSplits, Example, data_hash, label_shares
 from manga_intent.inference import predict_logits, softmax
 from manga_intent.metrics import classification_report, rare_labels_from_shares
-from manga_intent.model_io import resolve_base_model, save_model
+from manga_intent.model_io import resolve_base_model, save_model, write_calibration
 from manga_intent.taxonomy import RARE_SHARE_THRESHOLD
 from manga_intent.training import TrainConfig, TrainResult, train_classifier
+
+
+def segment_accuracy(examples: Sequence[Example], predicted: Sequence[str]) -> dict[str, dict]:
+    """Accuracy per `segment` tag (rows with several tags count in each), when rows carry segments."""
+    hits: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for example, label in zip(examples, predicted):
+        value = example.meta.get("segment") if example.meta else None
+        if value is None:
+            continue
+        for segment in [value] if isinstance(value, str) else value:
+            hits[segment][0] += int(label == example.label)
+            hits[segment][1] += 1
+    return {s: {"accuracy": c / n, "n": n} for s, (c, n) in sorted(hits.items())}
 
 
 def evaluate_examples(
@@ -32,21 +53,34 @@ def evaluate_examples(
     seed: int = 0,
     temperature: float = 1.0,
 ) -> dict:
-    """Full metric report of `model` on `examples` (labels must be in `label_list`)."""
+    """Full metric report of `model` on `examples` (labels must be in `label_list`).
+
+    Probabilities are divided by `temperature` (the model's calibrated one); the uncalibrated ECE,
+    NLL and Brier are reported beside the calibrated ones.
+    """
     index = {label: i for i, label in enumerate(label_list)}
     unknown = sorted({e.label for e in examples} - set(index))
     if unknown:
         raise ValueError(f"evaluation labels {unknown} are not in the model's label set {list(label_list)}")
+    if not examples:
+        raise ValueError("no rows to evaluate")
     logits = predict_logits(model, tokenizer, [e.text for e in examples], max_length=max_length)
-    probs = softmax(logits, temperature)
-    return classification_report(
-        [index[e.label] for e in examples],
-        probs,
-        list(label_list),
-        rare_labels=rare_labels,
-        n_boot=n_boot,
-        seed=seed,
+    y = np.array([index[e.label] for e in examples])
+    report = classification_report(
+        y, softmax(logits, temperature), list(label_list), rare_labels=rare_labels, n_boot=n_boot, seed=seed
     )
+    scores = calibration_scores(logits, y, temperature)
+    report.update({k: scores[k] for k in ("ece_uncalibrated", "nll_uncalibrated", "brier_uncalibrated")})
+    report["temperature"] = float(temperature)
+    report["per_rare_intent_accuracy"] = {
+        label: report["per_intent"][label]["recall"]
+        for label in report["rare_intents"]
+        if report["per_intent"][label]["support"] > 0
+    }
+    segments = segment_accuracy(examples, [label_list[i] for i in logits.argmax(axis=1)])
+    if segments:
+        report["segment_accuracy"] = segments
+    return report
 
 
 def run_training(
@@ -62,7 +96,11 @@ def run_training(
     model_and_tokenizer: tuple | None = None,
     extra_card: dict | None = None,
 ) -> tuple[TrainResult, dict, dict]:
-    """Train, score the test split and (optionally) save. Returns (result, metrics, card)."""
+    """Train, calibrate on val, score val and (when there are test rows) test, optionally save.
+
+    Returns (result, metrics, card). metrics' top-level scores are the test split's, or the
+    validation split's when the data has no test rows (`split` says which).
+    """
     started = time.perf_counter()
     result = train_classifier(
         splits.train,
@@ -73,28 +111,67 @@ def run_training(
         model_and_tokenizer=model_and_tokenizer,
         progress=progress,
     )
+    fit = calibrate_on_validation(
+        result.model, result.tokenizer, splits.val, label_list, max_length=result.config.max_length
+    )
     shares = label_shares([e.label for e in splits.train], label_list)
     rare = rare_labels_from_shares(shares, rare_threshold)
-    test_report = evaluate_examples(
-        result.model,
-        result.tokenizer,
-        splits.test,
-        label_list,
-        rare_labels=rare,
-        max_length=result.config.max_length,
-        n_boot=n_boot,
-    )
+
+    def report(part):
+        return evaluate_examples(
+            result.model,
+            result.tokenizer,
+            part,
+            label_list,
+            rare_labels=rare,
+            max_length=result.config.max_length,
+            n_boot=n_boot,
+            temperature=fit.temperature,
+        )
+
+    val_report = report(splits.val)
+    scored, split_name = (report(splits.test), "test") if splits.test else (val_report, "val")
     metrics = {
-        **test_report,
-        "split": "test",
+        **scored,
+        "split": split_name,
+        "validation": {
+            k: val_report[k]
+            for k in (
+                "n",
+                "accuracy",
+                "macro_f1",
+                "rare_class_accuracy",
+                "ece",
+                "ece_uncalibrated",
+                "nll",
+                "nll_uncalibrated",
+            )
+        },
+        "calibration": {**fit.as_dict(), "fitted_on": "val"},
         "train_seconds": result.train_seconds,
         "examples_per_second": result.examples_per_second,
         "wall_seconds": time.perf_counter() - started,
         "training": result.summary(),
         "split_sizes": splits.sizes(),
+        "val_source": splits.val_source,
+        "tokenizer_coverage": tokenizer_coverage(
+            result.tokenizer, [*splits.train, *splits.val, *splits.test], max_length=result.config.max_length
+        ),
     }
+    card_metric_keys = (
+        "n",
+        "accuracy",
+        "macro_f1",
+        "rare_class_accuracy",
+        "ece",
+        "ece_uncalibrated",
+        "nll",
+        "nll_uncalibrated",
+        "brier",
+        "brier_uncalibrated",
+    )
     card = {
-        "format": "manga-intent/1",
+        "format": "manga-intent/2",
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "labels": list(label_list),
         "base_model": base_model or "packaged:all-MiniLM-L6-v2",
@@ -102,24 +179,33 @@ def run_training(
         if model_and_tokenizer is None
         else "<in-memory>",
         "recipe": asdict(result.config),
+        "temperature": fit.temperature,
         "data_hash": data_hash([*splits.train, *splits.val, *splits.test]),
         "split_sizes": splits.sizes(),
+        "val_source": splits.val_source,
         "train_label_shares": shares,
         "rare_intents": rare,
         "rare_share_threshold": rare_threshold,
-        "metrics": {
-            k: test_report[k]
-            for k in ("n", "accuracy", "macro_f1", "rare_class_accuracy", "ece", "nll", "brier")
-        },
+        "metrics_split": split_name,
+        "metrics": {k: scored[k] for k in card_metric_keys},
         "training": {
             k: metrics["training"][k]
-            for k in ("best_epoch", "stopped_early", "overfit_gap", "overfit_guard_triggered", "notes")
+            for k in (
+                "best_epoch",
+                "best_step",
+                "steps",
+                "stopped_early",
+                "overfit_gap",
+                "overfit_guard_triggered",
+                "notes",
+            )
         },
         "versions": _versions(),
         **(extra_card or {}),
     }
     if out_dir is not None:
         save_model(result.model, result.tokenizer, out_dir, card)
+        write_calibration(out_dir, metrics["calibration"])
     return result, metrics, card
 
 

@@ -1,19 +1,25 @@
-"""The seed's fine-tuning recipe as one readable training loop.
+"""The fine-tuning recipe as one readable training loop.
 
-Focal loss with inverse-frequency class weights, discriminative learning rates, AdamW with
-decoupled weight decay, 10% linear warmup then linear decay, gradient clipping, optional
-softmax-temperature annealing, dynamic padding with length-grouped batches, early stopping on
-validation loss and the val-train overfitting guard. Three seeds with separate roles: the
-split (data), init (classifier head, dropout) and sampler (batch order).
+Recipe v2 (the defaults): the base model's own pooling (mean for all-MiniLM-L6-v2) under a fresh
+dropout + linear head with its own learning-rate multiplier, discriminative layer learning rates,
+AdamW with decoupled weight decay, warmup then linear decay over a fixed optimiser-step budget,
+early stopping on validation macro-F1, frozen word embeddings and length-grouped dynamic padding.
+Every default was chosen on validation splits only (README, "Choosing the defaults").
+`LEGACY_RECIPE` is the seed-derived recipe this replaced (focal loss, `[CLS]` through the
+pooler, 5 epochs, early stopping on validation loss), kept for side-by-side benchmarks.
+
+Three seeds with separate roles: the split (data), init (classifier head, dropout) and sampler
+(batch order).
 """
 
 from __future__ import annotations
 
 import math
-import os
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -21,40 +27,87 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from manga_intent.batching import collate, encode_texts, length_grouped_batches, random_batches
+from manga_intent.batching import (
+    EncodedTexts,
+    collate,
+    encode_texts,
+    iter_eval_batches,
+    length_grouped_batches,
+    random_batches,
+)
+from manga_intent.cpu import configure_threads, resolve_bf16
 from manga_intent.data import Example, class_weights
-from manga_intent.inference import predict_logits
-from manga_intent.loss import FocalLoss
+from manga_intent.loss import LOSS_KINDS, build_loss, symmetric_kl
+from manga_intent.metrics import macro_f1
 from manga_intent.optim import ParamGroupInfo, build_optimizer, training_temperature
 
-# Base learning rate per architecture family. MiniLM-L6-H384 (22M parameters, small hidden size)
-# needs a larger step than DistilBERT/RoBERTa-base: see README "Choosing the defaults" for the
-# measurement behind these values.
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "EpochStats",
+    "EarlyStopping",
+    "LEGACY_RECIPE",
+    "train_classifier",
+    "default_learning_rate",
+    "configure_threads",
+    "seed_everything",
+]
+
+# Base learning rate per architecture family for the legacy recipe (README "Choosing the defaults").
 DEFAULT_LR_BY_HIDDEN_SIZE = ((512, 3e-4), (10**9, 2e-5))
+# Recipe v2's base rate (encoder top layer) per hidden size; the head gets head_lr_multiplier times it.
+RECIPE_V2_LR_BY_HIDDEN_SIZE = ((512, 1e-4), (10**9, 3e-5))
 
 
-def default_learning_rate(model_config) -> float:
-    hidden = getattr(model_config, "hidden_size", None) or getattr(model_config, "dim", 768)
-    for limit, lr in DEFAULT_LR_BY_HIDDEN_SIZE:
+def _by_hidden(model_config, table) -> float:
+    hidden = getattr(model_config, "hidden_size", None) or getattr(model_config, "dim", None) or 768
+    for limit, lr in table:
         if hidden < limit:
             return lr
-    return DEFAULT_LR_BY_HIDDEN_SIZE[-1][1]
+    return table[-1][1]
+
+
+def default_learning_rate(model_config, recipe: str = "v2") -> float:
+    return _by_hidden(
+        model_config, RECIPE_V2_LR_BY_HIDDEN_SIZE if recipe == "v2" else DEFAULT_LR_BY_HIDDEN_SIZE
+    )
 
 
 @dataclass
 class TrainConfig:
-    """Recipe hyperparameters; `lr=None` picks the base model's default rate."""
+    """Recipe hyperparameters (defaults: recipe v2); `lr=None` picks the base model's default rate."""
 
-    epochs: int = 3
+    epochs: int = 40
+    """Upper bound on passes over the data; `max_steps` is the binding budget when set."""
+    max_steps: int | None = 100
+    """Optimiser-step budget: the schedule spans min(max_steps, epochs x steps per epoch) steps."""
     lr: float | None = None
+    head_lr_multiplier: float = 10.0
     batch_size: int = 32
+    loss: str = "ce"
     gamma: float = 2.0
-    lr_decay: float = 0.82
+    """Focal-loss focusing parameter (only with loss='focal')."""
+    class_weighting: bool = False
+    """Inverse-frequency class weights (normalised to mean 1 unless `seed_weight_normalisation`)."""
+    seed_weight_normalisation: bool = False
+    """The seed's alpha (weights summing to 1) instead of mean-1 weights."""
+    oversample: bool = False
+    """Replicate each class's rows to about the size of the largest class (instead of weighting)."""
+    label_smoothing: float = 0.0
+    rdrop_alpha: float = 0.0
+    """Weight of R-Drop's symmetric KL between two dropout passes (0 = off)."""
+    ema_decay: float = 0.0
+    """Exponential moving average of the weights, evaluated and kept instead of the raw weights (0 = off)."""
+    lr_decay: float = 0.9
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     max_grad_norm: float = 1.0
     max_length: int = 128
-    patience: int = 2
+    patience: int = 4
+    """Evaluations without improvement of the early-stopping metric before stopping."""
+    early_stopping_metric: str = "val_macro_f1"
+    eval_every: int = 100
+    """Evaluate every epoch, or every this many steps when an epoch is longer."""
     overfit_gap: float = 0.15
     enforce_overfit_guard: bool = False
     temperature_start: float = 1.0
@@ -64,17 +117,44 @@ class TrainConfig:
     sampler_seed: int = 2024
     eval_batch_size: int = 64
     batching: str = "length_grouped"  # or "pad_to_max" (the seed's fixed 128-token batches)
+    mega_batch_factor: int = 8
+    """Length grouping sorts within shuffled mega-batches of this many batches."""
+    architecture: str = "pooled"
+    """`pooled` (the base model's pooling + fresh head) or `hf` (AutoModelForSequenceClassification)."""
+    pooling: str = "auto"
+    """auto = the base model's sentence-transformers pooling, else cls; or mean/cls/max/mean_sqrt_len."""
+    head_dropout: float = 0.1
+    freeze_word_embeddings: bool = True
+    bf16: str = "auto"
+    """bf16 autocast: auto = only where the CPU has AMX/AVX-512-BF16."""
+    num_threads: int | None = None
+    optimizer_impl: str = "fused"
+    """AdamW kernel: fused (default), foreach, or default (torch's per-parameter loop on CPU)."""
+    default_lr_table: str = "v2"
+    """Which per-hidden-size table picks the rate when lr is None: v2 or legacy."""
 
     def validate(self) -> None:
         problems = []
         if self.epochs < 1:
             problems.append(f"epochs must be >= 1 (got {self.epochs})")
+        if self.max_steps is not None and self.max_steps < 1:
+            problems.append(f"max_steps must be >= 1 or None (got {self.max_steps})")
         if self.lr is not None and not 0 < self.lr < 1:
             problems.append(f"lr must be in (0, 1) (got {self.lr})")
+        if self.head_lr_multiplier <= 0:
+            problems.append(f"head_lr_multiplier must be > 0 (got {self.head_lr_multiplier})")
         if self.batch_size < 1:
             problems.append(f"batch_size must be >= 1 (got {self.batch_size})")
+        if self.loss not in LOSS_KINDS:
+            problems.append(f"loss must be one of {LOSS_KINDS} (got {self.loss!r})")
         if self.gamma < 0:
             problems.append(f"gamma must be >= 0 (got {self.gamma})")
+        if not 0 <= self.label_smoothing < 1:
+            problems.append(f"label_smoothing must be in [0, 1) (got {self.label_smoothing})")
+        if self.rdrop_alpha < 0:
+            problems.append(f"rdrop_alpha must be >= 0 (got {self.rdrop_alpha})")
+        if not 0 <= self.ema_decay < 1:
+            problems.append(f"ema_decay must be in [0, 1) (got {self.ema_decay})")
         if not 0 < self.lr_decay <= 1:
             problems.append(f"lr_decay must be in (0, 1] (got {self.lr_decay})")
         if not 0 <= self.warmup_ratio < 1:
@@ -83,22 +163,65 @@ class TrainConfig:
             problems.append(f"max_length must be in [8, 512] (got {self.max_length})")
         if self.patience < 1:
             problems.append(f"patience must be >= 1 (got {self.patience})")
+        if self.early_stopping_metric not in ("val_macro_f1", "val_loss"):
+            problems.append(
+                f"early_stopping_metric must be val_macro_f1 or val_loss (got {self.early_stopping_metric!r})"
+            )
         if self.batching not in ("length_grouped", "pad_to_max"):
             problems.append(f"batching must be length_grouped or pad_to_max (got {self.batching!r})")
+        if self.mega_batch_factor < 1:
+            problems.append(f"mega_batch_factor must be >= 1 (got {self.mega_batch_factor})")
+        if self.architecture not in ("pooled", "hf"):
+            problems.append(f"architecture must be pooled or hf (got {self.architecture!r})")
+        if self.pooling not in ("auto", "mean", "cls", "max", "mean_sqrt_len"):
+            problems.append(f"pooling must be auto, mean, cls, max or mean_sqrt_len (got {self.pooling!r})")
+        if self.bf16 not in ("auto", "on", "off"):
+            problems.append(f"bf16 must be auto, on or off (got {self.bf16!r})")
+        if self.optimizer_impl not in ("fused", "foreach", "default"):
+            problems.append(f"optimizer_impl must be fused, foreach or default (got {self.optimizer_impl!r})")
         if self.temperature_start < 1.0:
             problems.append(f"temperature_start must be >= 1 (got {self.temperature_start})")
+        if self.oversample and self.class_weighting:
+            problems.append("oversample and class_weighting both correct for imbalance: pick one")
         if problems:
             raise ValueError("invalid training config: " + "; ".join(problems))
 
 
+#: The recipe before v2, exactly as the CLI ran it: focal loss with the seed's class weights,
+#: [CLS] through the (untrained) BERT pooler, 5 epochs, early stopping on validation loss.
+LEGACY_RECIPE = TrainConfig(
+    epochs=5,
+    max_steps=None,
+    head_lr_multiplier=1.0,
+    loss="focal",
+    gamma=2.0,
+    class_weighting=True,
+    seed_weight_normalisation=True,
+    lr_decay=0.82,
+    patience=2,
+    early_stopping_metric="val_loss",
+    eval_every=10**9,
+    mega_batch_factor=50,
+    architecture="hf",
+    freeze_word_embeddings=False,
+    bf16="off",
+    default_lr_table="legacy",
+    optimizer_impl="default",
+)
+
+
 @dataclass
 class EpochStats:
+    """One evaluation on the validation split (at the end of an epoch, or every `eval_every` steps)."""
+
     epoch: int
     train_loss: float
     val_loss: float
     val_accuracy: float
     gap: float
     seconds: float
+    step: int = 0
+    val_macro_f1: float = 0.0
 
 
 @dataclass
@@ -116,25 +239,38 @@ class TrainResult:
     param_groups: list[ParamGroupInfo]
     class_weights: list[float]
     notes: list[str] = field(default_factory=list)
+    steps: int = 0
+    threads: int = 1
+    bf16: bool = False
 
     @property
     def examples_per_second(self) -> float:
         return self.examples_seen / self.train_seconds if self.train_seconds > 0 else 0.0
 
     @property
+    def best(self) -> EpochStats:
+        return self.history[self.best_epoch - 1]
+
+    @property
     def overfit_gap(self) -> float:
-        return self.history[self.best_epoch - 1].gap
+        return self.best.gap
 
     def summary(self) -> dict:
         return {
             "config": asdict(self.config),
             "history": [asdict(h) for h in self.history],
             "best_epoch": self.best_epoch,
+            "best_step": self.best.step,
+            "best_val_macro_f1": self.best.val_macro_f1,
+            "best_val_accuracy": self.best.val_accuracy,
+            "steps": self.steps,
             "stopped_early": self.stopped_early,
             "overfit_gap": self.overfit_gap,
             "overfit_guard_triggered": self.overfit_guard_triggered,
             "train_seconds": self.train_seconds,
             "examples_per_second": self.examples_per_second,
+            "threads": self.threads,
+            "bf16": self.bf16,
             "class_weights": dict(zip(self.label_list, self.class_weights)),
             "param_groups": [asdict(g) for g in self.param_groups],
             "notes": self.notes,
@@ -142,19 +278,24 @@ class TrainResult:
 
 
 class EarlyStopping:
-    """Stop when validation loss has not improved for `patience` consecutive epochs."""
+    """Stop when the monitored value has not improved for `patience` consecutive evaluations."""
 
-    def __init__(self, patience: int, min_delta: float = 0.0):
+    def __init__(self, patience: int, min_delta: float = 0.0, mode: str = "min"):
         if patience < 1:
             raise ValueError(f"patience must be >= 1, got {patience}")
-        self.patience, self.min_delta = patience, min_delta
-        self.best = float("inf")
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be min or max, got {mode!r}")
+        self.patience, self.min_delta, self.mode = patience, min_delta, mode
+        self.best = float("inf") if mode == "min" else float("-inf")
         self.bad_epochs = 0
 
-    def update(self, val_loss: float) -> bool:
-        """Record an epoch; True when it is the best so far."""
-        if val_loss < self.best - self.min_delta:
-            self.best, self.bad_epochs = val_loss, 0
+    def update(self, value: float) -> bool:
+        """Record an evaluation; True when it is the best so far."""
+        better = (
+            value < self.best - self.min_delta if self.mode == "min" else value > self.best + self.min_delta
+        )
+        if better:
+            self.best, self.bad_epochs = value, 0
             return True
         self.bad_epochs += 1
         return False
@@ -170,23 +311,63 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def configure_threads() -> None:
-    """Use every core for intra-op work; the default can leave one idle on small machines."""
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+def oversampled_indices(labels: Sequence[int]) -> list[int]:
+    """Each class's rows repeated round(max_count / count) times (minority replication, Chawla 2002)."""
+    counts = Counter(labels)
+    largest = max(counts.values())
+    out: list[int] = []
+    for i, label in enumerate(labels):
+        out.extend([i] * max(1, round(largest / counts[label])))
+    return out
 
 
-def _validation_loss(model, tokenizer, examples: Sequence[Example], label_index: dict, config: TrainConfig):
-    logits = predict_logits(
-        model,
-        tokenizer,
-        [e.text for e in examples],
-        max_length=config.max_length,
-        batch_size=config.eval_batch_size,
-    )
-    targets = torch.tensor([label_index[e.label] for e in examples])
-    loss = F.cross_entropy(torch.from_numpy(logits), targets).item()
-    accuracy = float((logits.argmax(axis=1) == targets.numpy()).mean())
-    return loss, accuracy
+def loss_class_weights(
+    config: TrainConfig, train_labels: Sequence[str], label_list: Sequence[str]
+) -> list[float]:
+    if not config.class_weighting:
+        return [1.0] * len(label_list)
+    weights = class_weights(train_labels, label_list)
+    return weights if config.seed_weight_normalisation else [w * len(weights) for w in weights]
+
+
+class _WeightAverage:
+    """EMA of the trainable parameters; `swapped()` evaluates with the averaged weights."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay = decay
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.shadow = [p.detach().clone() for p in self.params]
+
+    @torch.no_grad()
+    def update(self) -> None:
+        torch._foreach_lerp_(self.shadow, [p.detach() for p in self.params], 1.0 - self.decay)
+
+    @torch.no_grad()
+    def swap(self) -> None:
+        for p, s in zip(self.params, self.shadow):
+            tmp = p.detach().clone()
+            p.copy_(s)
+            s.copy_(tmp)
+
+
+@torch.inference_mode()
+def _evaluate(model, encoded: EncodedTexts, pad_token_id: int, num_labels: int, batch_size: int, autocast):
+    """Validation CE, accuracy and macro-F1 over rows encoded once before training."""
+    was_training = model.training
+    model.eval()
+    logits = torch.zeros((len(encoded), num_labels))
+    for indices, batch in iter_eval_batches(encoded, batch_size, pad_token_id):
+        with autocast():
+            out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        logits[indices] = out.float()
+    targets = torch.tensor(encoded.labels)
+    loss = F.cross_entropy(logits, targets).item()
+    predicted = logits.argmax(dim=1).numpy()
+    accuracy = float((predicted == targets.numpy()).mean())
+    f1 = macro_f1(targets.numpy(), predicted, num_labels)
+    if was_training:
+        model.train()
+    return loss, accuracy, f1
 
 
 def train_classifier(
@@ -200,7 +381,7 @@ def train_classifier(
     progress: bool = True,
     on_epoch_end: Callable[[EpochStats], None] | None = None,
 ) -> TrainResult:
-    """Fine-tune an encoder classifier on `train`, early-stopping on `val` cross-entropy.
+    """Fine-tune an encoder classifier on `train`, early-stopping on `val`.
 
     Pass `model_and_tokenizer` to train an already-built model (tests use tiny random ones);
     otherwise `base_model` is loaded offline with a fresh head for `label_list`.
@@ -215,25 +396,47 @@ def train_classifier(
     unknown = sorted({e.label for e in [*train, *val]} - set(label_index))
     if unknown:
         raise ValueError(f"labels {unknown} are not in the label list {label_list}")
-    configure_threads()
+    threads = configure_threads(config.num_threads)
+    use_bf16 = resolve_bf16(config.bf16)
+    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if use_bf16 else nullcontext
 
     seed_everything(config.init_seed)
     if model_and_tokenizer is None:
-        tokenizer, model = load_base_for_training(base_model, label_list)
+        tokenizer, model = load_base_for_training(
+            base_model,
+            label_list,
+            architecture=config.architecture,
+            pooling=config.pooling,
+            head_dropout=config.head_dropout,
+        )
     else:
         model, tokenizer = model_and_tokenizer
     if config.lr is None:
-        config = replace(config, lr=default_learning_rate(model.config))
+        config = replace(config, lr=default_learning_rate(model.config, config.default_lr_table))
+    notes: list[str] = []
+    if config.freeze_word_embeddings:
+        embeddings = model.get_input_embeddings()
+        embeddings.weight.requires_grad_(False)
+        notes.append(f"word embeddings frozen ({embeddings.weight.numel():,} parameters not updated)")
 
-    weights = class_weights([e.label for e in train], label_list)
-    loss_fn = FocalLoss(torch.tensor(weights), gamma=config.gamma)
-    encoded = encode_texts(
-        tokenizer, [e.text for e in train], config.max_length, [label_index[e.label] for e in train]
+    train_labels = [label_index[e.label] for e in train]
+    weights = loss_class_weights(config, [e.label for e in train], label_list)
+    alpha = torch.tensor(weights) if config.class_weighting else None
+    loss_fn = build_loss(config.loss, alpha=alpha, gamma=config.gamma, label_smoothing=config.label_smoothing)
+    encoded = encode_texts(tokenizer, [e.text for e in train], config.max_length, train_labels)
+    val_encoded = encode_texts(
+        tokenizer, [e.text for e in val], config.max_length, [label_index[e.label] for e in val]
     )
-    lengths = [len(ids) for ids in encoded.input_ids]
+    pool_indices = oversampled_indices(train_labels) if config.oversample else list(range(len(encoded)))
+    if config.oversample:
+        notes.append(f"oversampled {len(encoded)} training rows to {len(pool_indices)}")
+    lengths = [len(encoded.input_ids[i]) for i in pool_indices]
     pad_to = config.max_length if config.batching == "pad_to_max" else None
-    steps_per_epoch = math.ceil(len(encoded) / config.batch_size)
+    steps_per_epoch = math.ceil(len(pool_indices) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
+    eval_every = min(steps_per_epoch, config.eval_every)
     optimizer, scheduler, group_info = build_optimizer(
         model,
         base_lr=config.lr,
@@ -241,96 +444,146 @@ def train_classifier(
         weight_decay=config.weight_decay,
         warmup_ratio=config.warmup_ratio,
         total_steps=total_steps,
+        head_lr_multiplier=config.head_lr_multiplier,
+        implementation=config.optimizer_impl,
     )
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    average = _WeightAverage(model, config.ema_decay) if config.ema_decay > 0 else None
     sampler = torch.Generator().manual_seed(config.sampler_seed)
+    pad_id = tokenizer.pad_token_id
 
     history: list[EpochStats] = []
-    stopper = EarlyStopping(config.patience)
+    mode = "max" if config.early_stopping_metric == "val_macro_f1" else "min"
+    stopper = EarlyStopping(config.patience, mode=mode)
     best_epoch, best_state = 0, None
     stopped_early = guard_triggered = False
-    notes: list[str] = []
     step = examples_seen = 0
     train_seconds = 0.0
+    running_ce, running_n = 0.0, 0
+    segment_start = time.perf_counter()
+    model.train()
 
-    for epoch in range(1, config.epochs + 1):
-        model.train()
-        if config.batching == "pad_to_max":
-            batches = random_batches(len(encoded), config.batch_size, sampler)
-        else:
-            batches = length_grouped_batches(lengths, config.batch_size, sampler)
-        epoch_start = time.perf_counter()
-        running_ce, running_n = 0.0, 0
-        bar = tqdm(
-            batches, desc=f"epoch {epoch}/{config.epochs}", unit="batch", disable=not progress, leave=False
+    def evaluate_and_decide() -> bool:
+        """Score val (with averaged weights if any), update early stopping; True = stop training."""
+        nonlocal best_epoch, best_state, stopped_early, guard_triggered, running_ce, running_n, segment_start
+        if average is not None:
+            average.swap()
+        val_loss, val_accuracy, val_f1 = _evaluate(
+            model, val_encoded, pad_id, len(label_list), config.eval_batch_size, autocast
         )
-        for indices in bar:
-            batch = collate(encoded, indices, tokenizer.pad_token_id, pad_to=pad_to)
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        train_loss = running_ce / max(running_n, 1)
+        stats = EpochStats(
+            len(history) + 1,
+            train_loss,
+            val_loss,
+            val_accuracy,
+            val_loss - train_loss,
+            time.perf_counter() - segment_start,
+            step,
+            val_f1,
+        )
+        history.append(stats)
+        if progress:
+            tqdm.write(
+                f"step {step}: train CE {train_loss:.4f}  val CE {val_loss:.4f}  val acc {val_accuracy:.4f}  "
+                f"val macro-F1 {val_f1:.4f}  gap {stats.gap:+.4f}"
+            )
+        if on_epoch_end is not None:
+            on_epoch_end(stats)
+        guard_breached = stats.gap > config.overfit_gap
+        if guard_breached:
+            notes.append(
+                f"evaluation {stats.epoch}: val-train loss gap {stats.gap:.3f} > {config.overfit_gap}"
+            )
+        if guard_breached and config.enforce_overfit_guard and best_state is not None:
+            improved = False  # an overfit evaluation never becomes the kept model when the guard is enforced
+            stopper.bad_epochs += 1
+        else:
+            improved = stopper.update(val_f1 if mode == "max" else val_loss)
+        if improved:
+            best_epoch = stats.epoch
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if average is not None:
+            average.swap()
+        running_ce, running_n = 0.0, 0
+        segment_start = time.perf_counter()
+        finished = step >= total_steps
+        if guard_breached and config.enforce_overfit_guard:
+            guard_triggered = True
+            stopped_early = not finished
+            notes.append(
+                f"overfitting guard stopped training after evaluation {stats.epoch}; keeping {best_epoch}"
+            )
+            return True
+        if stopper.should_stop and not finished:
+            stopped_early = True
+            notes.append(
+                f"early stopping at step {step}: no {config.early_stopping_metric} improvement for "
+                f"{config.patience} evaluations"
+            )
+            return True
+        return finished
+
+    done = False
+    epoch = 0
+    while not done:
+        epoch += 1
+        if config.batching == "pad_to_max":
+            order = random_batches(len(pool_indices), config.batch_size, sampler)
+        else:
+            order = length_grouped_batches(lengths, config.batch_size, sampler, config.mega_batch_factor)
+        bar = tqdm(order, desc=f"epoch {epoch}", unit="batch", disable=not progress, leave=False)
+        tick = time.perf_counter()
+        for positions in bar:
+            indices = [pool_indices[i] for i in positions]
+            batch = collate(encoded, indices, pad_id, pad_to=pad_to)
+            ids, mask, targets = batch["input_ids"], batch["attention_mask"], batch["labels"]
             temperature = training_temperature(
                 step, total_steps, config.temperature_start, config.temperature_anneal_fraction
             )
-            loss = loss_fn(logits, batch["labels"], temperature=temperature)
+            with autocast():
+                if config.rdrop_alpha > 0:
+                    both = model(
+                        input_ids=torch.cat([ids, ids]), attention_mask=torch.cat([mask, mask])
+                    ).logits
+                    logits, second = both[: len(ids)].float(), both[len(ids) :].float()
+                    loss = 0.5 * (
+                        loss_fn(logits, targets, temperature) + loss_fn(second, targets, temperature)
+                    )
+                    loss = loss + config.rdrop_alpha * symmetric_kl(logits, second).mean()
+                else:
+                    logits = model(input_ids=ids, attention_mask=mask).logits.float()
+                    loss = loss_fn(logits, targets, temperature=temperature)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"non-finite loss at step {step} (epoch {epoch}); lower the learning rate"
                 )
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
+            if average is not None:
+                average.update()
             with torch.no_grad():
-                running_ce += F.cross_entropy(logits.detach(), batch["labels"], reduction="sum").item()
+                running_ce += F.cross_entropy(logits.detach(), targets, reduction="sum").item()
             running_n += len(indices)
+            examples_seen += len(indices)
             step += 1
             if progress:
-                bar.set_postfix(focal=f"{loss.item():.4f}", ce=f"{running_ce / running_n:.3f}")
-        train_seconds += time.perf_counter() - epoch_start
-        examples_seen += running_n
-
-        val_loss, val_accuracy = _validation_loss(model, tokenizer, val, label_index, config)
-        train_loss = running_ce / max(running_n, 1)
-        stats = EpochStats(
-            epoch,
-            train_loss,
-            val_loss,
-            val_accuracy,
-            val_loss - train_loss,
-            time.perf_counter() - epoch_start,
-        )
-        history.append(stats)
-        if progress:
-            tqdm.write(
-                f"epoch {epoch}: train CE {train_loss:.4f}  val CE {val_loss:.4f}  "
-                f"val acc {val_accuracy:.4f}  gap {stats.gap:+.4f}"
-            )
-        if on_epoch_end is not None:
-            on_epoch_end(stats)
-
-        guard_breached = stats.gap > config.overfit_gap
-        if guard_breached:
-            notes.append(f"epoch {epoch}: val-train loss gap {stats.gap:.3f} > {config.overfit_gap}")
-        if guard_breached and config.enforce_overfit_guard and best_state is not None:
-            improved = False  # an overfit epoch never becomes the kept model when the guard is enforced
-            stopper.bad_epochs += 1
+                bar.set_postfix(loss=f"{loss.item():.4f}", ce=f"{running_ce / running_n:.3f}")
+            if step % eval_every == 0 or step >= total_steps:
+                train_seconds += time.perf_counter() - tick
+                done = evaluate_and_decide()
+                tick = time.perf_counter()
+                if done:
+                    break
         else:
-            improved = stopper.update(val_loss)
-        if improved:
-            best_epoch = epoch
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        if guard_breached and config.enforce_overfit_guard:
-            guard_triggered = True
-            stopped_early = epoch < config.epochs
-            notes.append(
-                f"overfitting guard stopped training after epoch {epoch}; keeping epoch {best_epoch}"
-            )
-            break
-        if stopper.should_stop:
-            stopped_early = epoch < config.epochs
-            notes.append(
-                f"early stopping after epoch {epoch}: no val-loss improvement for {config.patience} epochs"
-            )
-            break
+            train_seconds += time.perf_counter() - tick
+        if epoch >= config.epochs and not done:  # epochs bound reached without a step-budget stop
+            if not history or history[-1].step != step:
+                done = evaluate_and_decide()
+            done = True
 
     if best_state is not None:
         model.load_state_dict(best_state)
@@ -349,4 +602,7 @@ def train_classifier(
         param_groups=group_info,
         class_weights=weights,
         notes=notes,
+        steps=step,
+        threads=threads,
+        bf16=use_bf16,
     )

@@ -13,23 +13,25 @@ from serving.prediction_log import default_log_uri, open_prediction_log
 def fixed_model_source(directory: str | Path) -> FixedModel:
     """A compiled artifact directory as is; a `manga-intent train` directory is compiled to ONNX first.
 
-    A plain trained model has no calibrator or OOD threshold yet: it is served at T=1 with OOD off.
+    A plain trained model is served at the temperature `manga-intent train` fitted on validation (T=1 for
+    models trained before calibration was stored), with OOD off: it has no OOD threshold yet.
     """
     directory = Path(directory)
     if (directory / "manifest.json").is_file():
         return FixedModel(directory, version=f"local:{directory.name}")
     if (directory / "model_card.json").is_file():
         from manga_intent.compiled import compile_classifier
-        from manga_intent.model_io import load_trained
+        from manga_intent.model_io import load_trained, read_temperature
 
         model, tokenizer, card = load_trained(directory)
+        temperature = read_temperature(directory)  # fitted on validation by `manga-intent train`
         out = Path(tempfile.mkdtemp(prefix="manga-serve-compiled-"))
         compile_classifier(
             model,
             tokenizer,
             out,
             labels=card["labels"],
-            temperature=1.0,
+            temperature=temperature,
             ood_threshold=float("inf"),
             max_length=card["recipe"]["max_length"],
             backend="auto",

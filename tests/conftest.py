@@ -152,3 +152,24 @@ def postgres(tmp_path_factory):
     server = PostgresServer(root, free_port()).start()
     yield server
     server.stop()
+
+
+def tiny_pooled_classifier(
+    num_labels: int = 3, pooling: str = "mean", seed: int = 0, head_dropout: float = 0.0
+):
+    """Recipe v2's classifier (pooled encoder + fresh head) around a tiny random BERT encoder."""
+    import torch
+
+    from manga_intent.modeling import PooledEncoderConfig, PooledEncoderForSequenceClassification
+
+    torch.manual_seed(seed)
+    labels = [f"l{i}" for i in range(num_labels)]
+    config = PooledEncoderConfig(
+        encoder=tiny_config("bert").to_dict(),
+        pooling=pooling,
+        head_dropout=head_dropout,
+        num_labels=num_labels,
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+    )
+    return PooledEncoderForSequenceClassification(config)

@@ -14,7 +14,16 @@ from resources.storage import LocalArtifactStore
 SMALL = {
     "synthetic_set": {"config": {"n": 60, "k": 2, "fold_epochs": 1}},
     "hpo_study": {"config": {"n_trials": 2, "train_rows": 200, "max_epochs": 2, "lr_scale": 100.0}},
-    "trained_model": {"config": {"epochs": 3, "lr": 3e-3, "bootstrap": 50}},
+    # a random tiny encoder: nothing pretrained to protect, so train its embeddings, no head multiplier
+    "trained_model": {
+        "config": {
+            "epochs": 3,
+            "lr": 3e-3,
+            "bootstrap": 50,
+            "freeze_word_embeddings": False,
+            "head_lr_multiplier": 1.0,
+        }
+    },
     "seed_sweep_report": {"config": {"bootstrap": 50}},
 }
 OPEN_GATE = {"min_accuracy": 0.0, "min_rare_accuracy": 0.0, "max_p95_latency_ms": 10_000.0}
@@ -91,6 +100,8 @@ def test_definitions_load():
         "serving_tuning",
         "intent_discovery",
         "multi_intent_pairs",
+        "methods_comparison",
+        "methods_comparison_report",
     }
     assert defs.resolve_job_def("retrain_job").partitions_def.get_partition_keys() == ["42", "123", "2024"]
     assert {s.name for s in defs.sensors} == {

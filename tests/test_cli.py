@@ -7,7 +7,22 @@ import sys
 import pytest
 from conftest import KEYWORDS, write_keyword_jsonl
 
-FAST = ["--epochs", "6", "--lr", "3e-3", "--batch-size", "16", "--bootstrap", "100", "--lr-decay", "0.9"]
+# a random tiny encoder has no pretrained embeddings to protect: train them, no head multiplier
+FAST = [
+    "--epochs",
+    "6",
+    "--lr",
+    "3e-3",
+    "--batch-size",
+    "16",
+    "--bootstrap",
+    "100",
+    "--lr-decay",
+    "0.9",
+    "--no-freeze-word-embeddings",
+    "--head-lr-multiplier",
+    "1",
+]
 
 
 def run_cli(*args, check=True):
@@ -192,3 +207,99 @@ def test_missing_files_and_models_are_clear(tmp_path, tiny_base_dir):
     assert proc.returncode == 2 and "model_card.json" in proc.stderr
     proc = run_cli("train", "--data", data, "--out", tmp_path / "m", "--epochs", "0", check=False)
     assert proc.returncode == 2 and "epochs must be >= 1" in proc.stderr
+
+
+def test_train_test_only_file_carves_validation_and_evaluate_takes_any_split(tmp_path, tiny_base_dir):
+    """The usual public format: train and test rows only; then a test-only file for evaluate."""
+    source = write_keyword_jsonl(tmp_path / "all.jsonl", n=200)
+    rows = [json.loads(line) for line in source.read_text().splitlines()]
+    public = tmp_path / "public.jsonl"
+    public.write_text(
+        "".join(
+            json.dumps({**r, "split": "test" if i % 5 == 0 else "train"}) + "\n" for i, r in enumerate(rows)
+        )
+    )
+    test_only = tmp_path / "test_only.jsonl"
+    test_only.write_text(
+        "".join(json.dumps({**r, "split": "test"}) + "\n" for i, r in enumerate(rows) if i % 5 == 0)
+    )
+    out = tmp_path / "m"
+    proc = run_cli("train", "--data", public, "--out", out, "--base-model", tiny_base_dir, *FAST)
+    assert "validation carved from train (16 rows, stratified, seed 42)" in proc.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["val_source"] == "carved_from_train" and metrics["split"] == "test"
+    assert metrics["split_sizes"] == {"train": 144, "val": 16, "test": 40}  # test rows never trained on
+    calibration = json.loads((out / "calibration.json").read_text())
+    assert calibration["fitted_on"] == "val" and calibration["n"] == 16
+    for key in ("ece", "ece_uncalibrated", "nll", "nll_uncalibrated", "brier", "brier_uncalibrated"):
+        assert key in metrics, key
+    assert metrics["temperature"] == pytest.approx(calibration["temperature"])
+
+    report = json.loads(run_cli("evaluate", "--model", out, "--data", test_only, "--bootstrap", "0").stdout)
+    assert report["n"] == 40 and report["accuracy"] == pytest.approx(metrics["accuracy"])
+    assert report["temperature"] == pytest.approx(calibration["temperature"])
+    assert report["ece"] == pytest.approx(metrics["ece"], abs=1e-9)
+    raw = json.loads(
+        run_cli("evaluate", "--model", out, "--data", test_only, "--uncalibrated", "--bootstrap", "0").stdout
+    )
+    assert raw["temperature"] == 1.0 and raw["ece"] == pytest.approx(metrics["ece_uncalibrated"], abs=1e-9)
+    assert (
+        json.loads(
+            run_cli("evaluate", "--model", out, "--data", public, "--split", "all", "--bootstrap", "0").stdout
+        )["n"]
+        == 200
+    )
+    assert (
+        json.loads(
+            run_cli("evaluate", "--model", out, "--data", public, "--split", "val", "--bootstrap", "0").stdout
+        )["n"]
+        == 16
+    )  # carved exactly as in training
+    missing = run_cli("evaluate", "--model", out, "--data", test_only, "--split", "train", check=False)
+    assert missing.returncode == 2 and "no 'train' rows" in missing.stderr
+    refused = run_cli(
+        "train",
+        "--data",
+        test_only,
+        "--out",
+        tmp_path / "x",
+        "--base-model",
+        tiny_base_dir,
+        *FAST,
+        check=False,
+    )
+    assert refused.returncode == 2 and "no 'train' rows" in refused.stderr
+
+
+def test_compare_cli_runs_chunks_and_summarises(tmp_path, tiny_base_dir):
+    rows = []
+    for i in range(150):
+        label = "common" if i % 10 < 6 else ("mid" if i % 10 < 9 else "rare")
+        word = {"common": "order", "mid": "refund", "rare": "human"}[label]
+        rows.append({"text": f"{word} please {i}", "label": label})
+    data = tmp_path / "c.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    common = [
+        "compare",
+        "--data",
+        data,
+        "--out",
+        tmp_path / "cmp",
+        "--base-model",
+        tiny_base_dir,
+        "--methods",
+        "plain_ce,threshold_moving,recipe_v2",
+        "--seeds",
+        "2",
+        "--max-steps",
+        "4",
+        "--quiet",
+    ]
+    run_cli(*common, "--only-seeds", "1", "--no-summary")
+    assert len((tmp_path / "cmp" / "runs.jsonl").read_text().splitlines()) == 3
+    proc = run_cli(*common)  # seed 1 is skipped (already in the results file), seed 2 runs, then the summary
+    assert len((tmp_path / "cmp" / "runs.jsonl").read_text().splitlines()) == 6
+    summary = json.loads(proc.stdout)
+    assert [m["method"] for m in summary["methods"]] == ["plain_ce", "threshold_moving", "recipe_v2"]
+    assert set(summary["tests_vs_recipe_v2"]) == {"plain_ce", "threshold_moving"}
+    assert "| plain_ce |" in (tmp_path / "cmp" / "table.md").read_text()

@@ -99,3 +99,35 @@ def test_neuron_code_path_with_a_stand_in_tracer(tmp_path, tokenizer, monkeypatc
     eager = predict_logits(model, tokenizer, TEXTS, max_length=32)
     assert np.abs(compiled.logits(TEXTS) - eager).max() <= 1e-4
     assert compiled._bucket(5) == 8 and compiled._bucket(9) == 16 and compiled._bucket(100) == 32
+
+
+def test_pooled_classifier_exports_logits_and_features_with_pooling_in_the_graph(tmp_path, tokenizer):
+    import onnx
+    from conftest import tiny_pooled_classifier
+
+    model = tiny_pooled_classifier(3, pooling="mean").eval()
+    manifest = compile_classifier(
+        model,
+        tokenizer,
+        tmp_path,
+        labels=LABELS,
+        temperature=0.7,
+        ood_threshold=0.0,
+        backend="onnx",
+        max_length=64,
+    )
+    assert manifest["outputs"] == ["logits", "features"]
+    graph = onnx.load(str(tmp_path / "model.onnx")).graph
+    assert [o.name for o in graph.output] == ["logits", "features"]
+    assert any(node.op_type == "ReduceSum" for node in graph.node)  # the masked mean is inside the graph
+    compiled = CompiledClassifier(tmp_path)
+    assert parity_max_abs_diff(compiled, model, TEXTS) <= 1e-4  # logits and features, one message at a time
+    batch = tokenizer(TEXTS, padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        eager = model(**batch)
+    logits, features = compiled.logits_and_features(TEXTS)  # batched with padding: pooling ignores the pads
+    assert np.abs(logits - eager.logits.numpy()).max() <= 1e-4
+    assert np.abs(features - eager.features.numpy()).max() <= 1e-4 and features.shape == (4, 64)
+    assert np.abs(compiled.features(TEXTS) - features).max() == 0
+    probs = compiled.probabilities(TEXTS)
+    assert np.allclose(probs, softmax(eager.logits.numpy(), 0.7), atol=1e-5)

@@ -137,16 +137,18 @@ def test_rare_label_still_reaches_val_and_test():
         assert any(e.label == "rare" for e in part)
 
 
-def test_make_splits_uses_split_column_and_requires_all_parts():
+def test_make_splits_uses_split_column_and_needs_train_rows():
     rows = [
         Example("a", "x", "train"),
         Example("b", "y", "train"),
         Example("c", "x", "val"),
         Example("d", "y", "test"),
     ]
-    assert make_splits(rows).sizes() == {"train": 2, "val": 1, "test": 1}
-    with pytest.raises(ValueError, match=r"no rows for \['test'\]"):
-        make_splits(rows[:3])
+    parts = make_splits(rows)
+    assert parts.sizes() == {"train": 2, "val": 1, "test": 1} and parts.val_source == "file"
+    assert make_splits(rows[:3]).sizes() == {"train": 2, "val": 1, "test": 0}  # no test rows: metrics on val
+    with pytest.raises(ValueError, match="no 'train' rows"):
+        make_splits([Example("d", "y", "test"), Example("e", "x", "test")])
 
 
 def test_class_weights_follow_the_seed_formula():

@@ -19,14 +19,18 @@ def splits(tmp_path_factory):
 
 
 def _train(splits, tokenizer, kind="bert", **overrides):
+    # random tiny encoders: nothing pretrained to protect, so no frozen embeddings or head multiplier
     config = TrainConfig(
         **{
             "epochs": 8,
+            "max_steps": None,
             "lr": 3e-3,
             "batch_size": 16,
             "lr_decay": 0.9,
             "patience": 8,
             "overfit_gap": 10.0,
+            "freeze_word_embeddings": False,
+            "head_lr_multiplier": 1.0,
             **overrides,
         }
     )

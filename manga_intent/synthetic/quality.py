@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         args.n,
         seed=args.seed,
         k=args.k,
-        config=TrainConfig(epochs=args.epochs),
+        config=TrainConfig(epochs=args.epochs, max_steps=None),
         base_model=args.base_model,
         progress=not args.quiet,
     )

@@ -1,0 +1,312 @@
+"""Recipe v2 pieces with tiny random encoders: pooling, HF save/load, head LR, frozen embeddings, step
+budget, EMA, R-Drop, label smoothing, oversampling, threads, bf16 parity, tokenizer coverage."""
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import KEYWORDS, tiny_classifier, tiny_pooled_classifier, write_keyword_jsonl
+
+from manga_intent.coverage import tokenizer_coverage
+from manga_intent.cpu import cgroup_cpu_limit, configure_threads, resolve_bf16, usable_cpus
+from manga_intent.data import Example, load_jsonl, make_splits
+from manga_intent.inference import predict_logits
+from manga_intent.loss import FocalLoss, build_loss, symmetric_kl
+from manga_intent.modeling import (
+    PooledEncoderForSequenceClassification,
+    pool,
+    pooling_from_sentence_transformers,
+)
+from manga_intent.optim import discriminative_param_groups
+from manga_intent.training import (
+    LEGACY_RECIPE,
+    TrainConfig,
+    _WeightAverage,
+    oversampled_indices,
+    train_classifier,
+)
+
+LABELS = list(KEYWORDS)
+
+
+@pytest.fixture(scope="module")
+def splits(tmp_path_factory):
+    return make_splits(
+        load_jsonl(write_keyword_jsonl(tmp_path_factory.mktemp("d") / "kw.jsonl", n=200)).examples
+    )
+
+
+def fast(**overrides) -> TrainConfig:
+    return TrainConfig(
+        **{
+            "lr": 3e-3,
+            "batch_size": 16,
+            "max_steps": 12,
+            "head_lr_multiplier": 1.0,
+            "freeze_word_embeddings": False,
+            "eval_every": 6,
+            **overrides,
+        }
+    )
+
+
+def test_pooling_modes_ignore_padding():
+    hidden = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]]])
+    mask = torch.tensor([[1, 1, 0]])
+    assert torch.equal(pool(hidden, mask, "mean"), torch.tensor([[2.0, 3.0]]))
+    assert torch.equal(pool(hidden, mask, "cls"), torch.tensor([[1.0, 2.0]]))
+    assert torch.equal(pool(hidden, mask, "max"), torch.tensor([[3.0, 4.0]]))
+    assert torch.allclose(pool(hidden, mask, "mean_sqrt_len"), torch.tensor([[4.0, 6.0]]) / 2**0.5)
+
+
+def test_pooling_read_from_sentence_transformers_config(packaged_model_dir, tiny_base_dir):
+    assert pooling_from_sentence_transformers(packaged_model_dir) == "mean"  # all-MiniLM-L6-v2
+    assert pooling_from_sentence_transformers(tiny_base_dir) is None  # plain HF encoder: cls
+
+
+def test_base_model_gets_its_pooling_and_a_fresh_head(tiny_base_dir):
+    from manga_intent.model_io import load_base_for_training
+
+    _, model = load_base_for_training(str(tiny_base_dir), LABELS)
+    assert isinstance(model, PooledEncoderForSequenceClassification) and model.config.pooling == "cls"
+    assert (
+        not hasattr(model.encoder, "pooler") or model.encoder.pooler is None
+    )  # the untrained pooler is dropped
+    assert model.classifier.out_features == 4 and torch.all(model.classifier.bias == 0)
+    _, legacy = load_base_for_training(str(tiny_base_dir), LABELS, architecture="hf")
+    assert type(legacy).__name__ == "BertForSequenceClassification"
+
+
+def test_saved_model_loads_with_plain_transformers(tmp_path, tokenizer):
+    from transformers import AutoModelForSequenceClassification
+
+    model = tiny_pooled_classifier(3).eval()
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    assert (tmp_path / "modeling.py").is_file()  # the code travels with the weights
+    batch = tokenizer(["where is my order", "hi"], padding=True, return_tensors="pt")
+    expected = model(**batch).logits
+    again = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    assert torch.allclose(again(**batch).logits, expected, atol=1e-6)
+    # a user without this package: plain transformers, local code, nothing downloaded
+    script = (
+        "import sys, torch; sys.modules['manga_intent'] = None\n"
+        "from transformers import AutoModelForSequenceClassification, AutoTokenizer\n"
+        f"d = {str(tmp_path)!r}\n"
+        "m = AutoModelForSequenceClassification.from_pretrained(d, trust_remote_code=True).eval()\n"
+        "t = AutoTokenizer.from_pretrained(d)\n"
+        "b = t(['where is my order', 'hi'], padding=True, return_tensors='pt')\n"
+        "print(type(m).__module__); print(m(**b).logits.tolist())\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    module, logits = proc.stdout.strip().splitlines()[-2:]
+    assert module.startswith("transformers_modules")
+    assert np.allclose(json.loads(logits), expected.tolist(), atol=1e-5)
+
+
+def test_head_gets_its_own_learning_rate():
+    model = tiny_pooled_classifier(3)
+    groups, info = discriminative_param_groups(model, base_lr=1e-4, decay=0.9, head_lr_multiplier=10.0)
+    rates = {g["name"]: g["lr"] for g in groups}
+    assert rates["head"] == pytest.approx(1e-3) and rates["layer_2"] == pytest.approx(1e-4)
+    assert rates["embeddings"] == pytest.approx(1e-4 * 0.9**3)
+    with pytest.raises(ValueError, match="head_lr_multiplier"):
+        discriminative_param_groups(model, base_lr=1e-4, decay=0.9, head_lr_multiplier=0)
+
+
+def test_frozen_word_embeddings_stay_put_and_the_rest_trains(splits, tokenizer):
+    model = tiny_pooled_classifier(4)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    result = train_classifier(
+        splits.train,
+        splits.val,
+        LABELS,
+        fast(freeze_word_embeddings=True),
+        model_and_tokenizer=(model, tokenizer),
+        progress=False,
+    )
+    after = dict(result.model.named_parameters())
+    word = "encoder.embeddings.word_embeddings.weight"
+    assert torch.equal(after[word], before[word])
+    assert not torch.equal(after["classifier.weight"], before["classifier.weight"])
+    assert not torch.equal(
+        after["encoder.encoder.layer.0.attention.self.query.weight"],
+        before["encoder.encoder.layer.0.attention.self.query.weight"],
+    )
+    assert word not in {n for g in result.param_groups for n in [g.name]}
+    assert any("frozen" in n for n in result.notes)
+
+
+def test_step_budget_is_the_schedule_and_evaluations_follow_eval_every(splits, tokenizer):
+    result = train_classifier(
+        splits.train,
+        splits.val,
+        LABELS,
+        fast(max_steps=15, eval_every=5, patience=10),
+        model_and_tokenizer=(tiny_pooled_classifier(4), tokenizer),
+        progress=False,
+    )
+    assert result.steps == 15 and [h.step for h in result.history] == [5, 10, 15]
+    assert result.examples_seen == 15 * 16  # 160 rows, full batches of 16
+    assert all(0 <= h.val_macro_f1 <= 1 for h in result.history)
+    assert result.best.val_macro_f1 == max(h.val_macro_f1 for h in result.history)
+
+
+def test_early_stopping_on_macro_f1_with_patience(splits, tokenizer):
+    # constant labels in val make macro-F1 flat after the first evaluation → stop after `patience` more
+    flat_val = [replace(e, label="alpha") for e in splits.val]
+    result = train_classifier(
+        splits.train,
+        flat_val,
+        LABELS,
+        fast(lr=1e-9, max_steps=60, eval_every=5, patience=2),
+        model_and_tokenizer=(tiny_pooled_classifier(4), tokenizer),
+        progress=False,
+    )
+    assert result.stopped_early and len(result.history) == result.best_epoch + 2
+    assert any("val_macro_f1" in n for n in result.notes)
+
+
+def test_weight_average_is_an_exponential_moving_average():
+    layer = torch.nn.Linear(2, 1)
+    with torch.no_grad():
+        layer.weight.fill_(1.0)
+    average = _WeightAverage(layer, decay=0.9)
+    with torch.no_grad():
+        layer.weight.fill_(3.0)
+    average.update()
+    assert torch.allclose(average.shadow[0], torch.full((1, 2), 1.2))
+    average.swap()
+    assert torch.allclose(layer.weight, torch.full((1, 2), 1.2))
+    average.swap()
+    assert torch.allclose(layer.weight, torch.full((1, 2), 3.0))
+
+
+def test_ema_and_rdrop_runs_train(splits, tokenizer):
+    config = fast(ema_decay=0.9, rdrop_alpha=1.0, label_smoothing=0.1, head_dropout=0.1)
+    model = tiny_pooled_classifier(4, head_dropout=0.1)
+    result = train_classifier(
+        splits.train, splits.val, LABELS, config, model_and_tokenizer=(model, tokenizer), progress=False
+    )
+    assert result.steps == 12 and np.isfinite(result.best.val_loss)
+
+
+def test_label_smoothing_and_rdrop_terms():
+    torch.manual_seed(0)
+    logits, targets = torch.randn(6, 4, dtype=torch.float64), torch.tensor([0, 1, 2, 3, 0, 1])
+    smoothed = FocalLoss(None, gamma=0.0, label_smoothing=0.1)(logits, targets)
+    assert smoothed.item() == pytest.approx(
+        F.cross_entropy(logits, targets, label_smoothing=0.1).item(), rel=1e-10
+    )
+    assert build_loss("ce", alpha=None, gamma=2.0, label_smoothing=0.0).gamma == 0.0
+    assert torch.allclose(symmetric_kl(logits, logits), torch.zeros(6, dtype=torch.float32), atol=1e-7)
+    assert (symmetric_kl(logits, logits.flip(1)) > 0).all()
+
+
+def test_oversampling_replicates_minorities():
+    indices = oversampled_indices([0] * 8 + [1] * 2 + [2] * 1)
+    counts = np.bincount([([0] * 8 + [1] * 2 + [2] * 1)[i] for i in indices])
+    assert counts.tolist() == [8, 8, 8]
+    with pytest.raises(ValueError, match="pick one"):
+        TrainConfig(oversample=True, class_weighting=True).validate()
+
+
+def test_legacy_recipe_is_the_old_cli_default():
+    assert (
+        LEGACY_RECIPE.architecture,
+        LEGACY_RECIPE.loss,
+        LEGACY_RECIPE.epochs,
+        LEGACY_RECIPE.max_steps,
+    ) == ("hf", "focal", 5, None)
+    assert LEGACY_RECIPE.early_stopping_metric == "val_loss" and not LEGACY_RECIPE.freeze_word_embeddings
+
+
+def test_thread_count_respects_affinity_and_cgroup_quota(tmp_path):
+    (tmp_path / "cpu.max").write_text("150000 100000\n")
+    assert cgroup_cpu_limit(tmp_path) == 1.5
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert cgroup_cpu_limit(tmp_path) is None
+    assert 1 <= usable_cpus() <= len(__import__("os").sched_getaffinity(0))
+    assert configure_threads(1) == 1 and torch.get_num_threads() == 1
+    configure_threads()
+    assert torch.get_num_interop_threads() == 1
+
+
+def test_bf16_is_opt_in_on_cpus_without_native_bf16_and_close_to_fp32(tokenizer):
+    assert resolve_bf16("off") is False and resolve_bf16("on") is True
+    with pytest.raises(ValueError):
+        resolve_bf16("maybe")
+    model = tiny_pooled_classifier(3).eval()
+    batch = tokenizer(["where is my order", "any isekai like frieren"], padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        fp32 = model(**batch).logits
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            bf16 = model(**batch).logits.float()
+    assert (fp32.argmax(1) == bf16.argmax(1)).all() and torch.allclose(fp32, bf16, atol=5e-2)
+
+
+def test_tokenizer_coverage_per_segment(tokenizer):
+    rows = [
+        Example("where is my order", "x", meta={"segment": ["plain"]}),
+        Example("この漫画の配送はいつ?", "x", meta={"segment": ["jp_en"]}),
+    ]
+    coverage = tokenizer_coverage(tokenizer, rows)
+    assert coverage["plain"]["unk_rate"] == 0 and coverage["jp_en"]["unk_rate"] > 0.2
+    assert coverage["all"]["messages"] == 2 and coverage["plain"]["tokens_per_message"] == 4
+
+
+def test_predictions_are_deterministic_for_pooled_models(tokenizer):
+    model = tiny_pooled_classifier(3).eval()
+    a = predict_logits(model, tokenizer, ["where is my order", "hi there"])
+    b = predict_logits(model, tokenizer, ["hi there", "where is my order"])
+    assert np.allclose(a, b[::-1], atol=1e-6)
+
+
+def test_hf_architecture_still_trains(splits, tokenizer):
+    result = train_classifier(
+        splits.train,
+        splits.val,
+        LABELS,
+        fast(architecture="hf"),
+        model_and_tokenizer=(tiny_classifier("bert", 4), tokenizer),
+        progress=False,
+    )
+    assert result.steps == 12
+
+
+def test_hundreds_of_labels_train_and_evaluate(tokenizer):
+    from manga_intent.train_and_evaluate import run_training
+
+    rng = np.random.default_rng(0)
+    vocab = list(tokenizer.get_vocab())[2000:2600]
+    examples = [
+        Example(f"{vocab[i]} {vocab[int(rng.integers(600))]} {j}", f"intent_{i:03d}")
+        for i in range(300)
+        for j in range(5)
+    ]
+    splits = make_splits(examples, seed=3)
+    labels = sorted({e.label for e in examples})
+    assert len(labels) == 300 and {e.label for e in splits.val} == set(labels)
+    result, metrics, card = run_training(
+        splits,
+        labels,
+        fast(max_steps=3, eval_every=3),
+        base_model=None,
+        n_boot=0,
+        progress=False,
+        model_and_tokenizer=(tiny_pooled_classifier(300), tokenizer),
+    )
+    assert metrics["n"] == len(splits.test) == 300 and len(metrics["per_intent"]) == 300
+    assert card["metrics_split"] == "test" and metrics["calibration"]["fitted_on"] == "val"
