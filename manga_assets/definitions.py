@@ -29,6 +29,8 @@ from manga_assets.jobs import (
     methods_comparison_job,
     methods_comparison_report_job,
     retrain_job,
+    seed_sweep_job,
+    shadow_job,
 )
 
 # data: Label Studio exports → the labelled pool → consensus-filtered synthetic rows
@@ -50,6 +52,9 @@ from manga_assets.neuron_artifact import neuron_artifact
 
 # reporting
 from manga_assets.seed_sweep_report import seed_sweep_report
+
+# serving: the challenger's shadow window → cutover or not
+from manga_assets.shadow_report import shadow_report
 from manga_assets.synthetic_set import synthetic_set
 from manga_assets.trained_model import trained_model
 
@@ -62,11 +67,13 @@ from resources.model_settings import BaseModelResource, CompileSettings
 from resources.monitoring_settings import MonitoringSettings
 from resources.prediction_log import prediction_log_from_env
 from resources.s3 import s3_resource_from_env
+from resources.shadow import ShadowSettings, shadow_log_from_env
 from resources.storage import store_from_env
 from sensors.decision_tree import decision_tree_sensor
 from sensors.labels import labels_ready_sensor
 from sensors.monitoring import drift_sensor, low_confidence_sensor
 from sensors.schedules import daily_audit_slice, monthly_retrain
+from sensors.shadow import shadow_window_sensor
 
 #: The training graph, from human labels to the seed-sweep report (what `make demo` materializes).
 ALL_ASSETS = [
@@ -109,6 +116,8 @@ def build_resources() -> dict:
             url=os.environ.get("LABEL_STUDIO_URL", "http://127.0.0.1:8080"), api_key=api_key
         ),
         "monitoring": MonitoringSettings(),
+        "shadow_log": shadow_log_from_env(),
+        "shadow_settings": ShadowSettings(),
     }
 
 
@@ -116,10 +125,12 @@ def build_resources() -> dict:
 COMPARISON_ASSETS = [methods_comparison, methods_comparison_report]
 
 defs = dg.Definitions(
-    assets=[*ALL_ASSETS, *LOOP_ASSETS, *COMPARISON_ASSETS],
+    assets=[*ALL_ASSETS, *LOOP_ASSETS, *COMPARISON_ASSETS, shadow_report],
     asset_checks=[golden_gate],
     jobs=[
         retrain_job,
+        seed_sweep_job,
+        shadow_job,
         labeling_job,
         audit_job,
         dataset_job,
@@ -127,7 +138,13 @@ defs = dg.Definitions(
         methods_comparison_report_job,
         *REMEDY_JOBS,
     ],
-    sensors=[drift_sensor, low_confidence_sensor, labels_ready_sensor, decision_tree_sensor],
+    sensors=[
+        drift_sensor,
+        low_confidence_sensor,
+        labels_ready_sensor,
+        decision_tree_sensor,
+        shadow_window_sensor,
+    ],
     schedules=[monthly_retrain, daily_audit_slice],
     resources=build_resources(),
 )

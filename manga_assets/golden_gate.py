@@ -1,94 +1,198 @@
-"""`golden_gate`: the blocking check on `neuron_artifact` that decides which model becomes the champion."""
+"""`golden_gate`: the blocking check on `neuron_artifact` that decides whether a version may go towards shoppers.
+
+Load → judge → record, fail closed:
+
+1. read the champion and challenger aliases (a registry error here is an error, never "no champion");
+2. download the candidate and the references *as registered* (pyfunc artifacts, checksums verified), score
+   them on the golden set and measure the candidate's single-message P95 in this run (`gather_evidence`);
+3. judge every criterion as a row of one table (`manga_intent.gate.judge`);
+4. record: a pass moves an alias by compare-and-set — `challenger` (shadow mode) when a champion exists,
+   `champion` for the very first model — and is rejected with "champion moved during evaluation" if the
+   aliases changed since step 1; a failure tags the version `gate=rejected` with its reasons.
+
+Any exception on the way fails the check with the error as its reason and tags the version `gate=error`;
+the aliases are only ever moved by the one compare-and-set call, so an error leaves the champion unchanged.
+"""
 
 import tempfile
+import time
+from contextlib import suppress
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
-import numpy as np
 
 from manga_assets.manifests import CompiledModel
 from manga_assets.metadata import markdown_table, md
 from manga_assets.neuron_artifact import neuron_artifact
 from manga_assets.partitions import seed_partitions
 from manga_intent.compiled import CompiledClassifier
-from manga_intent.gate import REGRESSION_METHOD, judge_candidate
-from manga_intent.metrics import rare_labels_from_shares
-from manga_intent.taxonomy import SEED_TRAFFIC_SHARES
+from manga_intent.gate import CHALLENGER, CHAMPION, GateVerdict, judge
+from manga_intent.gate_evidence import gather_evidence
 from resources.gate_settings import GateSettings
 from resources.mlflow_registry import MlflowRegistry
-from resources.storage import ArtifactStore
+from serving.registry import ERROR, GATE_TAG, PASSED, REASONS_TAG, REJECTED, AliasMoved, ModelRegistry
+
+#: Steps that read-compare-move registry aliases share this pool; dagster.yaml gives every pool one slot.
+REGISTRY_POOL = "manga_registry"
 
 
-def golden_probabilities(compiled: CompiledClassifier, rows: list[dict]) -> tuple[np.ndarray, np.ndarray]:
-    index = {label: i for i, label in enumerate(compiled.labels)}
-    y_true = np.array([index[row["label"]] for row in rows])
-    return y_true, compiled.probabilities([row["text"] for row in rows])
+@dataclass(frozen=True)
+class GateOutcome:
+    version: str
+    verdict: GateVerdict
+    passed: bool
+    reasons: tuple[str, ...]
+    headline: str
+    aliases_at_start: dict[str, str | None]
+    golden_messages: int
 
 
-@dg.asset_check(asset=neuron_artifact, blocking=True, partitions_def=seed_partitions)
+def _reference_dirs(registry: ModelRegistry, version: str, start: dict, tmp: Path):
+    """(role, version, artifact) for the champion and a challenger in shadow, downloaded as registered."""
+    seen, references = {version}, []
+    for role, alias in ((CHAMPION, registry.champion_alias), (CHALLENGER, registry.challenger_alias)):
+        reference = start[alias]
+        if reference and reference not in seen:
+            seen.add(reference)
+            model_dir = registry.download(reference, tmp / role)
+            references.append((role, reference, CompiledClassifier(registry.compiled_dir(model_dir))))
+    return references
+
+
+def evaluate_and_record(
+    registry: ModelRegistry, version: str, settings: GateSettings, log=print
+) -> GateOutcome:
+    """Steps 1–4 above; raises on any registry, storage or evaluation error (the caller fails closed)."""
+    start = registry.alias_versions()
+    champion_before = start[registry.champion_alias]
+    challenger_before = start[registry.challenger_alias]
+    rows = settings.golden_rows()
+    with tempfile.TemporaryDirectory() as tmp:
+        candidate = CompiledClassifier(
+            registry.compiled_dir(registry.download(version, Path(tmp) / "candidate"))
+        )
+        evidence = gather_evidence(
+            candidate,
+            rows,
+            rare_labels=settings.rare_labels(),
+            references=_reference_dirs(registry, version, start, Path(tmp)),
+            relabel=settings.relabel_map,
+            latency_warmup=settings.latency_warmup,
+        )
+    verdict = judge(evidence, settings.thresholds())
+    p95 = next((r.value for r in verdict.rows if r.check.startswith("P95")), None)
+    summary = {
+        "gate_compared_to": champion_before or "none",
+        "gate_challenger_compared": challenger_before if challenger_before != version else "none",
+        "gate_accuracy": f"{evidence.candidate_correct.mean():.4f}",
+        "gate_p95_ms": f"{p95:.2f}" if isinstance(p95, float) else "n/a",
+        "gate_evaluated_at": f"{time.time():.0f}",
+    }
+    run_id = registry.client().get_model_version(registry.model_name, version).run_id
+    if run_id:
+        registry.client().log_dict(run_id, verdict.as_dict(), f"gate/version-{version}.json")
+    if not verdict.passed:
+        registry.set_tags(version, {GATE_TAG: REJECTED, REASONS_TAG: "; ".join(verdict.reasons), **summary})
+        return GateOutcome(
+            version, verdict, False, verdict.reasons, "rejected: champion unchanged", start, len(rows)
+        )
+    shadow = champion_before is not None and champion_before != version and settings.shadow_before_cutover
+    target = registry.challenger_alias if shadow else registry.champion_alias
+    tags = {GATE_TAG: PASSED, REASONS_TAG: "", "stage": target, **summary}
+    if shadow:
+        tags |= {"shadow": "pending", "shadow_vs": champion_before, "shadow_started": f"{time.time():.3f}"}
+    try:
+        registry.move_alias(target, version, expected=start, tags=tags, during="evaluation")
+    except AliasMoved as moved:
+        reasons = (str(moved),)
+        registry.set_tags(version, {GATE_TAG: REJECTED, REASONS_TAG: reasons[0], **summary})
+        return GateOutcome(version, verdict, False, reasons, "rejected: champion unchanged", start, len(rows))
+    if shadow and challenger_before and challenger_before != version:
+        with suppress(Exception):  # informational; the alias has already moved
+            registry.set_tags(challenger_before, {"shadow": f"superseded by v{version}"})
+    headline = (
+        f"passed: v{version} is the challenger, in shadow mode beside champion v{champion_before}"
+        if shadow
+        else f"passed: v{version} is the champion"
+        + ("" if champion_before is None else f" (replaces v{champion_before}; shadow mode off)")
+    )
+    log(headline)
+    return GateOutcome(version, verdict, True, (), headline, start, len(rows))
+
+
+def gate_metadata(outcome: GateOutcome) -> dict:
+    verdict = outcome.verdict
+    by_check = {row.check: row for row in verdict.rows}
+    accuracy = by_check.get("overall accuracy")
+    metadata = {
+        "verdict": outcome.headline,
+        "model_version": outcome.version,
+        "champion_at_start": outcome.aliases_at_start.get("champion") or "none",
+        "challenger_at_start": outcome.aliases_at_start.get("challenger") or "none",
+        "gate_table": md(markdown_table(verdict.table())),
+        "per_intent": md(markdown_table(verdict.intent_table())),
+        "gate_rows": dg.MetadataValue.json([row.as_dict() for row in verdict.rows]),
+        "reasons": dg.MetadataValue.json(list(outcome.reasons)),
+        "method": verdict.method,
+        "golden_messages": outcome.golden_messages,
+    }
+    if accuracy is not None:
+        metadata["accuracy"] = float(accuracy.value)
+        metadata["accuracy_ci95"] = dg.MetadataValue.json(list(accuracy.ci))
+    return metadata
+
+
+@dg.asset_check(asset=neuron_artifact, blocking=True, partitions_def=seed_partitions, pool=REGISTRY_POOL)
 def golden_gate(
     context: dg.AssetCheckExecutionContext,
     neuron_artifact: CompiledModel,
-    artifact_store: ArtifactStore,
     gate_settings: GateSettings,
     mlflow_registry: MlflowRegistry,
 ) -> dg.AssetCheckResult:
-    """Evaluate the calibrated, compiled model on the golden set; only a pass moves the `champion` alias.
+    """Judge the registered version on the golden set; a pass moves `challenger` (or the first `champion`).
 
-    Fails unless accuracy, rare-class accuracy and P95 latency meet the thresholds and no intent is
-    significantly worse than the current champion's (exact McNemar per intent, Holm-adjusted). A
-    failing model is tagged `gate=rejected` with its reasons; the champion stays where it was.
+    Rows: overall accuracy ≥ floor; non-inferiority to the champion (paired bootstrap, lower 95% bound ≥ −1 pp);
+    per intent the same test at −5 pp with the minimum detectable drop and rows needed; each rare intent ≥ 85%;
+    P95 latency measured here ≤ 15 ms; label order identical to the champion's; calibrated ECE; and, when a
+    challenger is in shadow, non-inferiority to it. Any error fails the check, champion unchanged.
     """
-    rows = gate_settings.golden_rows()
+    registry = mlflow_registry.registry()
     version = neuron_artifact.model_version
-    with tempfile.TemporaryDirectory() as tmp:
-        candidate = CompiledClassifier(
-            artifact_store.get_dir(neuron_artifact.artifact_uri, Path(tmp) / "candidate")
+    try:
+        outcome = evaluate_and_record(registry, version, gate_settings, log=context.log.info)
+    except Exception as exc:
+        reason = f"gate error ({type(exc).__name__}): {exc}"
+        recorded = "tagged gate=error"
+        try:
+            registry.set_tags(version, {GATE_TAG: ERROR, REASONS_TAG: reason})
+        except Exception as tagging:
+            recorded = f"could not tag the version either ({type(tagging).__name__}: {tagging})"
+        context.log.error(f"version {version}: {reason}; {recorded}; champion unchanged")
+        return dg.AssetCheckResult(
+            passed=False,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={
+                "verdict": "error: champion unchanged",
+                "model_version": version,
+                "reasons": dg.MetadataValue.json([reason]),
+                "recorded": recorded,
+            },
         )
-        y_true, probs = golden_probabilities(candidate, rows)
-        champion = mlflow_registry.champion()
-        champion_probs = None
-        if champion is not None and str(champion.version) != str(version):
-            reference = CompiledClassifier(artifact_store.get_dir(champion.source, Path(tmp) / "champion"))
-            champion_probs = golden_probabilities(reference, rows)[1]
-    judgement = judge_candidate(
-        y_true,
-        probs,
-        candidate.labels,
-        rare_labels=rare_labels_from_shares(SEED_TRAFFIC_SHARES, gate_settings.rare_share_threshold),
-        p95_latency_ms=neuron_artifact.latency["p95_ms"],
-        thresholds=gate_settings.thresholds(),
-        champion_probs=champion_probs,
+    if not outcome.passed:
+        context.log.warning(f"version {version} rejected: {'; '.join(outcome.reasons)}")
+    return dg.AssetCheckResult(
+        passed=outcome.passed, severity=dg.AssetCheckSeverity.ERROR, metadata=gate_metadata(outcome)
     )
-    report, verdict, regressions = judgement.report, judgement.verdict, judgement.regressions
-    summary = {
-        "gate_accuracy": f"{report['accuracy']:.4f}",
-        "gate_rare_accuracy": f"{report['rare_class_accuracy']:.4f}",
-        "gate_p95_ms": f"{neuron_artifact.latency['p95_ms']:.2f}",
-        "gate_compared_to": str(champion.version) if regressions is not None else "none",
-    }
-    if verdict.passed:
-        mlflow_registry.promote(version, summary)
-        context.log.info(
-            f"version {version} passed the golden gate and is now {mlflow_registry.champion_alias}"
-        )
-    else:
-        mlflow_registry.reject(version, verdict.reasons, summary)
-        context.log.warning(f"version {version} rejected: {'; '.join(verdict.reasons)}")
-    metadata = {
-        "verdict": "passed: promoted to champion" if verdict.passed else "rejected: champion unchanged",
-        "model_version": version,
-        "accuracy": report["accuracy"],
-        "rare_class_accuracy": report["rare_class_accuracy"],
-        "accuracy_ci95": dg.MetadataValue.json(report["ci95"]["accuracy"]),
-        "p95_latency_ms": neuron_artifact.latency["p95_ms"],
-        "ece_calibrated": report["ece"],
-        "checks": md(markdown_table(verdict.checks)),
-        "regression_method": REGRESSION_METHOD,
-        "reasons": dg.MetadataValue.json(verdict.reasons),
-        "golden_messages": len(rows),
-    }
-    if regressions is not None:
-        metadata["per_intent_vs_champion"] = md(markdown_table(regressions, floats=3))
-        metadata["champion_version"] = str(champion.version)
-    return dg.AssetCheckResult(passed=verdict.passed, metadata=metadata, severity=dg.AssetCheckSeverity.ERROR)
+
+
+def gate_table_text(metadata) -> str:
+    """The gate and per-intent tables of a check evaluation's metadata, as printed by the demo."""
+    values = {k: v.value if hasattr(v, "value") else v for k, v in metadata.items()}
+    parts = [f"verdict: {values.get('verdict')}"]
+    for key in ("gate_table", "per_intent"):
+        if key in values:
+            parts.append(values[key])
+    reasons = values.get("reasons") or []
+    parts += [f"reason: {r}" for r in reasons]
+    return "\n\n".join(parts) + f"\n\nmethod: {values.get('method')}"

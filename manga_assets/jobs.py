@@ -1,4 +1,11 @@
-"""Jobs the sensors and schedules launch (defined by asset selection, so no asset import cycles)."""
+"""Jobs the sensors, schedules and backfills launch (defined by asset selection, so no asset import cycles).
+
+Every job that can end in an alias move (retrain, seed sweep, shadow report) carries `SERIAL_RUN_TAGS`: the
+instance config (`dagster.yaml`, copied into $DAGSTER_HOME by `make demo` / `make dev`) lets one such run be
+in progress at a time, so a drift retrain, a labels retrain, the monthly schedule and a seed backfill queue
+behind each other instead of comparing against the same old champion. A new purpose-specific job joins the
+queue by taking `serial_run_tags(purpose)`.
+"""
 
 import os
 
@@ -35,10 +42,25 @@ def training_executor():
 
 
 RETRAIN_JOB = "retrain_job"
+SEED_SWEEP_JOB = "seed_sweep_job"
+SHADOW_JOB = "shadow_job"
 LABELING_JOB = "labeling_job"
 AUDIT_JOB = "audit_job"
 
-#: assets no retrain touches: labelling batches and the decision tree's remedies
+#: The run-queue key dagster.yaml limits to one run in progress.
+SERIAL_TAG = "manga/serial"
+PURPOSE_TAG = "manga/purpose"
+
+
+def serial_run_tags(purpose: str) -> dict[str, str]:
+    """Run tags for a job whose runs may move the champion/challenger aliases: one at a time."""
+    return {SERIAL_TAG: "registry", PURPOSE_TAG: purpose}
+
+
+#: The seed-partitioned assets: one training seed's model → calibrator → compiled artifact (→ golden gate).
+SEED_PARTITIONED = ("trained_model", "calibrator", "neuron_artifact")
+
+#: assets no retrain touches: labelling batches, the shadow report and the decision tree's remedies
 NOT_RETRAINED = (
     "labeling_batch",
     "audit_batch",
@@ -48,6 +70,7 @@ NOT_RETRAINED = (
     "serving_tuning",
     "intent_discovery",
     "multi_intent_pairs",
+    "shadow_report",
 )
 
 #: human labels → dataset → synthetic set → HPO → model → calibrator → compiled artifact → gate → baseline.
@@ -58,7 +81,20 @@ retrain_job = dg.define_asset_job(
     - dg.AssetSelection.groups("comparison"),
     partitions_def=seed_partitions,
     executor_def=training_executor(),
+    run_tags=serial_run_tags("retrain"),
     description="Re-materialize from human_labels through the golden gate (drift, new labels, monthly).",
+)
+#: A seed sweep: only the seed-partitioned assets, over the latest dataset / synthetic set / HPO snapshot.
+seed_sweep_job = dg.define_asset_job(
+    SEED_SWEEP_JOB,
+    selection=dg.AssetSelection.assets(*SEED_PARTITIONED),
+    partitions_def=seed_partitions,
+    run_tags=serial_run_tags("seed_sweep"),
+    description="Train, calibrate, compile and gate one seed over the shared upstream snapshot (backfill it).",
+)
+#: Compare the challenger's shadow predictions with the champion's and promote or reject it.
+shadow_job = dg.define_asset_job(
+    SHADOW_JOB, selection=["shadow_report"], run_tags=serial_run_tags("shadow_report")
 )
 #: Pick the most informative logged messages and import them into Label Studio (also: segment sweeps).
 labeling_job = dg.define_asset_job(LABELING_JOB, selection=["labeling_batch"])
@@ -76,6 +112,7 @@ rebuild_artifact_job = dg.define_asset_job(
     "rebuild_artifact_job",
     selection=["neuron_artifact", "monitoring_baseline"],
     partitions_def=seed_partitions,
+    run_tags=serial_run_tags("rebuild_artifact"),
     description="Re-trace the champion's model into a fresh compiled artifact (with the tokenizer saved beside "
     "the weights), through the gate.",
 )

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import dagster as dg
 
-from manga_assets.manifests import Calibration, CompiledModel, TrainedModel
+from manga_assets.manifests import Calibration, CompiledModel, DatasetSnapshot, TrainedModel
 from manga_assets.partitions import seed_partitions
+from manga_assets.snapshots import dataset_splits, read_snapshot
 from manga_intent.compiled import ParityError, build_artifact
 from manga_intent.model_io import load_trained
-from resources.gate_settings import GateSettings
 from resources.mlflow_registry import MlflowRegistry
 from resources.model_settings import CompileSettings
 from resources.storage import ArtifactStore
@@ -21,17 +21,19 @@ def neuron_artifact(
     context: dg.AssetExecutionContext,
     trained_model: TrainedModel,
     calibrator: Calibration,
+    intent_dataset: DatasetSnapshot,
     artifact_store: ArtifactStore,
     compile_settings: CompileSettings,
-    gate_settings: GateSettings,
     mlflow_registry: MlflowRegistry,
 ) -> dg.Output[CompiledModel]:
     """Neuron-traced graphs on an inf2/trn1 machine, an ONNX Runtime artifact elsewhere — same loader.
 
-    Fails when compiled logits drift from eager logits by more than the parity tolerance. Registers
-    the artifact as a new MLflow model version whose gate status is pending.
+    Fails when compiled logits drift from eager logits by more than the parity tolerance, checked (with a
+    first latency profile) on the dataset's validation and test messages — never the golden set, which only
+    the gate reads. Registers the artifact as a new MLflow pyfunc model version whose gate status is pending.
     """
-    texts = [row["text"] for row in gate_settings.golden_rows()]
+    splits = dataset_splits(read_snapshot(artifact_store, intent_dataset.uri))
+    texts = [e.text for e in splits.val + splits.test]
     with tempfile.TemporaryDirectory() as tmp:
         model, tokenizer, card = load_trained(
             artifact_store.get_dir(trained_model.model_uri, Path(tmp) / "eager")
@@ -55,18 +57,21 @@ def neuron_artifact(
         except ParityError as exc:
             raise dg.Failure(str(exc), metadata={"max_abs_logit_diff": exc.max_abs_diff}) from None
         uri = artifact_store.put_dir(out, f"compiled/{context.run_id}/seed={trained_model.seed}")
-    backend, latency = built.manifest["backend"], built.latency
-    version = mlflow_registry.register_candidate(
-        trained_model.mlflow_run_id,
-        uri,
-        {
-            "seed": str(trained_model.seed),
-            "backend": backend,
-            "model_uri": trained_model.model_uri,
-            "dagster_run_id": context.run_id,
-            "train_label_shares": json.dumps(trained_model.train_label_shares),
-        },
-    )
+        backend, latency = built.manifest["backend"], built.latency
+        version = mlflow_registry.register_candidate(
+            trained_model.mlflow_run_id,
+            str(out),
+            {
+                "seed": str(trained_model.seed),
+                "backend": backend,
+                "data_version": trained_model.data_version,
+                "dataset_uri": intent_dataset.uri,
+                "model_uri": trained_model.model_uri,
+                "artifact_uri": uri,
+                "dagster_run_id": context.run_id,
+                "train_label_shares": json.dumps(trained_model.train_label_shares),
+            },
+        )
     context.log.info(
         f"{backend} artifact: parity {built.parity_max_abs_diff:.2e}, P95 {latency['p95_ms']:.2f} ms, "
         f"registered as version {version}"
@@ -85,7 +90,9 @@ def neuron_artifact(
             "artifact_uri": uri,
             "backend": backend,
             "mlflow_model_version": version,
+            "registered_model": f"models:/{mlflow_registry.model_name}/{version}",
             "max_abs_logit_diff_vs_eager": built.parity_max_abs_diff,
+            "checked_on": f"{len(texts)} validation + test messages (not the golden set)",
             "latency_p50_ms": latency["p50_ms"],
             "latency_p95_ms": latency["p95_ms"],
             "latency_p99_ms": latency["p99_ms"],

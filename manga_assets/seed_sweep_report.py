@@ -10,6 +10,7 @@ from manga_assets.manifests import Calibration, DatasetSnapshot, TrainedModel
 from manga_assets.metadata import markdown_table, md
 from manga_assets.partitions import seed_partitions
 from manga_assets.snapshots import dataset_splits, read_snapshot
+from manga_intent.heldout import GATE_REPORT
 from manga_intent.inference import predict_logits, softmax
 from manga_intent.model_io import load_trained
 from manga_intent.seed_sweep import sweep_summary
@@ -54,7 +55,7 @@ def seed_sweep_report(
     test = dataset_splits(read_snapshot(artifact_store, intent_dataset.uri)).test
     sets = {
         "test split": [{"text": e.text, "label": e.label, **e.meta} for e in test],
-        "golden set (gate report)": gate_settings.golden_rows(),
+        "golden set (gate report)": gate_settings.golden_rows(GATE_REPORT),
     }
     probs: dict[str, list] = {name: [] for name in sets}
     labels = None

@@ -7,7 +7,7 @@ import dagster as dg
 
 from manga_assets.manifests import DatasetSnapshot, SyntheticSet
 from manga_assets.metadata import md
-from manga_assets.snapshots import read_snapshot
+from manga_assets.snapshots import dataset_splits, read_snapshot
 from manga_intent.synthetic.quality import report_markdown, run_quality, write_quality_outputs
 from manga_intent.training import TrainConfig
 from resources.model_settings import BaseModelResource
@@ -33,12 +33,14 @@ def synthetic_set(
 ) -> dg.Output[SyntheticSet]:
     """Seeded synthetic messages, consensus-filtered as in the seed; flagged rows go to review.jsonl.
 
-    Also runs confident learning over the real pool (out-of-fold probabilities) and stores the
+    The k fold models train on the dataset's training split only, so validation and test stay held out
+    (the golden set is never read: generated rows equal to a golden message are dropped by key alone).
+    Also runs confident learning over the training split (out-of-fold probabilities) and stores the
     suspected label issues for people to check.
     """
-    real = read_snapshot(artifact_store, intent_dataset.uri)
+    train = dataset_splits(read_snapshot(artifact_store, intent_dataset.uri)).train
     result, synthetic, dropped = run_quality(
-        real,
+        train,
         config.n,
         seed=config.seed,
         k=config.k,
@@ -67,7 +69,8 @@ def synthetic_set(
             "kept": summary["kept"],
             "flagged_for_review": summary["flagged"],
             "model_agreement": summary["model_agreement"],
-            "label_issues_in_real_pool": summary["label_issues"],
+            "fold_training_rows": len(train),
+            "label_issues_in_training_split": summary["label_issues"],
             "kept_flagged_by_intent": md(report_markdown(result, dropped)),
             "artifacts": uri,
         },

@@ -4,9 +4,9 @@ dagster-mlflow's `MlFlow` gives one MLflow run per Dagster run (tagged `dagster_
 seed partition of a backfill is its own MLflow run) and chunked parameter logging: that is where
 it fits. It falls short on the registry (versions, the `champion` alias, rejection records) and
 it creates experiments without an artifact location (runs would land in ./mlruns of whatever
-directory the process started in). `MlflowRegistry` covers both (the registry work is
-`serving.registry.ModelRegistry`); `mlflow_run` is dagster-mlflow's resource with the experiment
-created by our registry first.
+directory the process started in). `MlflowRegistry` covers both (the registry work — pyfunc versions,
+compare-and-set alias moves, loud reads — is `serving.registry.ModelRegistry`); `mlflow_run` is
+dagster-mlflow's resource with the experiment created by our registry first.
 """
 
 from contextlib import suppress
@@ -22,13 +22,14 @@ __all__ = ["GATE_TAG", "MlflowRegistry", "mlflow_run", "mlflow_run_config"]
 
 
 class MlflowRegistry(dg.ConfigurableResource):
-    """Tracking URI, experiment and the registered model whose `champion` alias the gate moves."""
+    """Tracking URI, experiment and the registered model whose `champion`/`challenger` aliases the gate moves."""
 
     tracking_uri: str = ""
     artifact_location: str = ""
     experiment: str = "manga-intent"
     model_name: str = "manga-intent-classifier"
     champion_alias: str = "champion"
+    challenger_alias: str = "challenger"
     ui_url: str = "http://127.0.0.1:5000"
     _registry: ModelRegistry | None = PrivateAttr(default=None)
 
@@ -37,7 +38,9 @@ class MlflowRegistry(dg.ConfigurableResource):
 
     def registry(self) -> ModelRegistry:
         if self._registry is None:
-            self._registry = ModelRegistry(self.resolved_tracking_uri(), self.model_name, self.champion_alias)
+            self._registry = ModelRegistry(
+                self.resolved_tracking_uri(), self.model_name, self.champion_alias, self.challenger_alias
+            )
         return self._registry
 
     def client(self):
@@ -58,17 +61,15 @@ class MlflowRegistry(dg.ConfigurableResource):
         experiment_id = self.client().get_run(run_id).info.experiment_id
         return f"{self.ui_url}/#/experiments/{experiment_id}/runs/{run_id}"
 
-    def register_candidate(self, run_id: str, source_uri: str, tags: dict[str, str]) -> str:
-        return self.registry().register_candidate(run_id, source_uri, tags)
+    def register_candidate(self, run_id: str, compiled_dir: str, tags: dict[str, str]) -> str:
+        return self.registry().register_candidate(run_id, compiled_dir, tags)
 
     def champion(self):
+        """The champion's model version, None if there is none; registry errors raise (never "no champion")."""
         return self.registry().champion()
 
-    def promote(self, version: str, summary: dict[str, str]) -> None:
-        self.registry().promote(version, summary)
-
-    def reject(self, version: str, reasons: list[str], summary: dict[str, str]) -> None:
-        self.registry().reject(version, reasons, summary)
+    def challenger(self):
+        return self.registry().challenger()
 
     def version_tags(self, version: str) -> dict[str, str]:
         return self.registry().version_tags(version)

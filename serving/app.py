@@ -2,13 +2,15 @@
 
 `manga-intent serve` without --model serves the MLflow `champion` (its compiled artifact with the
 calibrator and OOD threshold baked in) and swaps to a new champion within `reload_seconds`, no
-restart. Bad input always gets a 4xx with a message; nothing reaches the log unless the whole
+restart — only versions the gate passed, whose artifact matches the registered checksum. A `challenger`
+in shadow mode scores every request too, off the response path (`serving.shadow`). Bad input always gets a 4xx with a message; nothing reaches the log unless the whole
 request succeeded.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
 import threading
 import time
@@ -25,6 +27,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from manga_intent.compiled import CompiledClassifier, Prediction
 from serving.prediction_log import PredictionLog
+from serving.registry import UntrustedVersion
+from serving.shadow import ShadowScorer
 
 log = logging.getLogger("manga_intent.serve")
 Channel = Literal["mobile", "web", "voice"]
@@ -71,22 +75,34 @@ class FixedModel:
 
 @dataclass
 class ChampionModel:
-    """Follows the registry's champion alias; artifacts are cached locally per version."""
+    """Follows the registry's champion (and challenger) alias, trusting only versions the gate passed.
 
-    registry: object  # serving.registry.ModelRegistry (or anything with `champion()`)
-    store: object  # serving.artifacts.Artifacts (or anything with `get_dir()`)
+    A version is loaded only if its `gate` tag is `passed` and the downloaded artifact matches its registered
+    checksum; anything else raises `UntrustedVersion`, so the holder keeps what it serves and says why.
+    Verified artifacts are cached locally per version.
+    """
+
+    registry: object  # serving.registry.ModelRegistry
     cache_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="manga-serve-")))
+
+    def _fetch(self, mv) -> tuple[str, Path]:
+        self.registry.trusted(mv)
+        target = self.cache_dir / f"v{mv.version}"
+        if not (target / "manifest.json").is_file():
+            partial = self.cache_dir / f".v{mv.version}.partial"
+            shutil.rmtree(partial, ignore_errors=True)
+            model_dir = self.registry.download(str(mv.version), partial)  # checksum verified
+            self.registry.compiled_dir(model_dir).rename(target)
+            shutil.rmtree(partial, ignore_errors=True)
+        return str(mv.version), target
 
     def current(self):
         champion = self.registry.champion()
-        if champion is None:
-            return None
-        target = self.cache_dir / f"v{champion.version}"
-        if not (target / "manifest.json").is_file():
-            partial = self.cache_dir / f".v{champion.version}.partial"
-            self.store.get_dir(champion.source, partial)
-            partial.rename(target)
-        return str(champion.version), target
+        return None if champion is None else self._fetch(champion)
+
+    def challenger(self):
+        challenger = self.registry.challenger()
+        return None if challenger is None else self._fetch(challenger)
 
     def temperature_override(self) -> float | None:
         champion = self.registry.champion()
@@ -95,27 +111,40 @@ class ChampionModel:
 
 
 class ModelHolder:
-    """The live model; a background thread swaps in a new champion without dropping requests."""
+    """The live model (and the challenger in shadow); a background thread swaps in new versions without
+    dropping requests, and a version the source refuses is reported, never served."""
 
-    def __init__(self, source: ModelSource, reload_seconds: float):
-        self.source, self.reload_seconds = source, reload_seconds
+    def __init__(self, source: ModelSource, reload_seconds: float, shadow: ShadowScorer | None = None):
+        self.source, self.reload_seconds, self.shadow_scorer = source, reload_seconds, shadow
         self._lock = threading.Lock()
         self.version: str | None = None
         self.model: CompiledClassifier | None = None
+        self.challenger_version: str | None = None
+        self.challenger: CompiledClassifier | None = None
         self.last_error: str | None = None
+        self.refused: dict[str, str] = {}
         self._stop = threading.Event()
 
+    def _note_error(self, exc: Exception, what: str) -> None:
+        self.last_error = f"{what}: {type(exc).__name__}: {exc}"
+        if isinstance(exc, UntrustedVersion):
+            self.refused[what] = str(exc)
+        log.warning("%s refresh failed, keeping version %s: %s", what, self.version, self.last_error)
+
     def refresh(self) -> bool:
+        changed = self._refresh_challenger()
         try:
             found = self.source.current()
-        except Exception as exc:  # registry or storage down: keep serving what we have
-            self.last_error = f"{type(exc).__name__}: {exc}"
-            log.warning("model refresh failed, keeping version %s: %s", self.version, self.last_error)
-            return False
+        except (
+            Exception
+        ) as exc:  # registry or storage down, or an untrusted version: keep serving what we have
+            self._note_error(exc, "champion")
+            return changed
+        self.refused.pop("champion", None)
         if found is not None and found[0] == self.version:
             self._apply_temperature_override()
         if found is None or found[0] == self.version:
-            return False
+            return changed
         version, directory = found
         model = CompiledClassifier(directory)
         with self._lock:
@@ -132,6 +161,24 @@ class ModelHolder:
                 log.info("temperature %.4f -> %.4f (calibrator hot swap)", self.model.temperature, override)
                 self.model.temperature = override
 
+    def _refresh_challenger(self) -> bool:
+        if self.shadow_scorer is None or not hasattr(self.source, "challenger"):
+            return False
+        try:
+            found = self.source.challenger()
+        except Exception as exc:
+            self._note_error(exc, "challenger")
+            return False
+        self.refused.pop("challenger", None)
+        version = found[0] if found else None
+        if version == self.challenger_version:
+            return False
+        model = CompiledClassifier(found[1]) if found else None
+        with self._lock:
+            self.challenger_version, self.challenger = version, model
+        log.info("shadow scoring with challenger %s", version)
+        return True
+
     def get(self) -> tuple[str, CompiledClassifier]:
         with self._lock:
             if self.model is None:
@@ -139,6 +186,13 @@ class ModelHolder:
                     503, "no model is loaded yet: no champion in the registry and no --model given"
                 )
             return self.version, self.model
+
+    def shadow(self, rows: list[dict]) -> None:
+        """Hand the champion's answered rows to the challenger, off the response path."""
+        with self._lock:
+            version, challenger = self.challenger_version, self.challenger
+        if challenger is not None and self.shadow_scorer is not None and version != rows[0]["model_version"]:
+            self.shadow_scorer.submit(version, challenger, rows)
 
     def start(self) -> None:
         def loop():
@@ -149,6 +203,8 @@ class ModelHolder:
 
     def stop(self) -> None:
         self._stop.set()
+        if self.shadow_scorer is not None:
+            self.shadow_scorer.stop()
 
 
 class BodySizeLimit:
@@ -277,6 +333,7 @@ def create_app(
                 }
             )
         prediction_log.append(rows)  # one transaction; if it fails the client gets an error, not a lie
+        holder.shadow(rows)
         hidden = ("ts", "text", "top", "probs")
         return [{k: v for k, v in row.items() if k not in hidden} | {"top2": row["top"]} for row in rows]
 
@@ -304,6 +361,9 @@ def create_app(
             "model_version": holder.version,
             "backend": holder.model.backend if holder.model else None,
             "last_refresh_error": holder.last_error,
+            "refused_versions": dict(holder.refused),
+            "challenger_version": holder.challenger_version,
+            "shadow": holder.shadow_scorer.stats() if holder.shadow_scorer else None,
         }
 
     return BodySizeLimit(app, settings.max_body_bytes)

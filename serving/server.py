@@ -48,24 +48,27 @@ def build_app(
     log_uri: str | None = None,
     settings: ServiceSettings | None = None,
     registry=None,
-    store=None,
+    shadow_budget_ms: float | None = None,
 ):
+    """The app and its model holder: a fixed model, or the registry's champion with its challenger in shadow."""
     settings = settings or ServiceSettings(reload_seconds=float(os.environ.get("MANGA_RELOAD_SECONDS", "30")))
+    log_uri = log_uri or default_log_uri()
     if model_dir:
-        source = fixed_model_source(model_dir)
+        holder = ModelHolder(fixed_model_source(model_dir), settings.reload_seconds)
     else:
-        from serving.artifacts import artifacts_from_uri
         from serving.registry import ModelRegistry, default_tracking_uri
+        from serving.shadow import ShadowScorer, open_shadow_log
 
-        source = ChampionModel(
-            registry or ModelRegistry(default_tracking_uri()),
-            store or artifacts_from_uri(os.environ.get("MANGA_ARTIFACT_URI")),
+        budget = shadow_budget_ms or float(os.environ.get("MANGA_SHADOW_BUDGET_MS", "50"))
+        holder = ModelHolder(
+            ChampionModel(registry or ModelRegistry(default_tracking_uri())),
+            settings.reload_seconds,
+            shadow=ShadowScorer(open_shadow_log(log_uri), budget_ms=budget),
         )
-    holder = ModelHolder(source, settings.reload_seconds)
     holder.refresh()
     if not model_dir:
         holder.start()
-    return create_app(holder, open_prediction_log(log_uri or default_log_uri()), settings), holder
+    return create_app(holder, open_prediction_log(log_uri), settings), holder
 
 
 def serve(model_dir: str | None, host: str, port: int, log_uri: str | None = None) -> None:

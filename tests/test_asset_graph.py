@@ -102,6 +102,7 @@ def test_definitions_load():
         "multi_intent_pairs",
         "methods_comparison",
         "methods_comparison_report",
+        "shadow_report",
     }
     assert defs.resolve_job_def("retrain_job").partitions_def.get_partition_keys() == ["42", "123", "2024"]
     assert {s.name for s in defs.sensors} == {
@@ -109,6 +110,7 @@ def test_definitions_load():
         "low_confidence_sensor",
         "labels_ready_sensor",
         "decision_tree_sensor",
+        "shadow_window_sensor",
     }
     assert [s.name for s in defs.schedules] == ["monthly_retrain", "daily_audit_slice"]
     assert len(list(defs.resolve_asset_graph().asset_check_keys)) == 1
@@ -149,8 +151,8 @@ def test_full_graph_gate_both_ways_and_two_seed_sweep(home, tiny_base_dir):
     )
     evaluation = gate_result(weak)
     assert not evaluation.passed
-    assert "regression" in str(evaluation.metadata["reasons"].value)
-    assert evaluation.metadata["regression_method"].value.startswith("exact one-sided McNemar")
+    assert "overall vs champion" in str(evaluation.metadata["reasons"].value)
+    assert evaluation.metadata["method"].value.startswith("accuracy rows: Wilson 95% CI")
     assert registry.champion().version == champion.version
     rejected = (
         weak.asset_materializations_for_node("neuron_artifact")[0].metadata["mlflow_model_version"].value

@@ -53,7 +53,9 @@ def _train(command: list[str], out: Path, data: Path, base: Path, tmp: Path) -> 
 
 def test_two_gloo_ranks_match_one_process(tmp_path, tiny_base_dir):
     data = write_keyword_jsonl(tmp_path / "data.jsonl", n=240, with_split=True)
-    single = _train([sys.executable, "-m", "manga_intent.cli"], tmp_path / "one", data, tiny_base_dir, tmp_path)
+    single = _train(
+        [sys.executable, "-m", "manga_intent.cli"], tmp_path / "one", data, tiny_base_dir, tmp_path
+    )
     ddp = _train(
         [str(TORCHRUN), "--standalone", "--nproc_per_node", "2", "-m", "manga_intent.cli"],
         tmp_path / "two",

@@ -1,9 +1,9 @@
-"""Measure and filter generated data: k-fold consensus against the real pool, plus label issues.
+"""Measure and filter generated data: k-fold consensus against the real training split, plus label issues.
 
   python -m manga_intent.synthetic.quality --n 2000 --k 5 --out runs/synthetic_quality
 
 writes kept.jsonl (the filtered synthetic set), review.jsonl (flagged rows with each model's
-vote, for Label Studio), label_issues.jsonl (real rows whose label looks wrong), report.json,
+vote, for Label Studio), label_issues.jsonl (training rows whose label looks wrong), report.json,
 report.md (per-intent agreement and kept/flagged table) and audit_sample.md (for humans).
 """
 
@@ -14,16 +14,26 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from manga_intent.consensus import ConsensusResult, consensus_filter
-from manga_intent.data import Example, load_jsonl, normalized_key
-from manga_intent.shipped_data import SHIPPED, read_rows
+from manga_intent.data import SPLIT_SEED, Example, load_jsonl, make_splits, normalized_key
+from manga_intent.heldout import golden_text_keys
+from manga_intent.shipped_data import GOLDEN, SHIPPED, read_rows
 from manga_intent.synthetic import generate_synthetic, write_audit_sample
 from manga_intent.taxonomy import INTENTS
 from manga_intent.training import TrainConfig
 
 
 def hand_written_keys() -> set[str]:
-    """Normalised texts of every shipped hand-written row (golden, seed corpus, OOD)."""
-    return {normalized_key(row["text"]) for shipped in SHIPPED for row in read_rows(shipped.path)}
+    """Normalised texts of every shipped hand-written row (golden, seed corpus, OOD).
+
+    The golden set contributes its message keys only (`heldout.golden_text_keys`): decontamination, no labels.
+    """
+    keys = {
+        normalized_key(row["text"])
+        for shipped in SHIPPED
+        if shipped is not GOLDEN
+        for row in read_rows(shipped.path)
+    }
+    return keys | golden_text_keys()
 
 
 def drop_collisions(rows: Sequence[dict], reserved: Iterable[str]) -> tuple[list[dict], list[dict]]:
@@ -111,7 +121,10 @@ def run_quality(
     progress: bool = True,
     on_fold_end=None,
 ) -> tuple[ConsensusResult, list[dict], int]:
-    """Generate n rows, drop any equal to a hand-written row, consensus-filter the rest against `real`."""
+    """Generate n rows, drop any equal to a hand-written row, consensus-filter the rest against `real`.
+
+    `real` is the training split: the fold models never see validation, test or golden rows.
+    """
     generated = generate_synthetic(n, seed=seed)
     synthetic, colliding = drop_collisions(generated, hand_written_keys())
     result = consensus_filter(
@@ -133,7 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     from manga_intent.shipped_data import SEED_CORPUS
 
     parser = argparse.ArgumentParser(description="k-fold consensus filtering of generated messages")
-    parser.add_argument("--real", default=str(SEED_CORPUS.path), help="labelled real pool (JSONL)")
+    parser.add_argument(
+        "--real", default=str(SEED_CORPUS.path), help="labelled real pool (JSONL); its training split is used"
+    )
     parser.add_argument("--n", type=int, default=2000, help="synthetic rows to generate")
     parser.add_argument("--k", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=3)
@@ -142,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="runs/synthetic_quality")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
-    real = load_jsonl(args.real, allowed_labels=INTENTS).examples
+    # consensus folds train on the training split only: validation and test stay held out
+    real = make_splits(load_jsonl(args.real, allowed_labels=INTENTS).examples, seed=SPLIT_SEED).train
     result, synthetic, dropped = run_quality(
         real,
         args.n,

@@ -1,0 +1,189 @@
+"""Judging a challenger's shadow window: the same rows-with-CIs table as the gate, over live traffic.
+
+Both models answered the same messages (the champion served them, the challenger was scored off the response
+path). Rows: agreement, mean confidence, OOD rate, the challenger's P95 latency under real traffic, and — on
+shadowed messages that people labelled and that neither model trained on — paired accuracy. The decision is
+taken once the window (message count and/or hours) is complete: promote when no row fails, reject otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from manga_intent.data import normalized_key
+from manga_intent.gate import FAIL, NOT_APPLICABLE, PASS, GateRow, paired_bootstrap, wilson_interval
+
+PROMOTE, REJECT, WAIT = "promote", "reject", "wait"
+
+
+@dataclass(frozen=True)
+class ShadowThresholds:
+    window_messages: int = 2000
+    """Messages the challenger must have scored; 0 = no count requirement."""
+    window_hours: float = 24.0
+    """Hours since the challenger entered shadow (the seed: 24 h); 0 = no time requirement."""
+    min_agreement: float = 0.80
+    max_confidence_drop: float = 0.05
+    max_ood_rate_increase: float = 0.05
+    max_p95_latency_ms: float = 15.0
+    accuracy_margin: float = 0.01
+    min_labelled: int = 30
+    confidence: float = 0.95
+    n_boot: int = 2000
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ShadowVerdict:
+    decision: str
+    rows: tuple[GateRow, ...]
+    reasons: tuple[str, ...]
+    messages: int
+    labelled: int
+    hours: float
+
+    def table(self) -> list[dict]:
+        return [row.table_row() for row in self.rows]
+
+    def summary(self) -> str:
+        values = {row.check: row.shown_value() for row in self.rows}
+        return "; ".join(f"{k} {v}" for k, v in values.items())
+
+
+def labelled_messages(
+    rows: Sequence[dict], labels: Mapping[str, str], exclude_keys: frozenset[str] = frozenset()
+) -> list[tuple[dict, str]]:
+    """(shadow row, human label) for shadowed messages people labelled, minus any either model trained on."""
+    out = []
+    for row in rows:
+        key = normalized_key(row["text"])
+        if key in labels and key not in exclude_keys:
+            out.append((row, labels[key]))
+    return out
+
+
+def judge_shadow(
+    rows: Sequence[dict],
+    labels: Mapping[str, str],
+    thresholds: ShadowThresholds,
+    *,
+    hours: float,
+    exclude_keys: frozenset[str] = frozenset(),
+) -> ShadowVerdict:
+    """`rows`: shadow-log rows of one challenger vs one champion; `labels`: normalised text → human label."""
+    t = thresholds
+    n = len(rows)
+    window_rows = [
+        GateRow(
+            "window: messages",
+            str(n),
+            f"≥ {t.window_messages}",
+            PASS if n >= t.window_messages else NOT_APPLICABLE,
+            unit="",
+            detail="still collecting" if n < t.window_messages else "",
+        ),
+        GateRow(
+            "window: hours in shadow",
+            f"{hours:.2f}",
+            f"≥ {t.window_hours:g}",
+            PASS if hours >= t.window_hours else NOT_APPLICABLE,
+            unit="",
+            detail="still collecting" if hours < t.window_hours else "",
+        ),
+    ]
+    complete = n >= max(t.window_messages, 1) and hours >= t.window_hours
+    if n == 0:
+        return ShadowVerdict(WAIT, tuple(window_rows), (), 0, 0, hours)
+
+    agree = np.array([r["champion_intent"] == r["challenger_intent"] for r in rows])
+    champ_conf = np.array([r["champion_confidence"] for r in rows], dtype=float)
+    chall_conf = np.array([r["challenger_confidence"] for r in rows], dtype=float)
+    champ_ood = np.array([r["champion_is_ood"] for r in rows], dtype=bool)
+    chall_ood = np.array([r["challenger_is_ood"] for r in rows], dtype=bool)
+    latency = np.array([r["challenger_latency_ms"] for r in rows], dtype=float)
+    served = np.array([r["champion_latency_ms"] for r in rows], dtype=float)
+
+    def bootstrap_mean_diff(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
+        rng = np.random.default_rng(t.seed)
+        d = a - b
+        means = d[rng.integers(0, len(d), size=(t.n_boot, len(d)))].mean(axis=1)
+        low, high = np.quantile(means, [(1 - t.confidence) / 2, 1 - (1 - t.confidence) / 2])
+        return float(d.mean()), float(low), float(high)
+
+    conf_diff, conf_low, conf_high = bootstrap_mean_diff(chall_conf, champ_conf)
+    ood_diff, ood_low, ood_high = paired_bootstrap(chall_ood, champ_ood, n_boot=t.n_boot, seed=t.seed)
+    p95 = float(np.percentile(latency, 95))
+    rows_out = [
+        *window_rows,
+        GateRow(
+            "agreement with champion",
+            float(agree.mean()),
+            f"≥ {t.min_agreement:.0%}",
+            PASS if agree.mean() >= t.min_agreement else FAIL,
+            ci=wilson_interval(int(agree.sum()), n, t.confidence),
+            detail=f"{int(agree.sum())}/{n} same intent",
+        ),
+        GateRow(
+            "mean confidence, challenger − champion",
+            conf_diff,
+            f"≥ {-t.max_confidence_drop * 100:+.1f} pp",
+            PASS if conf_diff >= -t.max_confidence_drop else FAIL,
+            ci=(conf_low, conf_high),
+            unit="pp",
+            detail=f"{chall_conf.mean():.3f} vs {champ_conf.mean():.3f}",
+        ),
+        GateRow(
+            "OOD rate, challenger − champion",
+            ood_diff,
+            f"≤ {t.max_ood_rate_increase * 100:+.1f} pp",
+            PASS if ood_diff <= t.max_ood_rate_increase else FAIL,
+            ci=(ood_low, ood_high),
+            unit="pp",
+            detail=f"{chall_ood.mean():.1%} vs {champ_ood.mean():.1%}",
+        ),
+        GateRow(
+            "challenger P95 latency (shadow)",
+            p95,
+            f"≤ {t.max_p95_latency_ms:.1f} ms",
+            PASS if p95 <= t.max_p95_latency_ms else FAIL,
+            unit="ms",
+            detail=f"champion served P95 {np.percentile(served, 95):.2f} ms; "
+            f"{int(sum(r['over_budget'] for r in rows))} over the shadow budget",
+        ),
+    ]
+    labelled = labelled_messages(rows, labels, exclude_keys)
+    if len(labelled) < t.min_labelled:
+        rows_out.append(
+            GateRow(
+                "accuracy on labelled shadow messages",
+                f"{len(labelled)} labelled",
+                f"needs ≥ {t.min_labelled} labelled",
+                NOT_APPLICABLE,
+                unit="",
+                detail="not judged: too few human labels for shadowed messages",
+            )
+        )
+    else:
+        truth = [label for _, label in labelled]
+        champ_right = np.array([r["champion_intent"] == y for (r, _), y in zip(labelled, truth)])
+        chall_right = np.array([r["challenger_intent"] == y for (r, _), y in zip(labelled, truth)])
+        diff, low, high = paired_bootstrap(
+            chall_right, champ_right, n_boot=t.n_boot, seed=t.seed, confidence=t.confidence
+        )
+        rows_out.append(
+            GateRow(
+                "accuracy on labelled shadow messages, challenger − champion",
+                diff,
+                f"lower 95% bound ≥ {-t.accuracy_margin * 100:+.1f} pp",
+                PASS if low >= -t.accuracy_margin else FAIL,
+                ci=(low, high),
+                unit="pp",
+                detail=f"{chall_right.mean():.1%} vs {champ_right.mean():.1%} on {len(labelled)} labelled",
+            )
+        )
+    reasons = tuple(row.reason() for row in rows_out if row.failed)
+    decision = WAIT if not complete else (REJECT if reasons else PROMOTE)
+    return ShadowVerdict(decision, tuple(rows_out), reasons, n, len(labelled), hours)

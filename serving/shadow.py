@@ -1,0 +1,243 @@
+"""Shadow mode: the challenger scores every request too, off the response path, and its answers are logged
+beside the champion's.
+
+`ShadowScorer` takes the champion's finished rows after the response is built and hands them to one
+background thread (a bounded queue: when the challenger cannot keep up, requests are dropped from the
+shadow and counted, never queued in front of shoppers). Each shadow row holds both answers — the champion's
+intent/confidence/OOD flag/latency as served and the challenger's, each message scored alone — so the
+`shadow_report` asset needs nothing but this log. Challenger calls slower than the budget are flagged.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+log = logging.getLogger("manga_intent.shadow")
+
+SHADOW_COLUMNS = (
+    "ts",
+    "request_id",
+    "text",
+    "channel",
+    "champion_version",
+    "champion_intent",
+    "champion_confidence",
+    "champion_is_ood",
+    "champion_latency_ms",
+    "challenger_version",
+    "challenger_intent",
+    "challenger_confidence",
+    "challenger_is_ood",
+    "challenger_latency_ms",
+    "over_budget",
+)
+
+
+class ShadowLog(Protocol):
+    def append(self, rows: Sequence[dict]) -> None: ...
+
+    def read(self, challenger_version: str, since_ts: float = 0.0) -> list[dict]: ...
+
+
+class SqliteShadowLog:
+    """A `shadow_predictions` table (WAL mode), by default in the prediction log's SQLite file."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        with self._connect() as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS shadow_predictions (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+                "ts REAL NOT NULL, request_id TEXT NOT NULL, text TEXT NOT NULL, channel TEXT NOT NULL, "
+                "champion_version TEXT NOT NULL, champion_intent TEXT NOT NULL, champion_confidence REAL NOT NULL, "
+                "champion_is_ood INTEGER NOT NULL, champion_latency_ms REAL NOT NULL, "
+                "challenger_version TEXT NOT NULL, challenger_intent TEXT NOT NULL, "
+                "challenger_confidence REAL NOT NULL, challenger_is_ood INTEGER NOT NULL, "
+                "challenger_latency_ms REAL NOT NULL, over_budget INTEGER NOT NULL)"
+            )
+            conn.execute(
+                "CREATE INDEX IF NOT EXISTS shadow_by_challenger ON shadow_predictions (challenger_version, ts)"
+            )
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, timeout=30)
+
+    def append(self, rows: Sequence[dict]) -> None:
+        values = [tuple(_stored(r)[c] for c in SHADOW_COLUMNS) for r in rows]
+        with self._lock, self._connect() as conn:
+            conn.executemany(
+                f"INSERT INTO shadow_predictions ({', '.join(SHADOW_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(SHADOW_COLUMNS))})",
+                values,
+            )
+
+    def read(self, challenger_version: str, since_ts: float = 0.0) -> list[dict]:
+        with self._connect() as conn:
+            conn.row_factory = sqlite3.Row
+            rows = conn.execute(
+                "SELECT * FROM shadow_predictions WHERE challenger_version = ? AND ts >= ? ORDER BY id",
+                (str(challenger_version), since_ts),
+            )
+            return [_loaded(dict(row)) for row in rows]
+
+
+class S3ParquetShadowLog:
+    """Parquet parts under s3://bucket/prefix/shadow/, one object per flush (like the prediction log)."""
+
+    def __init__(self, client, bucket: str, prefix: str = "prediction-log"):
+        self.client, self.bucket, self.prefix = client, bucket, prefix.strip("/") + "/shadow"
+        self._lock = threading.Lock()
+
+    def append(self, rows: Sequence[dict]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not rows:
+            return
+        table = pa.table({c: [_stored(r)[c] for r in rows] for c in SHADOW_COLUMNS})
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer)
+        with self._lock:
+            key = f"{self.prefix}/{rows[0]['challenger_version']}/{time.time_ns():020d}.parquet"
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=buffer.getvalue())
+
+    def read(self, challenger_version: str, since_ts: float = 0.0) -> list[dict]:
+        import pyarrow.parquet as pq
+
+        out, token = [], None
+        while True:
+            kwargs = {"Bucket": self.bucket, "Prefix": f"{self.prefix}/{challenger_version}/"}
+            if token:
+                kwargs["ContinuationToken"] = token
+            page = self.client.list_objects_v2(**kwargs)
+            for obj in sorted(page.get("Contents", []), key=lambda o: o["Key"]):
+                body = self.client.get_object(Bucket=self.bucket, Key=obj["Key"])["Body"].read()
+                out += [
+                    _loaded(r) for r in pq.read_table(io.BytesIO(body)).to_pylist() if r["ts"] >= since_ts
+                ]
+            if not page.get("IsTruncated"):
+                return out
+            token = page["NextContinuationToken"]
+
+
+def _stored(row: dict) -> dict:
+    return {
+        **row,
+        "champion_is_ood": int(bool(row["champion_is_ood"])),
+        "challenger_is_ood": int(bool(row["challenger_is_ood"])),
+        "over_budget": int(bool(row["over_budget"])),
+    }
+
+
+def _loaded(row: dict) -> dict:
+    return {
+        **row,
+        "champion_is_ood": bool(row["champion_is_ood"]),
+        "challenger_is_ood": bool(row["challenger_is_ood"]),
+        "over_budget": bool(row["over_budget"]),
+    }
+
+
+def open_shadow_log(prediction_log_uri: str) -> ShadowLog:
+    """Beside the prediction log: the same SQLite file, or `<prefix>/shadow/` for an S3 Parquet log."""
+    if prediction_log_uri.startswith("s3://"):
+        from urllib.parse import urlparse
+
+        from serving.s3 import s3_client
+
+        parsed = urlparse(prediction_log_uri)
+        return S3ParquetShadowLog(s3_client(), parsed.netloc, parsed.path.strip("/") or "prediction-log")
+    prefix = "sqlite:///"
+    path = prediction_log_uri[len(prefix) :] if prediction_log_uri.startswith(prefix) else prediction_log_uri
+    return SqliteShadowLog(path)
+
+
+class ShadowScorer:
+    """One background thread scoring the challenger on what the champion just answered; never blocks callers."""
+
+    def __init__(self, shadow_log: ShadowLog, budget_ms: float = 50.0, max_queue: int = 256):
+        self.shadow_log, self.budget_ms = shadow_log, budget_ms
+        self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
+        self._lock = threading.Lock()
+        self._stats = {"scored": 0, "dropped": 0, "over_budget": 0, "errors": 0, "last_error": None}
+        self._thread = threading.Thread(target=self._work, name="shadow-scorer", daemon=True)
+        self._thread.start()
+
+    def submit(self, challenger_version: str, challenger, champion_rows: Sequence[dict]) -> bool:
+        """Queue the champion's rows for the challenger; False (and counted as dropped) when the queue is full."""
+        try:
+            self._queue.put_nowait((challenger_version, challenger, list(champion_rows)))
+            return True
+        except queue.Full:
+            with self._lock:
+                self._stats["dropped"] += len(champion_rows)
+            return False
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                self._score(*item)
+            except Exception as exc:  # the shadow must never take the service down
+                with self._lock:
+                    self._stats["errors"] += 1
+                    self._stats["last_error"] = f"{type(exc).__name__}: {exc}"
+                log.warning("shadow scoring failed: %s", exc)
+            finally:
+                self._queue.task_done()
+
+    def _score(self, challenger_version: str, challenger, rows: list[dict]) -> None:
+        out = []
+        for row in rows:
+            started = time.perf_counter()
+            prediction = challenger.classify([row["text"]])[0]
+            latency = (time.perf_counter() - started) * 1000
+            out.append(
+                {
+                    "ts": row["ts"],
+                    "request_id": row["request_id"],
+                    "text": row["text"],
+                    "channel": row["channel"],
+                    "champion_version": row["model_version"],
+                    "champion_intent": row["intent"],
+                    "champion_confidence": row["confidence"],
+                    "champion_is_ood": row["is_ood"],
+                    "champion_latency_ms": row["latency_ms"],
+                    "challenger_version": str(challenger_version),
+                    "challenger_intent": prediction.intent,
+                    "challenger_confidence": round(prediction.confidence, 6),
+                    "challenger_is_ood": prediction.is_ood,
+                    "challenger_latency_ms": round(latency, 3),
+                    "over_budget": latency > self.budget_ms,
+                }
+            )
+        self.shadow_log.append(out)
+        with self._lock:
+            self._stats["scored"] += len(out)
+            self._stats["over_budget"] += sum(r["over_budget"] for r in out)
+
+    def drain(self, timeout: float = 60.0) -> bool:
+        """Wait until everything queued so far is scored and logged (demo and tests)."""
+        deadline = time.time() + timeout
+        while self._queue.unfinished_tasks and time.time() < deadline:
+            time.sleep(0.02)
+        return not self._queue.unfinished_tasks
+
+    def stats(self) -> dict:
+        with self._lock:
+            return {**self._stats, "queued": self._queue.qsize(), "budget_ms": self.budget_ms}
+
+    def stop(self) -> None:
+        self._queue.put(None)
