@@ -125,11 +125,17 @@ def monitoring_baseline(
     )
 
 
+def champion_compiled_dir(mlflow_registry: MlflowRegistry, champion, into: Path) -> Path:
+    """The champion's compiled artifact, downloaded from its registry version (checksum verified)."""
+    registry = mlflow_registry.registry()
+    return registry.compiled_dir(registry.download(str(champion.version), into))
+
+
 def _champion_artifact(mlflow_registry: MlflowRegistry, artifact_store: ArtifactStore, into: Path):
     champion = mlflow_registry.champion()
     if champion is None:
         raise dg.Failure("no champion in the registry")
-    return champion, CompiledClassifier(artifact_store.get_dir(champion.source, into))
+    return champion, CompiledClassifier(champion_compiled_dir(mlflow_registry, champion, into))
 
 
 class CalibratorRefitConfig(dg.Config):

@@ -20,7 +20,7 @@ import numpy as np
 from manga_assets.jobs import REMEDY_JOBS, retrain_job
 from manga_assets.labeling import latest_manifest
 from manga_assets.manifests import AuditExport
-from manga_assets.monitoring_actions import BASELINE_TAG
+from manga_assets.monitoring_actions import BASELINE_TAG, champion_compiled_dir
 from manga_intent.audit import audit_metrics
 from manga_intent.compiled import CompiledClassifier
 from manga_intent.decision_tree import Baseline, Signals, TreeThresholds, decide
@@ -57,14 +57,14 @@ def latency_signals(rows: list[dict]) -> tuple[float | None, float | None]:
     return p95(single), p95(batched)
 
 
-def _current_fingerprint(champion, store: ArtifactStore) -> str:
+def _current_fingerprint(champion, registry: MlflowRegistry) -> str:
     """The tokenizer fingerprint of the champion's artifact as this environment loads it (cached per version)."""
     cache = manga_home() / "monitoring-cache" / f"v{champion.version}.fingerprint"
     if cache.is_file():
         return cache.read_text().strip()
     with tempfile.TemporaryDirectory() as tmp:
         fingerprint = tokenizer_fingerprint(
-            CompiledClassifier(store.get_dir(champion.source, Path(tmp))).tokenizer
+            CompiledClassifier(champion_compiled_dir(registry, champion, Path(tmp))).tokenizer
         )
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(fingerprint)
@@ -157,7 +157,7 @@ def decision_tree_sensor(
         single_rise = (single or 0) - baseline.p95_latency_ms
         batched_rise = (batched or 0) - (raw.get("p95_batched_latency_ms") or 0)
         if max(single_rise, batched_rise if batched else 0) >= TreeThresholds().p95_latency_rise_ms:
-            signal_args["tokenizer_fingerprint"] = _current_fingerprint(champion, artifact_store)
+            signal_args["tokenizer_fingerprint"] = _current_fingerprint(champion, mlflow_registry)
         evidence.append(f"{(epoch or '')[:8]}:{recent[0]['id']}-{recent[-1]['id']}")
         state["log"] = {"epoch": epoch, "last_id": recent[-1]["id"]}
     elif recent:
