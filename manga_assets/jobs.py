@@ -8,6 +8,7 @@ queue by taking `serial_run_tags(purpose)`.
 """
 
 import os
+from pathlib import Path
 
 import dagster as dg
 
@@ -31,6 +32,21 @@ K8S_EXECUTOR_CONFIG = {
 }
 
 
+def retrain_defaults() -> dict | None:
+    """`MANGA_RETRAIN_RUN_CONFIG`: a YAML file of the run config a retrain gets when launched without one
+    (sensors, the monthly schedule) — a deployment's search and training budget, executor, gate settings.
+    Unset: every asset's own defaults. A run launched with a run config of its own uses that instead."""
+    path = os.environ.get("MANGA_RETRAIN_RUN_CONFIG", "").strip()
+    if not path:
+        return None
+    import yaml
+
+    config = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(config, dict):
+        raise ValueError(f"MANGA_RETRAIN_RUN_CONFIG={path}: expected a YAML mapping of run config")
+    return config
+
+
 def training_executor():
     """`k8s_job_executor` (one pod per step, training steps with their own requests) when
     MANGA_EXECUTOR=k8s; None keeps Dagster's default multiprocess executor."""
@@ -50,6 +66,10 @@ AUDIT_JOB = "audit_job"
 #: The run-queue key dagster.yaml limits to one run in progress.
 SERIAL_TAG = "manga/serial"
 PURPOSE_TAG = "manga/purpose"
+#: The run-queue key dagster.yaml limits to two runs importing into Label Studio at once (the ledger makes
+#: parallel imports safe; the limit keeps a burst of sensor requests from piling onto Label Studio).
+LABELING_TAG = "manga/labeling"
+LABELING_RUN_TAGS = {LABELING_TAG: "label_studio"}
 
 
 def serial_run_tags(purpose: str) -> dict[str, str]:
@@ -81,6 +101,7 @@ retrain_job = dg.define_asset_job(
     - dg.AssetSelection.groups("comparison"),
     partitions_def=seed_partitions,
     executor_def=training_executor(),
+    config=retrain_defaults(),
     run_tags=serial_run_tags("retrain"),
     description="Re-materialize from human_labels through the golden gate (drift, new labels, monthly).",
 )
@@ -97,15 +118,17 @@ shadow_job = dg.define_asset_job(
     SHADOW_JOB, selection=["shadow_report"], run_tags=serial_run_tags("shadow_report")
 )
 #: Pick the most informative logged messages and import them into Label Studio (also: segment sweeps).
-labeling_job = dg.define_asset_job(LABELING_JOB, selection=["labeling_batch"])
+labeling_job = dg.define_asset_job(LABELING_JOB, selection=["labeling_batch"], run_tags=LABELING_RUN_TAGS)
 #: A random slice of traffic into Label Studio, without the model's guess.
-audit_job = dg.define_asset_job(AUDIT_JOB, selection=["audit_batch"])
+audit_job = dg.define_asset_job(AUDIT_JOB, selection=["audit_batch"], run_tags=LABELING_RUN_TAGS)
 #: Only the dataset snapshot: a quick smoke test of a deployment.
 dataset_job = dg.define_asset_job("dataset_job", selection=["intent_dataset"])
 
 # the decision tree's remedies (manga_intent.decision_tree.LEAVES names these jobs)
 audit_export_job = dg.define_asset_job("audit_export_job", selection=["audit_labels"])
-segment_relabel_job = dg.define_asset_job("segment_relabel_job", selection=["labeling_batch"])
+segment_relabel_job = dg.define_asset_job(
+    "segment_relabel_job", selection=["labeling_batch"], run_tags=LABELING_RUN_TAGS
+)
 calibrator_refit_job = dg.define_asset_job("calibrator_refit_job", selection=["calibrator_refit"])
 golden_audit_job = dg.define_asset_job("golden_audit_job", selection=["golden_set_audit"])
 rebuild_artifact_job = dg.define_asset_job(

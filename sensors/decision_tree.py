@@ -31,6 +31,7 @@ from resources.mlflow_registry import MlflowRegistry
 from resources.monitoring_settings import MonitoringSettings
 from resources.prediction_log import PredictionLogResource
 from resources.storage import ArtifactStore
+from sensors.intervals import tick_interval
 from serving.log_cursor import LogCursor
 
 
@@ -95,7 +96,7 @@ def _request(action, evidence: str, champion, baseline_raw: dict) -> dg.RunReque
 
 @dg.sensor(
     jobs=[retrain_job, *REMEDY_JOBS],
-    minimum_interval_seconds=600,
+    minimum_interval_seconds=tick_interval(600),
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="The seed's failure-mode decision tree: audit labels, latency and KL in, one run per leaf out.",
 )

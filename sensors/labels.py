@@ -8,11 +8,12 @@ from labeling.client import LabelStudioUnavailable
 from manga_assets.jobs import RETRAIN_JOB, audit_export_job, retrain_job
 from resources.label_studio import LabelStudioResource
 from resources.monitoring_settings import MonitoringSettings
+from sensors.intervals import tick_interval
 
 
 @dg.sensor(
     jobs=[retrain_job, audit_export_job],
-    minimum_interval_seconds=600,
+    minimum_interval_seconds=tick_interval(600),
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Polls Label Studio; once N new completed labels exist, re-materializes from human_labels.",
 )

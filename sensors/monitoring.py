@@ -23,6 +23,7 @@ from manga_intent.taxonomy import SEED_TRAFFIC_SHARES
 from resources.mlflow_registry import MlflowRegistry
 from resources.monitoring_settings import MonitoringSettings
 from resources.prediction_log import PredictionLogResource
+from sensors.intervals import tick_interval
 from serving.log_cursor import LogCursor, read_windows
 
 
@@ -95,7 +96,7 @@ def _judged_windows(context, prediction_log, settings):
 
 @dg.sensor(
     jobs=[retrain_job, labeling_job],
-    minimum_interval_seconds=300,
+    minimum_interval_seconds=tick_interval(300),
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Intent-drift test (KL with a bootstrap p-value) and confidence shift per 500-prediction window.",
 )
@@ -182,7 +183,7 @@ def drift_sensor(
 
 @dg.sensor(
     jobs=[labeling_job],
-    minimum_interval_seconds=300,
+    minimum_interval_seconds=tick_interval(300),
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Share of calibrated confidences under 0.6 per window; above 8% requests labels.",
 )

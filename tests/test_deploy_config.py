@@ -28,8 +28,42 @@ def test_ecs_instance_config_loads_the_ecs_run_launcher(tmp_path, monkeypatch):
     result = process_config(resolve_to_config_type(EcsRunLauncher.config_type()), launcher["config"])
     assert result.success, result.errors
     assert result.value["run_resources"] == {"cpu": "1024", "memory": "4096"}
-    coordinator = config["run_coordinator"]
-    assert coordinator["class"] == "QueuedRunCoordinator"
+    queue = config["concurrency"]["runs"]
+    assert queue["tag_concurrency_limits"] == QUEUE_LIMITS
+
+
+#: the run-queue limits every deployment shares, keyed on the tags the jobs really carry
+QUEUE_LIMITS = [{"key": "manga/serial", "limit": 1}, {"key": "manga/labeling", "limit": 2}]
+
+
+def test_every_instance_config_limits_the_tags_the_jobs_carry(tmp_path, monkeypatch):
+    """The repository's dagster.yaml, deploy/postgres and ECS configure the same queue, and its keys are tags
+    that retrain and labelling runs actually have (a limit on a tag no run carries limits nothing)."""
+    from dagster._core.instance.ref import InstanceRef
+
+    from manga_assets.definitions import defs
+    from manga_assets.jobs import LABELING_TAG, SERIAL_TAG
+
+    root = yaml.safe_load((REPO / "dagster.yaml").read_text())["concurrency"]
+    postgres = yaml.safe_load((REPO / "deploy/postgres/dagster.yaml").read_text())["concurrency"]
+    assert postgres == root and root["runs"]["tag_concurrency_limits"] == QUEUE_LIMITS
+    (tmp_path / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+    instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(tmp_path)))
+    limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
+    assert {d["key"] for d in limits} == {SERIAL_TAG, LABELING_TAG}
+    for job, tag in [
+        ("retrain_job", SERIAL_TAG),
+        ("seed_sweep_job", SERIAL_TAG),
+        ("rebuild_artifact_job", SERIAL_TAG),
+        ("labeling_job", LABELING_TAG),
+        ("segment_relabel_job", LABELING_TAG),
+        ("audit_job", LABELING_TAG),
+    ]:
+        assert tag in defs.resolve_job_def(job).run_tags, job
+    helm = yaml.safe_load((REPO / "deploy/k8s/values.yaml").read_text())
+    queued = helm["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
+    assert queued["tagConcurrencyLimits"] == QUEUE_LIMITS
+    instance.dispose()
 
 
 def test_helm_values_follow_the_official_chart_schema():
