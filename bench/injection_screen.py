@@ -35,9 +35,7 @@ def main() -> None:
         hit, n = rate(texts)
         print(f"{name:42s} {hit:4d}/{n:<4d} {hit / n:7.1%}")
     missed = [t for t in rows["HELD-OUT half, injections"] if not looks_like_injection(t)]
-    print(
-        f"\nheld-out injections missed: {len(missed)} (the OOD detector and the per-client cap still apply)"
-    )
+    print(f"\nheld-out injections missed: {len(missed)}")
 
 
 if __name__ == "__main__":
