@@ -7,6 +7,9 @@ Embedded defaults need no configuration: local artifact storage and SQLite files
   MANGA_BASE_MODEL=distilbert-base-uncased (or a local directory)
   MANGA_PREDICTION_LOG=...                SQLite path or s3://bucket/prefix
   LABEL_STUDIO_URL, LABEL_STUDIO_API_KEY  the Label Studio the labelling assets and sensor talk to
+  LABEL_STUDIO_PROJECT=...               its project (default "MangaAssist intents")
+  MANGA_SENSOR_INTERVAL_SECONDS=...      every sensor's minimum interval between ticks
+  MANGA_RETRAIN_RUN_CONFIG=retrain.yaml  the run config sensor/schedule retrains start from
 """
 
 import os
@@ -113,7 +116,9 @@ def build_resources() -> dict:
         "gate_settings": GateSettings(),
         "prediction_log": prediction_log_from_env(),
         "label_studio": LabelStudioResource(
-            url=os.environ.get("LABEL_STUDIO_URL", "http://127.0.0.1:8080"), api_key=api_key
+            url=os.environ.get("LABEL_STUDIO_URL", "http://127.0.0.1:8080"),
+            api_key=api_key,
+            project_title=os.environ.get("LABEL_STUDIO_PROJECT", "MangaAssist intents"),
         ),
         "monitoring": MonitoringSettings(),
         "shadow_log": shadow_log_from_env(),

@@ -52,6 +52,18 @@ def _guarded_candidates(context, rows: list[dict], max_client_share: float) -> t
     return screened.kept, counts
 
 
+def _import_or_fail(client, ledger, rows: list[dict], purpose: str, run_id: str):
+    """`import_once`, with Label Studio being unavailable (unreachable, 401, 5xx) a clear failure of the run:
+    nothing was imported and this run's reservations were released, so a later run imports these messages."""
+    try:
+        return import_once(client, ledger, rows, purpose=purpose, run_id=run_id)
+    except LabelStudioUnavailable as exc:
+        raise dg.Failure(
+            f"{exc}; nothing imported, {len(rows)} message(s) left for the next run",
+            metadata={"selected": len(rows), "purpose": purpose},
+        ) from None
+
+
 @dg.asset(group_name="labeling", kinds={"labelstudio"})
 def labeling_batch(
     context: dg.AssetExecutionContext,
@@ -75,7 +87,7 @@ def labeling_batch(
     exclude = ledger.keys(client.project_title)
     batch = select_batch(candidates, config.k, strategy=config.strategy, exclude_keys=exclude)
     purpose = "segment_relabel" if config.segment else "active_learning"
-    result = import_once(client, ledger, batch, purpose=purpose, run_id=context.run_id)
+    result = _import_or_fail(client, ledger, batch, purpose, context.run_id)
     groups = Counter(row["group"] for row in batch)
     context.log.info(
         f"imported {result.imported} tasks into project {result.project_id}; skipped {result.skipped_in_project} "
@@ -141,7 +153,7 @@ def audit_batch(
             picked.append({**row, "message_key": key})
     picked = picked[-config.max_tasks :]
     client, ledger = label_studio.get_client(), label_studio.get_ledger()
-    result = import_once(client, ledger, picked, purpose="audit", run_id=context.run_id)
+    result = _import_or_fail(client, ledger, picked, "audit", context.run_id)
     return dg.MaterializeResult(
         metadata={
             "imported": result.imported,

@@ -173,3 +173,14 @@ def tiny_pooled_classifier(
         label2id={label: i for i, label in enumerate(labels)},
     )
     return PooledEncoderForSequenceClassification(config)
+
+
+@pytest.fixture(scope="session")
+def shared_label_studio(tmp_path_factory):
+    """A real Label Studio server for the tests that each work in their own project (started once)."""
+    from labeling.server import LabelStudioServer
+
+    server = LabelStudioServer(port=free_port(), data_dir=tmp_path_factory.mktemp("label-studio-shared"))
+    server.start()
+    yield server
+    server.stop()
