@@ -21,6 +21,7 @@ from manga_intent import __version__
 from manga_intent.calibration import calibrate_on_validation, calibration_scores
 from manga_intent.coverage import tokenizer_coverage
 from manga_intent.data import DataSplits, Example, data_hash, label_shares
+from manga_intent.distributed import DataParallel
 from manga_intent.inference import predict_logits, softmax
 from manga_intent.metrics import classification_report, rare_labels_from_shares
 from manga_intent.model_io import resolve_base_model, save_model, write_calibration
@@ -95,11 +96,14 @@ def run_training(
     progress: bool = True,
     model_and_tokenizer: tuple | None = None,
     extra_card: dict | None = None,
+    parallel: DataParallel | None = None,
 ) -> tuple[TrainResult, dict, dict]:
     """Train, calibrate on val, score val and (when there are test rows) test, optionally save.
 
     Returns (result, metrics, card). metrics' top-level scores are the test split's, or the
-    validation split's when the data has no test rows (`split` says which).
+    validation split's when the data has no test rows (`split` says which). Under torchrun
+    (`parallel`), every rank trains and rank 0 alone calibrates, scores and saves; the other ranks
+    return ({}, {}) after training.
     """
     started = time.perf_counter()
     result = train_classifier(
@@ -110,7 +114,10 @@ def run_training(
         base_model=base_model,
         model_and_tokenizer=model_and_tokenizer,
         progress=progress,
+        parallel=parallel,
     )
+    if parallel is not None and not parallel.is_main:
+        return result, {}, {}
     fit = calibrate_on_validation(
         result.model, result.tokenizer, splits.val, label_list, max_length=result.config.max_length
     )
@@ -201,6 +208,7 @@ def run_training(
             )
         },
         "versions": _versions(),
+        **({"distributed": {**parallel.describe(), "written_by_rank": parallel.rank}} if parallel else {}),
         **(extra_card or {}),
     }
     if out_dir is not None:

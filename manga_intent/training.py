@@ -35,8 +35,9 @@ from manga_intent.batching import (
     length_grouped_batches,
     random_batches,
 )
-from manga_intent.cpu import configure_threads, resolve_bf16
+from manga_intent.cpu import configure_threads, resolve_bf16, usable_cpus
 from manga_intent.data import Example, class_weights
+from manga_intent.distributed import DataParallel
 from manga_intent.loss import LOSS_KINDS, build_loss, symmetric_kl
 from manga_intent.metrics import macro_f1
 from manga_intent.optim import ParamGroupInfo, build_optimizer, training_temperature
@@ -351,15 +352,18 @@ class _WeightAverage:
 
 
 @torch.inference_mode()
-def _evaluate(model, encoded: EncodedTexts, pad_token_id: int, num_labels: int, batch_size: int, autocast):
+def _evaluate(
+    model, encoded: EncodedTexts, pad_token_id: int, num_labels: int, batch_size: int, autocast, device=None
+):
     """Validation CE, accuracy and macro-F1 over rows encoded once before training."""
     was_training = model.training
     model.eval()
     logits = torch.zeros((len(encoded), num_labels))
     for indices, batch in iter_eval_batches(encoded, batch_size, pad_token_id):
+        ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
         with autocast():
-            out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        logits[indices] = out.float()
+            out = model(input_ids=ids, attention_mask=mask).logits
+        logits[indices] = out.float().cpu()
     targets = torch.tensor(encoded.labels)
     loss = F.cross_entropy(logits, targets).item()
     predicted = logits.argmax(dim=1).numpy()
@@ -380,11 +384,13 @@ def train_classifier(
     base_model: str | None = None,
     progress: bool = True,
     on_epoch_end: Callable[[EpochStats], None] | None = None,
+    parallel: DataParallel | None = None,
 ) -> TrainResult:
     """Fine-tune an encoder classifier on `train`, early-stopping on `val`.
 
     Pass `model_and_tokenizer` to train an already-built model (tests use tiny random ones);
-    otherwise `base_model` is loaded offline with a fresh head for `label_list`.
+    otherwise `base_model` is loaded offline with a fresh head for `label_list`. `parallel` (from
+    `manga_intent.distributed`, under torchrun) makes this one rank of a DistributedDataParallel run.
     """
     from manga_intent.model_io import load_base_for_training
 
@@ -396,7 +402,12 @@ def train_classifier(
     unknown = sorted({e.label for e in [*train, *val]} - set(label_index))
     if unknown:
         raise ValueError(f"labels {unknown} are not in the label list {label_list}")
-    threads = configure_threads(config.num_threads)
+    if parallel is not None:
+        progress = progress and parallel.is_main
+    threads = configure_threads(
+        config.num_threads or (parallel.threads_per_process(usable_cpus()) if parallel else None)
+    )
+    device = parallel.device if parallel is not None else torch.device("cpu")
     use_bf16 = resolve_bf16(config.bf16)
     autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if use_bf16 else nullcontext
 
@@ -411,6 +422,7 @@ def train_classifier(
         )
     else:
         model, tokenizer = model_and_tokenizer
+    model.to(device)
     if config.lr is None:
         config = replace(config, lr=default_learning_rate(model.config, config.default_lr_table))
     notes: list[str] = []
@@ -422,7 +434,9 @@ def train_classifier(
     train_labels = [label_index[e.label] for e in train]
     weights = loss_class_weights(config, [e.label for e in train], label_list)
     alpha = torch.tensor(weights) if config.class_weighting else None
-    loss_fn = build_loss(config.loss, alpha=alpha, gamma=config.gamma, label_smoothing=config.label_smoothing)
+    loss_fn = build_loss(
+        config.loss, alpha=alpha, gamma=config.gamma, label_smoothing=config.label_smoothing
+    ).to(device)
     encoded = encode_texts(tokenizer, [e.text for e in train], config.max_length, train_labels)
     val_encoded = encode_texts(
         tokenizer, [e.text for e in val], config.max_length, [label_index[e.label] for e in val]
@@ -448,6 +462,7 @@ def train_classifier(
         implementation=config.optimizer_impl,
     )
     trainable = [p for p in model.parameters() if p.requires_grad]
+    forward = parallel.wrap(model) if parallel is not None else model
     average = _WeightAverage(model, config.ema_decay) if config.ema_decay > 0 else None
     sampler = torch.Generator().manual_seed(config.sampler_seed)
     pad_id = tokenizer.pad_token_id
@@ -469,8 +484,10 @@ def train_classifier(
         if average is not None:
             average.swap()
         val_loss, val_accuracy, val_f1 = _evaluate(
-            model, val_encoded, pad_id, len(label_list), config.eval_batch_size, autocast
+            model, val_encoded, pad_id, len(label_list), config.eval_batch_size, autocast, device
         )
+        if parallel is not None:
+            running_ce, running_n = parallel.sum(running_ce, running_n)
         train_loss = running_ce / max(running_n, 1)
         stats = EpochStats(
             len(history) + 1,
@@ -536,14 +553,17 @@ def train_classifier(
         tick = time.perf_counter()
         for positions in bar:
             indices = [pool_indices[i] for i in positions]
+            scale, counted = 1.0, len(indices)
+            if parallel is not None:
+                indices, scale, counted = parallel.shard(indices)
             batch = collate(encoded, indices, pad_id, pad_to=pad_to)
-            ids, mask, targets = batch["input_ids"], batch["attention_mask"], batch["labels"]
+            ids, mask, targets = (batch[k].to(device) for k in ("input_ids", "attention_mask", "labels"))
             temperature = training_temperature(
                 step, total_steps, config.temperature_start, config.temperature_anneal_fraction
             )
             with autocast():
                 if config.rdrop_alpha > 0:
-                    both = model(
+                    both = forward(
                         input_ids=torch.cat([ids, ids]), attention_mask=torch.cat([mask, mask])
                     ).logits
                     logits, second = both[: len(ids)].float(), both[len(ids) :].float()
@@ -552,13 +572,13 @@ def train_classifier(
                     )
                     loss = loss + config.rdrop_alpha * symmetric_kl(logits, second).mean()
                 else:
-                    logits = model(input_ids=ids, attention_mask=mask).logits.float()
+                    logits = forward(input_ids=ids, attention_mask=mask).logits.float()
                     loss = loss_fn(logits, targets, temperature=temperature)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"non-finite loss at step {step} (epoch {epoch}); lower the learning rate"
                 )
-            loss.backward()
+            (loss * scale if scale != 1.0 else loss).backward()
             torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
             optimizer.step()
             scheduler.step()
@@ -566,9 +586,11 @@ def train_classifier(
             if average is not None:
                 average.update()
             with torch.no_grad():
-                running_ce += F.cross_entropy(logits.detach(), targets, reduction="sum").item()
-            running_n += len(indices)
-            examples_seen += len(indices)
+                running_ce += F.cross_entropy(logits.detach(), targets, reduction="sum").item() * (
+                    counted > 0
+                )
+            running_n += counted
+            examples_seen += counted
             step += 1
             if progress:
                 bar.set_postfix(loss=f"{loss.item():.4f}", ce=f"{running_ce / running_n:.3f}")
@@ -588,6 +610,10 @@ def train_classifier(
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
+    if parallel is not None:
+        (examples_seen,) = (int(x) for x in parallel.sum(examples_seen))
+        notes.append(f"DistributedDataParallel over {parallel.world_size} ranks ({parallel.backend})")
+        model.to("cpu")
     return TrainResult(
         model=model,
         tokenizer=tokenizer,
