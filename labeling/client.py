@@ -51,25 +51,58 @@ class LabelStudioClient:
             )
 
     def _call(self, what: str, fn, *args, **kwargs):
+        from label_studio_sdk.core.api_error import ApiError
+
         try:
             return fn(*args, **kwargs)
         except (httpx.HTTPError, OSError) as exc:
             raise LabelStudioUnavailable(f"Label Studio at {self.url}: {what} failed: {exc}") from None
+        except ApiError as exc:
+            # refused credentials and server faults are "unavailable": callers keep their cursor and state
+            if exc.status_code in (401, 403) or (exc.status_code or 0) >= 500:
+                raise LabelStudioUnavailable(
+                    f"Label Studio at {self.url}: {what} answered {exc.status_code}: {str(exc.body)[:200]}"
+                ) from None
+            raise
 
     def ensure_project(self) -> int:
-        """The project's id, creating it with the intent labelling interface the first time."""
+        """The project's id, creating it with the intent labelling interface the first time.
+
+        Safe under races: runs on one machine serialise on a lock file; across machines, when two creates
+        raced, every caller settles on the lowest id and the empty duplicates are deleted.
+        """
+        import fcntl
+
+        from manga_intent.home import manga_home
+
         sdk = self.sdk()
-        for project in self._call("list projects", lambda: list(sdk.projects.list())):
-            if project.title == self.project_title:
-                return project.id
-        created = self._call(
-            "create project",
-            sdk.projects.create,
-            title=self.project_title,
-            label_config=label_config(),
-            description="Active-learning batches from MangaAssist's prediction log.",
-        )
-        return created.id
+        lock_path = manga_home() / "label-studio-project.lock"
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with lock_path.open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            ids = self._project_ids()
+            if not ids:
+                self._call(
+                    "create project",
+                    sdk.projects.create,
+                    title=self.project_title,
+                    label_config=label_config(),
+                    description="Active-learning batches from MangaAssist's prediction log.",
+                )
+                ids = self._project_ids()
+        if not ids:
+            raise LabelStudioUnavailable(
+                f"Label Studio at {self.url}: project {self.project_title!r} not found"
+            )
+        winner, *duplicates = ids
+        for duplicate in duplicates:
+            if not self._call("list tasks", lambda d=duplicate: list(sdk.tasks.list(project=d, page_size=1))):
+                self._call("delete duplicate project", sdk.projects.delete, id=duplicate)
+        return winner
+
+    def _project_ids(self) -> list[int]:
+        projects = self._call("list projects", lambda: list(self.sdk().projects.list()))
+        return sorted(p.id for p in projects if p.title == self.project_title)
 
     def project_url(self, project_id: int) -> str:
         return f"{self.url.rstrip('/')}/projects/{project_id}/data"
@@ -115,6 +148,8 @@ class LabelStudioClient:
                         "intent": intent,
                         "secondary": secondary,
                         "annotator": annotation.get("completed_by"),
+                        "purpose": task.data.get("purpose", "active_learning"),
+                        "task_data": task.data,
                         "created_at": annotation.get("created_at"),
                     }
                 )

@@ -22,13 +22,25 @@ def majority_vote(annotations: list[dict]) -> dict:
     }
 
 
+def one_vote_per_annotator(annotations: list[dict]) -> list[dict]:
+    """An annotator who answered a message twice (or on a duplicate task) counts once: their latest answer."""
+    latest: dict[tuple, tuple[int, dict]] = {}
+    ordered = sorted(enumerate(annotations), key=lambda ia: (ia[1].get("annotation_id", 0), ia[0]))
+    for position, a in ordered:
+        latest[(a.get("message_key") or a["task_id"], str(a["annotator"]))] = (position, a)
+    return [a for _, a in sorted(latest.values(), key=lambda pa: pa[0])]
+
+
 def aggregate_annotations(annotations: list[dict], out_of_scope: str) -> tuple[list[dict], list[dict]]:
-    """One row per task: (agreed training labels, rows for human review — ties and out-of-scope answers)."""
-    by_task: dict[int, list[dict]] = defaultdict(list)
-    for annotation in annotations:
-        by_task[annotation["task_id"]].append(annotation)
+    """One row per message (its normalised key; the task id when a task has none): (agreed training
+    labels, rows for human review — ties and out-of-scope answers). Votes count annotators, not
+    annotations."""
+    by_message: dict[object, list[dict]] = defaultdict(list)
+    for annotation in one_vote_per_annotator(annotations):
+        by_message[annotation.get("message_key") or annotation["task_id"]].append(annotation)
     agreed, review = [], []
-    for task_id, items in sorted(by_task.items()):
+    for _, items in sorted(by_message.items(), key=lambda kv: min(a["task_id"] for a in kv[1])):
+        task_id = min(a["task_id"] for a in items)
         vote = majority_vote(items)
         row = {
             "text": items[0]["text"],

@@ -7,18 +7,69 @@ behind each other instead of comparing against the same old champion. A new purp
 queue by taking `serial_run_tags(purpose)`.
 """
 
+import os
+from pathlib import Path
+
 import dagster as dg
 
 from manga_assets.partitions import method_seed_partitions, seed_partitions
+
+#: Kubernetes requests per step when MANGA_EXECUTOR=k8s: fine-tuning and the search get whole cores.
+STEP_RESOURCES = {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}
+TRAINING_STEPS = {
+    "trained_model": {"requests": {"cpu": "4", "memory": "8Gi"}, "limits": {"memory": "12Gi"}},
+    "hpo_study": {"requests": {"cpu": "4", "memory": "8Gi"}, "limits": {"memory": "12Gi"}},
+    "synthetic_set": {"requests": {"cpu": "2", "memory": "4Gi"}},
+}
+
+
+K8S_EXECUTOR_CONFIG = {
+    "max_concurrent": 4,
+    "step_k8s_config": {"container_config": {"resources": STEP_RESOURCES}},
+    "per_step_k8s_config": {
+        step: {"container_config": {"resources": resources}} for step, resources in TRAINING_STEPS.items()
+    },
+}
+
+
+def retrain_defaults() -> dict | None:
+    """`MANGA_RETRAIN_RUN_CONFIG`: a YAML file of the run config a retrain gets when launched without one
+    (sensors, the monthly schedule) — a deployment's search and training budget, executor, gate settings.
+    Unset: every asset's own defaults. A run launched with a run config of its own uses that instead."""
+    path = os.environ.get("MANGA_RETRAIN_RUN_CONFIG", "").strip()
+    if not path:
+        return None
+    import yaml
+
+    config = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(config, dict):
+        raise ValueError(f"MANGA_RETRAIN_RUN_CONFIG={path}: expected a YAML mapping of run config")
+    return config
+
+
+def training_executor():
+    """`k8s_job_executor` (one pod per step, training steps with their own requests) when
+    MANGA_EXECUTOR=k8s; None keeps Dagster's default multiprocess executor."""
+    if os.environ.get("MANGA_EXECUTOR", "") != "k8s":
+        return None
+    from dagster_k8s import k8s_job_executor
+
+    return k8s_job_executor.configured(K8S_EXECUTOR_CONFIG, name="training_k8s_executor")
+
 
 RETRAIN_JOB = "retrain_job"
 SEED_SWEEP_JOB = "seed_sweep_job"
 SHADOW_JOB = "shadow_job"
 LABELING_JOB = "labeling_job"
+AUDIT_JOB = "audit_job"
 
 #: The run-queue key dagster.yaml limits to one run in progress.
 SERIAL_TAG = "manga/serial"
 PURPOSE_TAG = "manga/purpose"
+#: The run-queue key dagster.yaml limits to two runs importing into Label Studio at once (the ledger makes
+#: parallel imports safe; the limit keeps a burst of sensor requests from piling onto Label Studio).
+LABELING_TAG = "manga/labeling"
+LABELING_RUN_TAGS = {LABELING_TAG: "label_studio"}
 
 
 def serial_run_tags(purpose: str) -> dict[str, str]:
@@ -33,13 +84,28 @@ def serial_run_tags(purpose: str) -> dict[str, str]:
 #: The seed-partitioned assets: one training seed's model → calibrator → compiled artifact (→ golden gate).
 SEED_PARTITIONED = ("trained_model", "calibrator", "neuron_artifact")
 
-#: human labels → dataset → synthetic set → HPO → model → calibrator → compiled artifact → gate → report.
+#: assets no retrain touches: labelling batches, the shadow report and the decision tree's remedies
+NOT_RETRAINED = (
+    "labeling_batch",
+    "audit_batch",
+    "audit_labels",
+    "calibrator_refit",
+    "golden_set_audit",
+    "serving_tuning",
+    "intent_discovery",
+    "multi_intent_pairs",
+    "shadow_report",
+)
+
+#: human labels → dataset → synthetic set → HPO → model → calibrator → compiled artifact → gate → baseline.
 retrain_job = dg.define_asset_job(
     RETRAIN_JOB,
     selection=dg.AssetSelection.all()
-    - dg.AssetSelection.assets("labeling_batch", "shadow_report")
+    - dg.AssetSelection.assets(*NOT_RETRAINED)
     - dg.AssetSelection.groups("comparison"),
     partitions_def=seed_partitions,
+    executor_def=training_executor(),
+    config=retrain_defaults(),
     tags=serial_run_tags("retrain"),
     description="Re-materialize from human_labels through the golden gate (drift, new labels, monthly).",
 )
@@ -55,10 +121,42 @@ seed_sweep_job = dg.define_asset_job(
 shadow_job = dg.define_asset_job(
     SHADOW_JOB, selection=["shadow_report"], tags=serial_run_tags("shadow_report")
 )
-#: Pick the most informative logged messages and import them into Label Studio.
-labeling_job = dg.define_asset_job(LABELING_JOB, selection=["labeling_batch"])
+#: Pick the most informative logged messages and import them into Label Studio (also: segment sweeps).
+labeling_job = dg.define_asset_job(LABELING_JOB, selection=["labeling_batch"], tags=LABELING_RUN_TAGS)
+#: A random slice of traffic into Label Studio, without the model's guess.
+audit_job = dg.define_asset_job(AUDIT_JOB, selection=["audit_batch"], tags=LABELING_RUN_TAGS)
 #: Only the dataset snapshot: a quick smoke test of a deployment.
 dataset_job = dg.define_asset_job("dataset_job", selection=["intent_dataset"])
+
+# the decision tree's remedies (manga_intent.decision_tree.LEAVES names these jobs)
+audit_export_job = dg.define_asset_job("audit_export_job", selection=["audit_labels"])
+segment_relabel_job = dg.define_asset_job(
+    "segment_relabel_job", selection=["labeling_batch"], tags=LABELING_RUN_TAGS
+)
+calibrator_refit_job = dg.define_asset_job("calibrator_refit_job", selection=["calibrator_refit"])
+golden_audit_job = dg.define_asset_job("golden_audit_job", selection=["golden_set_audit"])
+rebuild_artifact_job = dg.define_asset_job(
+    "rebuild_artifact_job",
+    selection=["neuron_artifact", "monitoring_baseline"],
+    partitions_def=seed_partitions,
+    tags=serial_run_tags("rebuild_artifact"),
+    description="Re-trace the champion's model into a fresh compiled artifact (with the tokenizer saved beside "
+    "the weights), through the gate.",
+)
+serving_tuning_job = dg.define_asset_job("serving_tuning_job", selection=["serving_tuning"])
+intent_discovery_job = dg.define_asset_job("intent_discovery_job", selection=["intent_discovery"])
+multi_intent_pairs_job = dg.define_asset_job("multi_intent_pairs_job", selection=["multi_intent_pairs"])
+
+REMEDY_JOBS = [
+    audit_export_job,
+    segment_relabel_job,
+    calibrator_refit_job,
+    golden_audit_job,
+    rebuild_artifact_job,
+    serving_tuning_job,
+    intent_discovery_job,
+    multi_intent_pairs_job,
+]
 #: One (method, seed) partition of the comparative-methods grid; backfill all partitions to run the grid.
 methods_comparison_job = dg.define_asset_job(
     "methods_comparison_job",

@@ -122,6 +122,15 @@ class CompiledModel(Manifest):
 
 
 @dataclass(frozen=True)
+class AuditExport(Manifest):
+    """Human labels of the random audit slice with the model's answers (JSONL in the artifact store)."""
+
+    uri: str
+    labels: int
+    max_annotation_id: int = 0
+
+
+@dataclass(frozen=True)
 class MethodRun(Manifest):
     """One (method, seed) run of the comparative-methods grid, scored on the test split; the full record
     (per-example predictions for the paired tests) is JSON behind `record_uri`."""

@@ -3,7 +3,8 @@
 Scores come from the model's calibrated probabilities: margin ("breaking ties", the default),
 least confidence and entropy. Selection removes duplicates, then takes the most uncertain messages
 round-robin across confusion groups (predicted intent, runner-up intent), so one batch is not 200
-copies of the same confusion.
+copies of the same confusion. `badge_batch` is the diversity-aware alternative (BADGE: k-means++ over
+last-layer gradient embeddings), for callers that have the model's sentence features.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
 
 from manga_intent.data import normalized_key
 
@@ -81,3 +84,69 @@ def select_batch(
                 picked.append(groups[group][depth])
         depth += 1
     return picked
+
+
+def gradient_embeddings(probs: np.ndarray, features: np.ndarray) -> np.ndarray:
+    """BADGE's embedding (Ash et al., ICLR 2020): the cross-entropy gradient of the last linear layer at the
+    model's own guess, (p − onehot(argmax p)) ⊗ h. Its norm is the model's uncertainty, its direction what the
+    example would teach: k-means++ over it picks batches that are both uncertain and diverse."""
+    probs, features = np.asarray(probs, dtype=np.float32), np.asarray(features, dtype=np.float32)
+    residual = probs.copy()
+    residual[np.arange(len(probs)), probs.argmax(axis=1)] -= 1.0
+    return (residual[:, :, None] * features[:, None, :]).reshape(len(probs), -1)
+
+
+def kmeans_pp_seeds(vectors: np.ndarray, k: int, rng: np.random.Generator) -> list[int]:
+    """k-means++ seeding: the largest-norm vector first, then each next with probability ∝ squared distance
+    to the nearest one chosen so far."""
+    vectors = np.asarray(vectors, dtype=np.float64)
+    if len(vectors) <= k:
+        return list(range(len(vectors)))
+    chosen = [int(np.argmax((vectors**2).sum(axis=1)))]
+    nearest = ((vectors - vectors[chosen[0]]) ** 2).sum(axis=1)
+    while len(chosen) < k:
+        total = nearest.sum()
+        if total <= 0:  # every remaining vector coincides with a chosen one
+            rest = [i for i in range(len(vectors)) if i not in set(chosen)]
+            chosen.extend(rest[: k - len(chosen)])
+            break
+        pick = int(rng.choice(len(vectors), p=nearest / total))
+        chosen.append(pick)
+        nearest = np.minimum(nearest, ((vectors - vectors[pick]) ** 2).sum(axis=1))
+    return chosen
+
+
+def badge_batch(
+    candidates: Sequence[dict],
+    probs: np.ndarray,
+    features: np.ndarray,
+    k: int,
+    *,
+    seed: int = 0,
+    exclude_keys: Iterable[str] = (),
+) -> list[dict]:
+    """A diversity-aware batch (BADGE): candidates[i] has probabilities probs[i] and features features[i]
+    (the pooled sentence vector the head reads). Duplicates and `exclude_keys` are skipped as in
+    `select_batch`; each returned dict gains `message_key`, `uncertainty` (gradient norm) and `strategy`."""
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    if not len(candidates) == len(probs) == len(features):
+        raise ValueError(
+            f"{len(candidates)} candidates, {len(probs)} probability rows, {len(features)} features"
+        )
+    seen, keep, keys = set(exclude_keys), [], []
+    for i, candidate in enumerate(candidates):
+        key = normalized_key(candidate["text"])
+        if key and key not in seen:
+            seen.add(key)
+            keep.append(i)
+            keys.append(key)
+    if not keep:
+        return []
+    gradients = gradient_embeddings(np.asarray(probs)[keep], np.asarray(features)[keep])
+    norms = np.linalg.norm(gradients, axis=1)
+    picked = kmeans_pp_seeds(gradients, k, np.random.default_rng(seed))
+    return [
+        {**candidates[keep[j]], "message_key": keys[j], "uncertainty": float(norms[j]), "strategy": "badge"}
+        for j in picked
+    ]

@@ -67,6 +67,7 @@ def _add_train(sub) -> None:
         help="auto = the base model's sentence-transformers pooling, else cls",
     )
     p.add_argument("--freeze-word-embeddings", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--head-dropout", type=float, default=None, help="dropout before the classifier head")
     p.add_argument(
         "--frozen-layers",
         type=int,
@@ -187,6 +188,7 @@ _TRAIN_OPTIONS = (
     "pooling",
     "freeze_word_embeddings",
     "frozen_layers",
+    "head_dropout",
     "bf16",
     "max_length",
     "patience",
@@ -330,6 +332,7 @@ def _log(args, message: str) -> None:
 
 def cmd_train(args) -> int:
     from manga_intent.data import infer_label_list, load_jsonl, make_splits
+    from manga_intent.distributed import DataParallel
     from manga_intent.train_and_evaluate import run_training
 
     allowed = [s.strip() for s in args.labels.split(",") if s.strip()] if args.labels else None
@@ -362,23 +365,33 @@ def cmd_train(args) -> int:
         raise ValueError("--outlier-exposure-weight needs out-of-scope texts: drop --ood-data none")
     if pools is not None:
         _log(args, f"out-of-scope pools: {pools.sources}")
-    result, metrics, _ = run_training(
-        splits,
-        label_list,
-        config,
-        base_model=args.base_model,
-        out_dir=out,
-        n_boot=args.bootstrap,
-        progress=not args.quiet,
-        extra_card={
-            "source_file": str(Path(args.data).resolve()),
-            "quarantined_rows": len(loaded.quarantined),
-        },
-        calibration=args.calibration,
-        calibration_folds=args.calibration_folds,
-        ood_pools=pools,
-        serving_options=serving_options,
-    )
+    parallel = DataParallel.from_env()  # under torchrun: one rank of a DistributedDataParallel run
+    try:
+        result, metrics, _ = run_training(
+            splits,
+            label_list,
+            config,
+            base_model=args.base_model,
+            out_dir=out,
+            n_boot=args.bootstrap,
+            progress=not args.quiet,
+            extra_card={
+                "source_file": str(Path(args.data).resolve()),
+                "quarantined_rows": len(loaded.quarantined),
+            },
+            calibration=args.calibration,
+            calibration_folds=args.calibration_folds,
+            ood_pools=pools,
+            serving_options=serving_options,
+            parallel=parallel,
+        )
+    finally:
+        if parallel is not None:
+            parallel.close()
+    if parallel is not None and not parallel.is_main:
+        return 0  # rank 0 writes the model, metrics.json and the summary
+    if parallel is not None:
+        metrics["distributed"] = parallel.describe()
     metrics["quarantined_rows"] = len(loaded.quarantined)
     metrics["quarantine_counts"] = loaded.quarantine_counts
     (out / "metrics.json").write_text(

@@ -83,6 +83,10 @@ def run_study(
     )
 
     def objective(trial) -> float:
+        import os
+        import socket
+
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         params = suggest(trial, scale, max_epochs)
         config = replace(TrainConfig(), max_steps=None, **params)  # the searched epochs are the budget
 

@@ -29,8 +29,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--base-model", default=None)
     parser.add_argument("--seed", type=int, default=0, help="sampler seed; give each worker its own")
+    parser.add_argument(
+        "--data", default=str(SEED_CORPUS.path), help="labelled JSONL (default: the seed corpus)"
+    )
+    parser.add_argument("--train-rows", type=int, default=0, help="subsample the training split (0 = all)")
+    parser.add_argument("--max-epochs", type=int, default=5)
     args = parser.parse_args(argv)
-    splits = make_splits(load_jsonl(SEED_CORPUS.path, allowed_labels=INTENTS).examples, seed=SPLIT_SEED)
+    splits = make_splits(load_jsonl(args.data, allowed_labels=INTENTS).examples, seed=SPLIT_SEED)
+    if args.train_rows:
+        splits = type(splits)(splits.train[: args.train_rows], splits.val, splits.test)
     scale = args.lr_scale or default_lr_scale(args.base_model)
     study = run_study(
         splits.train,
@@ -40,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         storage=args.storage,
         study_name=args.study,
         scale=scale,
-        max_epochs=5,
+        max_epochs=args.max_epochs,
         seed=args.seed,
         base_model=args.base_model,
     )

@@ -23,6 +23,7 @@ from manga_intent import __version__
 from manga_intent.calibration import calibrate_on_validation, calibration_scores, fit_temperature
 from manga_intent.coverage import tokenizer_coverage
 from manga_intent.data import DataSplits, Example, data_hash, label_shares
+from manga_intent.distributed import DataParallel
 from manga_intent.inference import predict_logits, softmax
 from manga_intent.metrics import (
     classification_report,
@@ -118,6 +119,7 @@ def run_training(
     model_and_tokenizer_factory=None,
     ood_pools=None,
     serving_options: dict | None = None,
+    parallel: DataParallel | None = None,
 ) -> tuple[TrainResult, dict, dict]:
     """Train, calibrate (on val, or on out-of-fold logits of train + val), score val and (when there are
     test rows) test, optionally save. `model_and_tokenizer_factory` builds the fold models of
@@ -131,6 +133,9 @@ def run_training(
     (calibrator family, OOD detector, routing policy; `calibrator_fit.fit_serving_calibration`) is fitted on
     the validation split and `ood_pools.val_texts` and written into the model directory; the reported
     calibrated scores are then that calibrator's.
+
+    Under torchrun (`parallel`), every rank trains and rank 0 alone calibrates, scores and saves; the other
+    ranks return ({}, {}) after training.
     """
     if calibration not in ("val", "cv"):
         raise ValueError(f"calibration must be val or cv (got {calibration!r})")
@@ -144,7 +149,10 @@ def run_training(
         model_and_tokenizer=model_and_tokenizer,
         progress=progress,
         outlier_texts=ood_pools.train_texts if ood_pools is not None else (),
+        parallel=parallel,
     )
+    if parallel is not None and not parallel.is_main:
+        return result, {}, {}
     serving = None
     if ood_pools is not None:
         from manga_intent.calibrator_fit import fit_serving_calibration
@@ -272,6 +280,7 @@ def run_training(
             )
         },
         "versions": _versions(),
+        **({"distributed": {**parallel.describe(), "written_by_rank": parallel.rank}} if parallel else {}),
         **(extra_card or {}),
     }
     if out_dir is not None:

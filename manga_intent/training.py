@@ -35,8 +35,9 @@ from manga_intent.batching import (
     length_grouped_batches,
     random_batches,
 )
-from manga_intent.cpu import configure_threads, resolve_bf16
+from manga_intent.cpu import configure_threads, resolve_bf16, usable_cpus
 from manga_intent.data import Example, class_weights
+from manga_intent.distributed import DataParallel
 from manga_intent.loss import LOSS_KINDS, build_loss, symmetric_kl, uniform_target_loss
 from manga_intent.metrics import macro_f1
 from manga_intent.optim import ParamGroupInfo, build_optimizer, training_temperature
@@ -446,6 +447,7 @@ def train_classifier(
     progress: bool = True,
     on_epoch_end: Callable[[EpochStats], None] | None = None,
     outlier_texts: Sequence[str] = (),
+    parallel: DataParallel | None = None,
 ) -> TrainResult:
     """Fine-tune an encoder classifier on `train`, early-stopping on `val`.
 
@@ -453,7 +455,8 @@ def train_classifier(
     `outlier_texts` (out-of-scope messages, already cleaned) towards the uniform distribution.
 
     Pass `model_and_tokenizer` to train an already-built model (tests use tiny random ones);
-    otherwise `base_model` is loaded offline with a fresh head for `label_list`.
+    otherwise `base_model` is loaded offline with a fresh head for `label_list`. `parallel` (from
+    `manga_intent.distributed`, under torchrun) makes this one rank of a DistributedDataParallel run.
     """
     from manga_intent.model_io import load_base_for_training
 
@@ -474,7 +477,14 @@ def train_classifier(
             train, label_list, fraction=config.adversarial_augmentation, seed=config.sampler_seed
         )
         train = [*train, *augmented]
-    threads = configure_threads(config.num_threads)
+    if parallel is not None and config.outlier_exposure_weight > 0:
+        raise ValueError("outlier exposure under torchrun is not supported yet: train it in one process")
+    if parallel is not None:
+        progress = progress and parallel.is_main
+    threads = configure_threads(
+        config.num_threads or (parallel.threads_per_process(usable_cpus()) if parallel else None)
+    )
+    device = parallel.device if parallel is not None else torch.device("cpu")
     use_bf16 = resolve_bf16(config.bf16)
     autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if use_bf16 else nullcontext
 
@@ -489,6 +499,7 @@ def train_classifier(
         )
     else:
         model, tokenizer = model_and_tokenizer
+    model.to(device)
     if config.lr is None:
         config = replace(config, lr=default_learning_rate(model.config, config.default_lr_table))
     notes: list[str] = []
@@ -506,7 +517,9 @@ def train_classifier(
     train_labels = [label_index[e.label] for e in train]
     weights = loss_class_weights(config, [e.label for e in train], label_list)
     alpha = torch.tensor(weights) if config.class_weighting else None
-    loss_fn = build_loss(config.loss, alpha=alpha, gamma=config.gamma, label_smoothing=config.label_smoothing)
+    loss_fn = build_loss(
+        config.loss, alpha=alpha, gamma=config.gamma, label_smoothing=config.label_smoothing
+    ).to(device)
     encoded = encode_texts(tokenizer, [e.text for e in train], config.max_length, train_labels)
     val_encoded = encode_texts(
         tokenizer, [e.text for e in val], config.max_length, [label_index[e.label] for e in val]
@@ -532,11 +545,16 @@ def train_classifier(
         implementation=config.optimizer_impl,
     )
     trainable = [p for p in model.parameters() if p.requires_grad]
+    forward = parallel.wrap(model) if parallel is not None else model
     average = _WeightAverage(model, config.ema_decay) if config.ema_decay > 0 else None
     sampler = torch.Generator().manual_seed(config.sampler_seed)
     pad_id = tokenizer.pad_token_id
     cached = cached_val = None
-    if config.frozen_layers and getattr(model, "supports_block_cache", lambda: False)():
+    if (
+        config.frozen_layers
+        and parallel is None  # cached hidden states would bypass the DDP wrapper
+        and getattr(model, "supports_block_cache", lambda: False)()
+    ):
         cache_start = time.perf_counter()
         cached = _FrozenBottom(model, config.frozen_layers, encoded, pad_id, config.eval_batch_size)
         cached_val = _FrozenBottom(model, config.frozen_layers, val_encoded, pad_id, config.eval_batch_size)
@@ -553,21 +571,23 @@ def train_classifier(
 
     def train_logits(indices: Sequence[int], repeat: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits, targets) of one training batch; `repeat` stacks it (R-Drop's two dropout passes)."""
-        targets = torch.tensor([encoded.labels[i] for i in indices], dtype=torch.long)
+        targets = torch.tensor([encoded.labels[i] for i in indices], dtype=torch.long).to(device)
         if cached is not None:
             hidden, mask = cached.batch(indices, pad_to)
             hidden, mask = torch.cat([hidden] * repeat), torch.cat([mask] * repeat)
             return model.forward_from_hidden(hidden, mask, config.frozen_layers).logits, targets
         batch = collate(encoded, indices, pad_id, pad_to=pad_to)
-        ids, mask = torch.cat([batch["input_ids"]] * repeat), torch.cat([batch["attention_mask"]] * repeat)
-        return model(input_ids=ids, attention_mask=mask).logits, targets
+        ids = torch.cat([batch["input_ids"]] * repeat).to(device)
+        mask = torch.cat([batch["attention_mask"]] * repeat).to(device)
+        return forward(input_ids=ids, attention_mask=mask).logits, targets
 
     def val_logits(indices: Sequence[int], batch: dict) -> torch.Tensor:
         with autocast():
             if cached_val is not None:
                 hidden, mask = cached_val.batch(indices)
                 return model.forward_from_hidden(hidden, mask, config.frozen_layers).logits
-            return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
+            return model(input_ids=ids, attention_mask=mask).logits.cpu()
 
     exposure = None
     if config.outlier_exposure_weight > 0:
@@ -598,6 +618,8 @@ def train_classifier(
             val_logits, val_encoded, pad_id, len(label_list), config.eval_batch_size
         )
         model.train()
+        if parallel is not None:
+            running_ce, running_n = parallel.sum(running_ce, running_n)
         train_loss = running_ce / max(running_n, 1)
         stats = EpochStats(
             len(history) + 1,
@@ -663,6 +685,9 @@ def train_classifier(
         tick = time.perf_counter()
         for positions in bar:
             indices = [pool_indices[i] for i in positions]
+            scale, counted = 1.0, len(indices)
+            if parallel is not None:
+                indices, scale, counted = parallel.shard(indices)
             temperature = training_temperature(
                 step, total_steps, config.temperature_start, config.temperature_anneal_fraction
             )
@@ -691,7 +716,7 @@ def train_classifier(
                 raise FloatingPointError(
                     f"non-finite loss at step {step} (epoch {epoch}); lower the learning rate"
                 )
-            loss.backward()
+            (loss * scale if scale != 1.0 else loss).backward()
             torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
             optimizer.step()
             scheduler.step()
@@ -699,9 +724,11 @@ def train_classifier(
             if average is not None:
                 average.update()
             with torch.no_grad():
-                running_ce += F.cross_entropy(logits.detach(), targets, reduction="sum").item()
-            running_n += len(indices)
-            examples_seen += len(indices)
+                running_ce += F.cross_entropy(logits.detach(), targets, reduction="sum").item() * (
+                    counted > 0
+                )
+            running_n += counted
+            examples_seen += counted
             step += 1
             if progress:
                 bar.set_postfix(loss=f"{loss.item():.4f}", ce=f"{running_ce / running_n:.3f}")
@@ -721,6 +748,10 @@ def train_classifier(
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
+    if parallel is not None:
+        (examples_seen,) = (int(x) for x in parallel.sum(examples_seen))
+        notes.append(f"DistributedDataParallel over {parallel.world_size} ranks ({parallel.backend})")
+        model.to("cpu")
     return TrainResult(
         model=model,
         tokenizer=tokenizer,

@@ -16,8 +16,19 @@ class MonitoringSettings(dg.ConfigurableResource):
     low_confidence: float = _DEFAULTS.low_confidence
     low_confidence_share: float = _DEFAULTS.low_confidence_share
     min_new_labels: int = 200
+    min_new_audit_labels: int = 100
     retrain_partition: str = "42"
     labeling_k: int = 200
+    drift_alpha: float = 0.001
+    """Per-window false-alarm rate of the intent-drift test (p-value threshold)."""
+    max_windows_per_tick: int = 20
+    """A tick reads at most this many windows (a bounded query); a backlog is worked off over ticks."""
+    retrain_cooldown_seconds: int = 6 * 3600
+    """Minimum interval between sensor-triggered retrains (any sensor; the monthly schedule is exempt)."""
+    max_client_share: float = 0.05
+    """No client counts for more than this share of a window."""
+    audit_share: float = 0.02
+    """Share of traffic sent for random audit labels (unbiased accuracy)."""
 
     def thresholds(self) -> MonitoringThresholds:
         return MonitoringThresholds(

@@ -45,9 +45,24 @@ class S3PredictionLogResource(PredictionLogResource):
         return S3ParquetPredictionLog(self.s3.get_client(), self.bucket, self.prefix)
 
 
+class PostgresPredictionLogResource(PredictionLogResource):
+    """A PostgreSQL table with a gap-free, commit-ordered id (see `serving.pg_prediction_log`)."""
+
+    dsn: str
+    table: str = "predictions"
+
+    def open(self) -> PredictionLog:
+        from serving.pg_prediction_log import PostgresPredictionLog
+
+        return PostgresPredictionLog(self.dsn, self.table)
+
+
 def prediction_log_from_env() -> PredictionLogResource:
-    """MANGA_PREDICTION_LOG=s3://bucket/prefix → S3/Parquet; a path → that SQLite file; unset → the default."""
+    """MANGA_PREDICTION_LOG=s3://bucket/prefix → S3/Parquet; postgresql://... → PostgreSQL; a path → that
+    SQLite file; unset → the default."""
     uri = os.environ.get("MANGA_PREDICTION_LOG", "")
+    if uri.startswith(("postgresql://", "postgresql+psycopg2://", "postgres://")):
+        return PostgresPredictionLogResource(dsn=uri)
     if uri.startswith("s3://"):
         parsed = urlparse(uri)
         return S3PredictionLogResource(

@@ -12,10 +12,12 @@ _DEFAULTS = ShadowThresholds()
 
 
 class ShadowLogResource(dg.ConfigurableResource):
-    """The service's shadow log, beside its prediction log (same SQLite file, or `<prefix>-shadow/` on S3)."""
+    """The service's shadow log, beside its prediction log (same SQLite file or PostgreSQL database, or
+    `<prefix>-shadow/` on S3)."""
 
     prediction_log_uri: str = ""
-    """SQLite path or s3://bucket/prefix of the prediction log; default $MANGA_PREDICTION_LOG or the SQLite file."""
+    """SQLite path, postgresql:// URL or s3://bucket/prefix of the prediction log; default
+    $MANGA_PREDICTION_LOG or the SQLite file."""
 
     def open(self) -> ShadowLog:
         return open_shadow_log(self.prediction_log_uri or default_log_uri())

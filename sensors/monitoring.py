@@ -1,40 +1,80 @@
 """Production monitoring sensors over the prediction log: intent drift and low confidence.
 
-Both log sensors walk the log in consecutive, complete windows (default 500 predictions) from a
-JSON cursor, so a window is judged once; every run request's run_key names its window, so even a
-re-evaluated tick can never launch the same window twice.
+Both walk the log in consecutive, complete windows (default 500 predictions) from a cursor that holds
+the log's epoch and the last judged id; each tick reads at most `max_windows_per_tick` windows with one
+bounded query. A reset log (new epoch) is judged again from its first row, and the epoch is part of every
+run key, so Dagster's run-key deduplication never swallows a window of the new log. No client counts for
+more than `max_client_share` of a window. Drift is a test with a known false-alarm rate
+(`manga_intent.drift_test`): the window's predicted intents against the champion's predicted intents on
+its validation split. Sensor-triggered retrains keep a cooldown between them.
 """
 
 import json
+import time
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
 from manga_assets.jobs import LABELING_JOB, RETRAIN_JOB, labeling_job, retrain_job
+from manga_intent.drift_test import drift_test
 from manga_intent.monitoring import complete_windows, window_stats
+from manga_intent.poisoning import cap_per_source
 from manga_intent.taxonomy import SEED_TRAFFIC_SHARES
 from resources.mlflow_registry import MlflowRegistry
 from resources.monitoring_settings import MonitoringSettings
 from resources.prediction_log import PredictionLogResource
+from sensors.intervals import tick_interval
+from serving.log_cursor import LogCursor, read_windows
 
 
-def _cursor(context) -> dict:
-    return json.loads(context.cursor) if context.cursor else {}
+def champion_baseline(registry: MlflowRegistry) -> tuple[dict | None, str]:
+    """The champion's `monitoring_baseline` tag (JSON), or None with the reason."""
+    try:
+        champion = registry.champion()
+    except Exception as exc:  # the registry being down must not stop monitoring
+        return None, f"registry unavailable: {exc}"
+    if champion is None:
+        return None, "no champion"
+    raw = champion.tags.get("monitoring_baseline")
+    return (
+        (json.loads(raw), f"champion v{champion.version}") if raw else (None, f"champion v{champion.version}")
+    )
 
 
 def reference_shares(registry: MlflowRegistry) -> tuple[dict, str]:
-    """The champion's training label distribution (registry tag), else the seed's traffic shares."""
+    """The champion's PREDICTED intents on its validation split; else its training labels; else the seed."""
+    baseline, source = champion_baseline(registry)
+    if baseline and baseline.get("val_predicted_shares"):
+        return baseline["val_predicted_shares"], f"{source} predicted intents on validation"
     try:
         champion = registry.champion()
         if champion is not None and champion.tags.get("train_label_shares"):
-            shares = json.loads(champion.tags["train_label_shares"])
-            if shares:
-                return shares, f"champion v{champion.version} training distribution"
-    except Exception as exc:  # the registry being down must not stop monitoring
-        return dict(SEED_TRAFFIC_SHARES), f"seed traffic shares (registry unavailable: {exc})"
-    return dict(SEED_TRAFFIC_SHARES), "seed traffic shares"
+            return json.loads(champion.tags["train_label_shares"]), f"{source} training labels (no baseline)"
+    except Exception:
+        pass
+    return dict(SEED_TRAFFIC_SHARES), f"seed traffic shares ({source})"
 
 
-def _labeling_request(settings: MonitoringSettings, run_key: str, tags: dict) -> dg.RunRequest:
+def retrain_cooldown(context, settings: MonitoringSettings, state: dict) -> str | None:
+    """Why a retrain may not be requested now (None: it may). Counts runs any sensor launched."""
+    now = time.time()
+    last = state.get("last_retrain_request", 0.0)
+    if now - last < settings.retrain_cooldown_seconds:
+        return f"this sensor requested a retrain {now - last:.0f}s ago"
+    try:
+        instance = context.instance
+    except dg.DagsterInvariantViolationError:  # a sensor evaluated without an instance (unit tests)
+        instance = None
+    if instance is not None:
+        since = datetime.now(UTC) - timedelta(seconds=settings.retrain_cooldown_seconds)
+        runs = instance.get_runs(filters=dg.RunsFilter(job_name=RETRAIN_JOB, created_after=since), limit=20)
+        triggered = [r for r in runs if r.tags.get("trigger") not in (None, "monthly_schedule")]
+        if triggered:
+            return f"run {triggered[0].run_id[:8]} ({triggered[0].tags.get('trigger')}) started within the cooldown"
+    return None
+
+
+def labeling_request(settings: MonitoringSettings, run_key: str, tags: dict) -> dg.RunRequest:
     return dg.RunRequest(
         run_key=run_key,
         job_name=LABELING_JOB,
@@ -43,11 +83,22 @@ def _labeling_request(settings: MonitoringSettings, run_key: str, tags: dict) ->
     )
 
 
+def _judged_windows(context, prediction_log, settings):
+    cursor, state = LogCursor.parse(context.cursor)
+    read = read_windows(prediction_log.open(), cursor, settings.window, settings.max_windows_per_tick)
+    if read.reset:
+        context.log.warning(
+            f"prediction log was reset (epoch {cursor.epoch} -> {read.cursor.epoch}); judging it from its start"
+        )
+        state.pop("baseline", None)
+    return read, state, complete_windows(read.rows, settings.window)
+
+
 @dg.sensor(
     jobs=[retrain_job, labeling_job],
-    minimum_interval_seconds=300,
+    minimum_interval_seconds=tick_interval(300),
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Intent-distribution KL (and confidence-distribution shift) per 500-prediction window.",
+    description="Intent-drift test (KL with a bootstrap p-value) and confidence shift per 500-prediction window.",
 )
 def drift_sensor(
     context: dg.SensorEvaluationContext,
@@ -55,84 +106,108 @@ def drift_sensor(
     mlflow_registry: MlflowRegistry,
     monitoring: MonitoringSettings,
 ):
-    cursor = _cursor(context)
-    rows = prediction_log.open().read_since(cursor.get("last_id", 0))
-    windows = complete_windows(rows, monitoring.window)
+    read, state, windows = _judged_windows(context, prediction_log, monitoring)
     if not windows:
+        context.update_cursor(read.cursor.dump(**state))
         return dg.SkipReason(
-            f"{len(rows)} new predictions; judging only full {monitoring.window}-message windows"
+            f"{len(read.rows)} new predictions; judging only full {monitoring.window}-message windows"
         )
     shares, source = reference_shares(mlflow_registry)
     thresholds = monitoring.thresholds()
-    baseline = cursor.get("baseline")  # confidences of the first window served by the current model
-    requests = []
+    baseline = state.get("baseline")  # confidences of the first window served by the current model
+    requests, retrain_asked = [], False
     for window in windows:
+        judged = cap_per_source(window, monitoring.max_client_share, monitoring.window)
+        if len(judged.rows) < monitoring.window // 2:
+            context.log.warning(
+                f"window {window[0]['id']}-{window[-1]['id']}: only {len(judged.rows)} rows left after per-client "
+                f"caps {judged.capped}; not judged (too few independent sources)"
+            )
+            continue
         version = window[-1]["model_version"]
         if not baseline or baseline["model_version"] != version:
-            baseline = {"model_version": version, "confidences": [r["confidence"] for r in window]}
+            baseline = {"model_version": version, "confidences": [r["confidence"] for r in judged.rows]}
             reference_confidences = None
         else:
             reference_confidences = baseline["confidences"]
-        stats = window_stats(window, shares, thresholds, reference_confidences)
-        drifted = stats.intent_kl > thresholds.kl_drift or (
+        stats = window_stats(judged.rows, shares, thresholds, reference_confidences)
+        test = drift_test(
+            [r["intent"] for r in judged.rows if not r["is_ood"]], shares, alpha=monitoring.drift_alpha
+        )
+        confidence_shift = (
             stats.confidence_kl is not None and stats.confidence_kl > thresholds.confidence_kl_drift
         )
+        drifted = test.drifted or confidence_shift
+        key = f"{read.cursor.tag}:{window[0]['id']}-{window[-1]['id']}"
         context.log.info(
-            f"window {stats.first_id}-{stats.last_id}: intent KL {stats.intent_kl:.4f} vs {source}, "
-            f"confidence KL {stats.confidence_kl}, drift={drifted}"
+            f"window {key}: intent KL {test.kl:.4f} (p={test.p_value:.2g}, calibrated threshold "
+            f"{test.kl_threshold:.4f}) vs {source}; confidence KL {stats.confidence_kl}; capped {judged.capped}; "
+            f"drift={drifted}"
         )
-        if drifted:
-            key = f"{stats.first_id}-{stats.last_id}"
-            tags = {
-                "trigger": "drift",
-                "window": key,
-                "intent_kl": f"{stats.intent_kl:.4f}",
-                "confidence_kl": f"{stats.confidence_kl or 0:.4f}",
-            }
-            requests.append(_labeling_request(monitoring, f"drift-sample:{key}", tags))
-            requests.append(
-                dg.RunRequest(
-                    run_key=f"drift-retrain:{key}",
-                    job_name=RETRAIN_JOB,
-                    partition_key=monitoring.retrain_partition,
-                    tags=tags,
-                )
+        if not drifted:
+            continue
+        tags = {
+            "trigger": "drift",
+            "window": key,
+            "intent_kl": f"{test.kl:.4f}",
+            "intent_kl_p_value": f"{test.p_value:.3g}",
+            "kl_threshold": f"{test.kl_threshold:.4f}",
+            "confidence_kl": f"{stats.confidence_kl or 0:.4f}",
+            "capped_clients": str(len(judged.capped)),
+        }
+        requests.append(labeling_request(monitoring, f"drift-sample:{key}", tags))
+        if retrain_asked:
+            continue
+        blocked = retrain_cooldown(context, monitoring, state)
+        if blocked:
+            context.log.info(f"window {key}: retrain not requested, cooldown: {blocked}")
+            continue
+        retrain_asked = True
+        state["last_retrain_request"] = time.time()
+        requests.append(
+            dg.RunRequest(
+                run_key=f"drift-retrain:{key}",
+                job_name=RETRAIN_JOB,
+                partition_key=monitoring.retrain_partition,
+                tags=tags,
             )
-    baseline["confidences"] = baseline["confidences"][-monitoring.window :]
-    context.update_cursor(json.dumps({"last_id": windows[-1][-1]["id"], "baseline": baseline}))
+        )
+    if baseline:
+        baseline["confidences"] = baseline["confidences"][-monitoring.window :]
+        state["baseline"] = baseline
+    context.update_cursor(LogCursor(read.cursor.epoch, windows[-1][-1]["id"]).dump(**state))
     return requests or dg.SkipReason(
-        f"{len(windows)} window(s) judged, no drift (KL threshold {thresholds.kl_drift})"
+        f"{len(windows)} window(s) judged, no drift (alpha {monitoring.drift_alpha}, reference: {source})"
     )
 
 
 @dg.sensor(
     jobs=[labeling_job],
-    minimum_interval_seconds=300,
+    minimum_interval_seconds=tick_interval(300),
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Share of calibrated confidences under 0.6 per window; above 8% requests labels.",
 )
 def low_confidence_sensor(
     context: dg.SensorEvaluationContext, prediction_log: PredictionLogResource, monitoring: MonitoringSettings
 ):
-    cursor = _cursor(context)
-    rows = prediction_log.open().read_since(cursor.get("last_id", 0))
-    windows = complete_windows(rows, monitoring.window)
+    read, state, windows = _judged_windows(context, prediction_log, monitoring)
     if not windows:
+        context.update_cursor(read.cursor.dump(**state))
         return dg.SkipReason(
-            f"{len(rows)} new predictions; judging only full {monitoring.window}-message windows"
+            f"{len(read.rows)} new predictions; judging only full {monitoring.window}-message windows"
         )
     thresholds = monitoring.thresholds()
     requests = []
     for window in windows:
-        stats = window_stats(window, SEED_TRAFFIC_SHARES, thresholds)
-        context.log.info(
-            f"window {stats.first_id}-{stats.last_id}: {stats.low_confidence_share:.1%} below "
-            f"{thresholds.low_confidence}"
-        )
+        judged = cap_per_source(window, monitoring.max_client_share, monitoring.window)
+        if len(judged.rows) < monitoring.window // 2:
+            continue  # one client filled the window: nothing independent to judge
+        stats = window_stats(judged.rows, SEED_TRAFFIC_SHARES, thresholds)
+        key = f"{read.cursor.tag}:{window[0]['id']}-{window[-1]['id']}"
+        context.log.info(f"window {key}: {stats.low_confidence_share:.1%} below {thresholds.low_confidence}")
         if stats.low_confidence_share > thresholds.low_confidence_share:
-            key = f"{stats.first_id}-{stats.last_id}"
             requests.append(
-                _labeling_request(
+                labeling_request(
                     monitoring,
                     f"low-confidence:{key}",
                     {
@@ -142,5 +217,5 @@ def low_confidence_sensor(
                     },
                 )
             )
-    context.update_cursor(json.dumps({"last_id": windows[-1][-1]["id"]}))
+    context.update_cursor(LogCursor(read.cursor.epoch, windows[-1][-1]["id"]).dump(**state))
     return requests or dg.SkipReason(f"{len(windows)} window(s) judged, low-confidence share within bounds")

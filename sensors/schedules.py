@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from manga_assets.jobs import retrain_job
+from manga_assets.jobs import audit_job, retrain_job
 from resources.monitoring_settings import MonitoringSettings
 
 
@@ -19,4 +19,20 @@ def monthly_retrain(context: dg.ScheduleEvaluationContext, monitoring: Monitorin
         run_key=f"monthly:{month}",
         partition_key=monitoring.retrain_partition,
         tags={"trigger": "monthly_schedule"},
+    )
+
+
+@dg.schedule(
+    cron_schedule="0 2 * * *",
+    job=audit_job,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    execution_timezone="UTC",
+    description="A random slice of yesterday's traffic to Label Studio, unprefilled: the unbiased accuracy audit.",
+)
+def daily_audit_slice(context: dg.ScheduleEvaluationContext, monitoring: MonitoringSettings):
+    day = context.scheduled_execution_time.strftime("%Y-%m-%d")
+    return dg.RunRequest(
+        run_key=f"audit:{day}",
+        tags={"trigger": "audit_schedule"},
+        run_config={"ops": {"audit_batch": {"config": {"share": monitoring.audit_share}}}},
     )

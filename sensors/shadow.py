@@ -7,11 +7,12 @@ import dagster as dg
 from manga_assets.jobs import SHADOW_JOB, shadow_job
 from resources.mlflow_registry import MlflowRegistry
 from resources.shadow import ShadowLogResource, ShadowSettings
+from sensors.intervals import tick_interval
 
 
 @dg.sensor(
     jobs=[shadow_job],
-    minimum_interval_seconds=300,
+    minimum_interval_seconds=tick_interval(300),
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Requests the shadow report (promote or reject) once the challenger's window is complete.",
 )

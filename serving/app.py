@@ -267,7 +267,7 @@ class ClassifyEndpoint:
             messages = self._messages(payload, batch)
             if scope.pop("manga.arriving", False):
                 self.batcher.arrived()
-            results = await self._answer(messages, request_id, started)
+            results = await self._answer(messages, request_id, started, _client_of(scope, headers))
         except ApiError as exc:
             extra = [(k.encode(), v.encode()) for k, v in exc.headers.items()]
             content = {"detail": exc.detail}
@@ -326,7 +326,9 @@ class ClassifyEndpoint:
             self._check_text(message.text, f"messages.{i}.text")
         return messages
 
-    async def _answer(self, messages: list[ClassifyRequest], request_id: str, started: float) -> list[dict]:
+    async def _answer(
+        self, messages: list[ClassifyRequest], request_id: str, started: float, client: str | None = None
+    ) -> list[dict]:
         writer = self.writer
         if not writer.available:  # refuse before spending model time on an answer we cannot log
             raise ApiError(
@@ -341,7 +343,7 @@ class ClassifyEndpoint:
         def predicted(result: BatchResult | None, error: BaseException | None) -> None:  # model thread
             if error is not None:
                 return finish(None, error)
-            rows = self._rows(messages, result, request_id, (time.perf_counter() - started) * 1000)
+            rows = self._rows(messages, result, request_id, (time.perf_counter() - started) * 1000, client)
             try:
                 writer.submit(rows, lambda failure: finish(None, failure) if failure else finish(rows, None))
             except LogRejected as exc:
@@ -356,7 +358,9 @@ class ClassifyEndpoint:
         hidden = ("ts", "text", "top", "probs")
         return [{k: v for k, v in row.items() if k not in hidden} | {"top2": row["top"]} for row in rows]
 
-    def _rows(self, messages, result: BatchResult, request_id: str, latency_ms: float) -> list[dict]:
+    def _rows(
+        self, messages, result: BatchResult, request_id: str, latency_ms: float, client: str | None = None
+    ) -> list[dict]:
         settings, now = self.settings, time.time()
         ids = [request_id] if len(messages) == 1 else [f"{request_id}.{i}" for i in range(len(messages))]
         rows = []
@@ -387,9 +391,19 @@ class ClassifyEndpoint:
                     "route": _route(prediction, settings),
                     "model_version": result.version,
                     "latency_ms": round(latency_ms, 3),
+                    "client": client,
                 }
             )
         return rows
+
+
+def _client_of(scope, headers: dict) -> str:
+    """Who sent the request, for per-client caps in monitoring: the gateway's `X-Client-Id`, else the peer."""
+    given = headers.get(b"x-client-id", b"").decode("latin-1").strip()[:128]
+    if given:
+        return given
+    peer = scope.get("client")
+    return str(peer[0]) if peer else "unknown"
 
 
 def _settle(future: asyncio.Future, result, error) -> None:

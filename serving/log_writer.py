@@ -72,12 +72,18 @@ class LogSink(Protocol):
 
 @dataclass
 class PredictionLogSink:
-    """Any `PredictionLog` (S3/Parquet: one object per group commit) as a sink."""
+    """Any `PredictionLog` as a sink (S3/Parquet: one part per group commit; PostgreSQL: one transaction).
+
+    A log that buffers rows (the S3 log's `batch_rows`/`flush_seconds`) is flushed inside `write`, so a
+    request is still answered only once its rows are stored."""
 
     prediction_log: PredictionLog
 
     def write(self, rows):
         self.prediction_log.append(rows)
+        flush = getattr(self.prediction_log, "flush", None)
+        if flush is not None:
+            flush()
 
     def check(self):
         pass
@@ -86,7 +92,9 @@ class PredictionLogSink:
         self.prediction_log.max_id()
 
     def close(self):
-        pass
+        close = getattr(self.prediction_log, "close", None)
+        if close is not None:
+            close()
 
 
 class SqliteLogSink:
@@ -460,13 +468,14 @@ class GroupCommitWriter:
 
 
 def writer_for(uri_or_log, **writer_options) -> GroupCommitWriter:
-    """A started writer for a SQLite path (or sqlite:/// URI) or any other PredictionLog."""
+    """A started writer for a SQLite path (or sqlite:/// URI), an s3:// or postgresql:// URI, or any
+    other PredictionLog."""
     sqlite_options = {
         k: writer_options.pop(k) for k in ("synchronous", "busy_timeout_s") if k in writer_options
     }
     if isinstance(uri_or_log, str | Path):
         uri = str(uri_or_log)
-        if uri.startswith("s3://"):
+        if uri.startswith(("s3://", "postgresql://", "postgresql+psycopg2://", "postgres://")):
             from serving.prediction_log import open_prediction_log
 
             sink: LogSink = PredictionLogSink(open_prediction_log(uri))

@@ -110,6 +110,14 @@ class ChampionModel:
             return None
         return str(challenger.version), self._fetch(challenger)
 
+    def temperature_override(self, version: str) -> float | None:
+        """The champion's `temperature_override` tag (a calibrator-only hot swap), if `version` is still it."""
+        champion = self.registry.champion()
+        if champion is None or str(champion.version) != version:
+            return None
+        value = champion.tags.get("temperature_override")
+        return float(value) if value else None
+
     def fallbacks(self):
         passed = getattr(self.registry, "passed_versions", None)
         for version in passed() if passed else []:
@@ -237,14 +245,36 @@ class ModelHolder:
             if found is None or found[0] == self.version:
                 if found is not None:
                     self.fallback = None
+                    self._apply_temperature_override()
                 return False
             version, directory = found
             if self._load(version, lambda: directory):
                 self.fallback = None
+                self._apply_temperature_override()
                 return True
             if self._current is None:  # nothing served yet: try the newest loadable passed version
                 return self._fall_back(version)
             return False
+
+    def _apply_temperature_override(self) -> None:
+        """A calibrator-only hot swap: the champion's `temperature_override` tag, applied in place (no reload).
+
+        Only for the champion itself (never a fallback version); a failure is recorded, the model keeps
+        its temperature."""
+        lookup = getattr(self.source, "temperature_override", None)
+        current = self._current
+        if lookup is None or current is None:
+            return
+        version, model = current
+        try:
+            override = lookup(version)
+        except Exception as exc:
+            self._record(f"cannot read the temperature override: {type(exc).__name__}: {exc}")
+            return
+        before = getattr(model, "temperature", None)
+        if override is not None and override != before:
+            log.info("version %s: temperature %s -> %.4f (calibrator hot swap)", version, before, override)
+            model.temperature = override  # one float attribute: readers see the old or the new value
 
     def _fall_back(self, champion: str) -> bool:
         try:
@@ -327,6 +357,7 @@ class ModelHolder:
             "model_version": self.version,
             "backend": model.backend if model else None,
             "graph": model.graph if model else None,
+            "temperature": getattr(model, "temperature", None),
             "loaded_at": self.loaded_at,
             "fallback": self.fallback,
             "reload_thread_alive": self.reload_thread_alive(),

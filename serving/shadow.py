@@ -133,6 +133,66 @@ class S3ParquetShadowLog:
             token = page["NextContinuationToken"]
 
 
+class PostgresShadowLog:
+    """A `shadow_predictions` table beside a PostgreSQL prediction log (same database)."""
+
+    def __init__(self, dsn: str, table: str = "shadow_predictions"):
+        if not table.replace("_", "").isalnum():
+            raise ValueError(f"table name {table!r} must be alphanumeric (with underscores)")
+        self.dsn, self.table = dsn.replace("postgresql+psycopg2://", "postgresql://", 1), table
+        conn = self._connect()
+        try:
+            with conn, conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (table,))  # concurrent creators
+                cur.execute(
+                    f"CREATE TABLE IF NOT EXISTS {table} (id BIGSERIAL PRIMARY KEY, ts DOUBLE PRECISION NOT NULL, "
+                    "request_id TEXT NOT NULL, text TEXT NOT NULL, channel TEXT NOT NULL, "
+                    "champion_version TEXT NOT NULL, champion_intent TEXT NOT NULL, "
+                    "champion_confidence DOUBLE PRECISION NOT NULL, champion_is_ood INTEGER NOT NULL, "
+                    "champion_latency_ms DOUBLE PRECISION NOT NULL, challenger_version TEXT NOT NULL, "
+                    "challenger_intent TEXT NOT NULL, challenger_confidence DOUBLE PRECISION NOT NULL, "
+                    "challenger_is_ood INTEGER NOT NULL, challenger_latency_ms DOUBLE PRECISION NOT NULL, "
+                    "over_budget INTEGER NOT NULL)"
+                )
+                cur.execute(
+                    f"CREATE INDEX IF NOT EXISTS {table}_by_challenger ON {table} (challenger_version, ts)"
+                )
+        finally:
+            conn.close()
+
+    def _connect(self):
+        import psycopg2
+
+        return psycopg2.connect(self.dsn)
+
+    def append(self, rows: Sequence[dict]) -> None:
+        if not rows:
+            return
+        values = [tuple(_stored(r)[c] for c in SHADOW_COLUMNS) for r in rows]
+        placeholders = "(" + ",".join(["%s"] * len(SHADOW_COLUMNS)) + ")"
+        conn = self._connect()
+        try:
+            with conn, conn.cursor() as cur:  # one transaction: all rows or none
+                args = ",".join(cur.mogrify(placeholders, v).decode() for v in values)
+                cur.execute(f"INSERT INTO {self.table} ({', '.join(SHADOW_COLUMNS)}) VALUES {args}")
+        finally:
+            conn.close()
+
+    def read(self, challenger_version: str, since_ts: float = 0.0) -> list[dict]:
+        conn = self._connect()
+        try:
+            with conn, conn.cursor() as cur:
+                cur.execute(
+                    f"SELECT {', '.join(SHADOW_COLUMNS)} FROM {self.table} "
+                    "WHERE challenger_version = %s AND ts >= %s ORDER BY id",
+                    (str(challenger_version), since_ts),
+                )
+                found = cur.fetchall()
+        finally:
+            conn.close()
+        return [_loaded(dict(zip(SHADOW_COLUMNS, row))) for row in found]
+
+
 def _stored(row: dict) -> dict:
     return {
         **row,
@@ -152,7 +212,10 @@ def _loaded(row: dict) -> dict:
 
 
 def open_shadow_log(prediction_log_uri: str) -> ShadowLog:
-    """Beside the prediction log: the same SQLite file, or `<prefix>-shadow/` for an S3 Parquet log."""
+    """Beside the prediction log: the same SQLite file, the same PostgreSQL database, or `<prefix>-shadow/`
+    for an S3 Parquet log."""
+    if prediction_log_uri.startswith(("postgresql://", "postgresql+psycopg2://", "postgres://")):
+        return PostgresShadowLog(prediction_log_uri)
     if prediction_log_uri.startswith("s3://"):
         from urllib.parse import urlparse
 

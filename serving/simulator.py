@@ -141,6 +141,7 @@ def simulate(
                 "is_ood": ood,
                 "segment": segment,
                 "scenario": scenario.name,
+                "client": f"shopper-{rng.randrange(2000):04d}",
             }
         )
     return stream
@@ -176,7 +177,10 @@ def post_stream(
     with httpx.Client(timeout=timeout) as client:
         for message in stream:
             started = time.perf_counter()
-            reply = client.post(url, json={"text": message["text"], "channel": message["channel"]})
+            headers = {"x-client-id": message["client"]} if message.get("client") else {}
+            reply = client.post(
+                url, json={"text": message["text"], "channel": message["channel"]}, headers=headers
+            )
             if reply.status_code >= 300:
                 raise RuntimeError(f"{url} answered {reply.status_code}: {reply.text[:300]}")
             yield {"sent": message, "reply": reply.json()}

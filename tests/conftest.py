@@ -141,6 +141,19 @@ def exported_human_labels(uri: str | None = None):
     return human_labels
 
 
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory):
+    """A real PostgreSQL server (installed if missing), shared by the session, stopped at its end."""
+    import tempfile
+
+    from postgres_server import PostgresServer
+
+    root = Path(tempfile.mkdtemp(prefix="manga-pg-"))  # outside pytest's tmp: postgres must own it
+    server = PostgresServer(root, free_port()).start()
+    yield server
+    server.stop()
+
+
 def tiny_pooled_classifier(
     num_labels: int = 3, pooling: str = "mean", seed: int = 0, head_dropout: float = 0.0
 ):
@@ -160,3 +173,14 @@ def tiny_pooled_classifier(
         label2id={label: i for i, label in enumerate(labels)},
     )
     return PooledEncoderForSequenceClassification(config)
+
+
+@pytest.fixture(scope="session")
+def shared_label_studio(tmp_path_factory):
+    """A real Label Studio server for the tests that each work in their own project (started once)."""
+    from labeling.server import LabelStudioServer
+
+    server = LabelStudioServer(port=free_port(), data_dir=tmp_path_factory.mktemp("label-studio-shared"))
+    server.start()
+    yield server
+    server.stop()

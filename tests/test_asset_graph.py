@@ -92,18 +92,27 @@ def test_definitions_load():
         "neuron_artifact",
         "seed_sweep_report",
         "labeling_batch",
-        "shadow_report",
+        "monitoring_baseline",
+        "audit_batch",
+        "audit_labels",
+        "calibrator_refit",
+        "golden_set_audit",
+        "serving_tuning",
+        "intent_discovery",
+        "multi_intent_pairs",
         "methods_comparison",
         "methods_comparison_report",
+        "shadow_report",
     }
     assert defs.resolve_job_def("retrain_job").partitions_def.get_partition_keys() == ["42", "123", "2024"]
     assert {s.name for s in defs.sensors} == {
         "drift_sensor",
         "low_confidence_sensor",
         "labels_ready_sensor",
+        "decision_tree_sensor",
         "shadow_window_sensor",
     }
-    assert [s.name for s in defs.schedules] == ["monthly_retrain"]
+    assert [s.name for s in defs.schedules] == ["monthly_retrain", "daily_audit_slice"]
     assert len(list(defs.resolve_asset_graph().asset_check_keys)) == 1
 
 

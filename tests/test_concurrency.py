@@ -40,7 +40,7 @@ def test_the_instance_config_serialises_every_job_that_can_move_an_alias(tmp_pat
         if keys & {"neuron_artifact", "shadow_report"}:
             moving.append(job.name)
             assert job.run_tags.get(SERIAL_TAG) and job.tags.get(SERIAL_TAG), job.name
-    assert set(moving) == {"retrain_job", "seed_sweep_job", "shadow_job"}
+    assert set(moving) == {"retrain_job", "seed_sweep_job", "shadow_job", "rebuild_artifact_job"}
     sweep = defs.resolve_job_def("seed_sweep_job")
     assert {k.to_user_string() for k in sweep.asset_layer.executable_asset_keys} == {
         "trained_model",

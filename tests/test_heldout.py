@@ -70,6 +70,7 @@ ALLOWED = {
     "resources/gate_settings.py",
     "manga_assets/golden_gate.py",
     "manga_assets/seed_sweep_report.py",
+    "manga_assets/golden_set_audit.py",
 }
 
 

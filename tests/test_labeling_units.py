@@ -70,3 +70,33 @@ def test_selection_dedupes_balances_and_excludes():
     assert batch[0]["uncertainty"] >= batch[-1]["uncertainty"] or len(groups) > 1
     # the most uncertain group leads; the confident chitchat group still gets a seat
     assert sum(c["group"] == "chitchat|faq" for c in batch) == 4
+
+
+def test_badge_prefers_uncertain_examples_and_spreads_over_clusters():
+    import numpy as np
+
+    from manga_intent.active_learning import badge_batch, gradient_embeddings
+
+    rng = np.random.default_rng(0)
+    centres = np.eye(4) * 5
+    features = np.concatenate([centres[c] + rng.normal(0, 0.1, (50, 4)) for c in range(4)])
+    probs = np.tile([0.5, 0.5], (200, 1))
+    probs[:100] = [0.99, 0.01]  # clusters 0 and 1: the model is sure
+    candidates = [{"text": f"message {i}"} for i in range(200)]
+    # the gradient at the model's guess is (p - onehot) x h: near zero where the model is sure
+    norms = np.linalg.norm(gradient_embeddings(probs, features), axis=1)
+    assert norms[:100].max() < norms[100:].min()
+    picked = badge_batch(candidates, probs, features, 6, seed=1)
+    indices = [int(p["text"].split()[1]) for p in picked]
+    assert len(set(indices)) == 6 and all(p["strategy"] == "badge" for p in picked)
+    assert {i // 50 for i in indices} >= {2, 3}  # both uncertain clusters, not six from one
+    assert sum(i >= 100 for i in indices) >= 4
+    # duplicates and excluded keys are skipped, as in select_batch
+    twice = badge_batch(
+        candidates + candidates[:5], np.vstack([probs, probs[:5]]), np.vstack([features, features[:5]]), 300
+    )
+    assert len(twice) == 200
+    assert all(
+        p["text"] != "message 150"
+        for p in badge_batch(candidates, probs, features, 50, exclude_keys={"message150"})
+    )

@@ -208,3 +208,40 @@ def test_two_processes_share_the_log(tmp_path):
     assert [w.exitcode for w in workers] == [0, 0]
     logged = ids_in(path)
     assert len(logged) == 300 and len(set(logged)) == 300
+
+
+def test_writer_keeps_the_client_and_a_recreated_file_starts_a_new_epoch(tmp_path):
+    """The write path (group commit) and the read path (epochs, windowed reads) meet on one file: the
+    sensors' cursors must see a file the writer had to re-create as a reset, and per-client caps need
+    the `client` column the writer stores."""
+    path = tmp_path / "log.sqlite"
+    sink = SqliteLogSink(path)
+    sink.write([{**row("a"), "client": "gateway-1"}, row("b")])
+    reader = SqlitePredictionLog(path)
+    first_epoch = reader.epoch()
+    assert first_epoch and [(r["request_id"], r["client"]) for r in reader.read_recent(5)] == [
+        ("a", "gateway-1"),
+        ("b", None),
+    ]
+    path.unlink()
+    sink.write([row("c")])
+    assert sink.recreated == 1
+    assert reader.epoch() not in (None, first_epoch)
+    assert [r["request_id"] for r in reader.read_since(0)] == ["c"]
+
+
+def test_a_log_from_before_the_client_column_gains_it(tmp_path):
+    path = tmp_path / "old.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE TABLE predictions (id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL, "
+        "request_id TEXT NOT NULL, text TEXT NOT NULL, channel TEXT NOT NULL, intent TEXT NOT NULL, "
+        "confidence REAL NOT NULL, secondary_intent TEXT, top TEXT NOT NULL, probs TEXT NOT NULL, "
+        "is_ood INTEGER NOT NULL, energy REAL NOT NULL, route TEXT NOT NULL, model_version TEXT NOT NULL, "
+        "latency_ms REAL NOT NULL)"
+    )
+    conn.commit()
+    conn.close()
+    sink = SqliteLogSink(path)
+    sink.write([{**row("x"), "client": "c1"}])
+    assert SqlitePredictionLog(path).read_since(0)[0]["client"] == "c1"

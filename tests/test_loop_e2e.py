@@ -147,23 +147,24 @@ def test_the_loop(tmp_path, monkeypatch, tiny_base_dir, label_studio_server):
         # 3. sensors: drift and low confidence fire once per full window, never twice
         requests, _, drift_cursor = tick(drift_sensor, instance, resources, None)
         assert {r.job_name for r in requests} == {"retrain_job", "labeling_job"}
-        assert [r.run_key for r in requests] == [
-            "drift-sample:1-150",
-            "drift-retrain:1-150",
-            "drift-sample:151-300",
-            "drift-retrain:151-300",
-        ]
-        assert all(float(r.tags["intent_kl"]) > 0.02 for r in requests)
+        tag = prediction_log.open().epoch()[:8]
+        keys = [r.run_key for r in requests]
+        assert keys[:2] == [f"drift-sample:{tag}:1-150", f"drift-retrain:{tag}:1-150"], keys
+        assert (
+            keys.count(f"drift-retrain:{tag}:1-150") == 1
+            and sum(k.startswith("drift-retrain") for k in keys) == 1
+        )
+        assert all(float(r.tags["intent_kl_p_value"]) < 0.001 for r in requests)  # one retrain: cooldown
         print(f"\n[loop] champion v{v1} served {len(replies)} simulated messages (seasonal_sale + ood_surge)")
         for r in requests:
             print(
                 f"[loop] drift_sensor -> {r.job_name} run_key={r.run_key} intent_kl={r.tags['intent_kl']} "
-                f"confidence_kl={r.tags['confidence_kl']}"
+                f"p={r.tags['intent_kl_p_value']} confidence_kl={r.tags['confidence_kl']}"
             )
         again, skip, _ = tick(drift_sensor, instance, resources, drift_cursor)
         assert again == [] and "40 new predictions" in skip.skip_message
         low, _, low_cursor = tick(low_confidence_sensor, instance, resources, None)
-        assert [r.run_key for r in low] == ["low-confidence:1-150", "low-confidence:151-300"]
+        assert [r.run_key for r in low] == [f"low-confidence:{tag}:1-150", f"low-confidence:{tag}:151-300"]
         for r in low:
             print(
                 f"[loop] low_confidence_sensor -> {r.job_name} run_key={r.run_key} "

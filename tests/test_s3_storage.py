@@ -139,8 +139,62 @@ def test_parquet_prediction_log_on_s3(s3):
     assert rows[0]["probs"] == {"order_tracking": 0.9, "faq": 0.1} and rows[2]["is_ood"] is True
     assert [r["text"] for r in log.read_since(rows[1]["id"])] == ["refund please"]
     assert log.max_id() == rows[-1]["id"]
-    keys = [o["Key"] for o in client.list_objects_v2(Bucket="manga-ml", Prefix="prediction-log/")["Contents"]]
-    assert len(keys) == 2 and all(k.endswith(".parquet") for k in keys)  # one object per append
+    keys = [
+        o["Key"]
+        for o in client.list_objects_v2(Bucket="manga-ml", Prefix="prediction-log/parts/")["Contents"]
+    ]
+    assert len(keys) == 2 and all(k.endswith(".parquet") for k in keys)  # one part per append (batch_rows=1)
+    assert log.epoch() and [r["text"] for r in log.read_recent(2)] == ["hello", "refund please"]
+
+
+def test_two_s3_writers_one_delayed_never_put_ids_behind_a_reader(s3):
+    """Replica A picks a part number and stalls; replica B writes three parts; a reader moves past them.
+    A's put then loses the race for its number (conditional put) and lands AFTER B's parts."""
+    import threading
+
+    from serving.prediction_log import S3ParquetPredictionLog
+
+    _, client = s3
+    row = {
+        "ts": 1.0,
+        "request_id": "r",
+        "text": "t",
+        "channel": "web",
+        "intent": "faq",
+        "confidence": 0.9,
+        "secondary_intent": None,
+        "top": [],
+        "probs": {"faq": 0.9},
+        "is_ood": False,
+        "energy": -3.0,
+        "route": "route",
+        "model_version": "1",
+        "latency_ms": 1.0,
+    }
+    chosen, release = threading.Event(), threading.Event()
+
+    def stall(part):
+        if not chosen.is_set():
+            chosen.set()
+            release.wait(30)
+
+    delayed = S3ParquetPredictionLog(client, "manga-ml", "two-writers", batch_rows=2, before_put=stall)
+    fast = S3ParquetPredictionLog(client, "manga-ml", "two-writers", batch_rows=2)
+    reader = S3ParquetPredictionLog(client, "manga-ml", "two-writers")
+    thread = threading.Thread(target=delayed.append, args=([{**row, "text": "A1"}, {**row, "text": "A2"}],))
+    thread.start()
+    assert chosen.wait(30)
+    for i in range(3):
+        fast.append([{**row, "text": f"B{i}a"}, {**row, "text": f"B{i}b"}])
+    seen = reader.read_since(0)
+    cursor = seen[-1]["id"]
+    release.set()
+    thread.join(30)
+    late = reader.read_since(cursor)
+    assert [r["text"] for r in late] == ["A1", "A2"] and min(r["id"] for r in late) > cursor
+    ids = [r["id"] for r in reader.read_since(0)]
+    assert ids == sorted(ids) and len(ids) == len(set(ids)) == 8
+    assert delayed.parts_written == [4] and fast.parts_written == [1, 2, 3]
 
 
 def test_shadow_log_on_s3_sits_beside_the_prediction_log(s3):

@@ -15,7 +15,7 @@ from sensors.schedules import monthly_retrain
 from serving.prediction_log import SqlitePredictionLog
 
 
-def fill(log, n, shares, confidence=0.9, seed=0):
+def fill(log, n, shares, confidence=0.9, seed=0, client=None):
     rng = random.Random(seed)
     intents = rng.choices(list(shares), weights=list(shares.values()), k=n)
     log.append(
@@ -35,6 +35,7 @@ def fill(log, n, shares, confidence=0.9, seed=0):
                 "route": "route",
                 "model_version": "1",
                 "latency_ms": 1.0,
+                "client": client or f"user-{rng.randrange(1000)}",
             }
             for i, intent in enumerate(intents)
         ]
@@ -69,8 +70,13 @@ def test_stationary_traffic_does_not_drift_but_a_sale_does(tmp_path):
     fill(log, 500, sale, seed=2)
     ctx = context(tmp_path, ctx.cursor)
     requests = drift_sensor(ctx)
-    assert [r.run_key for r in requests] == ["drift-sample:1001-1500", "drift-retrain:1001-1500"]
+    tag = log.epoch()[:8]
+    assert [r.run_key for r in requests] == [
+        f"drift-sample:{tag}:1001-1500",
+        f"drift-retrain:{tag}:1001-1500",
+    ]
     assert float(requests[0].tags["intent_kl"]) > 0.02 and requests[1].partition_key == "42"
+    assert float(requests[0].tags["intent_kl_p_value"]) < 0.001
 
 
 def test_low_confidence_share_above_eight_percent(tmp_path):
@@ -85,7 +91,7 @@ def test_low_confidence_share_above_eight_percent(tmp_path):
     fill(log, 450, SEED_TRAFFIC_SHARES, confidence=0.95)
     fill(log, 50, SEED_TRAFFIC_SHARES, confidence=0.5)  # 10%
     requests = low_confidence_sensor(context(tmp_path, ctx.cursor))
-    assert [r.run_key for r in requests] == ["low-confidence:1001-1500"] and requests[
+    assert [r.run_key for r in requests] == [f"low-confidence:{log.epoch()[:8]}:1001-1500"] and requests[
         0
     ].job_name == "labeling_job"
 
@@ -98,3 +104,39 @@ def test_monthly_schedule():
     request = monthly_retrain(ctx)
     assert request.run_key == "monthly:2026-12" and request.partition_key == "42"
     assert monthly_retrain.cron_schedule == "0 3 1 * *"
+
+
+def test_a_reset_log_is_judged_again_from_its_start_with_fresh_run_keys(tmp_path):
+    path = tmp_path / "log.sqlite"
+    sale = {k: (0.20 if k == "promotion" else v * 0.8 / 0.95) for k, v in SEED_TRAFFIC_SHARES.items()}
+    fill(SqlitePredictionLog(path), 500, sale, seed=2)
+    first = context(tmp_path)
+    keys_before = [r.run_key for r in drift_sensor(first)]
+    for suffix in ("", "-wal", "-shm"):  # the log is rotated away: a new file, ids restart at 1
+        (tmp_path / f"log.sqlite{suffix}").unlink(missing_ok=True)
+    fill(SqlitePredictionLog(path), 500, sale, seed=3)
+    again = context(tmp_path, first.cursor)
+    keys_after = [r.run_key for r in drift_sensor(again)]
+    assert keys_before[0].endswith(":1-500") and keys_after[0].endswith(":1-500")
+    assert not set(keys_before) & set(keys_after)  # fresh keys: Dagster will not deduplicate them away
+    assert json.loads(again.cursor)["epoch"] != json.loads(first.cursor)["epoch"]
+
+
+def test_one_client_cannot_fill_a_window(tmp_path):
+    log = SqlitePredictionLog(tmp_path / "log.sqlite")
+    fill(log, 512, {"promotion": 1.0}, seed=2, client="batch-bot")  # 8 skewed batch requests of 64
+    result = drift_sensor(context(tmp_path))
+    assert isinstance(result, dg.SkipReason), [r.run_key for r in result]
+    assert "no drift" in result.skip_message
+
+
+def test_retrains_keep_a_cooldown(tmp_path):
+    log = SqlitePredictionLog(tmp_path / "log.sqlite")
+    sale = {k: (0.20 if k == "promotion" else v * 0.8 / 0.95) for k, v in SEED_TRAFFIC_SHARES.items()}
+    fill(log, 1500, sale, seed=4)
+    ctx = context(tmp_path)
+    jobs = [r.job_name for r in drift_sensor(ctx)]
+    assert jobs.count("retrain_job") == 1 and jobs.count("labeling_job") == 3  # three windows, one retrain
+    fill(log, 500, sale, seed=5)
+    jobs = [r.job_name for r in drift_sensor(context(tmp_path, ctx.cursor))]
+    assert jobs == ["labeling_job"]  # within the cooldown: labels yes, retrain no

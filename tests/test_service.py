@@ -464,3 +464,44 @@ def test_the_artifacts_policy_routes_and_the_reply_names_the_detector(tmp_path, 
         assert body["route"] == prediction.route and body["is_ood"] == (prediction.route == "fallback")
         assert body["ood_score"] == pytest.approx(prediction.ood_score, abs=1e-4)
     assert [r["route"] for r in logged(log_path)] == [b["route"] for b in bodies + batch.json()["results"]]
+
+
+def test_rows_carry_the_client_for_per_client_caps(service):
+    client, log_path = service
+    assert (
+        client.post("/v1/classify", json={"text": "hi"}, headers={"x-client-id": " gw-7 "}).status_code == 200
+    )
+    assert (
+        client.post("/v1/classify/batch", json={"messages": [{"text": "a"}, {"text": "b"}]}).status_code
+        == 200
+    )
+    clients = [r["client"] for r in logged(log_path)]
+    assert clients[0] == "gw-7" and clients[1] == clients[2] and clients[1]  # else the peer address
+
+
+class _Version:
+    def __init__(self, version, tags):
+        self.version, self.tags = version, tags
+
+
+def test_calibrator_hot_swap_applies_the_champion_tag_in_place(tmp_path, tokenizer):
+    artifact = compiled_dir(tmp_path / "a", tokenizer, 1)
+    champion = _Version("1", {})
+
+    class Registry:
+        def champion(self):
+            return champion
+
+    source = Switchable(("1", artifact))
+    source.temperature_override = ChampionModel(Registry(), cache_dir=tmp_path / "cache").temperature_override
+    holder = ModelHolder(source, 3600)
+    holder.refresh()
+    model = holder.model
+    assert model.temperature == 0.05
+    champion.tags["temperature_override"] = "0.5"
+    holder.refresh()
+    assert holder.model is model and model.temperature == 0.5  # no reload, same model object
+    assert holder.status()["temperature"] == 0.5
+    champion = _Version("2", {"temperature_override": "2.0"})  # the alias moved: not this model's tag
+    holder.refresh()
+    assert model.temperature == 0.5
