@@ -360,6 +360,11 @@ def cmd_train(args) -> int:
     pools, serving_options = _ood_pools_from_args(args)
     if pools is None and config.outlier_exposure_weight > 0:
         raise ValueError("--outlier-exposure-weight needs out-of-scope texts: drop --ood-data none")
+    if pools is not None and args.calibration == "cv":
+        raise ValueError(
+            "--calibration cv fits one temperature on out-of-fold logits; the serving calibration (calibrator "
+            "family, OOD detector, routing) is fitted on val: add --ood-data none to use --calibration cv"
+        )
     if pools is not None:
         _log(args, f"out-of-scope pools: {pools.sources}")
     result, metrics, _ = run_training(

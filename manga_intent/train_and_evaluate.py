@@ -134,6 +134,10 @@ def run_training(
     """
     if calibration not in ("val", "cv"):
         raise ValueError(f"calibration must be val or cv (got {calibration!r})")
+    if calibration == "cv" and ood_pools is not None:
+        # the serving calibration (calibrator family + OOD detector + routing) is fitted on val and would
+        # override the cross-fitted temperature in every reported probability
+        raise ValueError("calibration='cv' fits one temperature without OOD pools; pass ood_pools=None")
     started = time.perf_counter()
     result = train_classifier(
         splits.train,

@@ -443,6 +443,8 @@ def test_calibration_on_out_of_fold_logits_of_train_and_val(tmp_path, tiny_base_
         "cv",
         "--calibration-folds",
         "3",
+        "--ood-data",
+        "none",
         "--quiet",
     )
     calibration = json.loads((out / "calibration.json").read_text())
@@ -454,3 +456,5 @@ def test_calibration_on_out_of_fold_logits_of_train_and_val(tmp_path, tiny_base_
     assert 0 <= metrics["ece_debiased_l2"] and metrics["ece_noise_floor"]["n"] == 20
     bad = run_cli("train", "--data", data, "--out", tmp_path / "x", "--calibration-folds", "1", check=False)
     assert bad.returncode == 2 and "--calibration-folds must be >= 2" in bad.stderr
+    with_ood = run_cli("train", "--data", data, "--out", tmp_path / "y", "--calibration", "cv", check=False)
+    assert with_ood.returncode == 2 and "add --ood-data none" in with_ood.stderr
