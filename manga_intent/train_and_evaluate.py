@@ -50,6 +50,19 @@ def segment_accuracy(examples: Sequence[Example], predicted: Sequence[str]) -> d
     return {s: {"accuracy": c / n, "n": n} for s, (c, n) in sorted(hits.items())}
 
 
+HEADLINE_METRIC_KEYS = (
+    "n",
+    "accuracy",
+    "macro_f1",
+    "rare_class_accuracy",
+    "ece",
+    "ece_uncalibrated",
+    "nll",
+    "nll_uncalibrated",
+)
+"""The scores repeated for the validation split in metrics.json and written into the model card."""
+
+
 def evaluate_examples(
     model,
     tokenizer,
@@ -212,19 +225,7 @@ def run_training(
     metrics = {
         **scored,
         "split": split_name,
-        "validation": {
-            k: val_report[k]
-            for k in (
-                "n",
-                "accuracy",
-                "macro_f1",
-                "rare_class_accuracy",
-                "ece",
-                "ece_uncalibrated",
-                "nll",
-                "nll_uncalibrated",
-            )
-        },
+        "validation": {k: val_report[k] for k in HEADLINE_METRIC_KEYS},
         "calibration": {
             **fit.as_dict(),
             "fitted_on": fitted_on,
@@ -241,18 +242,7 @@ def run_training(
             result.tokenizer, [*splits.train, *splits.val, *splits.test], max_length=result.config.max_length
         ),
     }
-    card_metric_keys = (
-        "n",
-        "accuracy",
-        "macro_f1",
-        "rare_class_accuracy",
-        "ece",
-        "ece_uncalibrated",
-        "nll",
-        "nll_uncalibrated",
-        "brier",
-        "brier_uncalibrated",
-    )
+    card_metric_keys = (*HEADLINE_METRIC_KEYS, "brier", "brier_uncalibrated")
     card = {
         "format": "manga-intent/2",
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),

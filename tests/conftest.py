@@ -82,6 +82,25 @@ def tiny_classifier(kind: str, num_labels: int = 3, seed: int = 0):
     return AutoModelForSequenceClassification.from_config(tiny_config(kind, num_labels))
 
 
+def tiny_train_config(**overrides):
+    """Training settings for a random tiny encoder: nothing pretrained to protect, so no step budget, frozen
+    embeddings or head multiplier (recipe v2's defaults are for pretrained bases)."""
+    from manga_intent.training import TrainConfig
+
+    settings = {
+        "epochs": 8,
+        "max_steps": None,
+        "lr": 3e-3,
+        "batch_size": 16,
+        "lr_decay": 0.9,
+        "patience": 8,
+        "overfit_gap": 10.0,
+        "freeze_word_embeddings": False,
+        "head_lr_multiplier": 1.0,
+    }
+    return TrainConfig(**{**settings, **overrides})
+
+
 @pytest.fixture(scope="session")
 def tiny_base_dir(tmp_path_factory, tokenizer) -> Path:
     """A tiny random BERT encoder (no head) saved like a Hugging Face base model directory."""

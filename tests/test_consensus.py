@@ -2,7 +2,7 @@ import random
 
 import numpy as np
 import pytest
-from conftest import KEYWORDS, tiny_classifier, write_keyword_jsonl
+from conftest import KEYWORDS, tiny_classifier, tiny_train_config, write_keyword_jsonl
 
 from manga_intent.consensus import consensus_filter, find_label_issues, stratified_folds
 from manga_intent.data import load_jsonl
@@ -50,18 +50,7 @@ def test_consensus_keeps_agreed_and_flags_mislabelled_synthetic(tmp_path, tokeni
         text = f"{rng.choice(KEYWORDS[label])} please today"
         wrong = LABELS[(i + 1) % 4] if i < 8 else label  # the first 8 carry a wrong generated label
         synthetic.append({"text": f"{text} {i}", "label": wrong, "segment": ["plain"]})
-    # a random tiny encoder: nothing pretrained to protect, so no frozen embeddings or head multiplier
-    config = TrainConfig(
-        epochs=8,
-        max_steps=None,
-        lr=3e-3,
-        batch_size=16,
-        lr_decay=0.9,
-        patience=8,
-        overfit_gap=10.0,
-        freeze_word_embeddings=False,
-        head_lr_multiplier=1.0,
-    )
+    config = tiny_train_config()
     result = consensus_filter(
         real,
         synthetic,

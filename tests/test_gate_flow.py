@@ -9,7 +9,7 @@ import json
 
 import dagster as dg
 import pytest
-from conftest import KEYWORDS, tiny_classifier, write_keyword_jsonl
+from conftest import KEYWORDS, tiny_classifier, tiny_train_config, write_keyword_jsonl
 from fastapi.testclient import TestClient
 
 import manga_assets.golden_gate as golden_gate_module
@@ -43,7 +43,7 @@ GOOD, TWIN, WEAK = (
 @pytest.fixture(scope="module")
 def models(tmp_path_factory, tokenizer):
     """Model directories (HF + model card) per partition, plus the keyword dataset and golden files."""
-    from manga_intent.training import TrainConfig, train_classifier
+    from manga_intent.training import train_classifier
 
     root = tmp_path_factory.mktemp("gate-flow")
     data = write_keyword_jsonl(root / "data.jsonl", n=240, seed=0)
@@ -53,19 +53,7 @@ def models(tmp_path_factory, tokenizer):
         splits.train,
         splits.val,
         LABELS,
-        # a random tiny encoder: nothing pretrained to protect, so no step budget, frozen embeddings or head
-        # multiplier (recipe v2's defaults are for pretrained bases)
-        TrainConfig(
-            epochs=8,
-            max_steps=None,
-            lr=3e-3,
-            batch_size=16,
-            lr_decay=0.9,
-            patience=8,
-            overfit_gap=10.0,
-            freeze_word_embeddings=False,
-            head_lr_multiplier=1.0,
-        ),
+        tiny_train_config(),
         model_and_tokenizer=(tiny_classifier("bert", len(LABELS)), tokenizer),
         progress=False,
     )

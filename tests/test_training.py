@@ -3,7 +3,7 @@ from dataclasses import replace
 
 import pytest
 import torch
-from conftest import KEYWORDS, tiny_classifier, write_keyword_jsonl
+from conftest import KEYWORDS, tiny_classifier, tiny_train_config, write_keyword_jsonl
 
 from manga_intent.batching import collate, encode_texts, length_grouped_batches
 from manga_intent.data import DataSplits, load_jsonl, make_splits
@@ -19,21 +19,7 @@ def splits(tmp_path_factory):
 
 
 def _train(splits, tokenizer, kind="bert", **overrides):
-    # random tiny encoders: nothing pretrained to protect, so no frozen embeddings or head multiplier
-    config = TrainConfig(
-        **{
-            "epochs": 8,
-            "max_steps": None,
-            "lr": 3e-3,
-            "batch_size": 16,
-            "lr_decay": 0.9,
-            "patience": 8,
-            "overfit_gap": 10.0,
-            "freeze_word_embeddings": False,
-            "head_lr_multiplier": 1.0,
-            **overrides,
-        }
-    )
+    config = tiny_train_config(**overrides)
     model = tiny_classifier(kind, num_labels=len(LABELS), seed=config.init_seed)
     return train_classifier(
         splits.train, splits.val, LABELS, config, model_and_tokenizer=(model, tokenizer), progress=False
