@@ -34,6 +34,33 @@ def default_storage() -> str:
     return f"sqlite:///{manga_home() / 'optuna.db'}"
 
 
+def open_storage(url: str, *, attempts: int = 5, log=print):
+    """The study's RDB storage, safe when several workers open a fresh database at once.
+
+    Optuna creates its tables (and on PostgreSQL an ENUM type) on first use; two workers doing that at the
+    same moment collide on the catalog (`duplicate key value violates unique constraint "pg_type_..."`).
+    The loser retries after a short jittered wait, by which time the schema exists and creation is a no-op.
+    """
+    import random
+    import time
+
+    import optuna
+    import sqlalchemy.exc
+
+    if not url.startswith(("postgresql", "mysql")):
+        return url  # SQLite: one file, one writer; Optuna's own open is enough
+    for attempt in range(1, attempts + 1):
+        try:
+            return optuna.storages.RDBStorage(url)
+        except sqlalchemy.exc.DBAPIError as error:
+            if attempt == attempts:
+                raise
+            log(f"optuna storage: schema creation raced another worker ({type(error.orig).__name__}); "
+                f"retry {attempt}/{attempts - 1}")
+            time.sleep(0.2 * attempt + random.random() * 0.3)
+    raise AssertionError("unreachable")
+
+
 def suggest(trial, scale: float, max_epochs: int) -> dict:
     """The seed's space plus recipe v2's head learning-rate multiplier; gamma only when the loss is focal."""
     low, high = lr_range(scale)
@@ -75,7 +102,7 @@ def run_study(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         study_name=study_name,
-        storage=storage,
+        storage=open_storage(storage, log=log),
         direction="maximize",
         load_if_exists=True,
         sampler=optuna.samplers.TPESampler(seed=seed),

@@ -149,11 +149,12 @@ def test_the_loop(tmp_path, monkeypatch, tiny_base_dir, label_studio_server):
         assert {r.job_name for r in requests} == {"retrain_job", "labeling_job"}
         tag = prediction_log.open().epoch()[:8]
         keys = [r.run_key for r in requests]
-        assert keys[:2] == [f"drift-sample:{tag}:1-150", f"drift-retrain:{tag}:1-150"], keys
-        assert (
-            keys.count(f"drift-retrain:{tag}:1-150") == 1
-            and sum(k.startswith("drift-retrain") for k in keys) == 1
-        )
+        # which of the two full windows crosses the bootstrap threshold first depends on what the tiny random
+        # model predicts; the mechanics do not: the first drifted window asks for a sample and the one retrain
+        first = requests[0].tags["window"]
+        assert first in {f"{tag}:1-150", f"{tag}:151-300"}, first
+        assert keys[:2] == [f"drift-sample:{first}", f"drift-retrain:{first}"], keys
+        assert sum(k.startswith("drift-retrain") for k in keys) == 1
         assert all(float(r.tags["intent_kl_p_value"]) < 0.001 for r in requests)  # one retrain: cooldown
         print(f"\n[loop] champion v{v1} served {len(replies)} simulated messages (seasonal_sale + ood_surge)")
         for r in requests:

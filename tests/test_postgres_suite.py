@@ -64,6 +64,36 @@ def test_dagster_instance_on_postgres_from_the_shipped_dagster_yaml(postgres, tm
     instance.dispose()
 
 
+def test_optuna_storage_opens_when_workers_race_on_a_fresh_database(postgres):
+    """Four openers released together on an empty database: each gets a storage (schema creation races are
+    retried), and the study they then share is one study."""
+    import threading
+
+    import optuna
+
+    from manga_intent.hpo import open_storage
+
+    url = postgres.create_database("optuna_race")
+    barrier, results, errors = threading.Barrier(4), [], []
+
+    def open_one() -> None:
+        barrier.wait()
+        try:
+            storage = open_storage(url, log=lambda _m: None)
+            results.append(optuna.create_study(study_name="raced", storage=storage, load_if_exists=True))
+        except Exception as error:  # noqa: BLE001 - reported below with the others
+            errors.append(repr(error))
+
+    threads = [threading.Thread(target=open_one) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert errors == [] and len(results) == 4
+    assert len({s._study_id for s in results}) == 1
+    assert optuna.get_all_study_names(storage=url) == ["raced"]
+
+
 def test_two_optuna_workers_search_one_study_in_parallel(postgres, tmp_path, tiny_base_dir):
     import optuna
 
