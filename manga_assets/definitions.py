@@ -31,6 +31,7 @@ from manga_assets.jobs import (
     REMEDY_JOBS,
     audit_job,
     dataset_job,
+    hpo_job,
     labeling_job,
     methods_comparison_job,
     methods_comparison_report_job,
@@ -54,6 +55,7 @@ from manga_assets.monitoring_actions import (
     serving_tuning,
 )
 from manga_assets.neuron_artifact import neuron_artifact
+from manga_assets.seed_corpus import seed_corpus
 
 # reporting
 from manga_assets.seed_sweep_report import seed_sweep_report
@@ -77,12 +79,13 @@ from resources.storage import store_from_env
 from sensors.decision_tree import decision_tree_sensor
 from sensors.labels import labels_ready_sensor
 from sensors.monitoring import drift_sensor, low_confidence_sensor
-from sensors.schedules import daily_audit_slice, monthly_retrain
+from sensors.schedules import daily_audit_slice, monthly_retrain, weekly_hpo
 from sensors.shadow import shadow_window_sensor
 
 #: The training graph, from human labels to the seed-sweep report (what `make demo` materializes).
 ALL_ASSETS = [
     human_labels,
+    seed_corpus,
     intent_dataset,
     synthetic_set,
     hpo_study,
@@ -136,6 +139,7 @@ defs = dg.Definitions(
     asset_checks=[golden_gate],
     jobs=[
         retrain_job,
+        hpo_job,
         seed_sweep_job,
         shadow_job,
         labeling_job,
@@ -152,6 +156,6 @@ defs = dg.Definitions(
         decision_tree_sensor,
         shadow_window_sensor,
     ],
-    schedules=[monthly_retrain, daily_audit_slice],
+    schedules=[monthly_retrain, daily_audit_slice, weekly_hpo],
     resources=build_resources(),
 )

@@ -26,7 +26,7 @@ import dagster as dg
 from manga_assets.definitions import ALL_ASSETS, build_resources
 from manga_assets.golden_gate import gate_table_text, golden_gate
 from manga_assets.instance import prepare_dagster_home
-from manga_assets.jobs import SEED_PARTITIONED
+from manga_assets.jobs import RETRAIN_SELECTION, SEED_PARTITIONED
 from manga_assets.shadow_report import shadow_report
 from manga_intent.home import manga_home
 from resources.shadow import ShadowSettings
@@ -34,7 +34,6 @@ from resources.shadow import ShadowSettings
 DEMO_RUN_CONFIG = {
     "ops": {
         "synthetic_set": {"config": {"n": 1500, "k": 5, "fold_epochs": 2}},
-        "hpo_study": {"config": {"n_trials": 3, "train_rows": 600, "max_epochs": 2}},
         "trained_model": {"config": {"epochs": 5}},
     }
 }
@@ -114,9 +113,10 @@ def main() -> int:
     graph = [*ALL_ASSETS, golden_gate]
     started = time.perf_counter()
 
-    banner("1. the asset graph for seed 42: the first champion")
+    banner("1. retrain_job's selection for seed 42 (no HPO study: that is hpo_job's): the first champion")
     first = dg.materialize(
         graph,
+        selection=RETRAIN_SELECTION,
         partition_key="42",
         resources=resources,
         instance=instance,
@@ -154,7 +154,7 @@ def main() -> int:
     gate = _gate(first)
     if gate is not None:
         gates[_version(first)] = gate
-    if gate is None or len(materialized) < len(ALL_ASSETS) - 1:
+    if gate is None or len(materialized) < len(ALL_ASSETS) - 2:  # all but hpo_study and seed_sweep_report
         print("\nthe graph did not reach the gate (an upstream step failed; see the log above)")
         return 1
     print(f"\ngolden gate, v{_version(first)}: {_value(gate, 'verdict')}")

@@ -1,11 +1,18 @@
-"""`hpo_study`: the Optuna search of `manga_intent.hpo` over the dataset's validation split."""
+"""`hpo_study`: the Optuna search of `manga_intent.hpo` over the dataset's validation split.
+
+Materialized by `hpo_job` (on demand, and by its own schedule), never by a retrain: a study costs many
+fine-tunings. `trained_model` reads the newest study's best trial (`latest_hpo_result`) and uses it when it
+was searched for the same base model and label set (`hpo_choice` says which trial, or why not).
+"""
 
 import dagster as dg
 
+from manga_assets.labeling import latest_manifest
 from manga_assets.manifests import DatasetSnapshot, HpoResult, SyntheticSet
 from manga_assets.metadata import markdown_table, md
 from manga_assets.snapshots import dataset_splits, read_snapshot
 from manga_intent.hpo import default_lr_scale, default_storage, lr_range, run_study, trials_rows
+from manga_intent.model_io import resolve_base_model
 from manga_intent.taxonomy import INTENTS
 from resources.model_settings import BaseModelResource
 from resources.storage import ArtifactStore
@@ -25,7 +32,45 @@ class HpoConfig(dg.Config):
     seed: int = 42
 
 
-@dg.asset(group_name="training", kinds={"optuna"})
+CODE_VERSION = "hpo-study-2"
+
+
+def latest_hpo_result(instance: dg.DagsterInstance) -> HpoResult | None:
+    """The study recorded by the newest `hpo_study` materialization (None before the first)."""
+    return latest_manifest(instance, "hpo_study", HpoResult)
+
+
+def hpo_choice(
+    mode: str, study: HpoResult | None, base_model: str, labels: list[str]
+) -> tuple[dict | None, str]:
+    """The searched parameters a training run should use, and why (or why not), for its metadata.
+
+    `auto`: the newest study's best trial when it searched the same base model and label set; `off`: never;
+    `required`: like auto, but a missing or mismatched study is an error rather than the recipe's defaults.
+    """
+    if mode not in ("auto", "off", "required"):
+        raise ValueError(f"hpo must be auto, off or required, got {mode!r}")
+    if mode == "off":
+        return None, "hpo=off: recipe defaults"
+    if study is None:
+        reason = "no hpo_study materialized yet (run hpo_job): recipe defaults"
+    elif study.base_model != base_model:
+        reason = (
+            f"newest study searched base model {study.base_model or '?'}, not {base_model}: recipe defaults"
+        )
+    elif list(study.labels) != list(labels):
+        reason = f"newest study searched labels {study.labels}, not {labels}: recipe defaults"
+    else:
+        return dict(study.best_params), (
+            f"study {study.study_name} trial #{study.best_trial}: best validation accuracy "
+            f"{study.best_value:.4f} of {study.n_trials} trials, same base model and label set"
+        )
+    if mode == "required":
+        raise RuntimeError(f"hpo=required but {reason}")
+    return None, reason
+
+
+@dg.asset(group_name="training", kinds={"optuna"}, code_version=CODE_VERSION)
 def hpo_study(
     context: dg.AssetExecutionContext,
     config: HpoConfig,
@@ -34,7 +79,7 @@ def hpo_study(
     artifact_store: ArtifactStore,
     base_model: BaseModelResource,
 ) -> dg.Output[HpoResult]:
-    """Best recipe hyperparameters on the validation split; `trained_model` can adopt them by config."""
+    """Best recipe hyperparameters on the validation split; the next `trained_model` adopts them."""
     splits = dataset_splits(read_snapshot(artifact_store, intent_dataset.uri))
     train = splits.train + read_snapshot(artifact_store, synthetic_set.kept_uri, allow_empty=True)
     if config.train_rows:
@@ -65,6 +110,10 @@ def hpo_study(
         best_params=best.params,
         best_value=best.value,
         n_trials=len(study.trials),
+        best_trial=best.number,
+        base_model=resolve_base_model(base_model.name_or_path),
+        labels=list(INTENTS),
+        data_version=intent_dataset.data_version,
     )
     return dg.Output(
         manifest,
@@ -76,5 +125,7 @@ def hpo_study(
             "lr_range": dg.MetadataValue.json([f"{v:.2e}" for v in lr_range(scale)]),
             "trials_table": md(markdown_table(trials_rows(study), floats=3)),
             "storage": shown_storage,
+            "best_trial": best.number,
+            "manifest": dg.MetadataValue.json(manifest.as_dict()),
         },
     )

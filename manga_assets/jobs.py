@@ -32,10 +32,11 @@ K8S_EXECUTOR_CONFIG = {
 }
 
 
-def retrain_defaults() -> dict | None:
-    """`MANGA_RETRAIN_RUN_CONFIG`: a YAML file of the run config a retrain gets when launched without one
-    (sensors, the monthly schedule) — a deployment's search and training budget, executor, gate settings.
-    Unset: every asset's own defaults. A run launched with a run config of its own uses that instead."""
+def retrain_defaults(ops: tuple[str, ...] | None = None) -> dict | None:
+    """`MANGA_RETRAIN_RUN_CONFIG`: a YAML file of the run config a training run gets when launched without
+    one (sensors, schedules, `dagster job backfill`, which takes no config) — a deployment's training budget,
+    executor, gate settings. `ops` keeps only those assets' entries, so one file serves the retrain, the seed
+    sweep and the HPO job. Unset: every asset's own defaults. A run launched with its own config uses that."""
     path = os.environ.get("MANGA_RETRAIN_RUN_CONFIG", "").strip()
     if not path:
         return None
@@ -44,6 +45,8 @@ def retrain_defaults() -> dict | None:
     config = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     if not isinstance(config, dict):
         raise ValueError(f"MANGA_RETRAIN_RUN_CONFIG={path}: expected a YAML mapping of run config")
+    if ops is not None and "ops" in config:
+        config = {**config, "ops": {k: v for k, v in config["ops"].items() if k in ops}}
     return config
 
 
@@ -58,6 +61,7 @@ def training_executor():
 
 
 RETRAIN_JOB = "retrain_job"
+HPO_JOB = "hpo_job"
 SEED_SWEEP_JOB = "seed_sweep_job"
 SHADOW_JOB = "shadow_job"
 LABELING_JOB = "labeling_job"
@@ -97,23 +101,51 @@ NOT_RETRAINED = (
     "shadow_report",
 )
 
-#: human labels → dataset → synthetic set → HPO → model → calibrator → compiled artifact → gate → baseline.
+#: human labels → dataset → model → calibrator → compiled artifact → gate → baseline, with the seed corpus
+#: re-read (cheap) and the synthetic set reused unless its content key changed; the HPO study is its own job.
+#: the retrain's assets that take config (what `retrain_defaults` keeps for it)
+RETRAINED_OPS = (
+    "human_labels",
+    "seed_corpus",
+    "intent_dataset",
+    "synthetic_set",
+    "trained_model",
+    "calibrator",
+    "neuron_artifact",
+    "monitoring_baseline",
+    "seed_sweep_report",
+)
+RETRAIN_SELECTION = (
+    dg.AssetSelection.all()
+    - dg.AssetSelection.assets(*NOT_RETRAINED, "hpo_study")
+    - dg.AssetSelection.groups("comparison")
+)
 retrain_job = dg.define_asset_job(
     RETRAIN_JOB,
-    selection=dg.AssetSelection.all()
-    - dg.AssetSelection.assets(*NOT_RETRAINED)
-    - dg.AssetSelection.groups("comparison"),
+    selection=RETRAIN_SELECTION,
     partitions_def=seed_partitions,
     executor_def=training_executor(),
-    config=retrain_defaults(),
+    config=retrain_defaults(RETRAINED_OPS),
     tags=serial_run_tags("retrain"),
-    description="Re-materialize from human_labels through the golden gate (drift, new labels, monthly).",
+    description="Re-materialize from human_labels through the golden gate (drift, new labels, monthly); the "
+    "synthetic set's consensus is reused when the seed corpus is unchanged, the newest HPO study is used.",
+)
+#: The Optuna search alone (on demand and weekly): the next trained_model picks up its best trial.
+hpo_job = dg.define_asset_job(
+    HPO_JOB,
+    selection=["hpo_study"],
+    executor_def=training_executor(),
+    config=retrain_defaults(("hpo_study",)),
+    tags={PURPOSE_TAG: "hpo"},
+    description="Search the recipe's hyperparameters over the latest dataset and synthetic set; the next "
+    "trained_model uses the best trial when it searched the same base model and label set.",
 )
 #: A seed sweep: only the seed-partitioned assets, over the latest dataset / synthetic set / HPO snapshot.
 seed_sweep_job = dg.define_asset_job(
     SEED_SWEEP_JOB,
     selection=dg.AssetSelection.assets(*SEED_PARTITIONED),
     partitions_def=seed_partitions,
+    config=retrain_defaults(SEED_PARTITIONED),
     tags=serial_run_tags("seed_sweep"),
     description="Train, calibrate, compile and gate one seed over the shared upstream snapshot (backfill it).",
 )
@@ -126,7 +158,7 @@ labeling_job = dg.define_asset_job(LABELING_JOB, selection=["labeling_batch"], t
 #: A random slice of traffic into Label Studio, without the model's guess.
 audit_job = dg.define_asset_job(AUDIT_JOB, selection=["audit_batch"], tags=LABELING_RUN_TAGS)
 #: Only the dataset snapshot: a quick smoke test of a deployment.
-dataset_job = dg.define_asset_job("dataset_job", selection=["intent_dataset"])
+dataset_job = dg.define_asset_job("dataset_job", selection=["seed_corpus", "intent_dataset"])
 
 # the decision tree's remedies (manga_intent.decision_tree.LEAVES names these jobs)
 audit_export_job = dg.define_asset_job("audit_export_job", selection=["audit_labels"])

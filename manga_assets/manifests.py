@@ -63,11 +63,18 @@ class SyntheticSet(Manifest):
 
 @dataclass(frozen=True)
 class HpoResult(Manifest):
+    """A finished Optuna study: its best trial and what it was searched for (base model, label set)."""
+
     study_name: str
     storage: str
     best_params: dict[str, Any]
     best_value: float
     n_trials: int
+    best_trial: int = -1
+    base_model: str = ""
+    """The resolved base model the trials fine-tuned: params are only reused for the same one."""
+    labels: list[str] = field(default_factory=list)
+    data_version: str = ""
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,11 @@ def write_snapshot(store: ArtifactStore, examples: list[Example], key: str) -> s
         path = Path(tmp) / "rows.jsonl"
         with path.open("w", encoding="utf-8") as fh:
             for e in examples:
-                fh.write(json.dumps({"text": e.text, "label": e.label, **e.meta}, ensure_ascii=False) + "\n")
+                split = {"split": e.split} if e.split else {}  # fixed splits travel with the rows
+                fh.write(
+                    json.dumps({"text": e.text, "label": e.label, **split, **e.meta}, ensure_ascii=False)
+                    + "\n"
+                )
         return store.put_file(path, key)
 
 

@@ -7,12 +7,14 @@ from pathlib import Path
 
 import dagster as dg
 
-from manga_assets.manifests import DatasetSnapshot, HpoResult, SyntheticSet, TrainedModel
+from manga_assets.hpo_study import hpo_choice, hpo_study, latest_hpo_result
+from manga_assets.manifests import DatasetSnapshot, SyntheticSet, TrainedModel
 from manga_assets.metadata import md, per_intent_table
 from manga_assets.partitions import seed_partitions
 from manga_assets.snapshots import dataset_splits, read_snapshot
 from manga_intent.calibrator_fit import build_ood_pools
 from manga_intent.data import SPLIT_SEED, DataSplits
+from manga_intent.model_io import resolve_base_model
 from manga_intent.plots import confusion_matrix_png, markdown_image
 from manga_intent.shipped_data import ood_fitting_pool
 from manga_intent.taxonomy import INTENTS
@@ -23,6 +25,7 @@ from resources.model_settings import BaseModelResource
 from resources.storage import ArtifactStore
 
 _V2 = TrainConfig()
+CODE_VERSION = "trained-model-2"
 
 
 class TrainedModelConfig(dg.Config):
@@ -48,16 +51,17 @@ class TrainedModelConfig(dg.Config):
     """Uniform-target loss on the OOD training pool (fitting half of data/ood + generated text); 0 = off."""
     adversarial_augmentation: float = _V2.adversarial_augmentation
     """Attacked copies of this share of the training rows (training attack phrasings only); 0 = off."""
-    use_hpo_best: bool = False
-    """Take lr, head multiplier, batch size, decay, epochs and warmup from the latest `hpo_study` (its
-    epochs become the budget)."""
+    hpo: str = "auto"
+    """`auto`: take lr, head multiplier, batch size, decay, epochs and warmup from the newest `hpo_study`
+    when it searched this base model and label set (its epochs become the budget); `off`: recipe defaults;
+    `required`: fail when no such study exists."""
     include_synthetic: bool = True
     """Add the consensus-kept synthetic rows to the training split (never to val/test)."""
     enforce_overfit_guard: bool = False
     bootstrap: int = 1000
 
 
-def recipe(config: TrainedModelConfig, seed: int, hpo: HpoResult | None) -> TrainConfig:
+def recipe(config: TrainedModelConfig, seed: int, searched: dict | None) -> TrainConfig:
     base = replace(
         _V2,
         max_steps=config.max_steps or None,
@@ -80,10 +84,17 @@ def recipe(config: TrainedModelConfig, seed: int, hpo: HpoResult | None) -> Trai
         sampler_seed=seed,
         enforce_overfit_guard=config.enforce_overfit_guard,
     )
-    if config.use_hpo_best and hpo:
-        tuned = {k: v for k, v in hpo.best_params.items() if k in asdict(base)}
-        base = replace(base, max_steps=None, **tuned)
+    tuned = searched_overrides(config, searched or {})
+    if tuned:
+        budget = {} if "max_steps" in config.model_fields_set else {"max_steps": None}  # searched epochs
+        base = replace(base, **budget, **tuned)
     return base
+
+
+def searched_overrides(config: TrainedModelConfig, searched: dict) -> dict:
+    """The searched values that apply: a knob set explicitly in run config wins over the study."""
+    fields = set(asdict(_V2))
+    return {k: v for k, v in searched.items() if k in fields and k not in config.model_fields_set}
 
 
 @dg.asset(
@@ -92,13 +103,14 @@ def recipe(config: TrainedModelConfig, seed: int, hpo: HpoResult | None) -> Trai
     kinds={"pytorch", "mlflow"},
     # dagster-mlflow's resource is a function-style resource, so this asset names its resources by key
     required_resource_keys={"mlflow", "mlflow_registry", "artifact_store", "base_model"},
+    deps=[hpo_study],  # lineage and staleness only: the newest study is read from the instance, if any
+    code_version=CODE_VERSION,
 )
 def trained_model(
     context: dg.AssetExecutionContext,
     config: TrainedModelConfig,
     intent_dataset: DatasetSnapshot,
     synthetic_set: SyntheticSet,
-    hpo_study: HpoResult,
 ) -> dg.Output[TrainedModel]:
     """Fine-tune the base model with the training seed of this partition; weights go to artifact storage."""
     import mlflow
@@ -116,7 +128,14 @@ def trained_model(
         else []
     )
     training_splits = DataSplits(splits.train + synthetic, splits.val, splits.test)
-    train_config = recipe(config, seed, hpo_study)
+    searched, hpo_reason = hpo_choice(
+        config.hpo,
+        latest_hpo_result(context.instance),
+        resolve_base_model(base_model.name_or_path),
+        list(INTENTS),
+    )
+    context.log.info(f"hyperparameters: {hpo_reason}")
+    train_config = recipe(config, seed, searched)
     context.log.info(
         f"seed {seed}: {len(splits.train)} real + {len(synthetic)} synthetic training rows, "
         f"recipe {asdict(train_config)}"
@@ -219,6 +238,11 @@ def trained_model(
             "best_val_macro_f1": result.best.val_macro_f1,
             "overfit_gap": result.overfit_gap,
             "train_examples_per_second": metrics["examples_per_second"],
+            "hyperparameters_from": hpo_reason,
+            "searched_parameters_used": dg.MetadataValue.json(searched_overrides(config, searched or {})),
+            "searched_parameters_overridden_by_config": dg.MetadataValue.json(
+                sorted(set(searched or {}) & config.model_fields_set)
+            ),
             "per_intent": md(per_intent_table(metrics)),
             "confusion_matrix": md(markdown_image(png, "confusion matrix")),
             "manifest": dg.MetadataValue.json(manifest.as_dict()),

@@ -4,6 +4,11 @@ The seed keeps a synthetic example only when k models trained on different folds
 pool all agree with its generated label; the rest go to human review. The same k models give
 out-of-fold probabilities for every real example, from which confident learning (Northcutt et
 al., 2021 — the method behind cleanlab) finds real rows whose given label is likely wrong.
+
+Two fold learners: `finetune` (the seed's: k fine-tuned copies of the base model, minutes each on a CPU)
+and `linear_probe` (k logistic regressions on the frozen base encoder's pooled embeddings, computed once:
+seconds). `probe_agreement` says how often the cheap learner makes the same keep/flag call, so a user can
+choose speed knowing what it costs.
 """
 
 from __future__ import annotations
@@ -38,6 +43,12 @@ def stratified_folds(labels: Sequence[str], k: int, seed: int) -> list[list[int]
     return folds
 
 
+#: fold learners `consensus_filter` accepts
+CONSENSUS_LEARNERS = ("finetune", "linear_probe")
+#: inverse regularisation strengths the probe picks from, per fold, on that fold's inner validation rows
+PROBE_C_GRID = (0.1, 1.0, 10.0)
+
+
 @dataclass
 class ConsensusResult:
     kept: list[dict]
@@ -46,6 +57,11 @@ class ConsensusResult:
     oof_probs: np.ndarray
     label_issues: list[dict]
     fold_accuracies: list[float] = field(default_factory=list)
+    learner: str = "finetune"
+    kept_mask: np.ndarray | None = None
+    """Per synthetic row (input order): all k fold models agreed with its generated label."""
+    probe_agreement: dict | None = None
+    """Filled by `run_quality` when the linear probe was run alongside the fine-tuned folds."""
 
     def table(self) -> list[dict]:
         return [{"intent": label, **row} for label, row in self.per_intent.items()]
@@ -82,6 +98,7 @@ def consensus_filter(
     model_factory: Callable[[], tuple] | None = None,
     progress: bool = True,
     on_fold_end: Callable[[int, float], None] | None = None,
+    learner: str = "finetune",
 ) -> ConsensusResult:
     """Train k fold models on the real pool; keep synthetic rows all k agree with.
 
@@ -93,39 +110,43 @@ def consensus_filter(
     unknown = sorted({row["label"] for row in synthetic} - set(index))
     if unknown:
         raise ValueError(f"synthetic labels {unknown} are not in the label set {label_list}")
+    if learner not in CONSENSUS_LEARNERS:
+        raise ValueError(f"consensus learner must be one of {CONSENSUS_LEARNERS}, got {learner!r}")
     folds = stratified_folds([e.label for e in real], k, seed)
     oof = np.zeros((len(real), len(label_list)))
     votes = np.zeros((k, len(synthetic)), dtype=int)
     fold_accuracies = []
     synthetic_texts = [row["text"] for row in synthetic]
+    probe = (
+        _ProbeFeatures.embed(real, synthetic_texts, label_list, base_model, model_factory, config.max_length)
+        if learner == "linear_probe"
+        else None
+    )
     for fold_number, held_out in enumerate(folds):
         held = set(held_out)
-        pool = [e for i, e in enumerate(real) if i not in held]
+        pool_indices = [i for i in range(len(real)) if i not in held]
+        pool = [real[i] for i in pool_indices]
         inner = stratified_split(pool, seed=seed + fold_number, val_fraction=0.1, test_fraction=0.05)
-        train_part, val_part = inner.train + inner.test, inner.val
-        fold_config = replace(
-            config, init_seed=config.init_seed + fold_number, sampler_seed=config.sampler_seed + fold_number
-        )
-        result = train_classifier(
-            train_part,
-            val_part,
-            label_list,
-            fold_config,
-            base_model=base_model,
-            model_and_tokenizer=model_factory() if model_factory else None,
-            progress=progress,
-        )
-        max_length = result.config.max_length
-        held_logits = predict_logits(
-            result.model, result.tokenizer, [real[i].text for i in held_out], max_length=max_length
-        )
+        if probe is not None:
+            held_logits, synthetic_logits = probe.fit_predict(pool_indices, inner, held_out, len(label_list))
+        else:
+            held_logits, synthetic_logits = _finetuned_fold(
+                real,
+                synthetic_texts,
+                inner,
+                held_out,
+                label_list,
+                config,
+                fold_number,
+                base_model,
+                model_factory,
+                progress,
+            )
         oof[held_out] = softmax(held_logits)
         fold_acc = float((held_logits.argmax(axis=1) == [index[real[i].label] for i in held_out]).mean())
         fold_accuracies.append(fold_acc)
         if synthetic_texts:
-            votes[fold_number] = predict_logits(
-                result.model, result.tokenizer, synthetic_texts, max_length=max_length
-            ).argmax(axis=1)
+            votes[fold_number] = synthetic_logits.argmax(axis=1)
         if on_fold_end:
             on_fold_end(fold_number, fold_acc)
 
@@ -166,4 +187,100 @@ def consensus_filter(
         }
         for i in issues
     ]
-    return ConsensusResult(kept, flagged, per_intent, oof, label_issues, fold_accuracies)
+    return ConsensusResult(
+        kept, flagged, per_intent, oof, label_issues, fold_accuracies, learner=learner, kept_mask=unanimous
+    )
+
+
+def _finetuned_fold(
+    real,
+    synthetic_texts,
+    inner,
+    held_out,
+    label_list,
+    config,
+    fold_number,
+    base_model,
+    model_factory,
+    progress,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The seed's fold learner: fine-tune a fresh copy of the base model on the fold's pool."""
+    fold_config = replace(
+        config, init_seed=config.init_seed + fold_number, sampler_seed=config.sampler_seed + fold_number
+    )
+    result = train_classifier(
+        inner.train + inner.test,
+        inner.val,
+        label_list,
+        fold_config,
+        base_model=base_model,
+        model_and_tokenizer=model_factory() if model_factory else None,
+        progress=progress,
+    )
+    max_length = result.config.max_length
+    held_logits = predict_logits(
+        result.model, result.tokenizer, [real[i].text for i in held_out], max_length=max_length
+    )
+    synthetic_logits = (
+        predict_logits(result.model, result.tokenizer, synthetic_texts, max_length=max_length)
+        if synthetic_texts
+        else np.zeros((0, len(label_list)), dtype=np.float32)
+    )
+    return held_logits, synthetic_logits
+
+
+@dataclass
+class _ProbeFeatures:
+    """Frozen pooled embeddings of the real and synthetic rows, standardised, computed once for all folds."""
+
+    examples: list
+    real: np.ndarray
+    synthetic: np.ndarray
+    labels: np.ndarray
+
+    @classmethod
+    def embed(
+        cls, real, synthetic_texts, label_list, base_model, model_factory, max_length
+    ) -> _ProbeFeatures:
+        from manga_intent.inference import predict_logits_and_features
+        from manga_intent.model_io import load_base_for_training
+
+        model, tokenizer = (
+            model_factory() if model_factory else load_base_for_training(base_model, label_list)[::-1]
+        )  # load_base_for_training returns (tokenizer, model); model factories return (model, tokenizer)
+        texts = [e.text for e in real] + list(synthetic_texts)
+        _, features = predict_logits_and_features(model, tokenizer, texts, max_length=max_length)
+        if features.shape[1] == 0:
+            raise ValueError("linear_probe consensus needs a pooled encoder (architecture 'pooled')")
+        mean, std = features[: len(real)].mean(axis=0), features[: len(real)].std(axis=0) + 1e-6
+        z = (features - mean) / std
+        index = {label: i for i, label in enumerate(label_list)}
+        return cls(list(real), z[: len(real)], z[len(real) :], np.array([index[e.label] for e in real]))
+
+    def fit_predict(self, pool_indices, inner, held_out, n_labels) -> tuple[np.ndarray, np.ndarray]:
+        """Logistic regression on the fold's pool; C chosen on the pool's inner validation rows."""
+        from sklearn.linear_model import LogisticRegression
+
+        pool = [self.examples[i] for i in pool_indices]
+        position = {id(e): i for i, e in zip(pool_indices, pool)}  # the inner split holds the same objects
+        fit_rows = [position[id(e)] for e in inner.train + inner.test]
+        val_rows = [position[id(e)] for e in inner.val]
+        best, best_accuracy = None, -1.0
+        for c in PROBE_C_GRID:
+            probe = LogisticRegression(C=c, max_iter=2000).fit(self.real[fit_rows], self.labels[fit_rows])
+            accuracy = (
+                float((probe.predict(self.real[val_rows]) == self.labels[val_rows]).mean())
+                if val_rows
+                else 0.0
+            )
+            if accuracy > best_accuracy:
+                best, best_accuracy = probe, accuracy
+        return _logits(best, self.real[held_out], n_labels), _logits(best, self.synthetic, n_labels)
+
+
+def _logits(probe, features: np.ndarray, n_labels: int) -> np.ndarray:
+    """Log-probabilities over every label (a fold pool can lack a rare label: it gets -inf)."""
+    out = np.full((len(features), n_labels), -np.inf, dtype=np.float64)
+    if len(features):
+        out[:, probe.classes_] = probe.predict_log_proba(features)
+    return out

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from manga_assets.jobs import audit_job, retrain_job
+from manga_assets.jobs import audit_job, hpo_job, retrain_job
 from resources.monitoring_settings import MonitoringSettings
 
 
@@ -36,3 +36,16 @@ def daily_audit_slice(context: dg.ScheduleEvaluationContext, monitoring: Monitor
         tags={"trigger": "audit_schedule"},
         run_config={"ops": {"audit_batch": {"config": {"share": monitoring.audit_share}}}},
     )
+
+
+@dg.schedule(
+    cron_schedule="0 1 * * 6",
+    job=hpo_job,
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    execution_timezone="UTC",
+    description="A weekly hyperparameter search (off until switched on: a study is many fine-tunings); the "
+    "retrain after it uses its best trial.",
+)
+def weekly_hpo(context: dg.ScheduleEvaluationContext):
+    week = context.scheduled_execution_time.strftime("%G-W%V")
+    return dg.RunRequest(run_key=f"hpo:{week}", tags={"trigger": "hpo_schedule"})

@@ -84,6 +84,7 @@ def test_definitions_load():
     keys = {k.to_user_string() for k in defs.resolve_all_asset_keys()}
     assert keys == {
         "human_labels",
+        "seed_corpus",
         "intent_dataset",
         "synthetic_set",
         "hpo_study",
@@ -112,7 +113,13 @@ def test_definitions_load():
         "decision_tree_sensor",
         "shadow_window_sensor",
     }
-    assert [s.name for s in defs.schedules] == ["monthly_retrain", "daily_audit_slice"]
+    assert [s.name for s in defs.schedules] == ["monthly_retrain", "daily_audit_slice", "weekly_hpo"]
+    retrain = {
+        k.to_user_string() for k in defs.resolve_job_def("retrain_job").asset_layer.executable_asset_keys
+    }
+    assert "hpo_study" not in retrain and {"seed_corpus", "synthetic_set", "trained_model"} <= retrain
+    hpo = {k.to_user_string() for k in defs.resolve_job_def("hpo_job").asset_layer.executable_asset_keys}
+    assert hpo == {"hpo_study"}
     assert len(list(defs.resolve_asset_graph().asset_check_keys)) == 1
 
 
@@ -134,6 +141,10 @@ def test_full_graph_gate_both_ways_and_two_seed_sweep(home, tiny_base_dir):
     assert champion is not None and registry.version_tags(champion.version)["gate"] == "passed"
     metadata = first.asset_materializations_for_node("trained_model")[0].metadata
     assert "mlflow_run" in metadata and "confusion_matrix" in metadata and "per_intent" in metadata
+    # the study materialized in the same run is used: searched knobs fill what the run config left unset
+    assert metadata["hyperparameters_from"].value.startswith("study manga-intent trial #")
+    assert "batch_size" in metadata["searched_parameters_used"].value
+    assert "lr" in metadata["searched_parameters_overridden_by_config"].value
     calibration = first.asset_materializations_for_node("calibrator")[0].metadata
     assert "reliability_diagram" in calibration and calibration["temperature"].value > 0
     for key in (

@@ -127,12 +127,10 @@ def _run_config(epochs: int, lr: float) -> dict:
     }
 
 
-@pytest.mark.slow
-def test_two_retrains_launched_together_end_with_the_good_one_as_champion(
-    tmp_path, tiny_base_dir, monkeypatch
-):
+def _project_with_upstream(tmp_path, tiny_base_dir, monkeypatch, extra_env=None):
+    """The project's instance (dagster.yaml's run queue) with the shared upstream snapshot materialized once,
+    as `make demo` or an earlier retrain leaves it; returns (subprocess env, instance, MLflow URI)."""
     from manga_assets.definitions import ALL_ASSETS, build_resources
-    from serving.registry import ModelRegistry
 
     home = prepare_dagster_home(tmp_path / "dagster")
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -143,20 +141,21 @@ def test_two_retrains_launched_together_end_with_the_good_one_as_champion(
         "MLFLOW_TRACKING_URI": tracking,
         "MANGA_BASE_MODEL": str(tiny_base_dir),
         "HF_HUB_OFFLINE": "1",
+        **(extra_env or {}),
     }
-    for key in ("DAGSTER_HOME", "MANGA_HOME", "MLFLOW_TRACKING_URI", "MANGA_BASE_MODEL"):
+    for key in ("DAGSTER_HOME", "MANGA_HOME", "MLFLOW_TRACKING_URI", "MANGA_BASE_MODEL", *(extra_env or {})):
         monkeypatch.setenv(key, env[key])
     instance = dg.DagsterInstance.get()
     # the shared upstream snapshot, materialized once (as `make demo` or an earlier retrain leaves it)
     source = _corpus_subset(tmp_path / "corpus.jsonl")
     upstream = dg.materialize(
         ALL_ASSETS,
-        selection=["human_labels", "intent_dataset", "synthetic_set", "hpo_study"],
+        selection=["human_labels", "seed_corpus", "intent_dataset", "synthetic_set", "hpo_study"],
         instance=instance,
         resources=build_resources(),
         run_config={
             "ops": {
-                "intent_dataset": {"config": {"source_uri": str(source)}},
+                "seed_corpus": {"config": {"source_uri": str(source)}},
                 "synthetic_set": {"config": {"n": 20, "k": 2, "fold_epochs": 1}},
                 "hpo_study": {
                     "config": {"n_trials": 1, "train_rows": 60, "max_epochs": 1, "lr_scale": 100.0}
@@ -165,6 +164,42 @@ def test_two_retrains_launched_together_end_with_the_good_one_as_champion(
         },
     )
     assert upstream.success
+    return env, instance, tracking
+
+
+def _daemon_until_finished(env, tmp_path, instance, job_name: str, runs: int, timeout: float = 900):
+    """`dagster-daemon run` over the code location until `runs` runs of `job_name` exist and have finished
+    (the backfill daemon creates a backfill's runs, the run queue starts queued ones); its log stays in
+    tmp_path/daemon.log."""
+    log = (tmp_path / "daemon.log").open("w")
+    daemon = subprocess.Popen(
+        [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", "workspace.yaml"],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            records = instance.get_run_records(dg.RunsFilter(job_name=job_name))
+            if len(records) >= runs and all(r.dagster_run.is_finished for r in records):
+                break
+            time.sleep(3)
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=60)
+        log.close()
+    return records
+
+
+@pytest.mark.slow
+def test_two_retrains_launched_together_end_with_the_good_one_as_champion(
+    tmp_path, tiny_base_dir, monkeypatch
+):
+    from serving.registry import ModelRegistry
+
+    env, instance, tracking = _project_with_upstream(tmp_path, tiny_base_dir, monkeypatch)
 
     def launch(partition: str, config: dict) -> None:
         proc = subprocess.run(
@@ -184,25 +219,7 @@ def test_two_retrains_launched_together_end_with_the_good_one_as_champion(
     queued = instance.get_run_records(dg.RunsFilter(job_name="seed_sweep_job"))
     assert len(queued) == 2 and {r.dagster_run.status for r in queued} == {dg.DagsterRunStatus.QUEUED}
 
-    log = (tmp_path / "daemon.log").open("w")
-    daemon = subprocess.Popen(
-        [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", "workspace.yaml"],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.time() + 900
-        while time.time() < deadline:
-            records = instance.get_run_records(dg.RunsFilter(job_name="seed_sweep_job"))
-            if all(r.dagster_run.is_finished for r in records):
-                break
-            time.sleep(3)
-    finally:
-        daemon.terminate()
-        daemon.wait(timeout=60)
-        log.close()
+    records = _daemon_until_finished(env, tmp_path, instance, "seed_sweep_job", runs=2)
     runs = {r.dagster_run.tags["retrain"]: r for r in records}
     assert all(r.dagster_run.is_finished for r in runs.values()), (tmp_path / "daemon.log").read_text()[
         -3000:
@@ -222,3 +239,57 @@ def test_two_retrains_launched_together_end_with_the_good_one_as_champion(
     print(
         f"\n[race] champion v{champion.version} (seed 2024); v{loser.version} rejected: {loser.tags['gate_reasons']}"
     )
+
+
+@pytest.mark.slow
+def test_the_readme_seed_sweep_backfill_runs_its_partitions_one_after_another(
+    tmp_path, tiny_base_dir, monkeypatch
+):
+    """The README's command, verbatim but for the paths: `dagster job backfill ... -j seed_sweep_job
+    --partitions 123,2024`. A backfill takes no run config, so the deployment's `MANGA_RETRAIN_RUN_CONFIG`
+    gives the runs their (tiny) training settings. The daemon runs both partitions, one after another, over
+    one upstream snapshot."""
+    import yaml
+
+    settings = tmp_path / "retrain.yaml"
+    tiny = _run_config(epochs=4, lr=3e-3)
+    tiny["ops"]["synthetic_set"] = {"config": {"n": 20, "k": 2, "fold_epochs": 1}}  # not in this job: dropped
+    # both seeds pass, so the sweep ends clean: open margins, and fp32 only (a tiny model's int8 graph can
+    # pass the validation guard and still miss the gate's 99.5% golden agreement — the gate doing its job)
+    tiny["resources"]["gate_settings"]["config"]["accuracy_margin"] = 1.0
+    tiny["resources"]["compile_settings"] = {"config": {"quantize": "off", "latency_warmup": 5}}
+    settings.write_text(yaml.safe_dump(tiny))
+    env, instance, _ = _project_with_upstream(
+        tmp_path, tiny_base_dir, monkeypatch, extra_env={"MANGA_RETRAIN_RUN_CONFIG": str(settings)}
+    )
+    command = [str(Path(sys.executable).parent / "dagster"), "job", "backfill", "-w", "workspace.yaml"]
+    command += ["-j", "seed_sweep_job", "--partitions", "123,2024", "--noprompt"]
+    proc = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(instance.get_backfills()) == 1
+
+    records = _daemon_until_finished(env, tmp_path, instance, "seed_sweep_job", runs=2)
+    by_partition = {r.dagster_run.tags.get("dagster/partition"): r for r in records}
+    assert set(by_partition) == {"123", "2024"}, (tmp_path / "daemon.log").read_text()[-3000:]
+    failures = {
+        r.dagster_run.tags.get("dagster/partition"): [
+            e.dagster_event.event_specific_data.error.to_string()[-1500:]
+            for e in instance.all_logs(r.dagster_run.run_id)
+            if e.is_dagster_event and e.dagster_event.is_step_failure
+        ]
+        for r in records
+        if r.dagster_run.status != dg.DagsterRunStatus.SUCCESS
+    }
+    assert failures == {}
+    first, second = sorted(records, key=lambda r: r.start_time)
+    assert second.start_time >= first.end_time  # the serial run queue: one registry-moving run at a time
+    models = [
+        instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey("trained_model"), asset_partitions=[p]), limit=1
+        ).records[0]
+        for p in ("123", "2024")
+    ]
+    manifests = [m.asset_materialization.metadata["manifest"].value for m in models]
+    assert manifests[0]["data_version"] == manifests[1]["data_version"]  # one upstream snapshot
+    assert manifests[0]["synthetic_uri"] == manifests[1]["synthetic_uri"]
+    assert {m["recipe"]["epochs"] for m in manifests} == {4}  # the deployment's settings reached the runs

@@ -100,3 +100,55 @@ def test_quality_runner_writes_review_files(tmp_path, tokenizer):
         {"tellmeamangajokeineedalaughtoday"},
     )
     assert len(usable) == 1 and len(colliding) == 1
+
+
+def test_linear_probe_consensus_flags_the_mislabelled_rows_in_seconds(tmp_path, tokenizer):
+    """The cheap learner: one frozen embedding pass, then k logistic regressions (C chosen per fold on
+    the fold's inner validation rows); same contract as the fine-tuned folds."""
+    real = load_jsonl(write_keyword_jsonl(tmp_path / "real.jsonl", n=320)).examples
+    rng = random.Random(1)
+    synthetic = []
+    for i in range(40):
+        label = LABELS[i % 4]
+        wrong = LABELS[(i + 1) % 4] if i < 8 else label
+        synthetic.append({"text": f"{rng.choice(KEYWORDS[label])} please today {i}", "label": wrong})
+    factory_calls = []
+
+    def factory():
+        factory_calls.append(1)
+        return tiny_classifier("bert", 4), tokenizer
+
+    result = consensus_filter(
+        real,
+        synthetic,
+        LABELS,
+        tiny_train_config(),
+        k=3,
+        seed=0,
+        model_factory=factory,
+        learner="linear_probe",
+    )
+    assert len(factory_calls) == 1  # embedded once, not once per fold
+    assert result.learner == "linear_probe" and result.kept_mask.shape == (40,)
+    # a frozen random tiny encoder gives weak features (fine-tuned folds reach >= 0.9 on these rows): the probe
+    # must learn the signal (chance is 0.25) and flag most wrong rows; its real-model quality is what
+    # `probe_agreement` reports next to the fine-tuned folds
+    caught = {s["text"] for s in synthetic[:8]} & {r["text"] for r in result.flagged}
+    assert len(caught) >= 6, caught
+    assert len(result.kept) >= 20 and min(result.fold_accuracies) >= 0.7, result.fold_accuracies
+    assert result.oof_probs.shape == (320, 4) and np.allclose(result.oof_probs.sum(axis=1), 1)
+    with pytest.raises(ValueError, match="consensus learner must be one of"):
+        consensus_filter(real, synthetic, LABELS, tiny_train_config(), k=3, learner="svm")
+
+
+def test_probe_agreement_compares_keep_calls():
+    from manga_intent.consensus import ConsensusResult
+    from manga_intent.synthetic.quality import probe_agreement
+
+    def result(mask, accuracy):
+        return ConsensusResult([], [], {}, np.zeros((0, 2)), [], [accuracy], kept_mask=np.array(mask))
+
+    report = probe_agreement(result([1, 1, 0, 0], 0.9), result([1, 0, 0, 0], 0.8))
+    assert report["decision_agreement"] == 0.75 and report["kept_by_both"] == 1
+    assert report["cohen_kappa"] == pytest.approx((0.75 - 0.5) / 0.5)
+    assert report["probe_fold_accuracy"] == 0.8

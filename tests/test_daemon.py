@@ -33,7 +33,6 @@ RETRAIN_RUN_CONFIG = {
     "execution": {"config": {"in_process": {}}},
     "ops": {
         "synthetic_set": {"config": {"n": 40, "k": 2, "fold_epochs": 1}},
-        "hpo_study": {"config": {"n_trials": 1, "train_rows": 150, "max_epochs": 2, "lr_scale": 100.0}},
         "trained_model": {"config": {"epochs": 3, "lr": 3e-3, "bootstrap": 50}},
         "seed_sweep_report": {"config": {"bootstrap": 20}},
     },

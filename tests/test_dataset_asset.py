@@ -5,19 +5,20 @@ from conftest import exported_human_labels
 from dagster_aws.s3 import S3Resource
 
 from manga_assets.intent_dataset import intent_dataset
+from manga_assets.seed_corpus import seed_corpus
 from resources.storage import LocalArtifactStore
 
 
 def materialize(tmp_path, source, human_file, quarantine=True):
-    """intent_dataset downstream of an export in the artifact store (what `human_labels` hands it)."""
+    """seed_corpus → intent_dataset downstream of an export in the artifact store (what `human_labels` hands it)."""
     store = LocalArtifactStore(root=str(tmp_path / "artifacts"))
     uri = store.put_file(human_file, "human_labels/export.jsonl") if human_file.exists() else None
     return dg.materialize(
-        [exported_human_labels(uri), intent_dataset],
+        [exported_human_labels(uri), seed_corpus, intent_dataset],
         raise_on_error=False,
         resources={"artifact_store": store, "s3": S3Resource()},
         run_config={
-            "ops": {"intent_dataset": {"config": {"source_uri": str(source), "quarantine": quarantine}}}
+            "ops": {"seed_corpus": {"config": {"source_uri": str(source), "quarantine": quarantine}}}
         },
     )
 
@@ -37,13 +38,25 @@ def test_shipped_corpus_with_human_labels_merged(tmp_path):
     result = materialize(tmp_path, "data/seed_corpus", human / "label_studio.jsonl")
     assert result.success
     meta = result.asset_materializations_for_node("intent_dataset")[0].metadata
-    assert meta["rows"].value == 1601 and meta["quarantined_rows"].value == 0
+    corpus_meta = result.asset_materializations_for_node("seed_corpus")[0].metadata
+    assert meta["rows"].value == 1601 and corpus_meta["quarantined_rows"].value == 0
     assert meta["human_labels"].value == {"human_rows": 2, "relabelled": 1, "confirmed": 0, "added": 1}
     assert meta["provenance"].value == {"corpus": 1599, "human": 2}
     manifest = result.output_for_node("intent_dataset")
     snapshot = [json.loads(line) for line in open(manifest.uri[len("file://") :], encoding="utf-8")]
     relabelled = next(r for r in snapshot if r["text"].startswith("how do i delete my account"))
     assert relabelled["label"] == "escalation" and relabelled["previous_label"] == "faq"
+    # fixed splits: every corpus row keeps the split it has without human labels; the new message trains
+    corpus = result.output_for_node("seed_corpus")
+    corpus_rows = [json.loads(line) for line in open(corpus.uri[len("file://") :], encoding="utf-8")]
+    split_of = {r["text"]: r["split"] for r in corpus_rows}
+    assert {r["split"] for r in corpus_rows} == {"train", "val", "test"}
+    assert all(r["split"] == split_of[r["text"]] for r in snapshot if r["text"] in split_of)
+    added = next(r for r in snapshot if r["text"].startswith("is the kaiju no. 8 artbook"))
+    assert added["split"] == "train" and added["provenance"] == "human"
+    alone = materialize(tmp_path / "alone", "data/seed_corpus", tmp_path / "none.jsonl")
+    assert alone.output_for_node("seed_corpus").data_version == corpus.data_version
+    assert alone.output_for_node("intent_dataset").data_version != manifest.data_version
 
 
 def test_bad_rows_quarantined_or_named(tmp_path):
@@ -54,7 +67,7 @@ def test_bad_rows_quarantined_or_named(tmp_path):
         '{"text": "x", "label": "weather"}\n'
     )
     result = materialize(tmp_path, source, tmp_path / "none.jsonl")
-    meta = result.asset_materializations_for_node("intent_dataset")[0].metadata
+    meta = result.asset_materializations_for_node("seed_corpus")[0].metadata
     assert meta["rows"].value == 1 and meta["quarantine_reasons"].value == {
         "empty text": 1,
         "unknown label": 1,

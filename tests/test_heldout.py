@@ -174,6 +174,7 @@ def test_every_non_gate_asset_runs_without_reading_the_golden_set(
     from manga_assets.hpo_study import hpo_study
     from manga_assets.intent_dataset import intent_dataset
     from manga_assets.neuron_artifact import neuron_artifact
+    from manga_assets.seed_corpus import seed_corpus
     from manga_assets.snapshots import dataset_splits, read_snapshot
     from manga_assets.synthetic_set import synthetic_set
     from manga_assets.trained_model import trained_model
@@ -187,7 +188,7 @@ def test_every_non_gate_asset_runs_without_reading_the_golden_set(
         return real_train(train, val, *args, **kwargs)
 
     monkeypatch.setattr(consensus, "train_classifier", recording_train)
-    assets = [exported_human_labels(), intent_dataset, synthetic_set, hpo_study, trained_model]
+    assets = [exported_human_labels(), seed_corpus, intent_dataset, synthetic_set, hpo_study, trained_model]
     result = dg.materialize(
         [*assets, calibrator, neuron_artifact],  # no golden_gate, no seed_sweep_report
         partition_key="42",

@@ -53,13 +53,23 @@ def label_studio_server(tmp_path_factory):
     server.stop()
 
 
-def run_graph(instance, resources, partition="42", tags=None):
+def retrain_selection() -> list[str]:
+    """What `retrain_job` materializes (no HPO study: that is `hpo_job`'s)."""
+    from manga_assets.definitions import defs
+
+    keys = defs.resolve_job_def("retrain_job").asset_layer.executable_asset_keys
+    return sorted(k.to_user_string() for k in keys)
+
+
+def run_graph(instance, resources, partition="42", tags=None, selection=None):
+    ops = SMALL if selection is None else {k: v for k, v in SMALL.items() if k in selection}
     return dg.materialize(
         [*ALL_ASSETS, golden_gate],
+        selection=selection,
         partition_key=partition,
         instance=instance,
         resources=resources,
-        run_config={"ops": SMALL},
+        run_config={"ops": ops},
         tags=tags or {},
         raise_on_error=False,
     )
@@ -214,8 +224,18 @@ def test_the_loop(tmp_path, monkeypatch, tiny_base_dir, label_studio_server):
         assert tick(labels_ready_sensor, instance, resources, labels_cursor)[0] == []
 
         # 7. the retrain runs from human_labels through the gate and crowns a new champion
-        second = run_graph(instance, resources, tags=ready[0].tags)
+        second = run_graph(instance, resources, tags=ready[0].tags, selection=retrain_selection())
         assert second.success, [e.message for e in second.all_events if e.is_failure]
+        # the seed corpus did not change: the consensus folds are not trained again, the study is reused
+        synthetic = second.asset_materializations_for_node("synthetic_set")[0].metadata
+        first_synthetic = first.asset_materializations_for_node("synthetic_set")[0].metadata
+        assert (
+            synthetic["reused_consensus"].value is True and first_synthetic["reused_consensus"].value is False
+        )
+        assert synthetic["artifacts"].value == first_synthetic["artifacts"].value
+        assert not second.asset_materializations_for_node("hpo_study")
+        model = second.asset_materializations_for_node("trained_model")[0].metadata
+        assert model["hyperparameters_from"].value.startswith("study manga-intent trial #")
         exported = second.asset_materializations_for_node("human_labels")[0].metadata
         in_scope = sum(1 for t in tasks if truth.get(t.data["text"]))
         assert exported["labelled_messages"].value == in_scope

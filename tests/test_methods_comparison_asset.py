@@ -11,6 +11,7 @@ from dagster_aws.s3 import S3Resource
 from manga_assets.definitions import defs
 from manga_assets.intent_dataset import intent_dataset
 from manga_assets.methods_comparison import methods_comparison, methods_comparison_report
+from manga_assets.seed_corpus import seed_corpus
 from manga_intent.taxonomy import INTENTS
 from resources.model_settings import BaseModelResource
 from resources.storage import LocalArtifactStore
@@ -38,13 +39,19 @@ def test_grid_partitions_and_report(tmp_path, source, tiny_base_dir, monkeypatch
         "s3": S3Resource(),
         "base_model": BaseModelResource(name_or_path=str(tiny_base_dir)),
     }
-    assets = [exported_human_labels(None), intent_dataset, methods_comparison, methods_comparison_report]
+    assets = [
+        exported_human_labels(None),
+        seed_corpus,
+        intent_dataset,
+        methods_comparison,
+        methods_comparison_report,
+    ]
     dataset = dg.materialize(
         assets,
-        selection=["human_labels", "intent_dataset"],
+        selection=["human_labels", "seed_corpus", "intent_dataset"],
         instance=instance,
         resources=resources,
-        run_config={"ops": {"intent_dataset": {"config": {"source_uri": str(source)}}}},
+        run_config={"ops": {"seed_corpus": {"config": {"source_uri": str(source)}}}},
     )
     assert dataset.success
     small = {"ops": {"methods_comparison": {"config": {"max_steps": 3, "latency_messages": 5}}}}

@@ -13,6 +13,7 @@ from conftest import exported_human_labels, free_port
 from dagster_aws.s3 import S3Resource
 
 from manga_assets.intent_dataset import intent_dataset
+from manga_assets.seed_corpus import seed_corpus
 from resources.storage import S3ArtifactStore
 
 pytestmark = pytest.mark.slow
@@ -96,12 +97,12 @@ def test_intent_dataset_reads_s3_source_and_writes_snapshot_to_s3(s3, tmp_path, 
     )
     store = S3ArtifactStore(s3=resource, bucket="manga-ml", prefix="artifacts")
     result = dg.materialize(
-        [exported_human_labels(), intent_dataset],
+        [exported_human_labels(), seed_corpus, intent_dataset],
         resources={"artifact_store": store, "s3": resource},
-        run_config={"ops": {"intent_dataset": {"config": {"source_uri": "s3://manga-ml/raw/"}}}},
+        run_config={"ops": {"seed_corpus": {"config": {"source_uri": "s3://manga-ml/raw/"}}}},
     )
     assert result.success
-    metadata = result.asset_materializations_for_node("intent_dataset")[0].metadata
+    metadata = result.asset_materializations_for_node("seed_corpus")[0].metadata
     assert metadata["rows"].value == 10 and metadata["quarantined_rows"].value == 1
     assert metadata["source_files"].value == ["0000_part-1.jsonl", "0001_part-2.jsonl"]
     manifest = result.output_for_node("intent_dataset")

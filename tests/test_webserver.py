@@ -70,7 +70,7 @@ def test_materialization_launched_over_graphql_succeeds(webserver):
         "dataset_job",
         repository_location_name="manga_assets.definitions",
         repository_name="__repository__",
-        run_config={"ops": {"intent_dataset": {"config": {"source_uri": str(SEED_CORPUS.path)}}}},
+        run_config={"ops": {"seed_corpus": {"config": {"source_uri": str(SEED_CORPUS.path)}}}},
     )
     deadline = time.time() + 240
     status = None
@@ -96,7 +96,7 @@ def test_dagster_asset_materialize_from_the_command_line(tmp_path):
             "-m",
             "manga_assets.definitions",
             "--select",
-            "intent_dataset",
+            "seed_corpus,intent_dataset",
         ],
         cwd=REPO,
         env=env,

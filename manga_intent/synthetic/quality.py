@@ -8,10 +8,13 @@ report.md (per-intent agreement and kept/flagged table) and audit_sample.md (for
 """
 
 import argparse
+import hashlib
 import json
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+
+import numpy as np
 
 from manga_intent.consensus import ConsensusResult, consensus_filter
 from manga_intent.data import SPLIT_SEED, Example, load_jsonl, make_splits, normalized_key
@@ -104,6 +107,9 @@ def write_quality_outputs(
         "per_intent": result.per_intent,
         "fold_accuracies": result.fold_accuracies,
         "label_issues": len(result.label_issues),
+        "consensus_learner": result.learner,
+        "kept_version": rows_version(result.kept),
+        "probe_agreement": result.probe_agreement,
     }
     (out_dir / "report.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary
@@ -120,26 +126,85 @@ def run_quality(
     model_factory=None,
     progress: bool = True,
     on_fold_end=None,
+    learner: str = "finetune",
+    compare_probe: bool = True,
 ) -> tuple[ConsensusResult, list[dict], int]:
     """Generate n rows, drop any equal to a hand-written row, consensus-filter the rest against `real`.
 
-    `real` is the training split: the fold models never see validation, test or golden rows.
+    `real` is the training split: the fold models never see validation, test or golden rows. With the
+    fine-tuned learner and `compare_probe`, the linear probe (seconds) filters the same rows too and
+    `result.probe_agreement` records how often it makes the same keep/flag call.
     """
     generated = generate_synthetic(n, seed=seed)
     synthetic, colliding = drop_collisions(generated, hand_written_keys())
+    common = dict(k=k, seed=seed, base_model=base_model, model_factory=model_factory)
     result = consensus_filter(
         real,
         synthetic,
         INTENTS,
         config,
-        k=k,
-        seed=seed,
-        base_model=base_model,
-        model_factory=model_factory,
         progress=progress,
         on_fold_end=on_fold_end,
+        learner=learner,
+        **common,
     )
+    if learner == "finetune" and compare_probe and synthetic:
+        probe = consensus_filter(
+            real, synthetic, INTENTS, config, progress=False, learner="linear_probe", **common
+        )
+        result.probe_agreement = probe_agreement(result, probe)
     return result, synthetic, len(colliding)
+
+
+#: bump when the generator, the collision rule or the consensus filter changes what the same inputs produce
+CONSENSUS_VERSION = "consensus-3"
+
+
+def consensus_cache_key(
+    corpus_version: str, *, n: int, k: int, seed: int, fold_epochs: int, learner: str, base_model: str
+) -> str:
+    """Content address of a consensus run: the same key means the same kept/flagged rows, so a retrain
+    whose seed corpus and settings are unchanged reuses them instead of training k fold models again."""
+    payload = json.dumps(
+        {
+            "corpus": corpus_version,
+            "n": n,
+            "k": k,
+            "seed": seed,
+            "fold_epochs": fold_epochs,
+            "learner": learner,
+            "base_model": base_model,
+            "code": CONSENSUS_VERSION,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def rows_version(rows: Iterable[dict]) -> str:
+    """Order-independent content hash of (text, label) rows: the synthetic set's data version."""
+    digest = hashlib.sha256()
+    for line in sorted(json.dumps([r["text"], r["label"]], ensure_ascii=False) for r in rows):
+        digest.update(line.encode("utf-8") + b"\n")
+    return "sha256:" + digest.hexdigest()
+
+
+def probe_agreement(finetuned: ConsensusResult, probe: ConsensusResult) -> dict:
+    """How the linear probe's keep/flag calls compare with the fine-tuned folds' on the same rows."""
+    a, b = np.asarray(finetuned.kept_mask, bool), np.asarray(probe.kept_mask, bool)
+    agree = float((a == b).mean())
+    p_a, p_b = a.mean(), b.mean()
+    chance = p_a * p_b + (1 - p_a) * (1 - p_b)
+    return {
+        "rows": int(len(a)),
+        "decision_agreement": agree,
+        "cohen_kappa": float((agree - chance) / (1 - chance)) if chance < 1 else 1.0,
+        "kept_by_finetuned": int(a.sum()),
+        "kept_by_probe": int(b.sum()),
+        "kept_by_both": int((a & b).sum()),
+        "probe_fold_accuracy": float(np.mean(probe.fold_accuracies)),
+        "finetuned_fold_accuracy": float(np.mean(finetuned.fold_accuracies)),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,6 +220,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--base-model", default=None)
     parser.add_argument("--out", default="runs/synthetic_quality")
+    parser.add_argument(
+        "--learner",
+        choices=["finetune", "linear_probe"],
+        default="finetune",
+        help="fold learner: fine-tuned copies (the seed's) or a linear probe on frozen embeddings (seconds)",
+    )
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     # consensus folds train on the training split only: validation and test stay held out
@@ -167,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         config=TrainConfig(epochs=args.epochs, max_steps=None),
         base_model=args.base_model,
         progress=not args.quiet,
+        learner=args.learner,
     )
     write_quality_outputs(result, Path(args.out), dropped=dropped, synthetic=synthetic)
     print(report_markdown(result, dropped))
