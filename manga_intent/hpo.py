@@ -55,8 +55,10 @@ def open_storage(url: str, *, attempts: int = 5, log=print):
         except sqlalchemy.exc.DBAPIError as error:
             if attempt == attempts:
                 raise
-            log(f"optuna storage: schema creation raced another worker ({type(error.orig).__name__}); "
-                f"retry {attempt}/{attempts - 1}")
+            log(
+                f"optuna storage: schema creation raced another worker ({type(error.orig).__name__}); "
+                f"retry {attempt}/{attempts - 1}"
+            )
             time.sleep(0.2 * attempt + random.random() * 0.3)
     raise AssertionError("unreachable")
 
