@@ -96,9 +96,21 @@ class LabelStudioClient:
             )
         winner, *duplicates = ids
         for duplicate in duplicates:
-            if not self._call("list tasks", lambda d=duplicate: list(sdk.tasks.list(project=d, page_size=1))):
-                self._call("delete duplicate project", sdk.projects.delete, id=duplicate)
+            self._delete_if_empty(duplicate)
         return winner
+
+    def _delete_if_empty(self, project_id: int) -> None:
+        """Delete a raced duplicate project unless it holds tasks; another machine settling the same race
+        may delete it first, so "not found" (404) means done, not an error."""
+        from label_studio_sdk.core.api_error import ApiError
+
+        sdk = self.sdk()
+        try:
+            if not self._call("list tasks", lambda: list(sdk.tasks.list(project=project_id, page_size=1))):
+                self._call("delete duplicate project", sdk.projects.delete, id=project_id)
+        except ApiError as exc:
+            if exc.status_code != 404:
+                raise
 
     def _project_ids(self) -> list[int]:
         projects = self._call("list projects", lambda: list(self.sdk().projects.list()))

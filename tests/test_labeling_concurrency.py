@@ -289,3 +289,34 @@ def test_sdk_401_and_5xx_are_unavailable_and_keep_the_cursor_and_the_messages(
         assert retried.asset_materializations_for_node("labeling_batch")[0].metadata["imported"].value == 20
     finally:
         proxy.close()
+
+
+def test_a_duplicate_another_machine_already_deleted_is_not_an_error(tmp_path, monkeypatch):
+    """The race's losing half, made deterministic: between listing the raced projects and deleting the empty
+    duplicate, another machine deleted it (Label Studio answers 404). The caller still settles on the winner;
+    any other refusal still raises."""
+    from types import SimpleNamespace
+
+    from label_studio_sdk.core.api_error import ApiError
+
+    from labeling.client import LabelStudioClient
+
+    monkeypatch.setenv("MANGA_HOME", str(tmp_path))
+    gone = ApiError(status_code=404, headers={}, body={"detail": "No Project matches the given query."})
+    refused = ApiError(status_code=400, headers={}, body={"detail": "bad request"})
+    projects = [SimpleNamespace(id=i, title="raced") for i in (7, 9)]
+
+    def client_whose_delete_raises(error):
+        def delete(id):
+            raise error
+
+        client = LabelStudioClient(url="http://127.0.0.1:9", api_key="k", project_title="raced")
+        client._sdk = SimpleNamespace(
+            projects=SimpleNamespace(list=lambda: projects, delete=delete),
+            tasks=SimpleNamespace(list=lambda project, page_size: []),
+        )
+        return client
+
+    assert client_whose_delete_raises(gone).ensure_project() == 7
+    with pytest.raises(ApiError):
+        client_whose_delete_raises(refused).ensure_project()
