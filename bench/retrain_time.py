@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -30,12 +31,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SEEDS = ("42", "123", "2024")
+PROJECT_TITLE = "MangaAssist intents"  # definitions.build_resources' default project
 
 
-def step_seconds(instance, result) -> dict[str, float]:
+def step_seconds(instance, run_id: str) -> dict[str, float]:
     """Seconds per step from the run's event log (STEP_START → STEP_SUCCESS/FAILURE)."""
     started, spent = {}, {}
-    for entry in instance.all_logs(result.run_id):
+    for entry in instance.all_logs(run_id):
         event = entry.dagster_event
         if event is None:
             continue
@@ -46,9 +48,18 @@ def step_seconds(instance, result) -> dict[str, float]:
     return spent
 
 
-def verdict(result) -> str:
-    evaluations = result.get_asset_check_evaluations()
-    return evaluations[0].metadata["verdict"].value if evaluations else "no gate evaluation"
+def run_metadata(instance, run_id: str, event_type: str, node: str | None = None) -> dict:
+    """Metadata of the run's first event of a type (a materialization of `node`, or the check evaluation)."""
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is None or event.event_type_value != event_type:
+            continue
+        if node is None:
+            return {k: v.value for k, v in event.event_specific_data.metadata.items()}
+        materialization = event.event_specific_data.materialization
+        if materialization.asset_key.to_user_string() == node:
+            return {k: v.value for k, v in materialization.metadata.items()}
+    return {}
 
 
 def label_messages(client, n: int, seed: int) -> int:
@@ -59,7 +70,7 @@ def label_messages(client, n: int, seed: int) -> int:
     rows = [m for m in simulate("seasonal_sale", n * 2, seed=seed) if m.get("true_label")][:n]
     tasks = [
         {
-            "data": {"text": m["text"], "message_key": f"bench-{i}", "purpose": "active_learning"},
+            "data": {"text": m["text"], "message_key": f"bench-{seed}-{i}", "purpose": "active_learning"},
             "annotations": [{"result": [choice_result("intent", m["true_label"])]}],
         }
         for i, m in enumerate(rows)
@@ -67,10 +78,38 @@ def label_messages(client, n: int, seed: int) -> int:
     return len(client.import_tasks(client.ensure_project(), tasks))
 
 
-def run(job, partition: str, instance) -> tuple[object, float]:
+def run(job: str, partition: str, instance) -> dict:
+    """One run in its own process, as the daemon's run launcher starts it (imports included in the time)."""
     started = time.perf_counter()
-    result = job.execute_in_process(instance=instance, partition_key=partition, raise_on_error=False)
-    return result, time.perf_counter() - started
+    proc = subprocess.run(
+        [sys.executable, __file__, "--run-one", job, partition], capture_output=True, text=True, check=False
+    )
+    seconds = time.perf_counter() - started
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RUN_ID ")]
+    if not lines:
+        raise RuntimeError(f"{job} {partition} did not start:\n{proc.stderr[-3000:]}")
+    run_id = lines[-1].split()[1]
+    check = run_metadata(instance, run_id, "ASSET_CHECK_EVALUATION")
+    return {
+        "run_id": run_id,
+        "seconds": round(seconds, 1),
+        "steps": step_seconds(instance, run_id),
+        "verdict": check.get("verdict", "no gate evaluation"),
+        "reasons": check.get("reasons", []),
+    }
+
+
+def run_one(job: str, partition: str) -> int:
+    """Child process: execute one run of `job` for `partition` and print its run id."""
+    import dagster as dg
+
+    from manga_assets.definitions import defs
+
+    result = defs.resolve_job_def(job).execute_in_process(
+        instance=dg.DagsterInstance.get(), partition_key=partition, raise_on_error=False
+    )
+    print(f"RUN_ID {result.run_id}", flush=True)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,8 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--home", default=None, help="MANGA_HOME (default: a fresh temporary directory)")
     parser.add_argument("--labels", type=int, default=300, help="human labels made ready before the retrain")
     parser.add_argument("--skip-sweep", action="store_true")
+    parser.add_argument("--skip-cold", action="store_true", help="--home already holds a cold run")
+    parser.add_argument("--run-one", nargs=2, metavar=("JOB", "PARTITION"), help=argparse.SUPPRESS)
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
+    if args.run_one:
+        return run_one(*args.run_one)
 
     home = Path(args.home or tempfile.mkdtemp(prefix="manga-retrain-bench-"))
     os.environ["MANGA_HOME"] = str(home)
@@ -95,60 +138,49 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["DAGSTER_HOME"] = str(prepare_dagster_home())
     import dagster as dg
 
-    from manga_assets.definitions import build_resources, defs
-
-    instance = dg.DagsterInstance.get()
-    retrain, sweep = defs.resolve_job_def("retrain_job"), defs.resolve_job_def("seed_sweep_job")
+    instance = dg.DagsterInstance.get()  # the parent only reads the runs' event logs
     report: dict = {"home": str(home), "labels": args.labels}
     try:
-        print("1. cold retrain_job, seed 42 (computes the consensus once)", flush=True)
-        cold, seconds = run(retrain, "42", instance)
-        report["cold"] = {
-            "seconds": round(seconds, 1),
-            "steps": step_seconds(instance, cold),
-            "verdict": verdict(cold),
-        }
-        print(json.dumps(report["cold"], indent=1), flush=True)
+        if not args.skip_cold:
+            print("1. cold retrain_job, seed 42 (computes the consensus once)", flush=True)
+            report["cold"] = run("retrain_job", "42", instance)
+            print(json.dumps(report["cold"], indent=1), flush=True)
 
         from labeling.client import LabelStudioClient
 
-        client = LabelStudioClient(
-            label_studio.url, label_studio.token, build_resources()["label_studio"].project_title
-        )
-        imported = label_messages(client, args.labels, seed=5)
-        print(f"2. labels ready: {imported} completed annotations in Label Studio", flush=True)
+        client = LabelStudioClient(label_studio.url, label_studio.token, PROJECT_TITLE)
+        imported = label_messages(client, args.labels, seed=len(client.tasks(client.ensure_project())) + 5)
+        print(f"2. labels ready: {imported} more completed annotations in Label Studio", flush=True)
 
-        triggered, seconds = run(retrain, "42", instance)
-        synthetic = triggered.asset_materializations_for_node("synthetic_set")[0].metadata
-        report["triggered"] = {
-            "seconds": round(seconds, 1),
-            "steps": step_seconds(instance, triggered),
-            "verdict": verdict(triggered),
-            "consensus_reused": synthetic["reused_consensus"].value,
-            "human_labels": triggered.asset_materializations_for_node("human_labels")[0]
-            .metadata["labelled_messages"]
-            .value,
-        }
-        print("3. triggered retrain:\n" + json.dumps(report["triggered"], indent=1), flush=True)
+        triggered = run("retrain_job", "42", instance)
+        synthetic = run_metadata(instance, triggered["run_id"], "ASSET_MATERIALIZATION", "synthetic_set")
+        labels = run_metadata(instance, triggered["run_id"], "ASSET_MATERIALIZATION", "human_labels")
+        triggered.update(
+            consensus_reused=synthetic.get("reused_consensus"), human_labels=labels.get("labelled_messages")
+        )
+        report["triggered"] = triggered
+        print("3. triggered retrain:\n" + json.dumps(triggered, indent=1), flush=True)
 
         if not args.skip_sweep:
-            runs, total = [], 0.0
+            runs = []
             for seed in SEEDS:
-                result, seconds = run(sweep, seed, instance)
-                total += seconds
-                runs.append({"seed": seed, "seconds": round(seconds, 1), "verdict": verdict(result)})
-                print(f"4. sweep seed {seed}: {seconds / 60:.1f} min, {runs[-1]['verdict']}", flush=True)
+                runs.append({"seed": seed, **run("seed_sweep_job", seed, instance)})
+                print(
+                    f"4. sweep seed {seed}: {runs[-1]['seconds'] / 60:.1f} min, {runs[-1]['verdict']}",
+                    flush=True,
+                )
+            total = sum(r["seconds"] for r in runs)
             report["sweep"] = {
                 "seconds": round(total, 1),
                 "runs": runs,
-                "ratio_to_one_seed": round(total / report["triggered"]["seconds"], 2),
+                "ratio_to_one_seed": round(total / triggered["seconds"], 2),
             }
     finally:
         label_studio.stop()
     print("\n| run | minutes | verdict |\n|---|---|---|")
-    print(
-        f"| cold retrain (consensus computed) | {report['cold']['seconds'] / 60:.1f} | {report['cold']['verdict']} |"
-    )
+    if "cold" in report:
+        cold = report["cold"]
+        print(f"| cold retrain (consensus computed) | {cold['seconds'] / 60:.1f} | {cold['verdict']} |")
     print(
         f"| labels-ready retrain ({report['triggered']['human_labels']} labels) | "
         f"{report['triggered']['seconds'] / 60:.1f} | {report['triggered']['verdict']} |"
