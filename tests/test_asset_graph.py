@@ -22,6 +22,9 @@ SMALL = {
             "bootstrap": 50,
             "freeze_word_embeddings": False,
             "head_lr_multiplier": 1.0,
+            # the recipe as configured here, not the 2-trial study's picks: this test pins the int8 rows of
+            # the gate table on a known tiny model (HPO pickup: test_retrain_reuse, test_loop_e2e)
+            "hpo": "off",
         }
     },
     "seed_sweep_report": {"config": {"bootstrap": 50}},
@@ -128,7 +131,9 @@ def test_full_graph_gate_both_ways_and_two_seed_sweep(home, tiny_base_dir):
     instance = dg.DagsterInstance.ephemeral()
     everything = "*"
     first = run(everything, home, tiny_base_dir, instance, partition="42")
-    assert first.success, [e.message for e in first.all_events if e.is_failure]
+    assert first.success, [e.message for e in first.all_events if e.is_failure] + [
+        str(e.metadata.get("reasons")) for e in first.get_asset_check_evaluations()
+    ]
     evaluation = gate_result(first)
     assert evaluation.passed and evaluation.metadata["verdict"].value.startswith("passed")
     labels = first.asset_materializations_for_node("human_labels")[0].metadata
@@ -141,10 +146,7 @@ def test_full_graph_gate_both_ways_and_two_seed_sweep(home, tiny_base_dir):
     assert champion is not None and registry.version_tags(champion.version)["gate"] == "passed"
     metadata = first.asset_materializations_for_node("trained_model")[0].metadata
     assert "mlflow_run" in metadata and "confusion_matrix" in metadata and "per_intent" in metadata
-    # the study materialized in the same run is used: searched knobs fill what the run config left unset
-    assert metadata["hyperparameters_from"].value.startswith("study manga-intent trial #")
-    assert "batch_size" in metadata["searched_parameters_used"].value
-    assert "lr" in metadata["searched_parameters_overridden_by_config"].value
+    assert metadata["hyperparameters_from"].value == "hpo=off: recipe defaults"
     calibration = first.asset_materializations_for_node("calibrator")[0].metadata
     assert "reliability_diagram" in calibration and calibration["temperature"].value > 0
     for key in (

@@ -150,16 +150,13 @@ def _project_with_upstream(tmp_path, tiny_base_dir, monkeypatch, extra_env=None)
     source = _corpus_subset(tmp_path / "corpus.jsonl")
     upstream = dg.materialize(
         ALL_ASSETS,
-        selection=["human_labels", "seed_corpus", "intent_dataset", "synthetic_set", "hpo_study"],
+        selection=["human_labels", "seed_corpus", "intent_dataset", "synthetic_set"],  # no study: hpo_job's
         instance=instance,
         resources=build_resources(),
         run_config={
             "ops": {
                 "seed_corpus": {"config": {"source_uri": str(source)}},
                 "synthetic_set": {"config": {"n": 20, "k": 2, "fold_epochs": 1}},
-                "hpo_study": {
-                    "config": {"n_trials": 1, "train_rows": 60, "max_epochs": 1, "lr_scale": 100.0}
-                },
             }
         },
     )

@@ -110,7 +110,9 @@ def test_the_loop(tmp_path, monkeypatch, tiny_base_dir, label_studio_server):
         "mlflow_registry": registry,
         "mlflow": mlflow_run.configured(mlflow_run_config(registry)),
         "base_model": BaseModelResource(name_or_path=str(tiny_base_dir)),
-        "compile_settings": CompileSettings(latency_warmup=5),
+        # fp32 only: the retrained tiny model takes the study's picks, and whether its int8 graph meets the gate's
+        # golden agreement rows is luck of the draw (the int8 rows: test_asset_graph, test_quantization)
+        "compile_settings": CompileSettings(latency_warmup=5, quantize="off"),
         # open thresholds: a tiny random-init model cannot reach 92%; the gate logic itself is
         # covered in test_gate / test_gate_flow. Margins open so the retrained tiny model can win, and
         # straight to champion: shadow mode has its own end-to-end test (test_gate_flow).
