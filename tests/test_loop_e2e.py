@@ -163,11 +163,18 @@ def test_the_loop(tmp_path, monkeypatch, tiny_base_dir, label_studio_server):
         keys = [r.run_key for r in requests]
         # which of the two full windows crosses the bootstrap threshold first depends on what the tiny random
         # model predicts; the mechanics do not: the first drifted window asks for a sample and the one retrain
-        first = requests[0].tags["window"]
-        assert first in {f"{tag}:1-150", f"{tag}:151-300"}, first
-        assert keys[:2] == [f"drift-sample:{first}", f"drift-retrain:{first}"], keys
+        drifted = requests[0].tags["window"]
+        assert drifted in {f"{tag}:1-150", f"{tag}:151-300"}, drifted
+        assert keys[:2] == [f"drift-sample:{drifted}", f"drift-retrain:{drifted}"], keys
         assert sum(k.startswith("drift-retrain") for k in keys) == 1
-        assert all(float(r.tags["intent_kl_p_value"]) < 0.001 for r in requests)  # one retrain: cooldown
+        confidence_drift = monitoring.thresholds().confidence_kl_drift
+        assert (
+            all(  # each window drifted by the intent test or by the confidence shift; one retrain: cooldown
+                float(r.tags["intent_kl_p_value"]) < 0.001
+                or float(r.tags["confidence_kl"]) > confidence_drift
+                for r in requests
+            )
+        ), [r.tags for r in requests]
         print(f"\n[loop] champion v{v1} served {len(replies)} simulated messages (seasonal_sale + ood_surge)")
         for r in requests:
             print(
