@@ -117,31 +117,17 @@ def consensus_filter(
     votes = np.zeros((k, len(synthetic)), dtype=int)
     fold_accuracies = []
     synthetic_texts = [row["text"] for row in synthetic]
-    probe = (
+    fold_learner = (
         _ProbeFeatures.embed(real, synthetic_texts, label_list, base_model, model_factory, config.max_length)
         if learner == "linear_probe"
-        else None
+        else _FineTunedFolds(real, synthetic_texts, label_list, config, base_model, model_factory, progress)
     )
     for fold_number, held_out in enumerate(folds):
         held = set(held_out)
         pool_indices = [i for i in range(len(real)) if i not in held]
         pool = [real[i] for i in pool_indices]
         inner = stratified_split(pool, seed=seed + fold_number, val_fraction=0.1, test_fraction=0.05)
-        if probe is not None:
-            held_logits, synthetic_logits = probe.fit_predict(pool_indices, inner, held_out, len(label_list))
-        else:
-            held_logits, synthetic_logits = _finetuned_fold(
-                real,
-                synthetic_texts,
-                inner,
-                held_out,
-                label_list,
-                config,
-                fold_number,
-                base_model,
-                model_factory,
-                progress,
-            )
+        held_logits, synthetic_logits = fold_learner.fit_predict(fold_number, pool_indices, inner, held_out)
         oof[held_out] = softmax(held_logits)
         fold_acc = float((held_logits.argmax(axis=1) == [index[real[i].label] for i in held_out]).mean())
         fold_accuracies.append(fold_acc)
@@ -192,41 +178,42 @@ def consensus_filter(
     )
 
 
-def _finetuned_fold(
-    real,
-    synthetic_texts,
-    inner,
-    held_out,
-    label_list,
-    config,
-    fold_number,
-    base_model,
-    model_factory,
-    progress,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The seed's fold learner: fine-tune a fresh copy of the base model on the fold's pool."""
-    fold_config = replace(
-        config, init_seed=config.init_seed + fold_number, sampler_seed=config.sampler_seed + fold_number
-    )
-    result = train_classifier(
-        inner.train + inner.test,
-        inner.val,
-        label_list,
-        fold_config,
-        base_model=base_model,
-        model_and_tokenizer=model_factory() if model_factory else None,
-        progress=progress,
-    )
-    max_length = result.config.max_length
-    held_logits = predict_logits(
-        result.model, result.tokenizer, [real[i].text for i in held_out], max_length=max_length
-    )
-    synthetic_logits = (
-        predict_logits(result.model, result.tokenizer, synthetic_texts, max_length=max_length)
-        if synthetic_texts
-        else np.zeros((0, len(label_list)), dtype=np.float32)
-    )
-    return held_logits, synthetic_logits
+@dataclass
+class _FineTunedFolds:
+    """The seed's fold learner: a fresh copy of the base model fine-tuned on each fold's pool."""
+
+    real: Sequence[Example]
+    synthetic_texts: list[str]
+    label_list: list[str]
+    config: TrainConfig
+    base_model: str | None
+    model_factory: Callable[[], tuple] | None
+    progress: bool
+
+    def fit_predict(self, fold_number, pool_indices, inner, held_out) -> tuple[np.ndarray, np.ndarray]:
+        config = replace(
+            self.config,
+            init_seed=self.config.init_seed + fold_number,
+            sampler_seed=self.config.sampler_seed + fold_number,
+        )
+        result = train_classifier(
+            inner.train + inner.test,
+            inner.val,
+            self.label_list,
+            config,
+            base_model=self.base_model,
+            model_and_tokenizer=self.model_factory() if self.model_factory else None,
+            progress=self.progress,
+        )
+        max_length = result.config.max_length
+        held = [self.real[i].text for i in held_out]
+        held_logits = predict_logits(result.model, result.tokenizer, held, max_length=max_length)
+        synthetic_logits = (
+            predict_logits(result.model, result.tokenizer, self.synthetic_texts, max_length=max_length)
+            if self.synthetic_texts
+            else np.zeros((0, len(self.label_list)), dtype=np.float32)
+        )
+        return held_logits, synthetic_logits
 
 
 @dataclass
@@ -234,6 +221,7 @@ class _ProbeFeatures:
     """Frozen pooled embeddings of the real and synthetic rows, standardised, computed once for all folds."""
 
     examples: list
+    n_labels: int
     real: np.ndarray
     synthetic: np.ndarray
     labels: np.ndarray
@@ -255,10 +243,12 @@ class _ProbeFeatures:
         mean, std = features[: len(real)].mean(axis=0), features[: len(real)].std(axis=0) + 1e-6
         z = (features - mean) / std
         index = {label: i for i, label in enumerate(label_list)}
-        return cls(list(real), z[: len(real)], z[len(real) :], np.array([index[e.label] for e in real]))
+        labels = np.array([index[e.label] for e in real])
+        return cls(list(real), len(label_list), z[: len(real)], z[len(real) :], labels)
 
-    def fit_predict(self, pool_indices, inner, held_out, n_labels) -> tuple[np.ndarray, np.ndarray]:
+    def fit_predict(self, fold_number, pool_indices, inner, held_out) -> tuple[np.ndarray, np.ndarray]:
         """Logistic regression on the fold's pool; C chosen on the pool's inner validation rows."""
+        n_labels = self.n_labels
         from sklearn.linear_model import LogisticRegression
 
         pool = [self.examples[i] for i in pool_indices]
