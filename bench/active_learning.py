@@ -51,7 +51,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "active_learning_finetun
 def splits(synthetic: int) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """(pool, held_out) as (text, label) pairs; no held-out message (normalised) is in the pool."""
     corpus = [Example(r["text"], r["label"]) for r in read_rows(SEED_CORPUS.path)]
-    parts = stratified_split(corpus, seed=0, val_fraction=0.0, test_fraction=0.2)
+    parts = stratified_split(corpus, seed=0, val_fraction=0.1, test_fraction=0.2)  # pool: train + val
     held = [(e.text, e.label) for e in parts.test]
     held += [(r["text"], r["label"]) for r in generate_synthetic(600, seed=7)]
     held_keys = {normalized_key(t) for t, _ in held}
