@@ -403,7 +403,8 @@ def main() -> None:
     print(f"\nquantization: {quantization['reason']}")
     for row in quantization["candidates"]:
         print(
-            f"  {row['candidate']:<34} agreement {row['agreement']:.4f}  ECE {row['ece']:.4f} "
+            f"  {row['candidate']:<34} agreement {row['agreement']:.4f} (pooled "
+            f"{row.get('pooled_agreement', float('nan')):.4f})  ECE {row['ece']:.4f} "
             f"(Δ {row['ece_delta']:+.4f})  P50 {row['p50_ms']:.2f} ms  P95 {row['p95_ms']:.2f} ms  "
             f"passed {row['passed']}"
         )

@@ -132,6 +132,10 @@ def quantization_metadata(report: dict | None) -> dict:
         "int8_agreement_with_fp32_val": report["agreement"] if report["agreement"] is not None else "n/a",
         "int8_ece_delta_val": report["ece_delta"] if report["ece_delta"] is not None else "n/a",
         "quantization_validation_messages": report["validation_messages"],
+        "int8_agreement_with_fp32_pooled": (
+            report["pooled_agreement"] if report.get("pooled_agreement") is not None else "n/a"
+        ),
+        "quantization_pooled_messages": report.get("pooled_messages", 0),
         "quantization_candidates": md(markdown_table(report["candidates"], floats=4)),
         "int8_layers_kept_fp32": ", ".join(report["kept_fp32"]) or "none",
         "bf16": report["bf16"],

@@ -31,6 +31,8 @@ class CompileSettings(dg.ConfigurableResource):
     """Share of validation messages on which int8 must predict the same intent as fp32."""
     quantization_max_ece_delta: float = 0.005
     """Largest |calibrated ECE change| int8 may cause on validation."""
+    quantization_min_pooled_agreement: float = 0.998
+    """Agreement int8 needs on validation + the half of the training messages that never rank layers."""
     quantization_max_fp32_layers: int = 3
     """Sensitive encoder layers (or the head) that may be kept in fp32 before int8 is given up."""
 
@@ -40,5 +42,6 @@ class CompileSettings(dg.ConfigurableResource):
         return QuantizationGuard(
             min_agreement=self.quantization_min_agreement,
             max_ece_delta=self.quantization_max_ece_delta,
+            min_pooled_agreement=self.quantization_min_pooled_agreement,
             max_fp32_groups=self.quantization_max_fp32_layers,
         )

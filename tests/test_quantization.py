@@ -58,6 +58,8 @@ def test_int8_is_served_only_with_the_guard_passed(tmp_path, tokenizer, splits):
     assert manifest["graphs"] == {"fp32": "model.onnx", "int8": "model.int8.onnx"}
     assert report["agreement"] >= 0.995 and abs(report["ece_delta"]) <= 0.005
     assert report["validation_messages"] == len(splits.val)
+    assert report["pooled_messages"] == len(splits.val) + 100  # + the judging half of 200 training messages
+    assert report["pooled_agreement"] >= 0.998
     assert report["candidates"][0]["candidate"] == "fp32 (reference)" and report["candidates"][1]["passed"]
     assert "AMX" in report["bf16"] or "bf16" in report["bf16"]
     served, fp32 = CompiledClassifier(tmp_path), CompiledClassifier(tmp_path, graph="fp32")
@@ -93,6 +95,25 @@ def test_guard_failing_serves_fp32_and_says_why(tmp_path, tokenizer, splits):
     assert manifest["serving_graph"] == "fp32" and "int8" not in manifest["graphs"]
     assert not (tmp_path / "model.int8.onnx").exists()
     assert CompiledClassifier(tmp_path).graph == "fp32"
+
+
+def test_agreeing_on_validation_is_not_enough_without_the_pooled_sample(tmp_path, tokenizer, splits):
+    """A candidate with no flip on a small validation split still needs the larger pooled check."""
+    compiled(tmp_path, tokenizer)
+    train = [e.text for e in splits.train[:80]]
+    report = quantize_with_guard(
+        tmp_path,
+        validation_texts=[e.text for e in splits.val[:40]],
+        validation_labels=[e.label for e in splits.val[:40]],
+        calibration_texts=train,
+        guard=QuantizationGuard(
+            min_agreement=0.0, max_ece_delta=1.0, min_pooled_agreement=1.01, max_fp32_groups=1
+        ),
+    )
+    assert report.served == "fp32" and report.pooled_agreement is None
+    assert report.pooled_messages == 40 + len(train[1::2])
+    assert "pooled messages" in report.reason and ">= 101.0%" in report.reason
+    assert all(row["agreement"] >= 0.0 for row in report.candidates[1:])  # validation alone would pass
 
 
 def test_guard_needs_labelled_validation(tmp_path, tokenizer):
