@@ -39,7 +39,7 @@ VARIANTS: dict[str, Variant] = {
 
 PLANS: dict[str, list[tuple[str, list[str], int]]] = {
     # the gate judges each rare intent on its own (>= 85%): do the rare-class remedies lift the weakest one?
-    "rare": [("seed", ["v2", "class_weights", "oversample"], 5)],
+    "rare": [("seed", ["v2", "class_weights"], 5)],
     "main": [
         ("seed", ["v2", "frozen4", "frozen3"], 5),
         ("seed", ["class_weights", "oversample", "focal_cw", "label_smoothing"], 5),
