@@ -198,7 +198,7 @@ def finetune_round(indices, pool, held, unlabelled_text, seed):
 
     encoded = encode_texts(tokenizer, unlabelled_text, config.max_length)
     logits = np.zeros((len(unlabelled_text), len(INTENTS)), dtype=np.float32)
-    features = np.zeros((len(unlabelled_text), model.config.encoder["hidden_size"]), dtype=np.float32)
+    features = np.zeros((len(unlabelled_text), model.config.hidden_size), dtype=np.float32)
     with torch.inference_mode():
         for rows, batch in iter_eval_batches(encoded, 64, tokenizer.pad_token_id):
             out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])

@@ -16,11 +16,23 @@ class Variant:
     overrides: dict = field(default_factory=dict)
     kind: str = "v2"
     """v2 (TrainConfig() + overrides), legacy (LEGACY_RECIPE + overrides) or plain (plain_hf_loop)."""
+    extra_train: str = ""
+    """A JSONL of extra rows (repository-relative) added to every fold's training part only: held-out
+    folds stay the pool's own rows, so the variant is scored on exactly the same messages."""
 
 
 VARIANTS: dict[str, Variant] = {
     "v2": Variant("recipe v2 as shipped before this sweep (plain CE, 250 steps, head x10)"),
     "class_weights": Variant("inverse-frequency class weights (mean 1)", {"class_weighting": True}),
+    "escalation_rows": Variant(
+        "+65 hand-written escalation rows in training (data/_drafts/escalation_extra.jsonl)",
+        extra_train="data/_drafts/escalation_extra.jsonl",
+    ),
+    "escalation_rows_cw": Variant(
+        "+65 hand-written escalation rows and class weights",
+        {"class_weighting": True},
+        extra_train="data/_drafts/escalation_extra.jsonl",
+    ),
     "oversample": Variant("minority rows replicated to the largest class", {"oversample": True}),
     "focal_cw": Variant("focal loss gamma 2 + class weights", {"loss": "focal", "class_weighting": True}),
     "label_smoothing": Variant("label smoothing 0.1", {"label_smoothing": 0.1}),
@@ -39,7 +51,7 @@ VARIANTS: dict[str, Variant] = {
 
 PLANS: dict[str, list[tuple[str, list[str], int]]] = {
     # the gate judges each rare intent on its own (>= 85%): do the rare-class remedies lift the weakest one?
-    "rare": [("seed", ["v2", "class_weights"], 5)],
+    "rare": [("seed", ["v2", "class_weights", "escalation_rows", "escalation_rows_cw"], 5)],
     "main": [
         ("seed", ["v2", "frozen4", "frozen3"], 5),
         ("seed", ["class_weights", "oversample", "focal_cw", "label_smoothing"], 5),

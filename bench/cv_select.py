@@ -87,8 +87,13 @@ def run_fold(label_set_name: str, variant_name: str, fold: int, k: int) -> dict:
     chosen = make_folds(pool, k)[fold]
     held, train, val = chosen.held_out, chosen.train, chosen.val
     seed = fold_training_seed(fold)
+    variant = VARIANTS[variant_name]
+    if variant.extra_train:
+        from manga_intent.data import load_jsonl
+
+        train = [*train, *load_jsonl(Path(__file__).resolve().parents[1] / variant.extra_train).examples]
     started = time.perf_counter()
-    model, tokenizer, summary = _train_variant(VARIANTS[variant_name], train, val, labels, seed)
+    model, tokenizer, summary = _train_variant(variant, train, val, labels, seed)
     logits = predict_logits(model, tokenizer, [pool[i].text for i in held])
     index = {label: j for j, label in enumerate(labels)}
     return {

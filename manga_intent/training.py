@@ -107,6 +107,9 @@ class TrainConfig:
     patience: int = 4
     """Evaluations without improvement of the early-stopping metric before stopping."""
     early_stopping_metric: str = "val_macro_f1"
+    early_stopping_after: float = 0.5
+    """No early stop before this share of the step budget: on a few dozen rows an epoch is 3 steps, so
+    `patience` evaluations would end training inside the warm-up (the kept model then predicts one class)."""
     eval_every: int = 100
     """Evaluate every epoch, or every this many steps when an epoch is longer."""
     overfit_gap: float = 0.15
@@ -175,6 +178,8 @@ class TrainConfig:
             problems.append(f"max_length must be in [8, 512] (got {self.max_length})")
         if self.patience < 1:
             problems.append(f"patience must be >= 1 (got {self.patience})")
+        if not 0 <= self.early_stopping_after <= 1:
+            problems.append(f"early_stopping_after must be in [0, 1] (got {self.early_stopping_after})")
         if self.early_stopping_metric not in ("val_macro_f1", "val_loss"):
             problems.append(
                 f"early_stopping_metric must be val_macro_f1 or val_loss (got {self.early_stopping_metric!r})"
@@ -222,6 +227,7 @@ LEGACY_RECIPE = TrainConfig(
     lr_decay=0.82,
     patience=2,
     early_stopping_metric="val_loss",
+    early_stopping_after=0.0,
     eval_every=10**9,
     mega_batch_factor=50,
     architecture="hf",
@@ -664,7 +670,7 @@ def train_classifier(
                 f"overfitting guard stopped training after evaluation {stats.epoch}; keeping {best_epoch}"
             )
             return True
-        if stopper.should_stop and not finished:
+        if stopper.should_stop and not finished and step >= config.early_stopping_after * total_steps:
             stopped_early = True
             notes.append(
                 f"early stopping at step {step}: no {config.early_stopping_metric} improvement for "

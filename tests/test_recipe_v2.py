@@ -228,12 +228,27 @@ def test_early_stopping_on_macro_f1_with_patience(splits, tokenizer):
         splits.train,
         flat_val,
         LABELS,
-        fast(lr=1e-9, max_steps=60, eval_every=5, patience=2),
+        fast(lr=1e-9, max_steps=60, eval_every=5, patience=2, early_stopping_after=0.0),
         model_and_tokenizer=(tiny_pooled_classifier(4), tokenizer),
         progress=False,
     )
     assert result.stopped_early and len(result.history) == result.best_epoch + 2
     assert any("val_macro_f1" in n for n in result.notes)
+
+
+def test_no_early_stop_before_half_the_step_budget(splits, tokenizer):
+    # the same flat validation split: patience runs out at step 15, but the default floor holds it to 30
+    flat_val = [replace(e, label="alpha") for e in splits.val]
+    result = train_classifier(
+        splits.train,
+        flat_val,
+        LABELS,
+        fast(lr=1e-9, max_steps=60, eval_every=5, patience=2),
+        model_and_tokenizer=(tiny_pooled_classifier(4), tokenizer),
+        progress=False,
+    )
+    assert TrainConfig().early_stopping_after == 0.5
+    assert result.stopped_early and result.steps == 30 and result.history[-1].step == 30
 
 
 def test_weight_average_is_an_exponential_moving_average():

@@ -66,7 +66,7 @@ def test_training_stops_early_and_keeps_best_epoch(splits, tokenizer):
     noisy = DataSplits(
         [replace(e, label=label) for e, label in zip(splits.train, labels)], splits.val, splits.test
     )
-    result = _train(noisy, tokenizer, epochs=12, patience=2)
+    result = _train(noisy, tokenizer, epochs=12, patience=2, early_stopping_after=0.0)
     assert result.stopped_early
     assert len(result.history) == result.best_epoch + 2
     assert any("early stopping" in n for n in result.notes)
