@@ -24,7 +24,10 @@ def main() -> None:
     from pydantic import BaseModel
     from transformers import pipeline
 
-    classifier = pipeline("text-classification", model=args.model, tokenizer=args.model, device=-1)
+    # the model directory carries its modeling.py: plain transformers runs it as local remote code
+    classifier = pipeline(
+        "text-classification", model=args.model, tokenizer=args.model, device=-1, trust_remote_code=True
+    )
     app = FastAPI()
 
     class Message(BaseModel):
