@@ -221,32 +221,29 @@ def test_step_budget_is_the_schedule_and_evaluations_follow_eval_every(splits, t
     assert result.best.val_macro_f1 == max(h.val_macro_f1 for h in result.history)
 
 
-def test_early_stopping_on_macro_f1_with_patience(splits, tokenizer):
-    # constant labels in val make macro-F1 flat after the first evaluation → stop after `patience` more
+def _train_on_flat_validation(splits, tokenizer, **overrides):
+    """Constant labels in val make macro-F1 flat after the first evaluation (patience 2, every 5 steps)."""
     flat_val = [replace(e, label="alpha") for e in splits.val]
-    result = train_classifier(
+    return train_classifier(
         splits.train,
         flat_val,
         LABELS,
-        fast(lr=1e-9, max_steps=60, eval_every=5, patience=2, early_stopping_after=0.0),
+        fast(lr=1e-9, max_steps=60, eval_every=5, patience=2, **overrides),
         model_and_tokenizer=(tiny_pooled_classifier(4), tokenizer),
         progress=False,
     )
+
+
+def test_early_stopping_on_macro_f1_with_patience(splits, tokenizer):
+    # no floor: stop `patience` evaluations after the first one
+    result = _train_on_flat_validation(splits, tokenizer, early_stopping_after=0.0)
     assert result.stopped_early and len(result.history) == result.best_epoch + 2
     assert any("val_macro_f1" in n for n in result.notes)
 
 
 def test_no_early_stop_before_half_the_step_budget(splits, tokenizer):
-    # the same flat validation split: patience runs out at step 15, but the default floor holds it to 30
-    flat_val = [replace(e, label="alpha") for e in splits.val]
-    result = train_classifier(
-        splits.train,
-        flat_val,
-        LABELS,
-        fast(lr=1e-9, max_steps=60, eval_every=5, patience=2),
-        model_and_tokenizer=(tiny_pooled_classifier(4), tokenizer),
-        progress=False,
-    )
+    # patience runs out at step 15, but the default floor holds training to half the 60-step budget
+    result = _train_on_flat_validation(splits, tokenizer)
     assert TrainConfig().early_stopping_after == 0.5
     assert result.stopped_early and result.steps == 30 and result.history[-1].step == 30
 
