@@ -22,6 +22,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from manga_assets.instance import REGISTRY_POOL  # noqa: F401  (re-exported: the gate and shadow_report use it)
 from manga_assets.manifests import CompiledModel
 from manga_assets.metadata import markdown_table, md
 from manga_assets.neuron_artifact import neuron_artifact
@@ -32,9 +33,6 @@ from manga_intent.gate_evidence import gather_evidence
 from resources.gate_settings import GateSettings
 from resources.mlflow_registry import MlflowRegistry
 from serving.registry import ERROR, GATE_TAG, PASSED, REASONS_TAG, REJECTED, AliasMoved, ModelRegistry
-
-#: Steps that read-compare-move registry aliases share this pool; dagster.yaml gives every pool one slot.
-REGISTRY_POOL = "manga_registry"
 
 
 @dataclass(frozen=True)

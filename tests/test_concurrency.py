@@ -69,6 +69,20 @@ defs = dg.Definitions(assets=[compare_and_move])
 """
 
 
+def test_the_instance_is_prepared_with_the_registry_pool_one_slot(tmp_path):
+    """The pool's slot exists before any run claims it (no lazy creation for two processes to race on), and
+    preparing again repairs an instance left with more slots."""
+    home = prepare_dagster_home(tmp_path / "dagster")
+    instance = dg.DagsterInstance.from_config(str(home))
+    try:
+        assert instance.event_log_storage.get_concurrency_info(REGISTRY_POOL).slot_count == 1
+        instance.event_log_storage.set_concurrency_slots(REGISTRY_POOL, 2)  # what the claim race left
+        prepare_dagster_home(home)
+        assert instance.event_log_storage.get_concurrency_info(REGISTRY_POOL).slot_count == 1
+    finally:
+        instance.dispose()
+
+
 def test_the_registry_pool_lets_one_step_in_at_a_time(tmp_path):
     """Two `dagster asset materialize` processes (outside the run queue) still take turns in the pool."""
     script = tmp_path / "pooled.py"
