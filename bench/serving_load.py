@@ -405,7 +405,7 @@ def main() -> None:
         print(
             f"  {row['candidate']:<34} agreement {row['agreement']:.4f} (pooled "
             f"{row.get('pooled_agreement', float('nan')):.4f})  ECE {row['ece']:.4f} "
-            f"(Δ {row['ece_delta']:+.4f})  P50 {row['p50_ms']:.2f} ms  P95 {row['p95_ms']:.2f} ms  "
+            f"(Δ {row['ece_delta']:+.4f} over fp32 bins, {row.get('ece_delta_rebinned', float('nan')):+.4f} re-binned)  P50 {row['p50_ms']:.2f} ms  P95 {row['p95_ms']:.2f} ms  "
             f"passed {row['passed']}"
         )
 

@@ -487,7 +487,7 @@ def quantization_agreement(evidence: GateEvidence, t: GateThresholds) -> list[Ga
             ci=wilson_interval(round(agree * n), n, t.confidence),
         ),
         GateRow(
-            "int8 calibrated ECE change vs fp32 (golden)",
+            "int8 calibrated ECE change vs fp32 (golden, fp32 bins)",
             q["ece_delta"],
             f"|Δ| ≤ {q['max_ece_delta']:.3f}",
             PASS if abs(q["ece_delta"]) <= q["max_ece_delta"] else FAIL,

@@ -13,7 +13,7 @@ import numpy as np
 
 from manga_intent.compiled import CompiledClassifier
 from manga_intent.gate import GateEvidence, Reference
-from manga_intent.metrics import expected_calibration_error
+from manga_intent.metrics import expected_calibration_error, paired_ece_delta
 
 
 def golden_labels(rows: Sequence[dict], labels: Sequence[str]) -> np.ndarray:
@@ -81,7 +81,9 @@ def quantization_evidence(
     return {
         "served_graph": served,
         "agreement": float((probs.argmax(1) == fp32.argmax(1)).mean()),
-        "ece_delta": expected_calibration_error(probs, y_true) - expected_calibration_error(fp32, y_true),
+        "ece_delta": paired_ece_delta(probs, fp32, y_true),  # over fp32's bins, as the guard measured it
+        "ece_delta_rebinned": expected_calibration_error(probs, y_true)
+        - expected_calibration_error(fp32, y_true),
         "min_agreement": guard.get("min_agreement", 0.995),
         "max_ece_delta": guard.get("max_ece_delta", 0.005),
     }

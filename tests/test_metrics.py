@@ -9,6 +9,7 @@ from manga_intent.metrics import (
     expected_calibration_error,
     macro_f1,
     negative_log_likelihood,
+    paired_ece_delta,
     reliability_bins,
 )
 
@@ -106,3 +107,31 @@ def test_bootstrap_coverage_is_roughly_95_percent():
 def test_report_rejects_shape_mismatch():
     with pytest.raises(ValueError, match="does not match"):
         classification_report([0, 1], np.ones((3, 2)) / 2, ["a", "b"])
+
+
+def test_paired_ece_delta_sees_a_confidence_shift_not_bin_edge_noise():
+    def softmax(z):
+        e = np.exp(z - z.max(1, keepdims=True))
+        return e / e.sum(1, keepdims=True)
+
+    rng = np.random.default_rng(0)
+    top = rng.integers(0, 10, 160)  # a validation split's worth of confident predictions, 90% right
+    logits = rng.normal(0, 0.3, size=(160, 10))
+    logits[np.arange(160), top] += rng.uniform(2, 8, 160)
+    y = np.where(rng.random(160) < 0.9, top, rng.integers(0, 10, 160))
+    reference = softmax(logits)
+    assert paired_ece_delta(reference, reference, y) == 0.0
+    # logit noise that flips no argmax (an int8 graph that agrees everywhere): re-binning alone moves the
+    # plain difference past the 0.005 tolerance; over fixed bins it stays inside it, its median a fifth of it
+    rebinned, paired = [], []
+    for _ in range(50):
+        noisy = softmax(logits + rng.normal(0, 0.1, logits.shape))
+        assert (noisy.argmax(1) == reference.argmax(1)).all()
+        rebinned.append(abs(expected_calibration_error(noisy, y) - expected_calibration_error(reference, y)))
+        paired.append(abs(paired_ece_delta(noisy, reference, y)))
+    assert max(rebinned) > 0.005
+    assert max(paired) < 0.005 and np.median(paired) < 0.001
+    # a real change of confidence (every message less sure, same argmax) is measured in full
+    flattened = softmax(logits / 2)
+    assert (flattened.argmax(1) == reference.argmax(1)).all()
+    assert abs(paired_ece_delta(flattened, reference, y)) > 0.02

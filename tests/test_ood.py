@@ -5,6 +5,7 @@ import pytest
 
 from manga_intent.ood import (
     MAX_IN_DOMAIN_FLAG_RATE,
+    FeatureStats,
     OODDetector,
     aupr,
     auroc,
@@ -64,6 +65,15 @@ def test_feature_scores_separate_far_points(data):
     assert knn_score(f[:3], nearest) == pytest.approx(np.zeros(3), abs=1e-5)  # its own bank entry
     assert knn_score(f[:3] * -1.0, nearest).min() > 0.3  # pointing away from every training feature
     assert np.allclose(np.linalg.norm(stats.bank, axis=1), 1.0, atol=1e-5)
+
+
+def test_mahalanobis_matches_the_textbook_distance():
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(8, 8))
+    stats = FeatureStats(rng.normal(size=(3, 8)), a @ a.T / 8, np.zeros((1, 8)), 1)
+    points = rng.normal(size=(5, 8))
+    expected = [min((x - m) @ stats.precision @ (x - m) for m in stats.means) for x in points]
+    np.testing.assert_allclose(mahalanobis_score(points, stats), expected, rtol=1e-9)
 
 
 def test_fit_feature_stats_needs_every_class():
