@@ -369,6 +369,9 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=int, default=0, help="our service's workers (default: one per core)"
     )
+    parser.add_argument(
+        "--threads", type=int, default=0, help="intra-op threads per worker (default: cores / workers)"
+    )
     parser.add_argument("--duration", type=int, default=10, help="seconds per closed-loop level")
     parser.add_argument("--open-duration", type=int, default=15, help="seconds per open-loop rate")
     parser.add_argument("--connections", type=int, nargs="+", default=[1, 4, 16, 64])
@@ -412,6 +415,8 @@ def main() -> None:
     serve = [str(Path(sys.executable).parent / "manga-intent"), "serve", "--model", str(artifact)]
     if args.workers:
         serve += ["--workers", str(args.workers)]
+    if args.threads:
+        serve += ["--threads", str(args.threads)]
     results = {"build": build, "services": {}}
     for name in args.services:
         if name == "ours-int8" and quantization["served"] != "int8":
