@@ -1,7 +1,7 @@
 """DistributedDataParallel under torchrun: two CPU processes (gloo) train what one process trains.
 
 The same CLI command runs once as a single process and once as `torchrun --standalone --nproc_per_node 2`.
-With dropout off the two runs take the same optimiser steps on the same global batches, so the saved
+With dropout off and fp32 (bf16 autocast off) the two runs take the same optimiser steps on the same global batches, so the saved
 weights agree to floating-point summation order and the metrics match; only rank 0 writes the artifact.
 Batch size 13 over 144 training rows makes uneven shards (7/6) and a final one-row batch, where one rank
 joins the all-reduce with nothing to contribute.
@@ -41,6 +41,8 @@ def _train(command: list[str], out: Path, data: Path, base: Path, tmp: Path) -> 
         "--no-freeze-word-embeddings",
         "--head-dropout",
         "0",
+        "--bf16",
+        "off",  # fp32 on every CPU: bf16 autocast (auto on AMX machines) rounds the two shardings apart
         "--bootstrap",
         "20",
         "--quiet",
