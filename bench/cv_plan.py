@@ -25,13 +25,13 @@ VARIANTS: dict[str, Variant] = {
     "v2": Variant("recipe v2 as shipped before this sweep (plain CE, 250 steps, head x10)"),
     "class_weights": Variant("inverse-frequency class weights (mean 1)", {"class_weighting": True}),
     "escalation_rows": Variant(
-        "+65 hand-written escalation rows in training (bench/data/escalation_extra.jsonl)",
-        extra_train="bench/data/escalation_extra.jsonl",
+        "+65 hand-written escalation rows in training (data/targeted/targeted.jsonl)",
+        extra_train="data/targeted/targeted.jsonl",
     ),
     "escalation_rows_cw": Variant(
         "+65 hand-written escalation rows and class weights",
         {"class_weighting": True},
-        extra_train="bench/data/escalation_extra.jsonl",
+        extra_train="data/targeted/targeted.jsonl",
     ),
     "oversample": Variant("minority rows replicated to the largest class", {"oversample": True}),
     "focal_cw": Variant("focal loss gamma 2 + class weights", {"loss": "focal", "class_weighting": True}),

@@ -62,6 +62,21 @@ def with_fixed_splits(corpus: Sequence[Example], *, seed: int) -> list[Example]:
     return [replace(e, split=split_of[id(e)]) for e in corpus]
 
 
+def with_targeted_rows(corpus: Sequence[Example], targeted: Sequence[Example]) -> list[Example]:
+    """The split corpus plus targeted rows (written for an intent the corpus under-covers), all in training.
+
+    They stay out of validation and test, so every number measured there is still on the corpus at its
+    traffic shares, and out of the corpus's stratified split, so its rows keep their fixed splits. A
+    targeted message that is already in the corpus is an error, not a silent duplicate.
+    """
+    keys = {normalized_key(e.text): e for e in corpus}
+    clashes = [e.text for e in targeted if normalized_key(e.text) in keys]
+    if clashes:
+        raise ValueError(f"{len(clashes)} targeted rows repeat corpus messages, e.g. {clashes[:3]}")
+    added = [replace(e, split="train", meta={**e.meta, "provenance": "targeted"}) for e in targeted]
+    return [*corpus, *added]
+
+
 def merge_human_labels(
     examples: Sequence[Example],
     human: Sequence[Example],

@@ -32,7 +32,8 @@ def test_schema_and_card_match_the_file(shipped):
 
 
 def test_sizes_and_intent_coverage():
-    golden, seed, ood = (read_rows(s.path) for s in SHIPPED)
+    golden, seed, ood, targeted = (read_rows(s.path) for s in SHIPPED)
+    assert {r["label"] for r in targeted} == {"escalation"}  # outside the traffic-share corpus
     assert len(golden) >= 500 and len(seed) >= 1500 and len(ood) >= 150
     for intent in INTENTS:
         assert sum(r["label"] == intent for r in golden) >= 30

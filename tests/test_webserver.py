@@ -81,7 +81,9 @@ def test_materialization_launched_over_graphql_succeeds(webserver):
         time.sleep(1)
     assert status == "SUCCESS", status
     snapshots = list((tmp_path / "manga_home" / "artifacts" / "datasets" / "intent_dataset").glob("*.jsonl"))
-    assert len(snapshots) == 1 and len(snapshots[0].read_text().splitlines()) == 1600
+    assert (
+        len(snapshots) == 1 and len(snapshots[0].read_text().splitlines()) == 1600 + 65
+    )  # corpus + targeted rows
 
 
 def test_dagster_asset_materialize_from_the_command_line(tmp_path):
