@@ -202,3 +202,23 @@ def test_full_graph_gate_both_ways_and_two_seed_sweep(home, tiny_base_dir):
     meta = report.asset_materializations_for_node("seed_sweep_report")[0].metadata
     assert meta["n_seeds"].value == 3 and set(meta["seeds"].value) == {"42", "123", "2024"}
     assert "golden_by_language" in meta and "test_by_channel" in meta and "golden_summary" in meta
+
+
+def test_the_demo_graph_resolves_the_jobs_selections():
+    """`make demo` hands dg.materialize its own asset list: every selection it uses must resolve on it
+    (RETRAIN_SELECTION subtracts assets by name, which fails on a graph without them)."""
+    from manga_assets.definitions import build_resources
+    from manga_assets.demo import demo_graph
+    from manga_assets.jobs import RETRAIN_SELECTION, SEED_PARTITIONED
+    from manga_assets.partitions import seed_partitions
+
+    checks = [a for a in demo_graph() if isinstance(a, dg.AssetChecksDefinition)]
+    assets = [a for a in demo_graph() if a not in checks]
+    for name, selection in (
+        ("retrain", RETRAIN_SELECTION),
+        ("sweep", dg.AssetSelection.assets(*SEED_PARTITIONED)),
+        ("rebuild", dg.AssetSelection.assets("neuron_artifact")),
+    ):
+        job = dg.define_asset_job(name, selection=selection, partitions_def=seed_partitions)
+        defs = dg.Definitions(assets=assets, asset_checks=checks, jobs=[job], resources=build_resources())
+        defs.resolve_job_def(name)
