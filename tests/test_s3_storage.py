@@ -95,20 +95,32 @@ def test_intent_dataset_reads_s3_source_and_writes_snapshot_to_s3(s3, tmp_path, 
         Key="raw/part-2.jsonl",
         Body="\n".join(json.dumps(r) for r in rows[5:]) + '\n{"text": "x", "label": "shipping"}\n',
     )
+    client.put_object(
+        Bucket="manga-ml",
+        Key="targeted/escalation.jsonl",
+        Body='{"text": "put me through to a person", "label": "escalation"}\n',
+    )
     store = S3ArtifactStore(s3=resource, bucket="manga-ml", prefix="artifacts")
     result = dg.materialize(
         [exported_human_labels(), seed_corpus, intent_dataset],
         resources={"artifact_store": store, "s3": resource},
-        run_config={"ops": {"seed_corpus": {"config": {"source_uri": "s3://manga-ml/raw/"}}}},
+        run_config={
+            "ops": {
+                "seed_corpus": {
+                    "config": {"source_uri": "s3://manga-ml/raw/", "targeted_uri": "s3://manga-ml/targeted/"}
+                }
+            }
+        },
     )
     assert result.success
     metadata = result.asset_materializations_for_node("seed_corpus")[0].metadata
-    assert metadata["rows"].value == 10 and metadata["quarantined_rows"].value == 1
+    assert metadata["rows"].value == 10 + 1 and metadata["quarantined_rows"].value == 1
+    assert metadata["targeted_rows"].value == 1
     assert metadata["source_files"].value == ["0000_part-1.jsonl", "0001_part-2.jsonl"]
     manifest = result.output_for_node("intent_dataset")
     assert manifest.uri.startswith("s3://manga-ml/artifacts/datasets/intent_dataset/")
     snapshot = store.get_file(manifest.uri, tmp_path / "snap.jsonl").read_text().splitlines()
-    assert len(snapshot) == 10
+    assert len(snapshot) == 10 + 1
 
 
 def test_parquet_prediction_log_on_s3(s3):
