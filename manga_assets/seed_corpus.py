@@ -63,6 +63,11 @@ def _s3_files(source: str, s3: S3Resource, into: Path) -> list[Path]:
     return files
 
 
+def _source_files(source: str, s3: S3Resource, into: Path) -> list[Path]:
+    """The *.jsonl files of a local file/directory or an s3:// prefix (downloaded into `into`)."""
+    return _s3_files(source, s3, into) if source.startswith("s3://") else _local_files(source)
+
+
 @dg.asset(group_name="data", kinds={"python", "jsonl"}, code_version=CODE_VERSION)
 def seed_corpus(
     context: dg.AssetExecutionContext,
@@ -77,18 +82,13 @@ def seed_corpus(
     """
     with tempfile.TemporaryDirectory() as tmp:
         source = config.source_uri
-        files = _s3_files(source, s3, Path(tmp)) if source.startswith("s3://") else _local_files(source)
+        files = _source_files(source, s3, Path(tmp))
         if not files:
             raise FileNotFoundError(f"dataset source {source} holds no *.jsonl files")
         corpus, quarantined = load_labelled_files(files, allowed_labels=INTENTS, quarantine=config.quarantine)
-        targeted_files = []
-        if config.targeted_uri:
-            targeted_source = config.targeted_uri
-            targeted_files = (
-                _s3_files(targeted_source, s3, Path(tmp) / "targeted")
-                if targeted_source.startswith("s3://")
-                else _local_files(targeted_source)
-            )
+        targeted_files = (
+            _source_files(config.targeted_uri, s3, Path(tmp) / "targeted") if config.targeted_uri else []
+        )
         targeted, targeted_quarantined = (
             load_labelled_files(targeted_files, allowed_labels=INTENTS, quarantine=config.quarantine)
             if targeted_files
