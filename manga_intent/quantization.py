@@ -12,10 +12,14 @@ row also reports that re-binned difference. The candidates, in order:
 
 1. every weight MatMul in int8, per output channel: on CPUs without VNNI first with 7-bit weights (8-bit
    u8×s8 products can saturate there), then with 8-bit weights (finer; saturation is measured, not assumed);
-2. if that fails, the encoder layers (and the pooler/head) that hurt most are kept in fp32, one group at a
-   time, ranked by how much keeping each group alone in fp32 reduces the error on *training* messages
-   (the ranking never looks at validation nor at the training messages the guard judges on);
-3. optionally a static QDQ graph calibrated on training messages (`methods` includes "static").
+2. if that fails, the single weight MatMuls that hurt most are kept in fp32, one more at a time (a
+   whole encoder layer is six MatMuls; on MiniLM two FFN-down matrices in fp32 remove most of the flips at
+   a few percent of int8's speed-up);
+3. if that fails too, whole encoder layers (and the pooler/head), one group at a time.
+   Both ladders are ranked by how much keeping each MatMul (or group) alone in fp32 reduces the error on
+   *training* messages (the ranking never looks at validation nor at the training messages the guard
+   judges on; the MatMul ranking uses the first `rank_messages` of them, as it builds one graph per MatMul);
+4. optionally a static QDQ graph calibrated on training messages (`methods` includes "static").
 
 Validation alone cannot certify the bound: 160 messages are 0.6 pp each, so "no flip on validation" is
 compatible with a true flip rate of 1-2%, and the gate then finds it on the golden set (3 flips in 547
@@ -58,8 +62,12 @@ class QuantizationGuard:
     fp32 graph's confidence bins (`metrics.paired_ece_delta`)."""
     min_pooled_agreement: float = 0.998
     """Agreement required on validation + the judging half of the training messages (see above)."""
+    max_fp32_matmuls: int = 3
+    """At most this many single weight MatMuls may be kept in fp32 before trying whole layers."""
     max_fp32_groups: int = 3
     """At most this many encoder layers (or the head) may be kept in fp32 before giving up on int8."""
+    rank_messages: int = 256
+    """Training messages the single-MatMul ranking scores each of its graphs on."""
     methods: tuple[str, ...] = ("dynamic",)
     """"dynamic" (the ladder above) and/or "static" (QDQ calibrated on training messages)."""
     latency_messages: int = 100
@@ -241,6 +249,9 @@ def quantize_with_guard(
     with tempfile.TemporaryDirectory() as tmp:
 
         def build_dynamic(excluded_groups: Sequence[str], name: str, bits: int) -> Path:
+            return build_dynamic_nodes([n for g in excluded_groups for n in groups[g]], name, bits)
+
+        def build_dynamic_nodes(excluded: Sequence[str], name: str, bits: int) -> Path:
             out = Path(tmp) / f"{name}-{bits}bit.onnx"
             quantize_dynamic(
                 str(fp32_path),
@@ -249,7 +260,7 @@ def quantize_with_guard(
                 per_channel=True,
                 reduce_range=bits == 7,
                 weight_type=QuantType.QInt8,
-                nodes_to_exclude=[n for g in excluded_groups for n in groups[g]],
+                nodes_to_exclude=list(excluded),
             )
             return out
 
@@ -290,8 +301,26 @@ def quantize_with_guard(
                 if row["passed"]:
                     chosen = (full[bits], row, [], bits)
                     break
-            if chosen is None:  # keep the most sensitive layers in fp32, ranked on training messages
+            if chosen is None:  # keep the most sensitive MatMuls in fp32, ranked on training messages
                 bits = min(weight_bits, key=lambda b: _error(train.logits(full[b]), fp32_train))
+                if guard.max_fp32_matmuls > 0:
+                    ranker = _GraphScorer(compiled, rank_texts[: guard.rank_messages])
+                    ranker_fp32 = ranker.logits(fp32_path)
+                    singles = {_short_name(n): [n] for n in nodes}
+                    order = _rank_groups(
+                        singles,
+                        lambda g, name: build_dynamic_nodes([n for k in g for n in singles[k]], name, bits),
+                        ranker,
+                        ranker_fp32,
+                    )
+                    for k in range(1, min(guard.max_fp32_matmuls, len(order)) + 1):
+                        kept = order[:k]
+                        path = build_dynamic_nodes([singles[m][0] for m in kept], f"matmul{k}", bits)
+                        row = judge(path, f"int8 dynamic, {bits}-bit, {k} MatMul(s) fp32", kept)
+                        if row["passed"]:
+                            chosen = (path, row, kept, bits)
+                            break
+            if chosen is None:  # then whole encoder layers
                 ranking = _rank_groups(
                     groups, lambda g, name: build_dynamic(g, name, bits), train, fp32_train
                 )
@@ -366,6 +395,13 @@ def _rank_groups(
         name: _error(scorer.logits(build([name], f"rank-{i}")), fp32_logits) for i, name in enumerate(groups)
     }
     return sorted(scores, key=scores.get)
+
+
+def _short_name(node_name: str) -> str:
+    """`/model/encoder/encoder/layer.0/output/dense/MatMul` -> `layer.0/output/dense` (reports stay readable)."""
+    match = _LAYER.search(node_name)
+    name = node_name[match.start() :] if match else node_name.strip("/")
+    return name.removesuffix("/MatMul").removesuffix("/Gemm")
 
 
 def _error(logits: np.ndarray, fp32_logits: np.ndarray) -> float:

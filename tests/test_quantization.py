@@ -79,18 +79,23 @@ def test_guard_failing_serves_fp32_and_says_why(tmp_path, tokenizer, splits):
         validation_texts=[e.text for e in splits.val[:60]],
         validation_labels=[e.label for e in splits.val[:60]],
         calibration_texts=[e.text for e in splits.train[:60]],
-        guard=QuantizationGuard(min_agreement=1.01, max_fp32_groups=2),  # unreachable on purpose
+        guard=QuantizationGuard(min_agreement=1.01, max_fp32_matmuls=2, max_fp32_groups=2),  # unreachable
     )
     assert report.served == "fp32" and report.agreement is None
     assert report.reason.startswith("no int8 candidate met the guard") and "serving fp32" in report.reason
     tried = [row["candidate"] for row in report.candidates]
     full = [t for t in tried if t.startswith("int8 dynamic, per-channel")]
+    singles = [t for t in tried if "MatMul(s) fp32" in t]
     ladder = [t for t in tried if "group(s) fp32" in t]
     assert tried[0] == "fp32 (reference)" and len(full) in (1, 2)  # 7- and 8-bit weights without VNNI
+    assert [t.split(", ")[-1] for t in singles] == ["1 MatMul(s) fp32", "2 MatMul(s) fp32"]
     assert [t.split(", ")[-1] for t in ladder] == ["1 group(s) fp32", "2 group(s) fp32"]
-    assert len(tried) == 1 + len(full) + len(ladder)
-    kept = [row["fp32_groups"] for row in report.candidates if "group(s) fp32" in row["candidate"]]
-    assert kept[1].startswith(kept[0])  # the ladder keeps the most sensitive group and adds the next
+    assert tried == ["fp32 (reference)", *full, *singles, *ladder]  # cheapest first: MatMuls before layers
+    for stage in ("MatMul(s) fp32", "group(s) fp32"):
+        kept = [row["fp32_groups"] for row in report.candidates if stage in row["candidate"]]
+        assert kept[1].startswith(kept[0] + ", ")  # each ladder keeps the most sensitive and adds the next
+    single_kept = [row["fp32_groups"] for row in report.candidates if "MatMul(s) fp32" in row["candidate"]]
+    assert all(name.startswith(("layer", "model")) for name in single_kept[1].split(", "))
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["serving_graph"] == "fp32" and "int8" not in manifest["graphs"]
     assert not (tmp_path / "model.int8.onnx").exists()
