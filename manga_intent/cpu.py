@@ -82,3 +82,17 @@ def resolve_bf16(setting: str) -> bool:
     if setting not in ("auto", "on", "off"):
         raise ValueError(f"bf16 must be auto, on or off (got {setting!r})")
     return setting == "on" or (setting == "auto" and cpu_has_fast_bf16())
+
+
+def single_threaded_blas() -> None:
+    """Run numpy's BLAS (OpenBLAS/MKL) on one thread in this process, even after numpy was imported.
+
+    A serving worker's post-processing multiplies a few feature rows by a 384 x 384 matrix (the
+    Mahalanobis score): tens of microseconds on one thread. With BLAS's default one thread per core, that
+    call waits for helper threads that ONNX Runtime and the event loop keep off the cores, and under load
+    it took as long as the model call. `OPENBLAS_NUM_THREADS` only counts before numpy is first imported;
+    threadpoolctl changes the running library.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")

@@ -16,7 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from manga_intent.cpu import usable_cpus
+from manga_intent.cpu import single_threaded_blas, usable_cpus
 from serving.app import ChampionModel, FixedModel, ModelHolder, ServiceSettings, create_app
 from serving.http_guard import guarded_protocol
 from serving.log_writer import writer_for
@@ -41,7 +41,7 @@ class ServeOptions:
     """ONNX Runtime intra-op threads per worker; 0: usable cores / workers (at least 1)."""
     graph: str | None = None
     """"fp32" or "int8" to override the artifact's serving graph (benchmarks); None: as compiled."""
-    micro_batch: int = 32
+    micro_batch: int = 8
     micro_wait_ms: float = 2.0
     max_pending: int = 1024
     log_sync: str = "normal"
@@ -132,6 +132,7 @@ def build_app(
     worker: str | None = None,
 ):
     """(ASGI app, ModelHolder): the model is loaded and warmed up before this returns."""
+    single_threaded_blas()  # post-processing BLAS must not wait for cores the model call is using
     options = options or ServeOptions(model_dir=model_dir, log_uri=log_uri)
     settings = settings or options.settings()
     model_dir = model_dir or options.model_dir

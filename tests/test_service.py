@@ -296,6 +296,32 @@ def test_holder_swaps_models_without_restart(tmp_path, tokenizer):
     assert not holder.refresh() and holder.version == "2"
 
 
+def test_a_served_model_is_frozen_out_of_the_collector_and_blas_runs_on_one_thread(tmp_path, tokenizer):
+    """A worker's ~280k long-lived objects made each full collection a ~90 ms stall for every request in
+    flight; numpy's BLAS on all cores made a 30-microsecond matrix product wait for the model's core."""
+    import gc
+
+    from threadpoolctl import threadpool_info
+
+    from serving.server import ServeOptions, build_app
+
+    gc.unfreeze()
+    directory = compiled_dir(tmp_path / "a", tokenizer, 1)
+    _, holder = build_app(options=ServeOptions(model_dir=str(directory), log_uri=str(tmp_path / "l.sqlite")))
+    try:
+        frozen = gc.get_freeze_count()
+        assert frozen > 10_000  # the imports and the loaded model
+        assert gc.collect() >= 0 and gc.get_freeze_count() == frozen  # later collections leave them be
+        assert {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"} == {1}
+        second = compiled_dir(tmp_path / "b", tokenizer, 2)
+        holder.source = Switchable(("2", second))
+        assert holder.refresh() and holder.version == "2"
+        assert gc.get_freeze_count() > 10_000  # refrozen after the swap, the old model collectable
+    finally:
+        holder.stop()
+        gc.unfreeze()
+
+
 def test_reload_loop_survives_any_failure_and_keeps_the_last_good_model(tmp_path, tokenizer):
     good = compiled_dir(tmp_path / "good", tokenizer, 1)
     newer = compiled_dir(tmp_path / "newer", tokenizer, 2)
