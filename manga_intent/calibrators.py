@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -47,14 +48,23 @@ class Calibrator:
         """The equivalent single temperature (exact for the temperature family; the mean for the others)."""
         return float(1.0 / np.mean(self.scale))
 
+    @cached_property
+    def _affine(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(self.scale, dtype=np.float64), np.asarray(self.bias, dtype=np.float64)
+
     def logits(self, logits: np.ndarray) -> np.ndarray:
         z = np.asarray(logits, dtype=np.float64)
         if z.shape[1] != len(self.scale):
             raise ValueError(f"calibrator is for {len(self.scale)} classes, logits have {z.shape[1]}")
-        return z * np.asarray(self.scale) + np.asarray(self.bias)
+        scale, bias = self._affine
+        return z * scale + bias
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
-        return np.exp(log_softmax(self.logits(logits), axis=1))
+        # a stable softmax in plain numpy: the serving path calls this per batch, and scipy's array-API
+        # wrapper around log_softmax cost more than the arithmetic
+        z = self.logits(logits)
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
 
     def as_dict(self) -> dict:
         return {
