@@ -35,7 +35,7 @@ def register(subparsers) -> None:
     p.add_argument(
         "--graph", choices=["fp32", "int8"], default=None, help="override the artifact's serving graph"
     )
-    p.add_argument("--max-batch", type=int, default=32, help="most messages per model call")
+    p.add_argument("--max-batch", type=int, default=8, help="most messages per model call")
     p.add_argument(
         "--max-wait-ms", type=float, default=2.0, help="longest a request waits to share a model call"
     )
