@@ -1,8 +1,10 @@
-"""The worker supervisor: N service processes on one listening socket, restarted when they die.
+"""The worker supervisor: N service processes behind one listening socket, restarted when they die.
 
-Each worker is a fresh interpreter (`python -m serving.supervisor --worker ...`) that inherits the
-listening socket, loads and warms its own model session, and only then starts accepting — so while a
-worker (re)starts, the kernel hands new connections to the others. A worker that exits for any reason
+Each worker is a fresh interpreter (`python -m serving.supervisor --worker ...`) that loads and warms its
+own model session and only then reports ready. The supervisor accepts on the listening socket and deals
+each new connection to the next ready worker in turn (`serving.handoff`: left to the kernel, two workers
+split a few keep-alive connections unevenly and the busier one queues) — so while a worker (re)starts,
+new connections go to the others. A worker that exits for any reason
 other than a shutdown is restarted, with a backoff that grows while it keeps dying within seconds of
 starting (the supervisor gives up when no worker ever came up: a broken configuration exits instead of
 looping). SIGTERM/SIGINT stop all workers gracefully (they finish in-flight requests and flush the log).
@@ -55,9 +57,13 @@ class Supervisor:
         self._ever_up = False
         self.slots = [_Slot(i) for i in range(options.workers)]
         self._stopping = False
+        from serving.handoff import ConnectionDealer
+
+        self.dealer = ConnectionDealer(sock)
 
     def _spawn(self, slot: _Slot) -> None:
-        fd = self.sock.fileno()
+        channel = self.dealer.channel_for(slot.index)
+        fd = channel.fileno()
         command = [
             sys.executable,
             "-m",
@@ -70,7 +76,10 @@ class Supervisor:
             "--options",
             json.dumps(self.options.to_json()),
         ]
-        slot.process = subprocess.Popen(command, pass_fds=(fd,))
+        try:
+            slot.process = subprocess.Popen(command, pass_fds=(fd,))
+        finally:
+            channel.close()  # the worker has its own copy
         slot.started = time.monotonic()
         log.info("worker %d started (pid %d)", slot.index, slot.process.pid)
 
@@ -87,6 +96,7 @@ class Supervisor:
         slot.restart_at = time.monotonic() + delay
         slot.restarts += 1
         slot.history.append({"pid": slot.process.pid, "exit": code, "lived_s": round(lived, 1)})
+        self.dealer.worker_gone(slot.index)
         log.error(
             "worker %d (pid %d) exited with %s after %.1fs; restarting in %.1fs",
             slot.index,
@@ -103,6 +113,7 @@ class Supervisor:
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+        self.dealer.start()
         for slot in self.slots:
             self._spawn(slot)
         print(
@@ -135,6 +146,7 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        self.dealer.stop()
         self.sock.close()
 
 
@@ -158,19 +170,18 @@ def run_worker(fd: int, index: int, options_json: dict) -> None:
     if options.pin_workers:
         cpus = sorted(os.sched_getaffinity(0))
         os.sched_setaffinity(0, {cpus[index % len(cpus)]})
-    import uvicorn
-
+    from serving.handoff import HandedServer
     from serving.server import build_app, uvicorn_config
 
-    sock = socket.socket(fileno=fd)
+    channel = socket.socket(fileno=fd)  # connections arrive here from the supervisor (serving.handoff)
     app, _ = build_app(options=options, worker=f"{index}/{os.getpid()}")
-    uvicorn.Server(uvicorn_config(app, options)).run(sockets=[sock])
+    HandedServer(uvicorn_config(app, options), channel).run()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--worker", action="store_true")
-    parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--fd", type=int, required=True, help="the worker's end of its connection channel")
     parser.add_argument("--index", type=int, required=True)
     parser.add_argument("--options", required=True)
     args = parser.parse_args(argv)

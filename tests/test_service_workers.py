@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -193,6 +194,31 @@ def test_killed_worker_others_keep_answering_and_it_comes_back(fixed_service):
     assert (
         len(set(logged) - set(load.ok)) <= load.connection_errors
     )  # rows only for answers the killed socket lost
+
+
+def test_keep_alive_connections_are_dealt_to_the_workers_in_turn(fixed_service):
+    """Eight keep-alive connections opened one after another land four on each worker (the kernel's accept
+    race split them unevenly), and each stays on its worker."""
+    service, _ = fixed_service
+    service.wait_ready()
+    clients = [httpx.Client(base_url=service.url, timeout=10) for _ in range(8)]
+    try:
+        served = []
+        for i, client in enumerate(clients):
+            reply = client.post(
+                "/v1/classify", json={"text": "where is my order"}, headers={"x-request-id": f"deal-{i}"}
+            )
+            assert reply.status_code == 200
+            served.append(reply.headers["x-served-by"])
+        again = [
+            client.post("/v1/classify", json={"text": "any isekai like frieren?"}).headers["x-served-by"]
+            for client in clients
+        ]
+    finally:
+        for client in clients:
+            client.close()
+    assert sorted(Counter(served).values()) == [4, 4], served
+    assert again == served  # a connection stays with the worker it was dealt to
 
 
 def register(registry, run_id: str, directory: Path) -> str:
