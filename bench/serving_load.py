@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -372,6 +373,11 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=0, help="intra-op threads per worker (default: cores / workers)"
     )
+    parser.add_argument(
+        "--serve-args",
+        default="",
+        help="extra `manga-intent serve` options for our services, e.g. '--max-batch 16'",
+    )
     parser.add_argument("--duration", type=int, default=10, help="seconds per closed-loop level")
     parser.add_argument("--open-duration", type=int, default=15, help="seconds per open-loop rate")
     parser.add_argument("--connections", type=int, nargs="+", default=[1, 4, 16, 64])
@@ -417,6 +423,7 @@ def main() -> None:
         serve += ["--workers", str(args.workers)]
     if args.threads:
         serve += ["--threads", str(args.threads)]
+    serve += shlex.split(args.serve_args)
     results = {"build": build, "services": {}}
     for name in args.services:
         if name == "ours-int8" and quantization["served"] != "int8":
