@@ -12,6 +12,7 @@ like wrk would.
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from dataclasses import dataclass, field
 
@@ -162,10 +163,20 @@ async def run_open_loop(
 def open_loop(
     host: str, port: int, rate: float, duration_s: float, bodies: list[bytes], **kwargs
 ) -> OpenLoopResult:
+    """Runs with the garbage collector off: the benchmark process has torch and transformers loaded (it
+    compiles the artifact), and one full collection there stalled the driver for ~195 ms mid-run, which
+    the latencies (measured from due times) then charged to the server (`driver_max_lateness_ms` shows it)."""
     try:
         import uvloop
 
         runner = uvloop.run
     except ImportError:  # pragma: no cover
         runner = asyncio.run
-    return runner(run_open_loop(host, port, rate, duration_s, bodies, **kwargs))
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        return runner(run_open_loop(host, port, rate, duration_s, bodies, **kwargs))
+    finally:
+        gc.enable()
+        gc.unfreeze()
