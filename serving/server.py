@@ -2,7 +2,8 @@
 
 One worker process per usable core by default (affinity mask and cgroup quota, not the host's count),
 each with its own ONNX Runtime session (intra-op threads = its share of the cores, inter-op 1), its own
-micro-batcher and its own log writer; they share one listening socket and one WAL-mode prediction log.
+micro-batcher and its own log writer, writing one WAL-mode prediction log. The supervisor accepts on the
+listening socket and deals connections to the workers in turn (`serving.handoff`).
 A supervisor restarts a worker that dies (`serving.supervisor`). `--workers 1` runs in-process.
 """
 
