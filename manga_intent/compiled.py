@@ -271,6 +271,10 @@ class CompiledClassifier:
         self._encoder = _fixed_encoder(self.tokenizer, self.max_length)
         self._tokenizer_lock = threading.Lock()  # only used when there is no fast (Rust) tokenizer
         self.graph = "neuron"
+        self.recheck_margin: float | None = None
+        """Serving int8: rows whose calibrated top-2 margin is below this are re-run on the fp32 graph."""
+        self.rechecked = 0
+        """Rows re-run on the fp32 graph so far (near ties)."""
         self.calibration = None
         self.detector = None
         if "serving_calibration" in self.manifest:
@@ -291,6 +295,15 @@ class CompiledClassifier:
                 providers=["CPUExecutionProvider"],
             )
             self._output_names = [o.name for o in self._session.get_outputs()]
+            margin = (self.manifest.get("quantization") or {}).get("recheck_margin")
+            if self.graph == "int8" and margin:
+                # near ties are re-run on the fp32 graph (the quantization guard's cascade candidate)
+                self.recheck_margin = float(margin)
+                self._fp32_session = ort.InferenceSession(
+                    str(self.directory / graph_file(self.manifest, "fp32")[1]),
+                    session_options(intra_op_threads, inter_op_threads),
+                    providers=["CPUExecutionProvider"],
+                )
         else:
             import torch_neuronx  # noqa: F401 - registers the Neuron runtime ops for torch.jit.load
 
@@ -334,11 +347,11 @@ class CompiledClassifier:
         return self._outputs_for_ids(ids, with_features=False)[0]
 
     def _outputs_for_ids(
-        self, ids: Sequence[Sequence[int]], *, with_features: bool
+        self, ids: Sequence[Sequence[int]], *, with_features: bool, session=None
     ) -> tuple[np.ndarray, np.ndarray | None]:
         logits = features = None
         for group in self.length_groups([len(row) for row in ids]):
-            group_logits, group_features = self._run_padded([ids[i] for i in group], with_features)
+            group_logits, group_features = self._run_padded([ids[i] for i in group], with_features, session)
             if logits is None:
                 logits = np.empty((len(ids), group_logits.shape[1]), dtype=group_logits.dtype)
                 if group_features is not None:
@@ -348,16 +361,40 @@ class CompiledClassifier:
                 features[group] = group_features
         if logits is None:
             return np.zeros((0, len(self.labels)), dtype=np.float32), None
+        if self.recheck_margin is not None and session is None:
+            self._recheck_near_ties(ids, logits, features, with_features)
         return logits, features
 
-    def _run_padded(self, rows: Sequence[Sequence[int]], with_features: bool = False):
+    def _recheck_near_ties(self, ids, logits: np.ndarray, features, with_features: bool) -> None:
+        """Replace, in place, the int8 outputs of rows whose calibrated top-2 margin is below
+        `recheck_margin` by the fp32 graph's: the guard set the margin at twice the largest probability
+        error int8 made on training messages, so above it the two graphs cannot disagree on the argmax."""
+        top2 = np.partition(self.calibrated_probabilities(logits), -2, axis=1)[:, -2:]
+        near = np.flatnonzero(top2[:, 1] - top2[:, 0] < self.recheck_margin)
+        if near.size == 0:
+            return
+        exact_logits, exact_features = self._outputs_for_ids(
+            [ids[i] for i in near], with_features=with_features, session=self._fp32_session
+        )
+        logits[near] = exact_logits
+        if features is not None and exact_features is not None:
+            features[near] = exact_features
+        self.rechecked += int(near.size)
+
+    def fp32_logits_for_ids(self, ids: Sequence[Sequence[int]]) -> np.ndarray:
+        """Logits from the fp32 graph (the re-check session when int8 is served with one)."""
+        session = getattr(self, "_fp32_session", None)
+        return self._outputs_for_ids(ids, with_features=False, session=session or self._session)[0]
+
+    def _run_padded(self, rows: Sequence[Sequence[int]], with_features: bool = False, session=None):
         """(logits, features or None) for rows padded to their longest (to a bucket on Neuron)."""
         ids, mask = pad_batch(rows, self.manifest["pad_token_id"])
         if self.backend == "onnx":
+            session = session or self._session
             feeds = {"input_ids": ids, "attention_mask": mask}
             if not with_features:
-                return self._session.run(["logits"], feeds)[0], None
-            by_name = dict(zip(self._output_names, self._session.run(None, feeds)))
+                return session.run(["logits"], feeds)[0], None
+            by_name = dict(zip(self._output_names, session.run(None, feeds)))
             return by_name["logits"], by_name.get("features")  # artifacts before format 2 have none
         bucket = self._bucket(ids.shape[1])
         pad = bucket - ids.shape[1]

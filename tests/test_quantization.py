@@ -85,12 +85,18 @@ def test_guard_failing_serves_fp32_and_says_why(tmp_path, tokenizer, splits):
     assert report.reason.startswith("no int8 candidate met the guard") and "serving fp32" in report.reason
     tried = [row["candidate"] for row in report.candidates]
     full = [t for t in tried if t.startswith("int8 dynamic, per-channel")]
+    recheck = [t for t in tried if "fp32 re-run below margin" in t]
     singles = [t for t in tried if "MatMul(s) fp32" in t]
     ladder = [t for t in tried if "group(s) fp32" in t]
     assert tried[0] == "fp32 (reference)" and len(full) in (1, 2)  # 7- and 8-bit weights without VNNI
+    assert len(recheck) == 1
     assert [t.split(", ")[-1] for t in singles] == ["1 MatMul(s) fp32", "2 MatMul(s) fp32"]
     assert [t.split(", ")[-1] for t in ladder] == ["1 group(s) fp32", "2 group(s) fp32"]
-    assert tried == ["fp32 (reference)", *full, *singles, *ladder]  # cheapest first: MatMuls before layers
+    # cheapest first: whole int8, then with near ties re-run, then MatMuls, then layers
+    assert tried == ["fp32 (reference)", *full, *recheck, *singles, *ladder]
+    cascade = next(row for row in report.candidates if row["candidate"] == recheck[0])
+    assert cascade["recheck_margin"] > 0 and 0 <= cascade["recheck_rate"] <= 1
+    assert report.recheck_margin is None  # nothing passed: no re-check either
     for stage in ("MatMul(s) fp32", "group(s) fp32"):
         kept = [row["fp32_groups"] for row in report.candidates if stage in row["candidate"]]
         assert kept[1].startswith(kept[0] + ", ")  # each ladder keeps the most sensitive and adds the next
@@ -263,3 +269,143 @@ def test_bucketed_batches_match_single_messages_and_are_thread_safe(tmp_path, to
         t.join()
     assert errors == [] and len(results) == 120
     assert all(np.allclose(r, expected, atol=1e-5) for r in results)
+
+
+def _with_outlier_channel(model, channel: int = 5, factor: float = 40.0):
+    """MiniLM-like activations: one hidden channel of every FFN input `factor` times larger than the rest
+    (the attention output LayerNorm's gain), the pattern that wastes a per-tensor int8 scale."""
+    with torch.no_grad():
+        for layer in model.bert.encoder.layer:
+            layer.attention.output.LayerNorm.weight[channel] *= factor
+    return model
+
+
+def test_outlier_input_channels_are_split_off_in_fp32(tmp_path, tokenizer, splits):
+    """The split graph computes what fp32 does, finds the injected channel, and its int8 graph is closer to
+    fp32 than the plain int8 graph."""
+    import onnxruntime as ort
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from manga_intent.quantization import _GraphScorer, split_outlier_channels
+
+    model = _with_outlier_channel(tiny_classifier("bert", len(INTENTS)).eval())
+    compile_classifier(
+        model,
+        tokenizer,
+        tmp_path,
+        labels=INTENTS,
+        temperature=1.0,
+        ood_threshold=0.0,
+        backend="onnx",
+        max_length=64,
+    )
+    fp32 = CompiledClassifier(tmp_path, graph="fp32")
+    calibration = _GraphScorer(fp32, [e.text for e in splits.train[:64]])
+    split = split_outlier_channels(
+        tmp_path / "model.onnx", tmp_path / "split.onnx", calibration, ratio=3.0, max_channels=4
+    )
+    ffn_inputs = {name: channels for name, channels in split["by_matmul"].items() if "intermediate" in name}
+    assert ffn_inputs and all(5 in channels for channels in ffn_inputs.values()), split["by_matmul"]
+    assert split["channels"] >= len(ffn_inputs) and len(split["fp32_nodes"]) == split["matmuls"]
+    texts = _GraphScorer(fp32, [e.text for e in splits.val[:80]])
+    reference = texts.logits(tmp_path / "model.onnx")
+    assert np.abs(texts.logits(tmp_path / "split.onnx") - reference).max() <= 1e-4
+
+    # compare the first FFN's output (its MatMul keeps its output name in the split graph): the tiny
+    # model's logits and pooled features hardly move either way
+    import onnx
+    from onnx import TensorProto, helper
+
+    watched = next(
+        n.output[0]
+        for n in onnx.load(str(tmp_path / "model.onnx")).graph.node
+        if "intermediate" in n.name and n.op_type == "MatMul"
+    )
+    feeds = [dict(zip(("input_ids", "attention_mask"), texts._pad([row], 0))) for row in texts.ids]
+
+    def exposed(path):
+        graph = onnx.load(str(path))
+        graph.graph.output.append(helper.make_tensor_value_info(watched, TensorProto.FLOAT, None))
+        out = path.with_suffix(".exposed.onnx")
+        onnx.save(graph, str(out))
+        return out
+
+    def ffn_output(path):
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return np.concatenate([session.run([watched], feed)[0].reshape(-1) for feed in feeds])
+
+    exact = ffn_output(exposed(tmp_path / "model.onnx"))
+
+    def int8_error(source, out, excluded):
+        quantize_dynamic(
+            str(exposed(source)),
+            str(out),
+            per_channel=True,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=excluded,
+        )
+        return float(np.abs(ffn_output(out) - exact).mean())
+
+    plain = int8_error(tmp_path / "model.onnx", tmp_path / "plain.int8.onnx", [])
+    decomposed = int8_error(tmp_path / "split.onnx", tmp_path / "split.int8.onnx", split["fp32_nodes"])
+    assert decomposed < 0.5 * plain, (decomposed, plain)
+    print(f"\n[outlier split] first FFN output |int8 - fp32|: plain {plain:.5f}, split {decomposed:.5f}")
+
+
+def test_the_guard_reports_the_outlier_split_it_quantized(tmp_path, tokenizer, splits):
+    model = _with_outlier_channel(tiny_classifier("bert", len(INTENTS)).eval())
+    compile_classifier(
+        model,
+        tokenizer,
+        tmp_path,
+        labels=INTENTS,
+        temperature=1.0,
+        ood_threshold=0.0,
+        backend="onnx",
+        max_length=64,
+    )
+    report = quantize_with_guard(
+        tmp_path,
+        validation_texts=[e.text for e in splits.val[:60]],
+        validation_labels=[e.label for e in splits.val[:60]],
+        calibration_texts=[e.text for e in splits.train[:120]],
+    )
+    assert report.outlier_channels["channels"] > 0 and "fp32_nodes" not in report.outlier_channels
+    assert report.outlier_channels["max_abs_logit_change"] <= 1e-3
+    off = quantize_with_guard(
+        tmp_path,
+        validation_texts=[e.text for e in splits.val[:60]],
+        validation_labels=[e.label for e in splits.val[:60]],
+        calibration_texts=[e.text for e in splits.train[:120]],
+        guard=QuantizationGuard(outlier_ratio=0),
+    )
+    assert off.outlier_channels == {"skipped": "outlier_ratio is 0"}
+
+
+def test_near_ties_are_rerun_on_the_fp32_graph(tmp_path, tokenizer, splits):
+    """An int8 artifact with a re-check margin answers rows below it from the fp32 graph: with a margin
+    above any possible one every row is re-run (fp32 logits exactly), with none it is plain int8."""
+    compiled(tmp_path, tokenizer)
+    quantize_with_guard(
+        tmp_path,
+        validation_texts=[e.text for e in splits.val[:40]],
+        validation_labels=[e.label for e in splits.val[:40]],
+        calibration_texts=[e.text for e in splits.train[:60]],
+        guard=QuantizationGuard(min_agreement=0.0, min_pooled_agreement=0.0, max_ece_delta=1.0),
+    )
+    manifest_path = tmp_path / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["serving_graph"] == "int8" and manifest["quantization"]["recheck_margin"] is None
+    texts = [e.text for e in splits.val[:30]]
+    fp32 = CompiledClassifier(tmp_path, graph="fp32").logits(texts)
+    plain = CompiledClassifier(tmp_path)
+    assert plain.recheck_margin is None and np.abs(plain.logits(texts) - fp32).max() > 0
+
+    manifest["quantization"]["recheck_margin"] = 1.01  # every top-2 margin is below it
+    manifest_path.write_text(json.dumps(manifest))
+    everything = CompiledClassifier(tmp_path)
+    assert everything.graph == "int8" and everything.recheck_margin == 1.01
+    assert np.allclose(everything.logits(texts), fp32, atol=1e-5) and everything.rechecked == len(texts)
+    predictions = everything.classify(texts[:5], top_k=2)
+    assert [p.intent for p in predictions] == [INTENTS[i] for i in fp32[:5].argmax(1)]
+    assert np.isfinite(everything.fp32_logits_for_ids(everything.encode(texts[:3]))).all()
