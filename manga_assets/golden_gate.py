@@ -5,7 +5,9 @@ Load → judge → record, fail closed:
 1. read the champion and challenger aliases (a registry error here is an error, never "no champion");
 2. download the candidate and the references *as registered* (pyfunc artifacts, checksums verified), score
    them on the golden set and measure the candidate's single-message P95 in this run (`gather_evidence`);
-3. judge every criterion as a row of one table (`manga_intent.gate.judge`);
+3. judge every criterion as a row of one table (`manga_intent.gate.judge`); when an int8 serving graph
+   fails only its agreement with the artifact's fp32 graph, judge the fp32 graph on the same rows and,
+   if it passes, pass the version with the `serving_graph=fp32` tag, which serving obeys;
 4. record: a pass moves an alias by compare-and-set — `challenger` (shadow mode) when a champion exists,
    `champion` for the very first model — and is rejected with "champion moved during evaluation" if the
    aliases changed since step 1; a failure tags the version `gate=rejected` with its reasons.
@@ -28,11 +30,27 @@ from manga_assets.metadata import markdown_table, md
 from manga_assets.neuron_artifact import neuron_artifact
 from manga_assets.partitions import seed_partitions
 from manga_intent.compiled import CompiledClassifier
-from manga_intent.gate import CHALLENGER, CHAMPION, GateVerdict, judge
+from manga_intent.gate import (
+    CHALLENGER,
+    CHAMPION,
+    GateVerdict,
+    judge,
+    only_quantization_failed,
+    with_fp32_fallback,
+)
 from manga_intent.gate_evidence import gather_evidence
 from resources.gate_settings import GateSettings
 from resources.mlflow_registry import MlflowRegistry
-from serving.registry import ERROR, GATE_TAG, PASSED, REASONS_TAG, REJECTED, AliasMoved, ModelRegistry
+from serving.registry import (
+    ERROR,
+    GATE_TAG,
+    PASSED,
+    REASONS_TAG,
+    REJECTED,
+    SERVING_GRAPH_TAG,
+    AliasMoved,
+    ModelRegistry,
+)
 
 
 @dataclass(frozen=True)
@@ -44,6 +62,8 @@ class GateOutcome:
     headline: str
     aliases_at_start: dict[str, str | None]
     golden_messages: int
+    serving_graph: str = "fp32"
+    """The graph judged (and, on a pass, served): "fp32" after an int8 fallback."""
 
 
 def _reference_dirs(registry: ModelRegistry, version: str, start: dict, tmp: Path):
@@ -54,7 +74,9 @@ def _reference_dirs(registry: ModelRegistry, version: str, start: dict, tmp: Pat
         if reference and reference not in seen:
             seen.add(reference)
             model_dir = registry.download(reference, tmp / role)
-            references.append((role, reference, CompiledClassifier(registry.compiled_dir(model_dir))))
+            graph = registry.version_tags(reference).get(SERVING_GRAPH_TAG)  # what shoppers get from it
+            compiled = CompiledClassifier(registry.compiled_dir(model_dir), graph=graph or None)
+            references.append((role, reference, compiled))
     return references
 
 
@@ -67,18 +89,28 @@ def evaluate_and_record(
     challenger_before = start[registry.challenger_alias]
     rows = settings.golden_rows()
     with tempfile.TemporaryDirectory() as tmp:
-        candidate = CompiledClassifier(
-            registry.compiled_dir(registry.download(version, Path(tmp) / "candidate"))
-        )
-        evidence = gather_evidence(
-            candidate,
-            rows,
-            rare_labels=settings.rare_labels(),
-            references=_reference_dirs(registry, version, start, Path(tmp)),
-            relabel=settings.relabel_map,
-            latency_warmup=settings.latency_warmup,
-        )
-    verdict = judge(evidence, settings.thresholds())
+        compiled_dir = registry.compiled_dir(registry.download(version, Path(tmp) / "candidate"))
+        candidate = CompiledClassifier(compiled_dir)
+        references = _reference_dirs(registry, version, start, Path(tmp))
+
+        def evidence_for(model: CompiledClassifier):
+            return gather_evidence(
+                model,
+                rows,
+                rare_labels=settings.rare_labels(),
+                references=references,
+                relabel=settings.relabel_map,
+                latency_warmup=settings.latency_warmup,
+            )
+
+        evidence = evidence_for(candidate)
+        verdict = judge(evidence, settings.thresholds())
+        served_graph = candidate.graph
+        if served_graph == "int8" and only_quantization_failed(verdict):
+            log(f"v{version}: the int8 graph disagrees with fp32 on golden; judging the fp32 graph")
+            evidence = evidence_for(CompiledClassifier(compiled_dir, graph="fp32"))
+            verdict = with_fp32_fallback(verdict, judge(evidence, settings.thresholds()))
+            served_graph = "fp32"
     p95 = next((r.value for r in verdict.rows if r.check.startswith("P95")), None)
     summary = {
         "gate_compared_to": champion_before or "none",
@@ -86,6 +118,7 @@ def evaluate_and_record(
         "gate_accuracy": f"{evidence.candidate_correct.mean():.4f}",
         "gate_p95_ms": f"{p95:.2f}" if isinstance(p95, float) else "n/a",
         "gate_evaluated_at": f"{time.time():.0f}",
+        SERVING_GRAPH_TAG: served_graph,
     }
     run_id = registry.client().get_model_version(registry.model_name, version).run_id
     if run_id:
@@ -93,7 +126,14 @@ def evaluate_and_record(
     if not verdict.passed:
         registry.set_tags(version, {GATE_TAG: REJECTED, REASONS_TAG: "; ".join(verdict.reasons), **summary})
         return GateOutcome(
-            version, verdict, False, verdict.reasons, "rejected: champion unchanged", start, len(rows)
+            version,
+            verdict,
+            False,
+            verdict.reasons,
+            "rejected: champion unchanged",
+            start,
+            len(rows),
+            served_graph,
         )
     shadow = champion_before is not None and champion_before != version and settings.shadow_before_cutover
     target = registry.challenger_alias if shadow else registry.champion_alias
@@ -105,7 +145,9 @@ def evaluate_and_record(
     except AliasMoved as moved:
         reasons = (str(moved),)
         registry.set_tags(version, {GATE_TAG: REJECTED, REASONS_TAG: reasons[0], **summary})
-        return GateOutcome(version, verdict, False, reasons, "rejected: champion unchanged", start, len(rows))
+        return GateOutcome(
+            version, verdict, False, reasons, "rejected: champion unchanged", start, len(rows), served_graph
+        )
     if shadow and challenger_before and challenger_before != version:
         with suppress(Exception):  # informational; the alias has already moved
             registry.set_tags(challenger_before, {"shadow": f"superseded by v{version}"})
@@ -115,8 +157,10 @@ def evaluate_and_record(
         else f"passed: v{version} is the champion"
         + ("" if champion_before is None else f" (replaces v{champion_before}; shadow mode off)")
     )
+    if any(row.check == "served graph" for row in verdict.rows):
+        headline += " (served in fp32: its int8 graph disagreed with fp32 on golden)"
     log(headline)
-    return GateOutcome(version, verdict, True, (), headline, start, len(rows))
+    return GateOutcome(version, verdict, True, (), headline, start, len(rows), served_graph)
 
 
 def gate_metadata(outcome: GateOutcome) -> dict:
@@ -134,6 +178,7 @@ def gate_metadata(outcome: GateOutcome) -> dict:
         "reasons": dg.MetadataValue.json(list(outcome.reasons)),
         "method": verdict.method,
         "golden_messages": outcome.golden_messages,
+        "serving_graph": outcome.serving_graph,
     }
     if accuracy is not None:
         metadata["accuracy"] = float(accuracy.value)

@@ -11,6 +11,9 @@ The default rows, in order:
 - P95 single-message latency, measured by the gate itself, ≤ 15 ms;
 - the label order identical to the champion's (or made so by an explicit relabel map);
 - calibrated ECE (informational unless a ceiling is configured);
+- for an int8 serving graph, its golden agreement with the artifact's own fp32 graph and the ECE change;
+  when only those rows fail, the fp32 graph is judged on the same rows and, if it passes, the version
+  passes *to be served in fp32* (`with_fp32_fallback`; the table keeps the int8 rows and says why);
 - against a challenger already in shadow, the same overall non-inferiority test: a candidate may displace a
   challenger only if it is not worse than it.
 
@@ -29,7 +32,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -550,6 +553,32 @@ class GateVerdict:
             "reasons": list(self.reasons),
             "method": self.method,
         }
+
+
+QUANTIZATION_ROW_PREFIX = "int8 "
+"""Rows of `quantization_agreement`: the only ones an fp32 fallback may override."""
+
+
+def only_quantization_failed(verdict: GateVerdict) -> bool:
+    """The int8 graph disagreed with its own fp32 graph on golden, and nothing else failed."""
+    failed = [row for row in verdict.rows if row.failed]
+    return bool(failed) and all(row.check.startswith(QUANTIZATION_ROW_PREFIX) for row in failed)
+
+
+def with_fp32_fallback(int8: GateVerdict, fp32: GateVerdict) -> GateVerdict:
+    """The verdict of the artifact's fp32 graph, judged on the same golden rows after its int8 graph
+    failed only the quantization rows: every criterion is the fp32 graph's (accuracy, latency, ECE ...),
+    the int8 rows stay in the table (as info) to say why int8 is not served, and a last row names the
+    graph that will be served."""
+    why = "; ".join(row.reason() for row in int8.rows if row.failed)
+    kept = tuple(
+        replace(row, verdict=INFO, detail="not served: the fp32 graph is judged and served instead")
+        for row in int8.rows
+        if row.check.startswith(QUANTIZATION_ROW_PREFIX)
+    )
+    served = GateRow("served graph", "fp32", "int8 only if it agrees on golden", INFO, unit="", detail=why)
+    rows = tuple(r for r in fp32.rows if not r.check.startswith(QUANTIZATION_ROW_PREFIX)) + kept + (served,)
+    return GateVerdict(passed=fp32.passed, rows=rows, reasons=fp32.reasons, method=fp32.method)
 
 
 def judge(

@@ -27,7 +27,7 @@ from typing import Protocol
 import numpy as np
 
 from manga_intent.compiled import CompiledClassifier
-from serving.registry import UntrustedVersion
+from serving.registry import SERVING_GRAPH_TAG, UntrustedVersion
 from serving.shadow import ShadowScorer
 
 log = logging.getLogger("manga_intent.serve")
@@ -79,10 +79,12 @@ class ChampionModel:
 
     registry: object  # serving.registry.ModelRegistry (or anything with its read/download methods)
     cache_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="manga-serve-")))
+    _graphs: dict = field(default_factory=dict, repr=False)
 
     def _fetch(self, mv) -> Path:
         self.registry.trusted(mv)
         version = str(mv.version)
+        self._graphs[version] = (getattr(mv, "tags", None) or {}).get(SERVING_GRAPH_TAG) or None
         target = Path(self.cache_dir) / f"v{version}"
         if not (target / "manifest.json").is_file():
             partial = (
@@ -118,6 +120,10 @@ class ChampionModel:
             return None
         value = champion.tags.get("temperature_override")
         return float(value) if value else None
+
+    def serving_graph(self, version: str) -> str | None:
+        """The graph the gate passed `version` with ("fp32" when its int8 graph disagreed on golden)."""
+        return self._graphs.get(version)
 
     def fallbacks(self):
         passed = getattr(self.registry, "passed_versions", None)
@@ -155,6 +161,11 @@ def check_warm(model: CompiledClassifier, texts=WARMUP_TEXTS) -> None:
             )
         if not np.isfinite(logits).all():
             raise ValueError("model returns non-finite logits on the warm-up messages")
+        if (
+            model.recheck_margin is not None
+            and not np.isfinite(model.fp32_logits_for_ids(model.encode(batch))).all()
+        ):
+            raise ValueError("the fp32 re-check graph returns non-finite logits on the warm-up messages")
     # the serving path itself once: calibrator, OOD detector (with the features it needs) and routing policy
     scores = np.array([p.ood_score for p in model.predictions_for_ids(model.encode(list(texts)), top_k=1)])
     if not np.isfinite(scores.astype(float)).all():
@@ -216,12 +227,18 @@ class ModelHolder:
             log.error("model refresh: %s", message)
         self.last_error, self.last_error_at = message, time.time()
 
+    def _load_model(self, version: str, directory: Path) -> CompiledClassifier:
+        """The loader's model, in the graph the gate passed this version with when the source says."""
+        gated = getattr(self.source, "serving_graph", None)
+        graph = gated(version) if gated else None
+        return self.loader(directory) if graph is None else self.loader(directory, graph=graph)
+
     def _load(self, version: str, fetch: Callable[[], Path]) -> bool:
         failure = self._failures.get(version)
         if failure and time.monotonic() < failure.retry_at:
             return False
         try:
-            model = self.loader(fetch())
+            model = self._load_model(version, fetch())
             check_warm(model)
         except Exception as exc:
             attempts = failure.attempts + 1 if failure else 1
@@ -319,7 +336,7 @@ class ModelHolder:
             if found is None:
                 self._challenger = None
             elif self._challenger is None or self._challenger[0] != found[0]:
-                model = self.loader(found[1])
+                model = self._load_model(found[0], found[1])
                 check_warm(model)
                 self._challenger = (found[0], model)
                 log.info("shadow scoring with challenger version %s", found[0])

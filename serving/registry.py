@@ -26,6 +26,8 @@ from manga_intent.artifact_digest import directory_sha256
 GATE_TAG = "gate"
 CHECKSUM_TAG = "artifact_sha256"
 REASONS_TAG = "gate_reasons"
+SERVING_GRAPH_TAG = "serving_graph"
+"""The graph the gate judged and passed ("int8" or "fp32"); serving loads that one (`ChampionModel`)."""
 PENDING, PASSED, REJECTED, ERROR = "pending", "passed", "rejected", "error"
 MODEL_ARTIFACT_ROOT = "registered_model"
 COMPILED_SUBDIR = Path("artifacts") / "compiled"

@@ -111,12 +111,14 @@ def fixed_model_source(directory: str | Path) -> FixedModel:
     )
 
 
-def model_loader(graph: str | None, threads: int | None):
+def model_loader(forced: str | None, threads: int | None):
     from manga_intent.compiled import CompiledClassifier
 
-    def load(directory: Path) -> CompiledClassifier:
+    def load(directory: Path, graph: str | None = None) -> CompiledClassifier:
+        """`graph` is the gate's choice for this version; fp32 from either the gate or --graph wins."""
+        chosen = "fp32" if "fp32" in (graph, forced) else (forced or graph)
         return CompiledClassifier(
-            directory, graph=graph, intra_op_threads=threads, inter_op_threads=1 if threads else None
+            directory, graph=chosen, intra_op_threads=threads, inter_op_threads=1 if threads else None
         )
 
     return load

@@ -208,3 +208,53 @@ def test_other_checks_slot_into_the_same_table():
     verdict = judge(ev, GateThresholds(), criteria=(*DEFAULT_CRITERIA, ood_tpr))
     assert verdict.table()[-1]["check"] == "OOD TPR (held-out half)" and not verdict.passed
     assert verdict.reasons == ("OOD TPR (held-out half): 70.00% fails ≥ 80.00%",)
+
+
+def quantization_extras(agreement: float) -> dict:
+    return {
+        "quantization": {
+            "served_graph": "int8",
+            "agreement": agreement,
+            "ece_delta": 0.001,
+            "min_agreement": 0.995,
+            "max_ece_delta": 0.005,
+        }
+    }
+
+
+def test_an_int8_graph_failing_only_agreement_falls_back_to_its_fp32_graph():
+    from manga_intent.gate import only_quantization_failed, with_fp32_fallback
+
+    champion = champion_predictions()
+    base = evidence(champion.copy(), champion)
+    int8 = judge(GateEvidence(**{**base.__dict__, "extras": quantization_extras(0.98)}), GateThresholds())
+    assert not int8.passed and only_quantization_failed(int8)
+    assert int8.reasons == ("int8 graph agrees with fp32 (golden): 98.00% fails ≥ 99.50%",)
+    fp32 = judge(
+        GateEvidence(**{**base.__dict__, "extras": {"quantization": {"served_graph": "fp32"}}}),
+        GateThresholds(),
+    )
+    merged = with_fp32_fallback(int8, fp32)
+    assert merged.passed and merged.reasons == ()
+    rows = rows_by_check(merged)
+    assert rows["int8 graph agrees with fp32 (golden)"].verdict == INFO  # kept, to say why int8 is not served
+    assert rows["int8 graph agrees with fp32 (golden)"].value == 0.98
+    served = rows["served graph"]
+    assert served.value == "fp32" and "98.00% fails" in served.detail
+    assert merged.table()[-1]["check"] == "served graph"
+    # the fp32 graph's own rows decide: a worse fp32 graph is still rejected
+    worse = flip(champion, np.where(champion == Y)[0][:40])
+    bad_fp32 = judge(evidence(worse, champion), GateThresholds())
+    assert not with_fp32_fallback(int8, bad_fp32).passed
+
+
+def test_no_fallback_when_anything_but_quantization_fails():
+    from manga_intent.gate import only_quantization_failed
+
+    champion = champion_predictions()
+    worse = flip(champion, np.where(champion == Y)[0][:40])
+    ev = evidence(worse, champion)
+    both = judge(GateEvidence(**{**ev.__dict__, "extras": quantization_extras(0.98)}), GateThresholds())
+    assert not both.passed and not only_quantization_failed(both)
+    passing = judge(evidence(champion.copy(), champion), GateThresholds())
+    assert not only_quantization_failed(passing)

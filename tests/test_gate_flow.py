@@ -294,3 +294,49 @@ def shadow_traffic(env, n: int):
     labels = env.root / "labels.jsonl"
     labels.write_text("".join(json.dumps({"text": r["text"], "label": r["label"]}) + "\n" for r in rows[::2]))
     return health, env.store.put_file(labels, "human_labels/shadow-sample.jsonl")
+
+
+def test_an_int8_graph_that_disagrees_on_golden_passes_to_be_served_in_fp32(env, monkeypatch):
+    """The int8 graph passed the guard on validation; on golden it disagrees with fp32 (simulated: the
+    agreement figure the gate computes is replaced by 0.9). The gate then judges the fp32 graph on the same
+    rows, passes the version with `serving_graph=fp32`, and the service loads the fp32 graph."""
+    import manga_intent.gate_evidence as gate_evidence
+
+    real = gate_evidence.quantization_evidence
+
+    def golden_disagreement(candidate, *args):
+        evidence = real(candidate, *args)
+        if evidence.get("served_graph") == "int8":
+            evidence = {**evidence, "agreement": 0.9}
+        return evidence
+
+    monkeypatch.setattr(gate_evidence, "quantization_evidence", golden_disagreement)
+    evaluation, version = env.gate(GOOD)
+    artifact = json.loads(
+        (
+            env.registry.compiled_dir(env.registry.download(version, env.root / "check")) / "manifest.json"
+        ).read_text()
+    )
+    assert artifact["serving_graph"] == "int8", "the tiny model's int8 graph should pass the guard here"
+    assert evaluation.passed, meta(evaluation, "reasons")
+    assert meta(evaluation, "verdict").endswith(
+        "(served in fp32: its int8 graph disagreed with fp32 on golden)"
+    )
+    assert meta(evaluation, "serving_graph") == "fp32"
+    table = meta(evaluation, "gate_table")
+    assert (
+        "int8 graph agrees with fp32 (golden)" in table
+        and "served graph" in table
+        and "90.00% fails" in table
+    )
+    assert env.registry.version_tags(version)["serving_graph"] == "fp32"
+
+    holder = ModelHolder(ChampionModel(env.registry, cache_dir=env.root / "serve-cache"), reload_seconds=3600)
+    assert holder.refresh() and holder.version == version
+    assert holder.model.graph == "fp32" and holder.status()["graph"] == "fp32"
+
+    # without the disagreement the same weights pass in int8, and the service serves int8
+    monkeypatch.undo()
+    evaluation, twin = env.gate(TWIN)
+    assert evaluation.passed and meta(evaluation, "serving_graph") == "int8"
+    assert env.registry.version_tags(twin)["serving_graph"] == "int8"
