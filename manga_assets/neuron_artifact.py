@@ -138,5 +138,19 @@ def quantization_metadata(report: dict | None) -> dict:
         "quantization_pooled_messages": report.get("pooled_messages", 0),
         "quantization_candidates": md(markdown_table(report["candidates"], floats=4)),
         "int8_layers_kept_fp32": ", ".join(report["kept_fp32"]) or "none",
+        "int8_near_tie_recheck_margin": (
+            report["recheck_margin"]
+            if report.get("recheck_margin") is not None
+            else "none: int8 answers alone"
+        ),
+        "int8_outlier_channels_fp32": _outlier_summary(report.get("outlier_channels") or {}),
         "bf16": report["bf16"],
     }
+
+
+def _outlier_summary(split: dict) -> str:
+    if "skipped" in split:
+        return f"none ({split['skipped']})"
+    if not split:
+        return "n/a"
+    return f"{split['channels']} input channel(s) of {split['matmuls']} MatMul(s) (above {split['ratio']}x the median)"
