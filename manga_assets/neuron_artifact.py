@@ -153,4 +153,8 @@ def _outlier_summary(split: dict) -> str:
         return f"none ({split['skipped']})"
     if not split:
         return "n/a"
-    return f"{split['channels']} input channel(s) of {split['matmuls']} MatMul(s) (above {split['ratio']}x the median)"
+    served = "in the served graph" if split.get("served") else "found, not in the served graph"
+    return (
+        f"{split['channels']} input channel(s) of {split['matmuls']} MatMul(s) above {split['ratio']}x "
+        f"the median ({served})"
+    )

@@ -85,17 +85,19 @@ def test_guard_failing_serves_fp32_and_says_why(tmp_path, tokenizer, splits):
     assert report.reason.startswith("no int8 candidate met the guard") and "serving fp32" in report.reason
     tried = [row["candidate"] for row in report.candidates]
     full = [t for t in tried if t.startswith("int8 dynamic, per-channel")]
-    recheck = [t for t in tried if "fp32 re-run below margin" in t]
+    recheck = [t for t in tried if "fp32 re-run below margin" in t and "outlier" not in t]
+    split = [t for t in tried if "outlier channels fp32" in t]  # alone, then re-checked
     singles = [t for t in tried if "MatMul(s) fp32" in t]
     ladder = [t for t in tried if "group(s) fp32" in t]
     assert tried[0] == "fp32 (reference)" and len(full) in (1, 2)  # 7- and 8-bit weights without VNNI
-    assert len(recheck) == 1
+    assert len(recheck) == 1 and len(split) == (2 if report.outlier_channels.get("channels") else 0)
     assert [t.split(", ")[-1] for t in singles] == ["1 MatMul(s) fp32", "2 MatMul(s) fp32"]
     assert [t.split(", ")[-1] for t in ladder] == ["1 group(s) fp32", "2 group(s) fp32"]
-    # cheapest first: whole int8, then with near ties re-run, then MatMuls, then layers
-    assert tried == ["fp32 (reference)", *full, *recheck, *singles, *ladder]
+    # cheapest first: whole int8, re-checked, on the outlier split (re-checked), then MatMuls, then layers
+    assert tried == ["fp32 (reference)", *full, *recheck, *split, *singles, *ladder]
     cascade = next(row for row in report.candidates if row["candidate"] == recheck[0])
     assert cascade["recheck_margin"] > 0 and 0 <= cascade["recheck_rate"] <= 1
+    assert not cascade["outlier_split"] and report.outlier_channels["served"] is False
     assert report.recheck_margin is None  # nothing passed: no re-check either
     for stage in ("MatMul(s) fp32", "group(s) fp32"):
         kept = [row["fp32_groups"] for row in report.candidates if stage in row["candidate"]]
@@ -372,6 +374,20 @@ def test_the_guard_reports_the_outlier_split_it_quantized(tmp_path, tokenizer, s
     )
     assert report.outlier_channels["channels"] > 0 and "fp32_nodes" not in report.outlier_channels
     assert report.outlier_channels["max_abs_logit_change"] <= 1e-3
+    assert report.outlier_channels["served"] == any(
+        row["outlier_split"] and row["passed"] for row in report.candidates[1:]
+    )
+    never = quantize_with_guard(  # every candidate judged: the split ones among them, on the split graph
+        tmp_path,
+        validation_texts=[e.text for e in splits.val[:60]],
+        validation_labels=[e.label for e in splits.val[:60]],
+        calibration_texts=[e.text for e in splits.train[:120]],
+        guard=QuantizationGuard(min_agreement=1.01, max_fp32_matmuls=1, max_fp32_groups=1),
+    )
+    on_split = [row["candidate"] for row in never.candidates[1:] if row["outlier_split"]]
+    assert any("outlier channels fp32" in c for c in on_split) and any(
+        "MatMul(s) fp32" in c for c in on_split
+    )
     off = quantize_with_guard(
         tmp_path,
         validation_texts=[e.text for e in splits.val[:60]],
@@ -379,7 +395,8 @@ def test_the_guard_reports_the_outlier_split_it_quantized(tmp_path, tokenizer, s
         calibration_texts=[e.text for e in splits.train[:120]],
         guard=QuantizationGuard(outlier_ratio=0),
     )
-    assert off.outlier_channels == {"skipped": "outlier_ratio is 0"}
+    assert off.outlier_channels == {"skipped": "outlier_ratio is 0", "served": False}
+    assert not any(row["outlier_split"] for row in off.candidates[1:])
 
 
 def test_near_ties_are_rerun_on_the_fp32_graph(tmp_path, tokenizer, splits):
