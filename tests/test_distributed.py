@@ -87,4 +87,7 @@ def test_two_gloo_ranks_match_one_process(tmp_path, tiny_base_dir):
     weights_two = load_file(tmp_path / "two" / "model.safetensors")
     assert weights_one.keys() == weights_two.keys()
     worst = max((weights_one[k].float() - weights_two[k].float()).abs().max().item() for k in weights_one)
-    assert worst < 1e-4, worst
+    # float32 rounding only: gloo sums the two ranks' gradients in another order than one process does, and
+    # AdamW's g/sqrt(v) magnifies that in coordinates whose gradients are near zero (1.0e-4 seen after 60
+    # steps on an AMD EPYC machine, under 1e-4 on Xeons); the per-step losses above stay within 1e-4
+    assert worst < 3e-4, worst
