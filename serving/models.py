@@ -162,7 +162,7 @@ def check_warm(model: CompiledClassifier, texts=WARMUP_TEXTS) -> None:
         if not np.isfinite(logits).all():
             raise ValueError("model returns non-finite logits on the warm-up messages")
         if (
-            model.recheck_margin is not None
+            getattr(model, "recheck_margin", None) is not None
             and not np.isfinite(model.fp32_logits_for_ids(model.encode(batch))).all()
         ):
             raise ValueError("the fp32 re-check graph returns non-finite logits on the warm-up messages")
@@ -390,6 +390,7 @@ class ModelHolder:
             "model_version": self.version,
             "backend": model.backend if model else None,
             "graph": model.graph if model else None,
+            "near_ties_rerun_fp32": model.rechecked if getattr(model, "recheck_margin", None) else None,
             "temperature": getattr(model, "temperature", None),
             "loaded_at": self.loaded_at,
             "fallback": self.fallback,

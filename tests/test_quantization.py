@@ -426,3 +426,11 @@ def test_near_ties_are_rerun_on_the_fp32_graph(tmp_path, tokenizer, splits):
     predictions = everything.classify(texts[:5], top_k=2)
     assert [p.intent for p in predictions] == [INTENTS[i] for i in fp32[:5].argmax(1)]
     assert np.isfinite(everything.fp32_logits_for_ids(everything.encode(texts[:3]))).all()
+
+    from serving.models import FixedModel, ModelHolder
+
+    holder = ModelHolder(FixedModel(tmp_path))
+    assert holder.refresh() and holder.model.graph == "int8"  # warm-up ran both graphs
+    before = holder.status()["near_ties_rerun_fp32"]
+    holder.model.classify(texts[:4])
+    assert holder.status()["near_ties_rerun_fp32"] == before + 4  # every row is a "near tie" at this margin
