@@ -311,7 +311,9 @@ def test_a_served_model_is_frozen_out_of_the_collector_and_blas_runs_on_one_thre
     try:
         frozen = gc.get_freeze_count()
         assert frozen > 10_000  # the imports and the loaded model
-        assert gc.collect() >= 0 and gc.get_freeze_count() == frozen  # later collections leave them be
+        # later collections leave them be (a frozen object can still be freed by its refcount, e.g. by a
+        # thread an earlier test left finishing: a full suite in CI saw 140 of 1.9M go that way)
+        assert gc.collect() >= 0 and gc.get_freeze_count() >= frozen - 1_000
         assert {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"} == {1}
         second = compiled_dir(tmp_path / "b", tokenizer, 2)
         holder.source = Switchable(("2", second))
