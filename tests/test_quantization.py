@@ -21,8 +21,8 @@ def splits():
     return make_splits(load_jsonl(SEED_CORPUS.path).examples, seed=42)
 
 
-def compiled(tmp_path, tokenizer, seed=0):
-    model = tiny_classifier("bert", len(INTENTS), seed=seed).eval()
+def compiled(tmp_path, tokenizer, seed=0, model=None):
+    model = model if model is not None else tiny_classifier("bert", len(INTENTS), seed=seed).eval()
     compile_classifier(
         model,
         tokenizer,
@@ -290,17 +290,7 @@ def test_outlier_input_channels_are_split_off_in_fp32(tmp_path, tokenizer, split
 
     from manga_intent.quantization import _GraphScorer, split_outlier_channels
 
-    model = _with_outlier_channel(tiny_classifier("bert", len(INTENTS)).eval())
-    compile_classifier(
-        model,
-        tokenizer,
-        tmp_path,
-        labels=INTENTS,
-        temperature=1.0,
-        ood_threshold=0.0,
-        backend="onnx",
-        max_length=64,
-    )
+    compiled(tmp_path, tokenizer, model=_with_outlier_channel(tiny_classifier("bert", len(INTENTS)).eval()))
     fp32 = CompiledClassifier(tmp_path, graph="fp32")
     calibration = _GraphScorer(fp32, [e.text for e in splits.train[:64]])
     split = split_outlier_channels(
@@ -355,17 +345,7 @@ def test_outlier_input_channels_are_split_off_in_fp32(tmp_path, tokenizer, split
 
 
 def test_the_guard_reports_the_outlier_split_it_quantized(tmp_path, tokenizer, splits):
-    model = _with_outlier_channel(tiny_classifier("bert", len(INTENTS)).eval())
-    compile_classifier(
-        model,
-        tokenizer,
-        tmp_path,
-        labels=INTENTS,
-        temperature=1.0,
-        ood_threshold=0.0,
-        backend="onnx",
-        max_length=64,
-    )
+    compiled(tmp_path, tokenizer, model=_with_outlier_channel(tiny_classifier("bert", len(INTENTS)).eval()))
     report = quantize_with_guard(
         tmp_path,
         validation_texts=[e.text for e in splits.val[:60]],
