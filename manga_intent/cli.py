@@ -145,7 +145,8 @@ def _add_ood_training_options(p) -> None:
         "--outlier-exposure-weight",
         type=float,
         default=None,
-        help="weight of the uniform-target loss on out-of-scope batches (0 = off)",
+        help="weight of the uniform-target loss on out-of-scope batches (default 0.5 whenever --ood-data "
+        "gives texts; 0 = off)",
     )
     g.add_argument(
         "--adversarial-augmentation",
@@ -361,8 +362,10 @@ def cmd_train(args) -> int:
     _log(args, f"{len(loaded.examples)} rows, {len(label_list)} labels, split {splits.sizes()}{carved}")
     out = Path(args.out)
     pools, serving_options = _ood_pools_from_args(args)
-    if pools is None and config.outlier_exposure_weight > 0:
+    if pools is None and (args.outlier_exposure_weight or 0) > 0:
         raise ValueError("--outlier-exposure-weight needs out-of-scope texts: drop --ood-data none")
+    if pools is None and config.outlier_exposure_weight > 0:
+        _log(args, "outlier exposure off: --ood-data none gives no out-of-scope texts")
     if pools is not None and args.calibration == "cv":
         raise ValueError(
             "--calibration cv fits one temperature on out-of-fold logits; the serving calibration (calibrator "

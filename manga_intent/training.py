@@ -140,9 +140,13 @@ class TrainConfig:
     """AdamW kernel: fused (default), foreach, or default (torch's per-parameter loop on CPU)."""
     default_lr_table: str = "v2"
     """Which per-hidden-size table picks the rate when lr is None: v2 or legacy."""
-    outlier_exposure_weight: float = 0.0
+    outlier_exposure_weight: float = 0.5
     """Outlier exposure (Hendrycks et al., 2019): weight of the cross-entropy between the softmax on a batch
-    of out-of-scope texts (`train_classifier(outlier_texts=...)`) and the uniform distribution; 0 = off."""
+    of out-of-scope texts (`train_classifier(outlier_texts=...)`) and the uniform distribution; 0 = off.
+    On by default, chosen on validation (README "Out-of-scope detection"): over three seeds it kept
+    validation accuracy and lowered validation NLL while the energy score's validation OOD AUROC rose from
+    ~0.93 to ~0.99. It needs out-of-scope texts: a run given none trains without it and says so in its notes
+    (and records weight 0 in its config)."""
     outlier_batch_size: int = 16
     adversarial_augmentation: float = 0.0
     """Add attacked copies of this share of the training rows (robustness.adversarial_augmentation: injected
@@ -235,6 +239,7 @@ LEGACY_RECIPE = TrainConfig(
     bf16="off",
     default_lr_table="legacy",
     optimizer_impl="default",
+    outlier_exposure_weight=0.0,
 )
 
 
@@ -458,7 +463,8 @@ def train_classifier(
     """Fine-tune an encoder classifier on `train`, early-stopping on `val`.
 
     With `config.outlier_exposure_weight > 0`, every step also pushes the predictions on a batch of
-    `outlier_texts` (out-of-scope messages, already cleaned) towards the uniform distribution.
+    `outlier_texts` (out-of-scope messages, already cleaned) towards the uniform distribution; without
+    `outlier_texts` the run trains without exposure (noted, weight 0 in the returned config).
 
     Pass `model_and_tokenizer` to train an already-built model (tests use tiny random ones);
     otherwise `base_model` is loaded offline with a fresh head for `label_list`. `parallel` (from
@@ -474,8 +480,10 @@ def train_classifier(
     unknown = sorted({e.label for e in [*train, *val]} - set(label_index))
     if unknown:
         raise ValueError(f"labels {unknown} are not in the label list {label_list}")
+    notes: list[str] = []
     if config.outlier_exposure_weight > 0 and not outlier_texts:
-        raise ValueError("outlier_exposure_weight > 0 needs outlier_texts (out-of-scope training messages)")
+        config = replace(config, outlier_exposure_weight=0.0)  # the config returned is the one that ran
+        notes.append("outlier exposure off: no out-of-scope texts were given")
     if config.adversarial_augmentation > 0:
         from manga_intent.robustness import adversarial_augmentation
 
@@ -483,8 +491,6 @@ def train_classifier(
             train, label_list, fraction=config.adversarial_augmentation, seed=config.sampler_seed
         )
         train = [*train, *augmented]
-    if parallel is not None and config.outlier_exposure_weight > 0:
-        raise ValueError("outlier exposure under torchrun is not supported yet: train it in one process")
     if parallel is not None:
         progress = progress and parallel.is_main
     threads = configure_threads(
@@ -508,7 +514,6 @@ def train_classifier(
     model.to(device)
     if config.lr is None:
         config = replace(config, lr=default_learning_rate(model.config, config.default_lr_table))
-    notes: list[str] = []
     if config.adversarial_augmentation > 0:
         notes.append(f"adversarial augmentation: {len(augmented)} attacked copies of training rows added")
     if config.freeze_word_embeddings:
@@ -710,12 +715,16 @@ def train_classifier(
                     logits = logits.float()
                     loss = loss_fn(logits, targets, temperature=temperature)
                 if exposure is not None:
+                    # every rank draws the same outlier batch through the unwrapped module (DDP allows one
+                    # wrapped forward per backward; autograd sums both paths into each parameter's single
+                    # gradient hook). Times the rank's loss scale, DDP's average is the one-process gradient.
                     picks = torch.randint(
                         len(exposure), (config.outlier_batch_size,), generator=outlier_sampler
                     )
                     outliers = collate(exposure, picks.tolist(), pad_id)
                     z = model(
-                        input_ids=outliers["input_ids"], attention_mask=outliers["attention_mask"]
+                        input_ids=outliers["input_ids"].to(device),
+                        attention_mask=outliers["attention_mask"].to(device),
                     ).logits
                     loss = loss + config.outlier_exposure_weight * uniform_target_loss(z.float())
             if not torch.isfinite(loss):
