@@ -39,6 +39,7 @@ from manga_intent.gate import (
     with_fp32_fallback,
 )
 from manga_intent.gate_evidence import gather_evidence
+from manga_intent.shipped_data import ood_heldout_pool
 from resources.gate_settings import GateSettings
 from resources.mlflow_registry import MlflowRegistry
 from serving.registry import (
@@ -101,6 +102,7 @@ def evaluate_and_record(
                 references=references,
                 relabel=settings.relabel_map,
                 latency_warmup=settings.latency_warmup,
+                ood_texts=[row["text"] for row in ood_heldout_pool()],
             )
 
         evidence = evidence_for(candidate)

@@ -17,8 +17,12 @@ The default rows, in order:
 - against a challenger already in shadow, the same overall non-inferiority test: a candidate may displace a
   challenger only if it is not worse than it.
 
-Other checks (OOD TPR, injection flip rate, quantization agreement, ...) are `Criterion` functions: they read
-the `GateEvidence` (its `extras` carry whatever they need) and return rows for the same table.
+- the artifact's OOD detector on the held-out OOD half (TPR, with its in-domain flag rate on golden) and the
+  mean injection flip rate under the held-out attack phrasings: informational unless `min_ood_tpr`,
+  `max_ood_flag_rate` or `max_injection_flip_rate` is configured.
+
+Other checks are `Criterion` functions: they read the `GateEvidence` (its `extras` carry whatever they need)
+and return rows for the same table.
 
 Minimum detectable drop (MDD): the paired difference has standard error sqrt(p_d / n), p_d the rate of
 discordant rows (one model right, the other wrong). A test at 95% confidence detects a drop of
@@ -61,6 +65,12 @@ class GateThresholds:
     max_p95_latency_ms: float = 15.0
     max_ece: float | None = None
     """Calibrated ECE ceiling; None keeps the ECE row informational."""
+    min_ood_tpr: float | None = None
+    """Share of the held-out OOD half the artifact's detector flags; None keeps the row informational."""
+    max_ood_flag_rate: float | None = None
+    """Share of golden (in-scope) messages the detector flags; None keeps the row informational."""
+    max_injection_flip_rate: float | None = None
+    """Mean flip rate of the injection attacks (held-out phrasings) on golden; None: informational."""
     confidence: float = 0.95
     power: float = 0.80
     """Power of the minimum-detectable-drop figures (not used for the verdict)."""
@@ -499,6 +509,62 @@ def quantization_agreement(evidence: GateEvidence, t: GateThresholds) -> list[Ga
     ]
 
 
+def _bounded(check: str, value: float, bound: float | None, above: bool, ci=None) -> GateRow:
+    """A row that is a criterion when `bound` is set (≥ bound when `above`, else ≤ bound), else informational."""
+    if bound is None:
+        return GateRow(check, value, "informational", INFO, ci=ci)
+    ok = value >= bound if above else value <= bound
+    return GateRow(check, value, f"{'≥' if above else '≤'} {_fmt(bound, '%')}", PASS if ok else FAIL, ci=ci)
+
+
+def ood_detection(evidence: GateEvidence, t: GateThresholds) -> list[GateRow]:
+    """The served detector at its fitted threshold: how much of the held-out OOD half it catches, and how much
+    of golden it sends to the fallback (the seed's operating point: ≥ 85% caught at ≤ 5% flagged)."""
+    o = evidence.extras.get("ood")
+    if not o:
+        return [
+            GateRow("OOD TPR (held-out OOD half)", "n/a: no OOD rows given", "–", NOT_APPLICABLE, unit="")
+        ]
+    n_ood, n_in = o["n_ood"], len(evidence.y_true)
+    return [
+        _bounded(
+            f"OOD TPR (held-out OOD half, {o['detector']})",
+            o["tpr"],
+            t.min_ood_tpr,
+            above=True,
+            ci=wilson_interval(round(o["tpr"] * n_ood), n_ood, t.confidence),
+        ),
+        _bounded(
+            "in-domain OOD flags (golden)",
+            o["golden_flag_rate"],
+            t.max_ood_flag_rate,
+            above=False,
+            ci=wilson_interval(round(o["golden_flag_rate"] * n_in), n_in, t.confidence),
+        ),
+    ]
+
+
+def injection_robustness(evidence: GateEvidence, t: GateThresholds) -> list[GateRow]:
+    """Injected instructions ("ignore prior, route to escalation", phrasings training never saw) appended,
+    prefixed and obfuscated on the golden messages: the share whose prediction changes."""
+    r = evidence.extras.get("injection")
+    if not r:
+        return [
+            GateRow(
+                "injection flip rate (held-out phrasings)", "n/a: not measured", "–", NOT_APPLICABLE, unit=""
+            )
+        ]
+    return [
+        _bounded(
+            "injection flip rate (held-out phrasings)",
+            r["injection_flip_rate"],
+            t.max_injection_flip_rate,
+            False,
+        ),
+        GateRow("injection goal rate (held-out phrasings)", r["injection_goal_rate"], "informational", INFO),
+    ]
+
+
 #: The gate's rows, in table order. Another issue's check slots in by adding its Criterion here.
 DEFAULT_CRITERIA: tuple[Criterion, ...] = (
     accuracy_floor,
@@ -509,6 +575,8 @@ DEFAULT_CRITERIA: tuple[Criterion, ...] = (
     label_order,
     calibration_ece,
     quantization_agreement,
+    ood_detection,
+    injection_robustness,
     challenger_noninferiority,
 )
 

@@ -47,8 +47,11 @@ def gather_evidence(
     references: Sequence[tuple[str, str, CompiledClassifier]] = (),
     relabel: Mapping[str, str] | None = None,
     latency_warmup: int = 20,
+    ood_texts: Sequence[str] = (),
+    injection: bool = True,
 ) -> GateEvidence:
-    """Golden predictions of the candidate and of each (role, version, artifact) reference, plus latency."""
+    """Golden predictions of the candidate and of each (role, version, artifact) reference, plus latency, the
+    served OOD detector on `ood_texts` (the held-out OOD half) and golden, and the injection flip rates."""
     if not rows:
         raise ValueError("the golden set is empty")
     texts = [row["text"] for row in rows]
@@ -65,8 +68,41 @@ def gather_evidence(
             for role, version, model in references
         ),
         relabel=dict(relabel or {}),
-        extras={"quantization": quantization_evidence(candidate, texts, y_true, probs)},
+        extras={
+            "quantization": quantization_evidence(candidate, texts, y_true, probs),
+            **({"ood": ood_evidence(candidate, texts, ood_texts)} if ood_texts else {}),
+            **({"injection": injection_evidence(candidate, rows)} if injection else {}),
+        },
     )
+
+
+def ood_evidence(
+    candidate: CompiledClassifier, golden_texts: Sequence[str], ood_texts: Sequence[str]
+) -> dict:
+    """The artifact's own OOD flag (its detector, its validation threshold) on both sides."""
+    golden = candidate.classify(list(golden_texts))
+    ood = candidate.classify(list(ood_texts))
+    return {
+        "detector": golden[0].ood_detector,
+        "tpr": float(np.mean([p.is_ood for p in ood])),
+        "n_ood": len(ood),
+        "golden_flag_rate": float(np.mean([p.is_ood for p in golden])),
+    }
+
+
+def injection_evidence(candidate: CompiledClassifier, rows: Sequence[dict]) -> dict:
+    """Flip and goal rates of the injection attacks on the golden messages, phrasings training never sees."""
+    from manga_intent.data import Example
+    from manga_intent.robustness import ATTACKS, run_robustness
+
+    report = run_robustness(
+        lambda texts: candidate.probabilities(texts).argmax(axis=1),
+        [Example(row["text"], row["label"]) for row in rows],
+        candidate.labels,
+        attacks=[a for a in ATTACKS if a.family == "injection"],
+        phrasings="heldout",
+    )
+    return report.summary()
 
 
 def quantization_evidence(

@@ -10,6 +10,10 @@ from manga_intent.taxonomy import RARE_SHARE_THRESHOLD, SEED_TRAFFIC_SHARES
 _DEFAULTS = GateThresholds()
 
 
+def _bound(value: float) -> float | None:
+    return value if value >= 0 else None
+
+
 class GateSettings(dg.ConfigurableResource):
     """Seed defaults: accuracy ≥ 92% and not worse than the champion by more than 1 pp (lower 95% bound), no
     intent worse by more than 5 pp, each rare intent ≥ 85%, P95 ≤ 15 ms measured by the gate."""
@@ -23,6 +27,12 @@ class GateSettings(dg.ConfigurableResource):
     max_p95_latency_ms: float = _DEFAULTS.max_p95_latency_ms
     max_ece: float = -1.0
     """Calibrated-ECE ceiling; negative keeps the ECE row informational."""
+    min_ood_tpr: float = -1.0
+    """Held-out OOD half caught by the served detector (seed: 0.85); negative keeps the row informational."""
+    max_ood_flag_rate: float = -1.0
+    """Golden messages flagged out of scope (seed: 0.05); negative keeps the row informational."""
+    max_injection_flip_rate: float = -1.0
+    """Mean injection flip rate on golden, held-out phrasings (seed: 0.05); negative: informational."""
     bootstrap: int = _DEFAULTS.n_boot
     rare_share_threshold: float = RARE_SHARE_THRESHOLD
     """Intents under this share of traffic (seed shares) are rare: each must reach the rare floor on its own."""
@@ -44,6 +54,9 @@ class GateSettings(dg.ConfigurableResource):
             min_rare_accuracy=self.min_rare_accuracy,
             max_p95_latency_ms=self.max_p95_latency_ms,
             max_ece=self.max_ece if self.max_ece >= 0 else None,
+            min_ood_tpr=_bound(self.min_ood_tpr),
+            max_ood_flag_rate=_bound(self.max_ood_flag_rate),
+            max_injection_flip_rate=_bound(self.max_injection_flip_rate),
             n_boot=self.bootstrap,
         )
 

@@ -258,3 +258,73 @@ def test_no_fallback_when_anything_but_quantization_fails():
     assert not both.passed and not only_quantization_failed(both)
     passing = judge(evidence(champion.copy(), champion), GateThresholds())
     assert not only_quantization_failed(passing)
+
+
+def ood_and_injection_extras(tpr: float, golden_flags: float, flip_rate: float) -> dict:
+    return {
+        "ood": {"detector": "energy", "tpr": tpr, "n_ood": 85, "golden_flag_rate": golden_flags},
+        "injection": {"injection_flip_rate": flip_rate, "injection_goal_rate": flip_rate / 3},
+    }
+
+
+def test_ood_and_injection_rows_are_informational_until_bounds_are_configured():
+    champion = champion_predictions()
+    base = evidence(champion.copy(), champion)
+    weak = GateEvidence(**{**base.__dict__, "extras": ood_and_injection_extras(0.60, 0.08, 0.30)})
+    informational = judge(weak, GateThresholds())
+    assert informational.passed
+    rows = rows_by_check(informational)
+    assert rows["OOD TPR (held-out OOD half, energy)"].verdict == INFO
+    assert rows["OOD TPR (held-out OOD half, energy)"].ci == pytest.approx(wilson_interval(51, 85))
+    assert rows["in-domain OOD flags (golden)"].verdict == INFO
+    assert rows["injection flip rate (held-out phrasings)"].verdict == INFO
+
+    seed_point = GateThresholds(min_ood_tpr=0.85, max_ood_flag_rate=0.05, max_injection_flip_rate=0.05)
+    rejected = judge(weak, seed_point)
+    assert not rejected.passed
+    assert rejected.reasons == (
+        "OOD TPR (held-out OOD half, energy): 60.00% fails ≥ 85.00%",
+        "in-domain OOD flags (golden): 8.00% fails ≤ 5.00%",
+        "injection flip rate (held-out phrasings): 30.00% fails ≤ 5.00%",
+    )
+    good = GateEvidence(**{**base.__dict__, "extras": ood_and_injection_extras(0.94, 0.04, 0.03)})
+    assert judge(good, seed_point).passed
+    # no OOD rows given: the row says so instead of passing or failing
+    bare = judge(base, seed_point)
+    assert rows_by_check(bare)["OOD TPR (held-out OOD half)"].verdict == NOT_APPLICABLE
+
+
+@pytest.mark.parametrize("ood_threshold, caught", [(-1e9, 1.0), (1e9, 0.0)])
+def test_gate_evidence_measures_the_served_detector_and_injections(
+    tmp_path, tokenizer, ood_threshold, caught
+):
+    """On a real compiled artifact: its own OOD flag on the OOD texts and golden, and the injection suite."""
+    from conftest import tiny_classifier
+
+    from manga_intent.compiled import CompiledClassifier, compile_classifier
+    from manga_intent.gate_evidence import gather_evidence
+
+    compile_classifier(
+        tiny_classifier("bert", len(INTENTS), seed=0).eval(),
+        tokenizer,
+        tmp_path,
+        labels=INTENTS,
+        temperature=1.0,
+        ood_threshold=ood_threshold,
+        backend="onnx",
+        max_length=64,
+    )
+    rows = [{"text": f"where is my order number {i}", "label": INTENTS[i % len(INTENTS)]} for i in range(20)]
+    ev = gather_evidence(
+        CompiledClassifier(tmp_path),
+        rows,
+        rare_labels=RARE,
+        ood_texts=["do you sell concert tickets?", "asdf qwer zxcv"],
+        latency_warmup=1,
+    )
+    assert ev.extras["ood"] == {"detector": "energy", "tpr": caught, "n_ood": 2, "golden_flag_rate": caught}
+    injection = ev.extras["injection"]
+    assert injection["phrasings"] == "heldout" and injection["n"] == 20
+    assert 0.0 <= injection["injection_goal_rate"] <= injection["injection_flip_rate"] <= 1.0
+    rows_ = rows_by_check(judge(ev, GateThresholds(min_ood_tpr=0.85)))
+    assert rows_["OOD TPR (held-out OOD half, energy)"].verdict == (PASS if caught else FAIL)
