@@ -298,7 +298,9 @@ def cmd_report(args) -> int:
     for r in runs:
         by_variant.setdefault(r["variant"], []).append(r)
     lines.append("## Validation: what the defaults are chosen on (mean ± sd over seeds)\n")
-    lines.append("| variant | seeds | val acc | val NLL | val ECE (cal) | detector(s) | val OOD AUROC | val OOD TPR @ op |")
+    lines.append(
+        "| variant | seeds | val acc | val NLL | val ECE (cal) | detector(s) | val OOD AUROC | val OOD TPR @ op |"
+    )
     lines.append("|---|---|---|---|---|---|---|---|")
     for variant, rs in sorted(by_variant.items()):
         v = [r["calibration"]["validation"] for r in rs]
@@ -469,7 +471,7 @@ def cmd_gate_report(args) -> int:
     """GATE REPORT: golden-set accuracy (paired McNemar vs the base variant, same seed) and golden ECE."""
     from manga_intent.calibrator_fit import ServingCalibration  # noqa: F401 - documented dependency
     from manga_intent.calibrators import Calibrator
-    from manga_intent.gate import mcnemar_one_sided
+    from manga_intent.compare import mcnemar_one_sided
     from manga_intent.metrics import expected_calibration_error
 
     runs = {(r["variant"], r["seed"]): r for r in _load_all()}
@@ -495,7 +497,7 @@ def cmd_gate_report(args) -> int:
         b, c, p_worse = mcnemar_one_sided(correct, base_correct)
         _, _, p_better = mcnemar_one_sided(base_correct, correct)
         lines.append(
-            f"| {variant} | {seed} | {correct.mean():.4f} | {base_correct.mean():.4f} | {c} | {b} | "
+            f"| {variant} | {seed} | {correct.mean():.4f} | {base_correct.mean():.4f} | {b} | {c} | "
             f"{p_worse:.3f} | {p_better:.3f} | {expected_calibration_error(probs, g['labels']):.4f} |"
         )
     text = "\n".join(lines)

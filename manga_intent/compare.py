@@ -394,6 +394,14 @@ def mcnemar_exact(b: int, c: int) -> float:
     return float(min(1.0, 2 * stats.binom.cdf(min(b, c), n, 0.5)))
 
 
+def mcnemar_one_sided(correct_a: np.ndarray, correct_b: np.ndarray) -> tuple[int, int, float]:
+    """(a-only right, b-only right, exact one-sided p that a is worse than b) on the same rows."""
+    a, b = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
+    only_a, only_b = int((a & ~b).sum()), int((b & ~a).sum())
+    n = only_a + only_b
+    return only_a, only_b, 1.0 if n == 0 else float(stats.binom.cdf(only_a, n, 0.5))
+
+
 def paired_bootstrap(
     correct_a: np.ndarray, correct_b: np.ndarray, *, n_boot: int = 5000, seed: int = 0
 ) -> dict:

@@ -116,6 +116,10 @@ def test_holm_mcnemar_bootstrap():
     assert compare.holm({"a": 0.01, "b": 0.04, "c": 0.03}) == pytest.approx({"a": 0.03, "b": 0.06, "c": 0.06})
     assert compare.mcnemar_exact(0, 0) == 1.0
     assert compare.mcnemar_exact(0, 10) == pytest.approx(2 * 0.5**10)
+    candidate = np.array([True] * 8 + [False] * 2)  # right where the base is wrong on 0 rows, wrong on 2
+    base = np.ones(10, dtype=bool)
+    assert compare.mcnemar_one_sided(candidate, base) == (0, 2, pytest.approx(0.25))  # P(X <= 0 | n=2)
+    assert compare.mcnemar_one_sided(base, candidate) == (2, 0, 1.0)
     same = np.ones((3, 50), dtype=bool)
     assert compare.paired_bootstrap(same, same, n_boot=200)["p_value"] == 1.0
     better = np.ones((3, 200), dtype=bool)
