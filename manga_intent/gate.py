@@ -14,12 +14,11 @@ The default rows, in order:
 - for an int8 serving graph, its golden agreement with the artifact's own fp32 graph and the ECE change;
   when only those rows fail, the fp32 graph is judged on the same rows and, if it passes, the version
   passes *to be served in fp32* (`with_fp32_fallback`; the table keeps the int8 rows and says why);
-- against a challenger already in shadow, the same overall non-inferiority test: a candidate may displace a
-  challenger only if it is not worse than it.
-
 - the artifact's OOD detector on the held-out OOD half (TPR, with its in-domain flag rate on golden) and the
   mean injection flip rate under the held-out attack phrasings: informational unless `min_ood_tpr`,
-  `max_ood_flag_rate` or `max_injection_flip_rate` is configured.
+  `max_ood_flag_rate` or `max_injection_flip_rate` is configured;
+- against a challenger already in shadow, the same overall non-inferiority test: a candidate may displace a
+  challenger only if it is not worse than it.
 
 Other checks are `Criterion` functions: they read the `GateEvidence` (its `extras` carry whatever they need)
 and return rows for the same table.
