@@ -9,7 +9,7 @@
    the service answers simulated traffic with the champion and scores the challenger on every request, a
    scripted labeler labels a sample with the simulator's ground truth, and `shadow_report` decides after a
    short window (the production default is the seed's 24 h and 2,000 messages);
-4. the final champion's gate table, and the champion loaded back with `mlflow.pyfunc.load_model`.
+4. the final champion's gate table, and the champion loaded back as an MLflow pyfunc in its gated graph.
 
 Embedded defaults: the shipped seed corpus, the packaged MiniLM, local artifacts and SQLite (MLflow, Optuna,
 Dagster) under $MANGA_HOME; the Dagster instance runs under the project's dagster.yaml. The synthetic set and
@@ -110,8 +110,6 @@ def demo_graph() -> list:
 
 
 def main() -> int:
-    import mlflow
-
     home = manga_home()
     os.environ["DAGSTER_HOME"] = str(prepare_dagster_home())
     instance = dg.DagsterInstance.get()
@@ -216,11 +214,11 @@ def main() -> int:
     banner(f"4. the champion: v{champion.version} (seed {champion.tags.get('seed')}); its gate table")
     judged = gates.get(str(champion.version))
     print(gate_table_text(judged) if judged is not None else "(judged before this demo run)")
-    mlflow.set_tracking_uri(registry.tracking_uri)
-    mlflow.set_registry_uri(registry.tracking_uri)
-    uri = f"models:/{registry.model_name}@{registry.champion_alias}"
-    model = mlflow.pyfunc.load_model(uri)
-    print(f'\nmlflow.pyfunc.load_model("{uri}").predict(["where is my order?", "any isekai like Frieren?"]):')
+    # through the registry: checksum checked, and the graph the gate passed (a plain alias load sees the manifest's)
+    model = registry.load_pyfunc(registry.champion_alias)
+    graph = model.unwrap_python_model().graph
+    print(f"\nthe champion as an MLflow pyfunc ({graph} graph), via ModelRegistry.load_pyfunc:")
+    print('.predict(["where is my order?", "any isekai like Frieren?"]):')
     for prediction in model.predict(["where is my order?", "any isekai like Frieren?"]):
         print(f"  {prediction.model_dump()}")
     print(f"\nwhole demo: {(time.perf_counter() - started) / 60:.1f} min")

@@ -5,10 +5,16 @@
 returns one `IntentPrediction` per message (intent, calibrated confidence, top-3, OOD flag and the detector that
 decided it, route) on any machine with MLflow and this project installed: no Dagster, no artifact store, no
 training code. The signature comes from the type hints (a list of strings in, a list of predictions out).
+
+Which graph runs is the pyfunc's `model_config["graph"]`, saved as the manifest's serving graph ("int8" when
+the quantization guard passed it). The gate may pass a version with its fp32 graph instead (the version's
+`serving_graph` tag); a plain alias load cannot see that tag, so load the gated graph with
+`serving.registry.ModelRegistry.load_pyfunc(alias)`, or pass `model_config={"graph": "fp32"}` yourself.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -17,6 +23,8 @@ import mlflow.pyfunc
 from pydantic import BaseModel
 
 COMPILED_ARTIFACT = "compiled"
+GRAPH_CONFIG_KEY = "graph"
+"""`model_config` key naming the ONNX graph to load; MLflow only lets a load override keys saved with the model."""
 INPUT_EXAMPLE = ["where is my order?", "any isekai like Frieren?"]
 
 
@@ -49,7 +57,13 @@ class IntentClassifierPyfunc(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         from manga_intent.compiled import CompiledClassifier
 
-        self._classifier = CompiledClassifier(Path(context.artifacts[COMPILED_ARTIFACT]))
+        graph = (context.model_config or {}).get(GRAPH_CONFIG_KEY)
+        self._classifier = CompiledClassifier(Path(context.artifacts[COMPILED_ARTIFACT]), graph=graph or None)
+
+    @property
+    def graph(self) -> str:
+        """The graph this loaded model runs ("int8", "fp32" or "neuron")."""
+        return self._classifier.graph
 
     def predict(self, context, model_input: list[str], params=None) -> list[IntentPrediction]:
         predictions = self._classifier.classify(list(model_input), top_k=3)
@@ -79,5 +93,13 @@ def save_pyfunc(compiled_dir: str | Path, out_dir: str | Path, pip_requirements:
             artifacts={COMPILED_ARTIFACT: str(staged)},
             input_example=INPUT_EXAMPLE,
             pip_requirements=pip_requirements,
+            model_config={GRAPH_CONFIG_KEY: _manifest_serving_graph(Path(compiled_dir))},
         )
     return Path(out_dir)
+
+
+def _manifest_serving_graph(compiled_dir: Path) -> str:
+    from manga_intent.compiled import MANIFEST
+
+    manifest = json.loads((compiled_dir / MANIFEST).read_text())
+    return manifest.get("serving_graph") or ("neuron" if manifest.get("backend") == "neuron" else "fp32")

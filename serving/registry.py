@@ -127,6 +127,28 @@ class ModelRegistry:
     def version_tags(self, version: str) -> dict[str, str]:
         return dict(self.client().get_model_version(self.model_name, str(version)).tags)
 
+    def load_pyfunc(self, alias: str | None = None, dst: str | Path | None = None):
+        """The version holding `alias` (default: the champion) as an MLflow pyfunc: gate-passed, its artifact
+        checked against the checksum tag, running the graph the gate passed it with (`serving_graph`) — which
+        a plain `mlflow.pyfunc.load_model("models:/name@alias")` cannot see. `dst` keeps the downloaded copy."""
+        import mlflow.pyfunc
+
+        from serving.pyfunc_model import GRAPH_CONFIG_KEY
+
+        alias = alias or self.champion_alias
+        mv = self.alias_version(alias)
+        if mv is None:
+            raise RegistryError(f"model {self.model_name!r} has no {alias!r} alias")
+        self.trusted(mv)
+        graph = (mv.tags or {}).get(SERVING_GRAPH_TAG)
+        with contextlib.ExitStack() as stack:
+            target = dst or stack.enter_context(tempfile.TemporaryDirectory(prefix="manga-pyfunc-"))
+            local = self.download(str(mv.version), target)
+            # the ONNX sessions are built in load_context, so the temporary copy may go once this returns
+            return mlflow.pyfunc.load_model(
+                str(local), model_config={GRAPH_CONFIG_KEY: graph} if graph else None
+            )
+
     def passed_versions(self) -> list:
         """Versions the gate passed, newest first (the service falls back to these when the champion
         cannot be loaded)."""

@@ -312,11 +312,8 @@ def test_an_int8_graph_that_disagrees_on_golden_passes_to_be_served_in_fp32(env,
 
     monkeypatch.setattr(gate_evidence, "quantization_evidence", golden_disagreement)
     evaluation, version = env.gate(GOOD)
-    artifact = json.loads(
-        (
-            env.registry.compiled_dir(env.registry.download(version, env.root / "check")) / "manifest.json"
-        ).read_text()
-    )
+    downloaded = env.registry.download(version, env.root / "check")
+    artifact = json.loads((env.registry.compiled_dir(downloaded) / "manifest.json").read_text())
     assert artifact["serving_graph"] == "int8", "the tiny model's int8 graph should pass the guard here"
     assert evaluation.passed, meta(evaluation, "reasons")
     assert meta(evaluation, "verdict").endswith(
@@ -334,6 +331,17 @@ def test_an_int8_graph_that_disagrees_on_golden_passes_to_be_served_in_fp32(env,
     holder = ModelHolder(ChampionModel(env.registry, cache_dir=env.root / "serve-cache"), reload_seconds=3600)
     assert holder.refresh() and holder.version == version
     assert holder.model.graph == "fp32" and holder.status()["graph"] == "fp32"
+
+    # the MLflow pyfunc follows the gate too when loaded through the registry; a plain load of the same
+    # model directory sees only the manifest (int8), which is why `load_pyfunc` exists
+    import mlflow.pyfunc
+
+    assert str(env.registry.champion().version) == version
+    gated = env.registry.load_pyfunc()
+    assert gated.unwrap_python_model().graph == "fp32"
+    assert gated.predict(["where is my order?"])[0].intent in artifact["labels"]
+    plain = mlflow.pyfunc.load_model(str(downloaded))
+    assert plain.unwrap_python_model().graph == "int8"
 
     # without the disagreement the same weights pass in int8, and the service serves int8
     monkeypatch.undo()
