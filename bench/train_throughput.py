@@ -32,6 +32,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.label_sets import LABEL_SETS, label_set  # noqa: E402
+from manga_intent.cpu import resolve_bf16  # noqa: E402
 from manga_intent.inference import predict_logits  # noqa: E402
 from manga_intent.metrics import macro_f1  # noqa: E402
 from manga_intent.model_io import load_base_for_training  # noqa: E402
@@ -127,7 +128,8 @@ def main() -> None:
     splits, label_list = label_set(args.label_set)
     print(
         f"label set {args.label_set}: {len(label_list)} labels, split {splits.sizes()}; torch threads {threads}, "
-        f"inter-op {torch.get_num_interop_threads()}"
+        f"inter-op {torch.get_num_interop_threads()}; recipe v2 bf16 autocast "
+        f"{'on (AMX/AVX-512-BF16)' if resolve_bf16('auto') else 'off (no native bf16)'}"
     )
 
     if not args.skip_throughput:
@@ -140,6 +142,8 @@ def main() -> None:
             ("recipe v2, default AdamW kernel", replace(TrainConfig(), optimizer_impl="default")),
             ("recipe v2", TrainConfig()),
         ]
+        if resolve_bf16("auto"):  # recipe v2 autocasts to bf16 here: also time it in fp32
+            variants.append(("recipe v2 in fp32 (bf16 autocast off)", replace(TrainConfig(), bf16="off")))
         if args.with_references:
             variants += [
                 ("legacy + mega-batch 8", replace(LEGACY_RECIPE, mega_batch_factor=8)),
@@ -180,7 +184,10 @@ def main() -> None:
         f"\nfull training on {len(splits.train)} rows; choices on val (n={len(splits.val)}), "
         f"test n={len(splits.test)} reported:"
     )
-    for name, config in (("legacy", LEGACY_RECIPE), ("recipe v2", TrainConfig())):
+    full = [("legacy", LEGACY_RECIPE), ("recipe v2", TrainConfig())]
+    if resolve_bf16("auto"):  # bf16 must not cost accuracy: the same recipe in fp32 alongside
+        full.append(("v2 fp32", replace(TrainConfig(), bf16="off")))
+    for name, config in full:
         started = time.perf_counter()
         result = train_classifier(
             splits.train, splits.val, label_list, config, base_model=args.base_model, progress=False
