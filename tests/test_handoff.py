@@ -1,5 +1,5 @@
 """The supervisor's connection dealer on real sockets: descriptors passed with SCM_RIGHTS, in turn, to ready
-workers only, skipping a worker that died."""
+workers only, skipping a worker that died or whose channel is full."""
 
 import socket
 import time
@@ -58,6 +58,15 @@ def counted(dealer, settle_s: float = 2.0) -> dict:
     return dict(dealer.dealt)
 
 
+def closed_by_peer(client: socket.socket) -> bool:
+    """EOF or a reset (closing a socket with unread bytes sends RST) within 5 s."""
+    client.settimeout(5)
+    try:
+        return client.recv(16) == b""
+    except ConnectionResetError:
+        return True
+
+
 def connect(dealer, payload: bytes) -> socket.socket:
     client = socket.create_connection(dealer.listener.getsockname(), timeout=5)
     client.sendall(payload)
@@ -94,4 +103,48 @@ def test_nothing_is_dealt_before_a_worker_is_ready_and_a_dead_worker_is_skipped(
     assert sorted(a.receive().recv(64) for _ in later) == [b"later 0", b"later 1", b"later 2"]
     assert counted(dealer) == {1: 1, 0: 3}
     for conn in [early, *later]:
+        conn.close()
+
+
+def test_a_worker_whose_channel_is_full_is_skipped_and_nothing_is_lost(dealer):
+    """Worker 0 stops reading its channel (a stalled event loop): once its send buffer is full the dealer
+    hands the remaining connections to worker 1 instead of blocking or dropping them."""
+    a, b = FakeWorker(dealer.channel_for(0)), FakeWorker(dealer.channel_for(1))
+    dealer._channels[0].setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1)  # the kernel's minimum: a few fds
+    a.ready()
+    b.ready()
+    time.sleep(0.2)
+    n = 60
+    clients = [connect(dealer, f"msg {i}".encode()) for i in range(n)]
+    received_by_b = []
+    deadline = time.monotonic() + 10
+    while sum(counted(dealer, 0.3).values()) < n and time.monotonic() < deadline:
+        received_by_b.append(b.receive())
+    counts = counted(dealer)
+    assert counts[0] + counts[1] == n, counts  # every connection went to a worker; none was closed
+    assert counts[0] < n // 2 < counts[1], counts  # worker 0 took only what its full channel could hold
+    while len(received_by_b) < counts[1]:
+        received_by_b.append(b.receive())
+    received_by_a = [a.receive() for _ in range(counts[0])]  # what waited in its channel is still there
+    payloads = sorted(conn.recv(64) for conn in received_by_a + received_by_b)
+    assert payloads == sorted(f"msg {i}".encode() for i in range(n))
+    for conn in received_by_a + received_by_b + clients:
+        conn.close()
+
+
+def test_when_no_ready_worker_can_take_a_connection_the_client_sees_it_closed(dealer):
+    """The only worker's channel is full: the dealer closes the extra connections (the client sees a reset at
+    once, and can retry) rather than holding descriptors it cannot place."""
+    a = FakeWorker(dealer.channel_for(0))
+    dealer._channels[0].setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1)
+    a.ready()
+    time.sleep(0.2)
+    n = 40
+    clients = [connect(dealer, f"msg {i}".encode()) for i in range(n)]
+    taken = counted(dealer)[0]
+    assert 0 < taken < n
+    assert sum(closed_by_peer(client) for client in clients[taken:]) == n - taken
+    handed = [a.receive() for _ in range(taken)]
+    assert sorted(conn.recv(64) for conn in handed) == sorted(f"msg {i}".encode() for i in range(taken))
+    for conn in handed + clients:
         conn.close()
