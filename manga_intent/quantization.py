@@ -388,6 +388,17 @@ def quantize_with_guard(
             if chosen is None:
                 bits = min(weight_bits, key=lambda b: _error(train.logits(full[b]), fp32_train))
 
+            def keep_fewest_in_fp32(order, limit: int, build, label: str, bits: int):
+                """(path, row, kept, bits) for the shortest prefix of `order` (most sensitive first) that
+                passes the guard when kept in fp32, trying at most `limit`; None if none does."""
+                for k in range(1, min(limit, len(order)) + 1):
+                    kept = order[:k]
+                    path = build(kept, k)
+                    row = judge(path, label.format(k=k), kept)
+                    if row["passed"]:
+                        return path, row, kept, bits
+                return None
+
             def with_recheck(path: Path, label: str, on_split: bool) -> dict:
                 """The same graph with near ties (where its error could flip the argmax) re-run in fp32:
                 the margin is twice its largest calibrated-probability error on training messages."""
@@ -418,24 +429,26 @@ def quantize_with_guard(
                         ranker,
                         ranker_fp32,
                     )
-                    for k in range(1, min(guard.max_fp32_matmuls, len(order)) + 1):
-                        kept = order[:k]
-                        path = build_dynamic_nodes([singles[m][0] for m in kept], f"matmul{k}", bits)
-                        row = judge(path, f"int8 dynamic, {bits}-bit, {k} MatMul(s) fp32", kept)
-                        if row["passed"]:
-                            chosen = (path, row, kept, bits)
-                            break
+                    chosen = keep_fewest_in_fp32(
+                        order,
+                        guard.max_fp32_matmuls,
+                        lambda kept, k: build_dynamic_nodes(
+                            [singles[m][0] for m in kept], f"matmul{k}", bits
+                        ),
+                        f"int8 dynamic, {bits}-bit, {{k}} MatMul(s) fp32",
+                        bits,
+                    )
             if chosen is None:  # then whole encoder layers
                 ranking = _rank_groups(
                     groups, lambda g, name: build_dynamic(g, name, bits), train, fp32_train
                 )
-                for k in range(1, min(guard.max_fp32_groups, len(ranking)) + 1):
-                    kept = ranking[:k]
-                    path = build_dynamic(kept, f"keep{k}", bits)
-                    row = judge(path, f"int8 dynamic, {bits}-bit, {k} group(s) fp32", kept)
-                    if row["passed"]:
-                        chosen = (path, row, kept, bits)
-                        break
+                chosen = keep_fewest_in_fp32(
+                    ranking,
+                    guard.max_fp32_groups,
+                    lambda kept, k: build_dynamic(kept, f"keep{k}", bits),
+                    f"int8 dynamic, {bits}-bit, {{k}} group(s) fp32",
+                    bits,
+                )
         if chosen is None and "static" in guard.methods:
             path = _build_static(fp32_path, Path(tmp) / "static.onnx", train, weight_bits[0] == 7)
             row = judge(path, "int8 static QDQ, per-channel", [])
