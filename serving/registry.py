@@ -145,9 +145,17 @@ class ModelRegistry:
             target = dst or stack.enter_context(tempfile.TemporaryDirectory(prefix="manga-pyfunc-"))
             local = self.download(str(mv.version), target)
             # the ONNX sessions are built in load_context, so the temporary copy may go once this returns
-            return mlflow.pyfunc.load_model(
+            model = mlflow.pyfunc.load_model(
                 str(local), model_config={GRAPH_CONFIG_KEY: graph} if graph else None
             )
+        runs = model.unwrap_python_model().graph
+        # a version registered before the pyfunc took a graph: MLflow ignored the override
+        if graph and runs not in (graph, "neuron"):
+            raise RegistryError(
+                f"version {mv.version} was passed to run its {graph} graph, but its pyfunc predates graph "
+                f"selection and runs {runs}; serve it with `manga-intent serve`, which obeys the tag"
+            )
+        return model
 
     def passed_versions(self) -> list:
         """Versions the gate passed, newest first (the service falls back to these when the champion

@@ -13,7 +13,16 @@ from manga_intent.compiled import CompiledClassifier, compile_classifier
 from manga_intent.taxonomy import INTENTS
 from serving.app import ChampionModel, ModelHolder, create_app
 from serving.prediction_log import SqlitePredictionLog
-from serving.registry import CHECKSUM_TAG, GATE_TAG, PASSED, AliasMoved, ModelRegistry, UntrustedVersion
+from serving.registry import (
+    CHECKSUM_TAG,
+    GATE_TAG,
+    PASSED,
+    SERVING_GRAPH_TAG,
+    AliasMoved,
+    ModelRegistry,
+    RegistryError,
+    UntrustedVersion,
+)
 
 NAME = "manga-intent-classifier"
 
@@ -163,3 +172,34 @@ def test_the_service_serves_only_passed_versions_whose_artifact_matches(registry
     registry.set_tags(fresh, {GATE_TAG: PASSED})
     registry.client().set_registered_model_alias(NAME, "champion", fresh)
     assert holder.refresh() and holder.version == fresh and health()["refused_versions"] == {}
+
+
+def test_load_pyfunc_runs_the_gated_graph_and_refuses_a_pyfunc_that_cannot_choose_one(
+    registry, tmp_path, tokenizer, monkeypatch
+):
+    """`load_pyfunc` is the checked way to load a champion as a pyfunc: not before the gate passed it, in
+    the graph the gate named; a version whose pyfunc was saved without the `graph` config key (MLflow then
+    ignores the override) is refused rather than run in a graph the gate did not pass."""
+    import mlflow.pyfunc
+
+    version = register(registry, tmp_path, tokenizer, seed=4)
+    with pytest.raises(RegistryError, match="no 'champion' alias"):
+        registry.load_pyfunc()
+    registry.move_alias(
+        "champion", version, expected=NO_ALIASES, tags={GATE_TAG: PASSED, SERVING_GRAPH_TAG: "fp32"}
+    )
+    model = registry.load_pyfunc(dst=tmp_path / "pyfunc")
+    assert model.unwrap_python_model().graph == "fp32"
+    assert model.predict(["where is my order?"])[0].intent in INTENTS
+
+    real_save = mlflow.pyfunc.save_model
+    monkeypatch.setattr(mlflow.pyfunc, "save_model", lambda *a, model_config=None, **k: real_save(*a, **k))
+    old = register(registry, tmp_path, tokenizer, seed=5)  # as registered before graph selection existed
+    registry.move_alias(
+        "champion",
+        old,
+        expected={"champion": version, "challenger": None},
+        tags={GATE_TAG: PASSED, SERVING_GRAPH_TAG: "int8"},
+    )
+    with pytest.raises(RegistryError, match="predates graph selection and runs fp32"):
+        registry.load_pyfunc()
