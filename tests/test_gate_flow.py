@@ -253,7 +253,8 @@ def test_the_gate_fails_closed_and_promotes_only_by_compare_and_set(env, monkeyp
     assert env.registry.alias_versions() == {"champion": v1, "challenger": None}
 
     # 3. another run promotes while this one evaluates: compare-and-set rejects the stale result
-    rival = env.registry.register_candidate(env.run_id, env.models["dirs"][GOOD], {"seed": "rival"})
+    rival_artifact = env.registry.compiled_dir(env.registry.download(v1, env.root / "rival-source"))
+    rival = env.registry.register_candidate(env.run_id, rival_artifact, {"seed": "rival"})
 
     def judge_while_another_run_promotes(*args, **kwargs):
         verdict = real_judge(*args, **kwargs)
