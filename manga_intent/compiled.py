@@ -244,10 +244,18 @@ class Prediction:
     """P(in scope) x calibrated top probability, what the clarify threshold is compared with."""
 
 
+def served_graph(manifest: dict) -> str:
+    """The graph an artifact runs unless told otherwise: "neuron" for a Neuron artifact, else the manifest's
+    serving graph ("int8" when the quantization guard passed it; "fp32" for artifacts from before it)."""
+    if manifest.get("backend") == "neuron":
+        return "neuron"
+    return manifest.get("serving_graph") or "fp32"
+
+
 def graph_file(manifest: dict, graph: str | None = None) -> tuple[str, str]:
     """(graph name, file) of an ONNX artifact: `graph` if given, else the manifest's serving graph."""
     graphs = manifest.get("graphs") or {"fp32": manifest["files"]["dynamic"]}
-    name = graph or manifest.get("serving_graph", "fp32")
+    name = graph or served_graph(manifest)
     if name not in graphs:
         raise ValueError(f"artifact has no {name!r} graph (it has {sorted(graphs)})")
     return name, graphs[name]

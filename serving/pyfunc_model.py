@@ -99,10 +99,9 @@ def save_pyfunc(compiled_dir: str | Path, out_dir: str | Path, pip_requirements:
 
 
 def _manifest_serving_graph(compiled_dir: Path) -> str:
-    from manga_intent.compiled import MANIFEST
+    from manga_intent.compiled import MANIFEST, served_graph
 
     path = compiled_dir / MANIFEST
     if not path.is_file():
         raise FileNotFoundError(f"{compiled_dir}: no {MANIFEST}; only a compiled artifact can be registered")
-    manifest = json.loads(path.read_text())
-    return manifest.get("serving_graph") or ("neuron" if manifest.get("backend") == "neuron" else "fp32")
+    return served_graph(json.loads(path.read_text()))
