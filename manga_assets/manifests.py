@@ -123,7 +123,8 @@ class CompiledModel(Manifest):
     latency: dict[str, float]
     parity_max_abs_diff: float
     serving_graph: str = "fp32"
-    """"int8" when the quantized graph passed the accuracy guard on validation, else "fp32"."""
+    """`manga_intent.compiled.served_graph`: "neuron" for a Neuron artifact; "int8" when the quantized graph
+    passed the accuracy guard on validation; else "fp32"."""
     quantization: dict[str, Any] = field(default_factory=dict)
     """`manga_intent.quantization.QuantizationReport.as_dict()` (empty when quantization was off)."""
 

@@ -11,7 +11,7 @@ from manga_assets.metadata import markdown_table, md
 from manga_assets.partitions import seed_partitions
 from manga_assets.snapshots import dataset_splits, read_snapshot
 from manga_intent.calibrator_fit import ServingCalibration
-from manga_intent.compiled import ParityError, build_artifact
+from manga_intent.compiled import ParityError, build_artifact, served_graph
 from manga_intent.model_io import load_trained
 from resources.mlflow_registry import MlflowRegistry
 from resources.model_settings import CompileSettings
@@ -86,7 +86,7 @@ def neuron_artifact(
                 "artifact_uri": uri,
                 "dagster_run_id": context.run_id,
                 "train_label_shares": json.dumps(trained_model.train_label_shares),
-                "serving_graph": built.manifest.get("serving_graph", "fp32"),
+                "serving_graph": served_graph(built.manifest),
             },
         )
     context.log.info(
@@ -100,7 +100,7 @@ def neuron_artifact(
         seed=trained_model.seed,
         latency=latency,
         parity_max_abs_diff=built.parity_max_abs_diff,
-        serving_graph=built.manifest.get("serving_graph", "fp32"),
+        serving_graph=served_graph(built.manifest),
         quantization=built.quantization or {},
     )
     return dg.Output(

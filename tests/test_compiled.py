@@ -13,6 +13,7 @@ from manga_intent.compiled import (
     latency_profile,
     neuron_available,
     parity_max_abs_diff,
+    served_graph,
 )
 from manga_intent.inference import predict_logits, softmax
 from manga_intent.ood import energy_score
@@ -131,3 +132,11 @@ def test_pooled_classifier_exports_logits_and_features_with_pooling_in_the_graph
     assert np.abs(compiled.features(TEXTS) - features).max() == 0
     probs = compiled.probabilities(TEXTS)
     assert np.allclose(probs, softmax(eager.logits.numpy(), 0.7), atol=1e-5)
+
+
+def test_served_graph_names_what_an_artifact_runs_by_default():
+    """The registration tag, the asset contract and the pyfunc all read this: a Neuron artifact is never
+    tagged as an ONNX graph, and an artifact from before quantization runs fp32."""
+    assert served_graph({"backend": "neuron", "serving_graph": "fp32"}) == "neuron"
+    assert served_graph({"backend": "onnx", "serving_graph": "int8"}) == "int8"
+    assert served_graph({"backend": "onnx"}) == "fp32"
