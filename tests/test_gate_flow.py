@@ -195,7 +195,9 @@ def test_first_champion_then_challenger_then_shadow_promotes_and_rejects(env):
     answered = SqlitePredictionLog(env.log_path).read_since(0)
     assert len(answered) == 40 and {r["model_version"] for r in answered} == {v1}  # shoppers saw the champion
 
-    window = {"window_hours": 0, "labels_uri": labels, "min_labelled": 10}
+    # the latency ceiling is lifted here: this step is about the decision flow, and a P95 measured on a busy
+    # CI host is noise; the ceiling's own failing path is the last step of this test
+    window = {"window_hours": 0, "labels_uri": labels, "min_labelled": 10, "max_p95_latency_ms": 1e6}
     waiting = env.shadow_report(window_messages=50, **window)
     assert waiting["decision"].value.startswith(f"waiting: v{v2} has 40 shadow messages")
     report = env.shadow_report(window_messages=40, **window)
