@@ -27,9 +27,13 @@ class MethodsComparisonConfig(dg.Config):
     """Optimiser-step budget shared by every method; 0 = recipe v2's default."""
     latency_messages: int = compare.LATENCY_MESSAGES
 
+    def base_config(self) -> TrainConfig:
+        return TrainConfig() if not self.max_steps else TrainConfig(max_steps=self.max_steps)
 
-def _key_prefix(data_version: str) -> str:
-    return f"methods_comparison/{data_version.removeprefix('sha256:')[:16]}"
+
+def _key_prefix(data_version: str, setup: str) -> str:
+    """Runs live under data version and setup, so the report never tables two recipes (or base models) as one."""
+    return f"methods_comparison/{data_version.removeprefix('sha256:')[:16]}/{setup}"
 
 
 @dg.asset(group_name="comparison", partitions_def=method_seed_partitions, kinds={"pytorch"})
@@ -44,7 +48,7 @@ def methods_comparison(
     keys = context.partition_key.keys_by_dimension
     method, seed = keys["method"], int(keys["seed"])
     splits = dataset_splits(read_snapshot(artifact_store, intent_dataset.uri))
-    base = TrainConfig() if not config.max_steps else TrainConfig(max_steps=config.max_steps)
+    base = config.base_config()
     record = compare.run_method(
         method,
         seed,
@@ -58,7 +62,7 @@ def methods_comparison(
     )
     record["data_hash"] = intent_dataset.data_version
     uri = artifact_store.put_json(
-        record, f"{_key_prefix(intent_dataset.data_version)}/{method}/seed={seed}.json"
+        record, f"{_key_prefix(intent_dataset.data_version, record['setup'])}/{method}/seed={seed}.json"
     )
     run = MethodRun(
         method=method,
@@ -81,6 +85,7 @@ def methods_comparison(
             "test_ece_calibrated": record["ece_calibrated"],
             "p95_latency_ms": record["p95_latency_ms"],
             "step_budget": base.max_steps,
+            "setup": record["setup"],
             "record_uri": uri,
             "manifest": dg.MetadataValue.json(run.as_dict()),
         },
@@ -89,17 +94,26 @@ def methods_comparison(
 
 @dg.asset(group_name="comparison", deps=[methods_comparison], kinds={"python"})
 def methods_comparison_report(
-    context: dg.AssetExecutionContext, intent_dataset: DatasetSnapshot, artifact_store: ArtifactStore
+    context: dg.AssetExecutionContext,
+    config: MethodsComparisonConfig,
+    intent_dataset: DatasetSnapshot,
+    artifact_store: ArtifactStore,
+    base_model: BaseModelResource,
 ) -> dg.Output[dict]:
-    """Mean ± 95% CI across seeds per method, paired bootstrap and McNemar vs recipe v2 (Holm), a plot."""
+    """Mean ± 95% CI across seeds per method, paired bootstrap and McNemar vs recipe v2 (Holm), a plot.
+
+    Only runs of this setup (base model, step budget, recipe defaults) are tabled; give it the same config as
+    the backfill of `methods_comparison`."""
     splits = dataset_splits(read_snapshot(artifact_store, intent_dataset.uri))
-    prefix = _key_prefix(intent_dataset.data_version)
+    setup = compare.setup_key(config.base_config(), base_model.name_or_path)
+    prefix = _key_prefix(intent_dataset.data_version, setup)
     keys = [k for k in artifact_store.list_keys(prefix) if "/seed=" in k]
     records = [artifact_store.get_json(artifact_store.uri_for(key)) for key in keys]
     if not records:
         raise dg.Failure(
-            f"no methods_comparison runs stored for data version {intent_dataset.data_version}; "
-            "backfill methods_comparison first"
+            f"no methods_comparison runs stored for data version {intent_dataset.data_version} and setup "
+            f"{setup} (base model {base_model.name_or_path!r}, step budget {config.base_config().max_steps}); "
+            "backfill methods_comparison with the same config first"
         )
     summary = compare.summarize(records, compare.labels_of_test_split(splits, INTENTS))
     table = compare.markdown_table(summary)
@@ -111,6 +125,7 @@ def methods_comparison_report(
         {"summary_uri": uri, "runs": len(records), "separated_from_recipe_v2": separated},
         metadata={
             "runs": len(records),
+            "setup": setup,
             "seeds_per_method": dg.MetadataValue.json({r["method"]: r["seeds"] for r in summary["methods"]}),
             "table": md(table),
             "plot": md(markdown_image(png, "methods vs recipe v2")),

@@ -648,13 +648,19 @@ def cmd_compare(args) -> int:
     results = Path(args.results) if args.results else out / "runs.jsonl"
     base = TrainConfig() if args.max_steps is None else replace(TrainConfig(), max_steps=args.max_steps)
     cache = compare.OutputCache(out / "cache")
-    done = {
-        (r["method"], int(r["seed"])) for r in compare.read_records(results) if r.get("data_hash") == version
-    }
+    setup = compare.setup_key(base, args.base_model)
+    stored = compare.read_records(results)
+    matching = [r for r in stored if r.get("data_hash") == version and r.get("setup") == setup]
+    done = {(r["method"], int(r["seed"])) for r in matching}
     _log(
         args,
         f"{len(loaded.examples)} rows, {len(label_list)} labels, split {splits.sizes()}; "
-        f"{len(methods)} methods x seeds {seeds}; results -> {results}",
+        f"{len(methods)} methods x seeds {seeds}; setup {setup}; results -> {results}"
+        + (
+            f" ({len(stored) - len(matching)} stored runs of other data or another setup are ignored)"
+            if len(stored) > len(matching)
+            else ""
+        ),
     )
     for seed in seeds:
         for method in methods:
@@ -681,8 +687,12 @@ def cmd_compare(args) -> int:
     if args.no_summary:
         return 0
     records = [
-        r for r in compare.read_records(results) if r.get("data_hash") == version and r["method"] in methods
+        r
+        for r in compare.read_records(results)
+        if r.get("data_hash") == version and r.get("setup") == setup and r["method"] in methods
     ]
+    if not records:
+        raise ValueError(f"no runs of setup {setup} on data {version} in {results} to table")
     summary = compare.summarize(
         records, compare.labels_of_test_split(splits, label_list), n_boot=args.bootstrap
     )
@@ -691,6 +701,7 @@ def cmd_compare(args) -> int:
         data_hash=version,
         split_sizes=splits.sizes(),
         step_budget=base.max_steps,
+        setup=setup,
     )
     ensemble = compare.seed_ensemble(
         cache,
@@ -699,6 +710,7 @@ def cmd_compare(args) -> int:
         sorted({int(r["seed"]) for r in records}),
         data_version=version,
         base_config=base,
+        base_model=args.base_model,
     )
     if ensemble is not None:
         summary["seed_ensemble"] = ensemble

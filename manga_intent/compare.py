@@ -310,15 +310,50 @@ class OutputCache:
             tmp.replace(path)
 
 
-def cache_key(method: str, seed: int, data_version: str, base_config: TrainConfig | None = None) -> str:
-    """Runs are cached by the trained configuration, so methods that train the same model share one run
-    (the post-hoc methods and plain CE; recipe v2 and plain CE whenever v2's loss settings are plain CE's)."""
+def setup_key(base_config: TrainConfig | None = None, base_model: str | None = None) -> str:
+    """What every run of one comparison grid shares: base model, recipe settings (seeds aside) and, when the
+    rate is left to the per-hidden-size default, that table. Runs of another setup are never reused or tabled.
+
+    Without it, a grid resumed after the default learning rate changed (or on another base model) would mix
+    runs of two recipes in one table under the same cache files.
+    """
+    import hashlib
+
+    from manga_intent.model_io import PACKAGED_ALIASES, PACKAGED_MINILM
+    from manga_intent.training import DEFAULT_LR_BY_HIDDEN_SIZE, RECIPE_V2_LR_BY_HIDDEN_SIZE
+
+    config = asdict(base_config or TrainConfig())
+    config.pop("init_seed", None)
+    config.pop("sampler_seed", None)
+    if not base_model or base_model in PACKAGED_ALIASES:
+        model = PACKAGED_MINILM
+    elif Path(base_model).expanduser().is_dir():
+        model = str(Path(base_model).expanduser().resolve())
+    else:
+        model = base_model
+    setup = {"base_model": model, "config": config}
+    if config.get("lr") is None:
+        table = RECIPE_V2_LR_BY_HIDDEN_SIZE if config.get("default_lr_table", "v2") == "v2" else None
+        setup["default_lr_table"] = table or DEFAULT_LR_BY_HIDDEN_SIZE
+    return hashlib.sha256(json.dumps(setup, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def cache_key(
+    method: str,
+    seed: int,
+    data_version: str,
+    base_config: TrainConfig | None = None,
+    base_model: str | None = None,
+) -> str:
+    """Runs are cached by data, setup and the trained configuration, so methods that train the same model share
+    one run (the post-hoc methods and plain CE; recipe v2 and plain CE whenever v2's loss settings are plain
+    CE's), and a run of another base model or default-rate table is never taken for this one."""
     import hashlib
 
     trained = POST_HOC_METHODS.get(method, method)
     config = method_config(trained, seed, base_config)
     digest = hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()[:12]
-    return f"{data_version[-12:]}-{digest}-seed{seed}"
+    return f"{data_version[-12:]}-{setup_key(base_config, base_model)}-{digest}-seed{seed}"
 
 
 def run_method(
@@ -342,7 +377,7 @@ def run_method(
         raise ValueError("comparing methods needs test rows (they are scored on the test split)")
     cache = cache or OutputCache(None)
     trained = POST_HOC_METHODS.get(method, method)
-    key = cache_key(method, seed, data_version, base_config)
+    key = cache_key(method, seed, data_version, base_config, base_model)
     outputs = cache.get(key)
     if outputs is None:
         config = method_config(trained, seed, base_config)
@@ -359,6 +394,7 @@ def run_method(
     rare = rare_labels_from_shares(label_shares([e.label for e in splits.train], label_list), rare_threshold)
     record = score_run(method, outputs, splits, label_list, rare, seed)
     record["config"] = asdict(method_config(trained, seed, base_config))
+    record["setup"] = setup_key(base_config, base_model)
     return record
 
 
@@ -566,6 +602,7 @@ def seed_ensemble(
     size: int = 3,
     method: str = REFERENCE,
     base_config: TrainConfig | None = None,
+    base_model: str | None = None,
 ) -> dict | None:
     """Logit averaging across `size` training seeds (disjoint groups of the runs' cached outputs).
 
@@ -576,7 +613,7 @@ def seed_ensemble(
     index = {label: i for i, label in enumerate(label_list)}
     y_val = np.array([index[e.label] for e in splits.val])
     y_test = np.array([index[e.label] for e in splits.test])
-    outputs = {s: cache.get(cache_key(method, s, data_version, base_config)) for s in seeds}
+    outputs = {s: cache.get(cache_key(method, s, data_version, base_config, base_model)) for s in seeds}
     available = [s for s in seeds if outputs[s] is not None]
     groups = [available[i : i + size] for i in range(0, len(available) - size + 1, size)]
     if not groups:

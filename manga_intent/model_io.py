@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 PACKAGED_MINILM = "packaged:all-MiniLM-L6-v2"
+PACKAGED_ALIASES = (PACKAGED_MINILM, "packaged", "all-MiniLM-L6-v2")
+"""Every base-model setting that means the model shipped in site-packages (None and "" do too)."""
 MODEL_CARD = "model_card.json"
 CALIBRATION = "calibration.json"
 
@@ -40,7 +42,7 @@ def resolve_base_model(name_or_path: str | None) -> str:
     directory → itself; anything else is treated as a hub id that must already be in the local
     Hugging Face cache (e.g. `distilbert-base-uncased` on a machine that has it).
     """
-    if not name_or_path or name_or_path in (PACKAGED_MINILM, "packaged", "all-MiniLM-L6-v2"):
+    if not name_or_path or name_or_path in PACKAGED_ALIASES:
         return str(packaged_minilm_path())
     path = Path(name_or_path).expanduser()
     if path.is_dir():

@@ -308,6 +308,14 @@ def test_compare_cli_runs_chunks_and_summarises(tmp_path, tiny_base_dir):
     assert [m["method"] for m in summary["methods"]] == ["plain_ce", "threshold_moving", "recipe_v2"]
     assert set(summary["tests_vs_recipe_v2"]) == {"plain_ce", "threshold_moving"}
     assert "| plain_ce |" in (tmp_path / "cmp" / "table.md").read_text()
+    # another step budget is another setup: it trains afresh and tables only its own runs
+    other = [*common[: common.index("--max-steps")], "--max-steps", "5", "--quiet", "--only-seeds", "1"]
+    five = json.loads(run_cli(*other).stdout)
+    assert len((tmp_path / "cmp" / "runs.jsonl").read_text().splitlines()) == 9
+    assert five["setup"] != summary["setup"] and {m["seeds"] for m in five["methods"]} == {1}
+    again = json.loads(run_cli(*common).stdout)  # the 4-step grid is still whole and untouched
+    assert len((tmp_path / "cmp" / "runs.jsonl").read_text().splitlines()) == 9
+    assert again["setup"] == summary["setup"] and {m["seeds"] for m in again["methods"]} == {2}
 
 
 def test_train_writes_the_serving_calibration_and_evaluate_reports_ood(trained, tmp_path):

@@ -72,7 +72,31 @@ def test_every_method_scores_the_test_split(grid):
     )  # same stage-1 run, reused
     assert compare.cache_key("two_stage", 1, "v") == compare.cache_key("plain_ce", 1, "v")
     assert compare.cache_key("label_smoothing", 1, "v") != compare.cache_key("plain_ce", 1, "v")
+    assert len({r["setup"] for r in records}) == 1  # one grid, one setup
     assert json.dumps(records)  # JSON-able for the results file
+
+
+def test_runs_of_another_base_model_or_default_rate_are_never_reused(monkeypatch, tmp_path):
+    from manga_intent import training
+
+    base = TrainConfig(max_steps=6)
+    setup = compare.setup_key(base, None)
+    assert setup == compare.setup_key(base, "packaged") == compare.setup_key(base, "all-MiniLM-L6-v2")
+    assert setup == compare.setup_key(
+        TrainConfig(max_steps=6, init_seed=9, sampler_seed=9), None
+    )  # seeds aside
+    assert setup != compare.setup_key(base, str(tmp_path))  # another base model
+    assert setup != compare.setup_key(TrainConfig(max_steps=7), None)  # another budget
+    key = compare.cache_key("plain_ce", 1, "v", base)
+    assert key != compare.cache_key("plain_ce", 1, "v", base, str(tmp_path))
+    assert key != compare.cache_key("plain_ce", 1, "other", base)
+    pinned = TrainConfig(max_steps=6, lr=1e-4)
+    pinned_setup = compare.setup_key(pinned, None)
+    # the default-rate table changes what lr=None trains, so it changes the setup; a pinned rate does not care
+    monkeypatch.setattr(training, "RECIPE_V2_LR_BY_HIDDEN_SIZE", ((512, 9e-4), (10**9, 3e-5)))
+    assert compare.setup_key(base, None) != setup
+    assert compare.cache_key("plain_ce", 1, "v", base) != key
+    assert compare.setup_key(pinned, None) == pinned_setup
 
 
 def test_methods_differ_only_in_imbalance_handling():

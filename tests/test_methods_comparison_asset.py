@@ -69,12 +69,37 @@ def test_grid_partitions_and_report(tmp_path, source, tiny_base_dir, monkeypatch
             meta = run.asset_materializations_for_node("methods_comparison")[0].metadata
             assert 0 <= meta["test_accuracy"].value <= 1 and meta["p95_latency_ms"].value > 0
             assert meta["step_budget"].value == 3
+    four = {"ops": {"methods_comparison": {"config": {"max_steps": 4, "latency_messages": 5}}}}
+    assert dg.materialize(
+        assets,
+        selection=["methods_comparison"],
+        partition_key=dg.MultiPartitionKey({"method": "plain_ce", "seed": "1"}),
+        instance=instance,
+        resources=resources,
+        run_config=four,
+    ).success  # another setup: stored beside the 3-step grid, never tabled with it
+    unmatched = dg.materialize(
+        assets,
+        selection=["methods_comparison_report"],
+        instance=instance,
+        resources=resources,
+        raise_on_error=False,
+    )  # the default budget: no runs of that setup exist
+    assert not unmatched.success
+    failure = unmatched.get_step_failure_events()[0].event_specific_data.error
+    assert (
+        "setup" in failure.message and "backfill methods_comparison with the same config" in failure.message
+    )
     report = dg.materialize(
-        assets, selection=["methods_comparison_report"], instance=instance, resources=resources
+        assets,
+        selection=["methods_comparison_report"],
+        instance=instance,
+        resources=resources,
+        run_config={"ops": {"methods_comparison_report": {"config": {"max_steps": 3}}}},
     )
     assert report.success
     meta = report.asset_materializations_for_node("methods_comparison_report")[0].metadata
-    assert meta["runs"].value == 6
+    assert meta["runs"].value == 6 and meta["setup"].value
     assert meta["seeds_per_method"].value == {"plain_ce": 2, "threshold_moving": 2, "recipe_v2": 2}
     assert "separated?" in meta["table"].value and "data:image/png;base64" in meta["plot"].value
 
