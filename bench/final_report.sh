@@ -3,7 +3,7 @@
 # then score the golden set as a final report only.
 set -u
 cd "$(dirname "$0")/.."
-R=bench/results
+R=${R:-bench/results}  # e.g. R=bench/results/v2_2e-4 keeps one report per default
 mkdir -p "$R"
 flock /tmp/manga-cpu.lock bash -c "
   .venv/bin/manga-intent train --data data/seed_corpus/seed_corpus.jsonl --out $R/v2_seed_model --quiet \
