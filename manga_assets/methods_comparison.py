@@ -105,14 +105,15 @@ def methods_comparison_report(
     Only runs of this setup (base model, step budget, recipe defaults) are tabled; give it the same config as
     the backfill of `methods_comparison`."""
     splits = dataset_splits(read_snapshot(artifact_store, intent_dataset.uri))
-    setup = compare.setup_key(config.base_config(), base_model.name_or_path)
+    base = config.base_config()
+    setup = compare.setup_key(base, base_model.name_or_path)
     prefix = _key_prefix(intent_dataset.data_version, setup)
     keys = [k for k in artifact_store.list_keys(prefix) if "/seed=" in k]
     records = [artifact_store.get_json(artifact_store.uri_for(key)) for key in keys]
     if not records:
         raise dg.Failure(
             f"no methods_comparison runs stored for data version {intent_dataset.data_version} and setup "
-            f"{setup} (base model {base_model.name_or_path!r}, step budget {config.base_config().max_steps}); "
+            f"{setup} (base model {base_model.name_or_path!r}, step budget {base.max_steps}); "
             "backfill methods_comparison with the same config first"
         )
     summary = compare.summarize(records, compare.labels_of_test_split(splits, INTENTS))

@@ -22,6 +22,7 @@ test on the discordant pairs pooled over seeds, both Holm-adjusted across method
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -36,8 +37,9 @@ from manga_intent.calibration import fit_temperature
 from manga_intent.data import DataSplits, label_shares
 from manga_intent.inference import softmax
 from manga_intent.metrics import expected_calibration_error, macro_f1, rare_labels_from_shares
+from manga_intent.model_io import PACKAGED_ALIASES, PACKAGED_MINILM
 from manga_intent.taxonomy import RARE_SHARE_THRESHOLD
-from manga_intent.training import TrainConfig, train_classifier
+from manga_intent.training import TrainConfig, default_lr_table, train_classifier
 
 REFERENCE = "recipe_v2"
 TRAINED_METHODS = {
@@ -317,11 +319,6 @@ def setup_key(base_config: TrainConfig | None = None, base_model: str | None = N
     Without it, a grid resumed after the default learning rate changed (or on another base model) would mix
     runs of two recipes in one table under the same cache files.
     """
-    import hashlib
-
-    from manga_intent.model_io import PACKAGED_ALIASES, PACKAGED_MINILM
-    from manga_intent.training import DEFAULT_LR_BY_HIDDEN_SIZE, RECIPE_V2_LR_BY_HIDDEN_SIZE
-
     config = asdict(base_config or TrainConfig())
     config.pop("init_seed", None)
     config.pop("sampler_seed", None)
@@ -332,9 +329,8 @@ def setup_key(base_config: TrainConfig | None = None, base_model: str | None = N
     else:
         model = base_model
     setup = {"base_model": model, "config": config}
-    if config.get("lr") is None:
-        table = RECIPE_V2_LR_BY_HIDDEN_SIZE if config.get("default_lr_table", "v2") == "v2" else None
-        setup["default_lr_table"] = table or DEFAULT_LR_BY_HIDDEN_SIZE
+    if config["lr"] is None:
+        setup["default_lr_table"] = default_lr_table(config["default_lr_table"])
     return hashlib.sha256(json.dumps(setup, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -348,8 +344,6 @@ def cache_key(
     """Runs are cached by data, setup and the trained configuration, so methods that train the same model share
     one run (the post-hoc methods and plain CE; recipe v2 and plain CE whenever v2's loss settings are plain
     CE's), and a run of another base model or default-rate table is never taken for this one."""
-    import hashlib
-
     trained = POST_HOC_METHODS.get(method, method)
     config = method_config(trained, seed, base_config)
     digest = hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()[:12]

@@ -69,10 +69,13 @@ def _by_hidden(model_config, table) -> float:
     return table[-1][1]
 
 
+def default_lr_table(recipe: str = "v2") -> tuple[tuple[int, float], ...]:
+    """The per-hidden-size table that picks the rate when `lr` is None (v2's, or the legacy recipe's)."""
+    return RECIPE_V2_LR_BY_HIDDEN_SIZE if recipe == "v2" else DEFAULT_LR_BY_HIDDEN_SIZE
+
+
 def default_learning_rate(model_config, recipe: str = "v2") -> float:
-    return _by_hidden(
-        model_config, RECIPE_V2_LR_BY_HIDDEN_SIZE if recipe == "v2" else DEFAULT_LR_BY_HIDDEN_SIZE
-    )
+    return _by_hidden(model_config, default_lr_table(recipe))
 
 
 @dataclass
