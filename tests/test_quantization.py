@@ -86,15 +86,19 @@ def test_guard_failing_serves_fp32_and_says_why(tmp_path, tokenizer, splits):
     tried = [row["candidate"] for row in report.candidates]
     full = [t for t in tried if t.startswith("int8 dynamic, per-channel")]
     recheck = [t for t in tried if "fp32 re-run below margin" in t and "outlier" not in t]
+    smoothed = [t for t in tried if "smoothed (alpha" in t]  # alone, then re-checked
+    recheck = [t for t in recheck if "smoothed" not in t]
     split = [t for t in tried if "outlier channels fp32" in t]  # alone, then re-checked
     singles = [t for t in tried if "MatMul(s) fp32" in t]
     ladder = [t for t in tried if "group(s) fp32" in t]
     assert tried[0] == "fp32 (reference)" and len(full) in (1, 2)  # 7- and 8-bit weights without VNNI
+    assert len(smoothed) == 2 and smoothed[1].startswith(smoothed[0] + ", fp32 re-run below margin")
     assert len(recheck) == 1 and len(split) == (2 if report.outlier_channels.get("channels") else 0)
     assert [t.split(", ")[-1] for t in singles] == ["1 MatMul(s) fp32", "2 MatMul(s) fp32"]
     assert [t.split(", ")[-1] for t in ladder] == ["1 group(s) fp32", "2 group(s) fp32"]
-    # cheapest first: whole int8, re-checked, on the outlier split (re-checked), then MatMuls, then layers
-    assert tried == ["fp32 (reference)", *full, *recheck, *split, *singles, *ladder]
+    # cheapest first: whole int8, re-checked, smoothed (re-checked), on the outlier split (re-checked),
+    # then MatMuls, then layers
+    assert tried == ["fp32 (reference)", *full, *recheck, *smoothed, *split, *singles, *ladder]
     cascade = next(row for row in report.candidates if row["candidate"] == recheck[0])
     assert cascade["recheck_margin"] > 0 and 0 <= cascade["recheck_rate"] <= 1
     assert not cascade["outlier_split"] and report.outlier_channels["served"] is False
@@ -414,3 +418,71 @@ def test_near_ties_are_rerun_on_the_fp32_graph(tmp_path, tokenizer, splits):
     before = holder.status()["near_ties_rerun_fp32"]
     holder.model.classify(texts[:4])
     assert holder.status()["near_ties_rerun_fp32"] == before + 4  # every row is a "near tie" at this margin
+
+
+def test_smoothed_graph_computes_fp32_and_its_int8_is_closer(tmp_path, tokenizer, splits):
+    """SmoothQuant: the smoothed fp32 graph equals the original; its int8 graph errs less on the outlier-
+    carrying FFN than plain int8; the guard judges it and reports the alpha picked on training messages."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from manga_intent.quantization import _GraphScorer, smooth_activations
+
+    compiled(tmp_path, tokenizer, model=_with_outlier_channel(tiny_classifier("bert", len(INTENTS)).eval()))
+    fp32 = CompiledClassifier(tmp_path, graph="fp32")
+    calibration = _GraphScorer(fp32, [e.text for e in splits.train[:64]])
+    info = smooth_activations(tmp_path / "model.onnx", tmp_path / "smooth.onnx", calibration, alpha=0.85)
+    assert info["matmuls"] > info["inputs"] > 0  # Q, K and V share one smoothed input
+    texts = _GraphScorer(fp32, [e.text for e in splits.val[:80]])
+    assert (
+        np.abs(texts.logits(tmp_path / "smooth.onnx") - texts.logits(tmp_path / "model.onnx")).max() <= 1e-4
+    )
+    with pytest.raises(ValueError, match="alpha"):
+        smooth_activations(tmp_path / "model.onnx", tmp_path / "bad.onnx", calibration, alpha=1.5)
+
+    watched = next(
+        n.output[0]
+        for n in onnx.load(str(tmp_path / "model.onnx")).graph.node
+        if "intermediate" in n.name and n.op_type == "MatMul"
+    )
+    feeds = [dict(zip(("input_ids", "attention_mask"), texts._pad([row], 0))) for row in texts.ids]
+
+    def ffn_output(source, quantize: bool):
+        graph = onnx.load(str(source))
+        graph.graph.output.append(helper.make_tensor_value_info(watched, TensorProto.FLOAT, None))
+        path = source.with_suffix(".exposed.onnx")
+        onnx.save(graph, str(path))
+        if quantize:
+            quantized = source.with_suffix(".int8.onnx")
+            quantize_dynamic(str(path), str(quantized), per_channel=True, weight_type=QuantType.QInt8)
+            path = quantized
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return np.concatenate([session.run([watched], feed)[0].reshape(-1) for feed in feeds])
+
+    exact = ffn_output(tmp_path / "model.onnx", quantize=False)
+    plain = float(np.abs(ffn_output(tmp_path / "model.onnx", quantize=True) - exact).mean())
+    smoothed = float(np.abs(ffn_output(tmp_path / "smooth.onnx", quantize=True) - exact).mean())
+    assert smoothed < 0.7 * plain, (smoothed, plain)
+    print(f"\n[smoothing] first FFN output |int8 - fp32|: plain {plain:.5f}, smoothed {smoothed:.5f}")
+
+    report = quantize_with_guard(  # nothing passes: every candidate is judged, the smoothed one among them
+        tmp_path,
+        validation_texts=[e.text for e in splits.val[:60]],
+        validation_labels=[e.label for e in splits.val[:60]],
+        calibration_texts=[e.text for e in splits.train[:120]],
+        guard=QuantizationGuard(min_agreement=1.01, max_fp32_matmuls=1, max_fp32_groups=1),
+    )
+    assert any(row.get("smoothed") for row in report.candidates[1:])
+    assert report.smoothing["alpha"] in (0.5, 0.7, 0.85) and not report.smoothing["served"]
+    assert set(report.smoothing["training_error"]) == {"0.5", "0.7", "0.85"}
+    off = quantize_with_guard(
+        tmp_path,
+        validation_texts=[e.text for e in splits.val[:60]],
+        validation_labels=[e.label for e in splits.val[:60]],
+        calibration_texts=[e.text for e in splits.train[:120]],
+        guard=QuantizationGuard(smooth_alphas=(), min_agreement=1.01, max_fp32_matmuls=0, max_fp32_groups=0),
+    )
+    assert off.smoothing == {"skipped": "off", "served": False}
+    assert not any(row.get("smoothed") for row in off.candidates[1:])
