@@ -144,8 +144,19 @@ def quantization_metadata(report: dict | None) -> dict:
             else "none: int8 answers alone"
         ),
         "int8_outlier_channels_fp32": _outlier_summary(report.get("outlier_channels") or {}),
+        "int8_smoothing": _smoothing_summary(report.get("smoothing") or {}),
         "bf16": report["bf16"],
     }
+
+
+def _smoothing_summary(smoothing: dict) -> str:
+    if "skipped" in smoothing:
+        return f"none ({smoothing['skipped']})"
+    if "alpha" not in smoothing:
+        return "not tried (an earlier candidate passed)" if smoothing else "n/a"
+    errors = ", ".join(f"{a}: {e:.4f}" for a, e in smoothing.get("training_error", {}).items())
+    served = "in the served graph" if smoothing.get("served") else "judged, not served"
+    return f"SmoothQuant alpha {smoothing['alpha']} (training error by alpha: {errors}; {served})"
 
 
 def _outlier_summary(split: dict) -> str:
