@@ -18,6 +18,8 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
+from manga_intent.leetspeak import fold_leetspeak
+
 SPLITS = ("train", "val", "test")
 #: The split seed stays fixed across training seeds, so a seed sweep compares models on the same test set.
 SPLIT_SEED = 42
@@ -90,6 +92,9 @@ def clean_text(text: str) -> str:
       isolates, soft hyphens, BOMs) are removed, so "or\u200bder" and "\u202eorder\u202c" read "order";
     - Latin lookalikes from other scripts are folded to Latin (`fold_homoglyphs`) where a word is
       spelled in Latin, so "оrdеr" with Cyrillic о/е reads "order" while Russian or Greek text stays itself;
+    - leetspeak is folded to letters where digits stand between letters or spell a known word
+      ("wh3r3 is my 0rd3r" → "where is my order"), never in numbers ("vol12", "ps5", "3ds";
+      `manga_intent.leetspeak`);
     - runs of 4+ identical punctuation marks become three ("!!!!!!!!" → "!!!", an ellipsis stays);
     - control characters are removed (whitespace controls become spaces, so "a\nb" stays two words) and
       whitespace is collapsed.
@@ -104,14 +109,18 @@ def clean_text(text: str) -> str:
             chars.append(" " if ch.isspace() else "")
         elif category != "Cf":
             chars.append(ch)
-    text = fold_homoglyphs("".join(chars))
+    text = fold_leetspeak(fold_homoglyphs("".join(chars)))
     text = _PUNCTUATION_RUN.sub(r"\1\1\1", text)
     return _WHITESPACE_RUN.sub(" ", text).strip()
 
 
 @lru_cache(maxsize=1)
 def _latin_lookalikes() -> dict[str, str]:
-    """Non-ASCII character -> the ASCII letter Unicode's confusables table says it imitates (no CJK/kana)."""
+    """Non-ASCII character -> the ASCII letter Unicode's confusables table says it imitates (no CJK/kana).
+
+    Where the table names only another non-ASCII Latin letter (Greek τ -> LATIN LETTER SMALL CAPITAL T),
+    that letter's own base letter is taken (t), so a lookalike of a lookalike still folds.
+    """
     import confusable_homoglyphs
 
     table = json.loads((Path(confusable_homoglyphs.__file__).parent / "confusables.json").read_text("utf-8"))
@@ -119,12 +128,26 @@ def _latin_lookalikes() -> dict[str, str]:
     for ch, entries in table.items():
         if len(ch) != 1 or ord(ch) < 128:
             continue
-        for entry in entries:
-            target = entry["c"]
-            if len(target) == 1 and target.isascii() and target.isalpha():
-                out[ch] = target
-                break
+        targets = [e["c"] for e in entries if len(e["c"]) == 1]
+        direct = [t for t in targets if t.isascii() and t.isalpha()]
+        via_latin = [b for b in map(_latin_base_letter, targets) if b]
+        if direct or via_latin:
+            out[ch] = (direct or via_latin)[0]
     return out
+
+
+_LATIN_LETTER_NAME = re.compile(r"LATIN (SMALL |CAPITAL )?LETTER (SMALL CAPITAL )?([A-Z])")
+
+
+def _latin_base_letter(ch: str) -> str | None:
+    """The ASCII letter a non-ASCII Latin letter is a form of ("ᴛ" small capital T -> "t"), or None."""
+    if ch.isascii():
+        return None
+    match = _LATIN_LETTER_NAME.fullmatch(unicodedata.name(ch, ""))
+    if not match:
+        return None
+    small = match.group(1) != "CAPITAL " or match.group(2) is not None
+    return match.group(3).lower() if small else match.group(3)
 
 
 def _script(ch: str) -> str:
