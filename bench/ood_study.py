@@ -16,6 +16,11 @@ held-out OOD half, robustness) and golden.npz (golden-set logits, read only by `
 - `oe_class`: + the same OE pool as rows of an explicit `out_of_scope` class;
 - `aug`: + adversarial augmentation (training attack phrasings only);
 - `oe_uniform_aug`: both.
+- `oe_uniform_adv`, `oe_uniform_adv2`: outlier exposure + adversarial training as an auxiliary batch (weight
+  1 or 2; composed training phrasings, `TrainConfig.adversarial_weight`).
+
+Robustness is measured twice: validation messages under the `val` phrasings (what a defence is chosen on)
+and test messages under the `heldout` phrasings (the report).
 
 Every choice inside a run (calibrator family, detector, thresholds) is made on validation data by the same
 core functions `manga-intent train` uses; test, held-out OOD and golden numbers are only reported.
@@ -56,6 +61,8 @@ VARIANTS = {
     "aug": {"augment": 0.5},
     "oe_uniform_aug": {"oe_weight": 0.5, "augment": 0.5},
     "oe_class_aug": {"oos_class": True, "augment": 0.5},
+    "oe_uniform_adv": {"oe_weight": 0.5, "adv_weight": 1.0},
+    "oe_uniform_adv2": {"oe_weight": 0.5, "adv_weight": 2.0},
 }
 
 
@@ -88,6 +95,7 @@ def cmd_train(args) -> int:
         init_seed=args.seed,
         sampler_seed=args.seed,
         outlier_exposure_weight=spec.get("oe_weight", 0.0),
+        adversarial_weight=spec.get("adv_weight", 0.0),
     )
     if args.max_steps:
         config = replace(config, max_steps=args.max_steps)
@@ -225,7 +233,7 @@ def cmd_evaluate(args) -> int:
         full_pred = raw["test"].logits.argmax(1)
         test_report["accuracy_with_oos_argmax"] = float((full_pred == y["test"]).mean())
     robustness = {}
-    for phrasings in ("heldout", "train"):
+    for phrasings, part in (("heldout", splits.test), ("train", splits.test), ("val", splits.val)):
         for cleaner_name, cleaner in CLEANERS.items():
 
             def predict(texts, cleaner=cleaner):
@@ -237,7 +245,7 @@ def cmd_evaluate(args) -> int:
                 o = _in_scope(run(texts, cleaner), oos)
                 return fitted.detector.flags(o.logits, o.features)
 
-            report = run_robustness(predict, splits.test, INTENTS, phrasings=phrasings, seed=0, flag_ood=flag)
+            report = run_robustness(predict, part, INTENTS, phrasings=phrasings, seed=0, flag_ood=flag)
             robustness[f"{phrasings}/{cleaner_name}"] = report.as_dict()
     golden = read_rows(GOLDEN.path)  # scored now, read only by `gate-report`
     g = run([r["text"] for r in golden])
@@ -288,6 +296,11 @@ def _fmt(stat, digits=3):
     return "n/a" if m is None else (f"{m:.{digits}f} ± {s:.{digits}f}" if n > 1 else f"{m:.{digits}f}")
 
 
+def _val_attacks(run: dict, key: str) -> float | None:
+    """A robustness summary value on validation messages under the val phrasings (runs before: None)."""
+    return (run["robustness"].get("val/clean_text") or {}).get(key)
+
+
 def cmd_report(args) -> int:
     runs = _load_all()
     if not runs:
@@ -299,9 +312,10 @@ def cmd_report(args) -> int:
         by_variant.setdefault(r["variant"], []).append(r)
     lines.append("## Validation: what the defaults are chosen on (mean ± sd over seeds)\n")
     lines.append(
-        "| variant | seeds | val acc | val NLL | val ECE (cal) | detector(s) | val OOD AUROC | val OOD TPR @ op |"
+        "| variant | seeds | val acc | val NLL | val ECE (cal) | detector(s) | val OOD AUROC | val OOD TPR @ op | "
+        "val inj flip / goal (val phrasings) |"
     )
-    lines.append("|---|---|---|---|---|---|---|---|")
+    lines.append("|---|---|---|---|---|---|---|---|---|")
     for variant, rs in sorted(by_variant.items()):
         v = [r["calibration"]["validation"] for r in rs]
         lines.append(
@@ -309,7 +323,9 @@ def cmd_report(args) -> int:
             f"{_fmt(_mean([x['nll'] for x in v]))} | {_fmt(_mean([x['ece'] for x in v]))} | "
             f"{', '.join(sorted({x['ood_detector'] for x in v}))} | "
             f"{_fmt(_mean([(x.get('ood') or {}).get('auroc') for x in v]))} | "
-            f"{_fmt(_mean([(x.get('ood') or {}).get('tpr_at_threshold') for x in v]))} |"
+            f"{_fmt(_mean([(x.get('ood') or {}).get('tpr_at_threshold') for x in v]))} | "
+            f"{_fmt(_mean([_val_attacks(r, 'injection_flip_rate') for r in rs]))} / "
+            f"{_fmt(_mean([_val_attacks(r, 'injection_goal_rate') for r in rs]))} |"
         )
     lines.append("\n## Variants (mean ± sd over seeds; test split and held-out OOD half, chosen detector)\n")
     lines.append(

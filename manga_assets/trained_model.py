@@ -51,6 +51,10 @@ class TrainedModelConfig(dg.Config):
     """Uniform-target loss on the OOD training pool (fitting half of data/ood + generated text); 0 = off."""
     adversarial_augmentation: float = _V2.adversarial_augmentation
     """Attacked copies of this share of the training rows (training attack phrasings only); 0 = off."""
+    adversarial_weight: float = _V2.adversarial_weight
+    """Adversarial training: loss weight of a batch of attacked training rows each step; 0 = off."""
+    adversarial_consistency: float = _V2.adversarial_consistency
+    """With adversarial training: weight of KL(clean || attacked) on the same rows (TRADES); 0 = off."""
     hpo: str = "auto"
     """`auto`: take lr, head multiplier, batch size, decay, epochs and warmup from the newest `hpo_study`
     when it searched this base model and label set (its epochs become the budget); `off`: recipe defaults;
@@ -79,6 +83,8 @@ def recipe(config: TrainedModelConfig, seed: int, searched: dict | None) -> Trai
         freeze_word_embeddings=config.freeze_word_embeddings,
         outlier_exposure_weight=config.outlier_exposure_weight,
         adversarial_augmentation=config.adversarial_augmentation,
+        adversarial_weight=config.adversarial_weight,
+        adversarial_consistency=config.adversarial_consistency,
         split_seed=SPLIT_SEED,
         init_seed=seed,
         sampler_seed=seed,

@@ -155,6 +155,19 @@ def _add_ood_training_options(p) -> None:
         help="add attacked copies of this share of the training rows (training attack phrasings only)",
     )
     g.add_argument(
+        "--adversarial-weight",
+        type=float,
+        default=None,
+        help="adversarial training: weight of the loss on a batch of attacked training rows each step "
+        "(composed injected instructions and character attacks, training phrasings only; 0 = off)",
+    )
+    g.add_argument(
+        "--adversarial-consistency",
+        type=float,
+        default=None,
+        help="with --adversarial-weight: weight of KL(clean || attacked) on the same rows (TRADES; 0 = off)",
+    )
+    g.add_argument(
         "--max-in-domain-flag-rate",
         type=float,
         default=None,
@@ -198,6 +211,8 @@ _TRAIN_OPTIONS = (
     "temperature_start",
     "outlier_exposure_weight",
     "adversarial_augmentation",
+    "adversarial_weight",
+    "adversarial_consistency",
 )
 
 
@@ -248,8 +263,9 @@ def _add_robustness(sub) -> None:
     p.add_argument(
         "--phrasings",
         default="heldout",
-        choices=["heldout", "train"],
-        help="attack phrasings: heldout (never used for augmentation; default) or train",
+        choices=["heldout", "val", "train"],
+        help="attack phrasings: heldout (never used to train or choose anything; default), val (the set "
+        "defences are chosen on) or train",
     )
     p.add_argument("--attacks", default="all", help="comma-separated attack names (default: all)")
     p.add_argument("--seed", type=int, default=0)

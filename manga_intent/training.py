@@ -155,6 +155,16 @@ class TrainConfig:
     adversarial_augmentation: float = 0.0
     """Add attacked copies of this share of the training rows (robustness.adversarial_augmentation: injected
     instructions and character attacks from the TRAINING phrasings only), labels kept; 0 = off."""
+    adversarial_weight: float = 0.0
+    """Adversarial training as an auxiliary batch, like outlier exposure: every step also fits
+    `adversarial_batch_size` attacked copies of training rows (`robustness.adversarial_examples`: composed
+    injected instructions and character attacks, training phrasings only) to their own labels, with this
+    weight; the clean batches are unchanged, so clean rows lose no passes. 0 = off."""
+    adversarial_batch_size: int = 16
+    adversarial_consistency: float = 0.0
+    """TRADES-style term on the same rows (Zhang et al., 2019): weight of KL(p(clean row) || p(its attacked
+    copy)), gradients through both, so an attack moves the prediction less even where the clean one is
+    unsure; needs adversarial_weight > 0. 0 = off."""
 
     def validate(self) -> None:
         problems = []
@@ -214,6 +224,16 @@ class TrainConfig:
             problems.append(
                 f"adversarial_augmentation must be in [0, 4] (got {self.adversarial_augmentation})"
             )
+        if self.adversarial_weight < 0:
+            problems.append(f"adversarial_weight must be >= 0 (got {self.adversarial_weight})")
+        if self.adversarial_consistency < 0:
+            problems.append(f"adversarial_consistency must be >= 0 (got {self.adversarial_consistency})")
+        if self.adversarial_consistency > 0 and self.adversarial_weight <= 0:
+            problems.append(
+                "adversarial_consistency needs adversarial_weight > 0 (it uses the attacked batch)"
+            )
+        if self.adversarial_batch_size < 1:
+            problems.append(f"adversarial_batch_size must be >= 1 (got {self.adversarial_batch_size})")
         if self.outlier_batch_size < 1:
             problems.append(f"outlier_batch_size must be >= 1 (got {self.outlier_batch_size})")
         if self.oversample and self.class_weighting:
@@ -451,6 +471,31 @@ def _evaluate(
     return loss, accuracy, f1
 
 
+@dataclass
+class _AdversarialPool:
+    attacked: EncodedTexts
+    sources: list[int]
+    """Index of each attacked row's clean original in the training rows."""
+
+
+def _adversarial_pool(
+    train: Sequence[Example],
+    label_list: Sequence[str],
+    label_index: dict[str, int],
+    tokenizer,
+    config: TrainConfig,
+    draws: int,
+) -> _AdversarialPool:
+    """Attacked copies of training rows for every draw of the run (at most 20,000, then reused in turn)."""
+    from manga_intent.robustness import adversarial_pairs
+
+    pairs = adversarial_pairs(train, label_list, min(draws, 20_000), seed=config.sampler_seed)
+    attacked = encode_texts(
+        tokenizer, [e.text for _, e in pairs], config.max_length, [label_index[e.label] for _, e in pairs]
+    )
+    return _AdversarialPool(attacked, [source for source, _ in pairs])
+
+
 def train_classifier(
     train: Sequence[Example],
     val: Sequence[Example],
@@ -488,6 +533,7 @@ def train_classifier(
     if config.outlier_exposure_weight > 0 and not outlier_texts:
         config = replace(config, outlier_exposure_weight=0.0)  # the config returned is the one that ran
         notes.append("outlier exposure off: no out-of-scope texts were given")
+    clean_train = list(train)
     if config.adversarial_augmentation > 0:
         from manga_intent.robustness import adversarial_augmentation
 
@@ -612,6 +658,44 @@ def train_classifier(
             f"outlier exposure on {len(exposure)} out-of-scope texts, weight {config.outlier_exposure_weight}"
         )
 
+    adversarial = None
+    if config.adversarial_weight > 0:
+        adversarial = _adversarial_pool(
+            clean_train,
+            label_list,
+            label_index,
+            tokenizer,
+            config,
+            total_steps * config.adversarial_batch_size,
+        )
+        notes.append(
+            f"adversarial training on {len(adversarial.attacked)} attacked copies of training rows, weight "
+            f"{config.adversarial_weight}, {config.adversarial_batch_size} per step"
+            + (f", consistency {config.adversarial_consistency}" if config.adversarial_consistency else "")
+        )
+
+    def adversarial_loss(step: int, temperature: float) -> torch.Tensor:
+        """The step's attacked rows (the same on every rank, through the unwrapped module, like the outlier
+        batch): CE to their labels, plus the consistency term with their clean originals."""
+        size = config.adversarial_batch_size
+        picks = [(step * size + j) % len(adversarial.attacked) for j in range(size)]
+        attacked = collate(adversarial.attacked, picks, pad_id)
+        z = model(
+            input_ids=attacked["input_ids"].to(device), attention_mask=attacked["attention_mask"].to(device)
+        ).logits.float()
+        targets = torch.tensor([adversarial.attacked.labels[i] for i in picks]).to(device)
+        total = config.adversarial_weight * loss_fn(z, targets, temperature)
+        if config.adversarial_consistency > 0:
+            clean = collate(encoded, [adversarial.sources[i] for i in picks], pad_id)
+            z_clean = model(
+                input_ids=clean["input_ids"].to(device), attention_mask=clean["attention_mask"].to(device)
+            ).logits.float()
+            kl = F.kl_div(
+                F.log_softmax(z, -1), F.log_softmax(z_clean, -1), log_target=True, reduction="batchmean"
+            )
+            total = total + config.adversarial_consistency * kl
+        return total
+
     history: list[EpochStats] = []
     mode = "max" if config.early_stopping_metric == "val_macro_f1" else "min"
     stopper = EarlyStopping(config.patience, mode=mode)
@@ -731,6 +815,8 @@ def train_classifier(
                         attention_mask=outliers["attention_mask"].to(device),
                     ).logits
                     loss = loss + config.outlier_exposure_weight * uniform_target_loss(z.float())
+                if adversarial is not None:
+                    loss = loss + adversarial_loss(step, temperature)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"non-finite loss at step {step} (epoch {epoch}); lower the learning rate"

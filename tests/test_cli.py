@@ -393,13 +393,20 @@ def test_train_with_own_ood_file_outlier_exposure_and_augmentation(tmp_path, tin
         "0.5",
         "--adversarial-augmentation",
         "0.2",
+        "--adversarial-weight",
+        "1.5",
+        "--adversarial-consistency",
+        "0.5",
         "--bootstrap",
         "0",
     )
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["serving_calibration"]["ood_pools"]["fitting_rows_train"] == 6
     assert metrics["training"]["config"]["outlier_exposure_weight"] == 0.5
+    assert metrics["training"]["config"]["adversarial_weight"] == 1.5
+    assert metrics["training"]["config"]["adversarial_consistency"] == 0.5
     assert any("adversarial augmentation" in n for n in metrics["training"]["notes"])
+    assert any("adversarial training on" in n and "consistency 0.5" in n for n in metrics["training"]["notes"])
     assert "out-of-scope pools" in proc.stderr
     refused = run_cli(
         "train",

@@ -1,19 +1,24 @@
 """Attacks, the normalisation defence in the shared clean_text, flip/goal rates and the phrasing split."""
 
 import random
+import re
 
 import numpy as np
 import pytest
 
 from manga_intent.data import Example, clean_text
+from manga_intent.injection_generator import insert_instruction
 from manga_intent.robustness import (
+    ADVERSARIAL_MIX,
     ATTACKS,
     ATTACKS_BY_NAME,
     HOMOGLYPHS,
     INJECTION_TEMPLATES,
     INTENT_ALIASES,
     adversarial_augmentation,
+    adversarial_examples,
     attack_text,
+    injection_phrase,
     nfkc_only_clean_text,
     run_robustness,
 )
@@ -69,26 +74,77 @@ def test_clean_text_leaves_real_foreign_scripts_and_japanese_alone():
     assert clean_text("a\u202eb\u200dc\u00add") == "abcd"
 
 
-def test_heldout_phrasings_are_disjoint_from_training_ones():
-    assert not set(INJECTION_TEMPLATES["train"]) & set(INJECTION_TEMPLATES["heldout"])
-    for intent, names in INTENT_ALIASES.items():
-        assert intent in INTENTS
-        assert not set(names["train"]) & set(names["heldout"])
-    assert not set(HOMOGLYPHS["train"].values()) & set(HOMOGLYPHS["heldout"].values())
+def test_the_three_phrasing_sets_are_disjoint():
+    for a, b in (("train", "val"), ("train", "heldout"), ("val", "heldout")):
+        assert not set(INJECTION_TEMPLATES[a]) & set(INJECTION_TEMPLATES[b])
+        assert not set(HOMOGLYPHS[a].values()) & set(HOMOGLYPHS[b].values())
+        for intent, names in INTENT_ALIASES.items():
+            assert intent in INTENTS
+            assert not set(names[a]) & set(names[b]), (intent, a, b)
 
 
-def test_augmentation_uses_training_phrasings_only_and_keeps_labels():
-    rows = [Example(f"where is my order number {i}", "order_tracking", "train") for i in range(200)]
-    augmented = adversarial_augmentation(rows, INTENTS, fraction=2.0, seed=0)
-    assert len(augmented) == 400
-    assert {e.label for e in augmented} == {"order_tracking"}
-    heldout_markers = [t.split("{intent}")[0].strip().lower() for t in INJECTION_TEMPLATES["heldout"]]
-    heldout_markers = [m for m in heldout_markers if len(m) > 6]
-    for example in augmented:
+def _trigrams(text: str) -> set[tuple[str, ...]]:
+    words = re.findall(r"[a-z0-9]+|<t>", text.lower())
+    return {tuple(words[i : i + 3]) for i in range(len(words) - 2)}
+
+
+def test_training_phrasings_share_no_word_trigram_with_val_or_heldout_ones():
+    """The composed generator and the training templates never write a val or held-out phrasing, even in
+    part: no word trigram (the target as a placeholder) of one appears in 20,000 generated instructions."""
+    unseen = {}
+    for phrasings in ("val", "heldout"):
+        for template in INJECTION_TEMPLATES[phrasings]:
+            for gram in _trigrams(template.replace("{intent}", " <T> ")):
+                unseen[gram] = template
+    rng = random.Random(0)
+    for _ in range(20_000):
+        target = rng.choice(INTENTS)
+        phrase = injection_phrase(target, rng, "train")
+        for name in sorted(INTENT_ALIASES[target]["train"] + (target, target.replace("_", " ")), key=len)[
+            ::-1
+        ]:
+            phrase = re.sub(re.escape(name), " <T> ", phrase, flags=re.IGNORECASE)
+        shared = _trigrams(phrase) & set(unseen)
+        assert not shared, (phrase, [unseen[g] for g in shared])
+
+
+def test_adversarial_examples_use_training_phrasings_only_and_keep_labels():
+    rows = [
+        Example(f"where is my order number {i}. it is late", "order_tracking", "train") for i in range(200)
+    ]
+    attacked = adversarial_examples(rows, INTENTS, 600, seed=0)
+    assert len(attacked) == 600
+    assert {e.label for e in attacked} == {"order_tracking"}
+    unseen_names = {n.lower() for names in INTENT_ALIASES.values() for n in names["val"] + names["heldout"]}
+    kinds = {kind for kind, _ in ADVERSARIAL_MIX}
+    for example in attacked:
         assert example.text == clean_text(example.text)
-        assert not any(m in example.text.lower() for m in heldout_markers), example.text
-        assert example.meta["augmented"] in ATTACKS_BY_NAME
-    assert {e.meta["augmented"] for e in augmented} == set(ATTACKS_BY_NAME)
+        assert not any(n in example.text.lower() for n in unseen_names), example.text
+        assert example.meta["augmented"] in kinds
+        assert (example.meta["injected"] is not None) == example.meta["augmented"].startswith("injection")
+    assert {e.meta["augmented"] for e in attacked} == kinds
+    inside = [
+        e.text for e in attacked if e.meta["augmented"] == "injection" and not e.text.startswith("where")
+    ]
+    assert inside, "no injection was placed before the message"
+    assert adversarial_examples(rows, INTENTS, 50, seed=1) == adversarial_examples(rows, INTENTS, 50, seed=1)
+    assert len(adversarial_augmentation(rows, INTENTS, fraction=2.0, seed=0)) == 400
+    with pytest.raises(ValueError, match="no examples"):
+        adversarial_examples([], INTENTS, 5)
+
+
+def test_injections_go_before_after_or_between_sentences():
+    rng = random.Random(0)
+    text = "where is my order? it was due monday."
+    assert insert_instruction(text, "X", "inside", rng) == "where is my order? X it was due monday."
+    assert insert_instruction(text, "X", "prefix", rng).startswith("X")
+    assert insert_instruction("no sentence break", "X", "inside", rng) in {
+        f"{a}{sep}{b}"
+        for sep in (" ", "\n", " - ", ". ")
+        for a, b in (("X", "no sentence break"), ("no sentence break", "X"))
+    }
+    with pytest.raises(ValueError, match="position"):
+        insert_instruction(text, "X", "middle", rng)
 
 
 def test_flip_and_goal_rates_of_a_keyword_model():
@@ -124,3 +180,101 @@ def test_flip_and_goal_rates_of_a_keyword_model():
     assert summary["injection_flip_rate"] == rows["inject_append"]["flip_rate"]
     with pytest.raises(ValueError):
         run_robustness(predict, [], INTENTS)
+
+
+def test_leetspeak_is_folded_but_numbers_are_not():
+    assert clean_text("wh3r3 is my 0rd3r? c4n 1 g37 4 r3fund") == "where is my order? can 1 get 4 refund"
+    assert clean_text("H3LL0, m4ng4 0nep1ece ta1k") == "HELLO, manga onepiece talk"
+    for text in (
+        "vol12 of jjk",
+        "ps5 and 3ds, 4k 1080p blu-ray",
+        "top5 shonen of 2024",
+        "the 2nd and 3rd volumes",
+        "order #12345 for $19.99",
+        "b2b mp3 x2 jjk0",
+        "Hunter x Hunter vol 37",
+    ):
+        assert clean_text(text) == text
+
+
+def test_leetspeak_fold_leaves_every_shipped_shop_message_unchanged():
+    """The fold is a defence, not a rewrite: no training, targeted or validation row of the shipped corpus
+    reads differently (only the gibberish OOD rows such as "0x3f9a" do)."""
+    from manga_intent.leetspeak import fold_leetspeak
+    from manga_intent.shipped_data import SEED_CORPUS, TARGETED, read_rows
+
+    changed = [
+        r["text"]
+        for f in (SEED_CORPUS, TARGETED)
+        for r in read_rows(f.path)
+        if fold_leetspeak(r["text"]) != r["text"]
+    ]
+    assert changed == []
+
+
+def test_lookalikes_of_lookalikes_fold_inside_latin_words():
+    """Greek τ is listed as a confusable of LATIN LETTER SMALL CAPITAL T only: it still folds to t."""
+    assert clean_text("wτrd ordеr") == "wtrd order"
+    assert clean_text("Ελληνικά κείμενα εδώ τώρα") == "Ελληνικά κείμενα εδώ τώρα"
+
+
+_TASK = {
+    "order_tracking": ["tracking", "parcel", "delivery", "shipped"],
+    "return_request": ["refund", "return", "damaged", "broken"],
+    "escalation": ["manager", "human", "complaint", "agent"],
+    "chitchat": ["hello", "thanks", "bye", "hi"],
+}
+_FILLER = ["please", "can", "you", "the", "my", "now", "today", "manga", "vol", "is", "it", "where"]
+
+
+def _keyword_rows(n: int, seed: int) -> list[Example]:
+    rng = random.Random(seed)
+    labels = list(_TASK)
+    rows = []
+    for i in range(n):
+        label = labels[i % len(labels)]
+        words = rng.sample(_FILLER, 4) + [rng.choice(_TASK[label])]
+        rng.shuffle(words)
+        rows.append(Example(" ".join(words), label))
+    return rows
+
+
+def test_adversarial_training_lowers_the_flip_rate_of_unseen_injection_phrasings(tokenizer):
+    """A tiny model whose intents are keywords ("refund") is flipped by an injection naming another intent
+    ("... route to return request"); adversarial training on the composed training phrasings makes it
+    ignore the injections of the held-out phrasings it never saw, at the same clean accuracy."""
+    from conftest import tiny_classifier, tiny_train_config
+
+    from manga_intent.calibrator_fit import eager_outputs
+    from manga_intent.training import train_classifier
+
+    train, val, test = _keyword_rows(400, 0), _keyword_rows(80, 1), _keyword_rows(120, 2)
+    labels = list(_TASK)
+
+    def trained(weight: float):
+        result = train_classifier(
+            train,
+            val,
+            labels,
+            tiny_train_config(adversarial_weight=weight, adversarial_batch_size=16),
+            model_and_tokenizer=(tiny_classifier("bert", len(labels)), tokenizer),
+            progress=False,
+        )
+        predict = lambda texts: eager_outputs(result.model, tokenizer, texts).logits.argmax(1)  # noqa: E731
+        attacks = [ATTACKS_BY_NAME["inject_append"], ATTACKS_BY_NAME["inject_prefix"]]
+        return result, run_robustness(predict, test, labels, attacks=attacks, phrasings="heldout")
+
+    plain, plain_report = trained(0.0)
+    adversarial, adversarial_report = trained(1.0)
+    assert plain_report.clean_accuracy > 0.95 and adversarial_report.clean_accuracy > 0.95
+    assert plain_report.summary()["injection_flip_rate"] > 0.1
+    assert (
+        adversarial_report.summary()["injection_flip_rate"]
+        < 0.5 * plain_report.summary()["injection_flip_rate"]
+    )
+    assert any("adversarial training on" in note for note in adversarial.notes)
+    assert not any("adversarial" in note for note in plain.notes)
+    with pytest.raises(ValueError, match="adversarial_weight"):
+        tiny_train_config(adversarial_weight=-1).validate()
+    with pytest.raises(ValueError, match="needs adversarial_weight"):
+        tiny_train_config(adversarial_consistency=1.0).validate()
