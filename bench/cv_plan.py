@@ -44,6 +44,14 @@ VARIANTS: dict[str, Variant] = {
     "rdrop": Variant("R-Drop (alpha 1)", {"rdrop_alpha": 1.0}),
     "frozen3": Variant("embeddings + bottom 3 of 6 blocks frozen and cached", {"frozen_layers": 3}),
     "frozen4": Variant("embeddings + bottom 4 of 6 blocks frozen and cached", {"frozen_layers": 4}),
+    "adversarial": Variant(
+        "adversarial training, auxiliary batch of 16 attacked rows, weight 1", {"adversarial_weight": 1.0}
+    ),
+    "adversarial2": Variant("adversarial training, weight 2", {"adversarial_weight": 2.0}),
+    "adversarial_trades": Variant(
+        "adversarial training, weight 1 + consistency KL(clean || attacked) 1",
+        {"adversarial_weight": 1.0, "adversarial_consistency": 1.0},
+    ),
     "plain_1e-4": Variant("plain transformers loop, lr 1e-4, 5 epochs", {"lr": 1e-4}, kind="plain"),
     "plain_3e-4": Variant("plain transformers loop, lr 3e-4, 5 epochs", {"lr": 3e-4}, kind="plain"),
     "plain_5e-5": Variant("plain transformers loop, lr 5e-5, 5 epochs", {"lr": 5e-5}, kind="plain"),
@@ -51,6 +59,8 @@ VARIANTS: dict[str, Variant] = {
 
 PLANS: dict[str, list[tuple[str, list[str], int]]] = {
     # the gate judges each rare intent on its own (>= 85%): do the rare-class remedies lift the weakest one?
+    # the injection defence: does adversarial training cost clean accuracy out of fold, what does it buy?
+    "robust": [("seed", ["v2", "adversarial"], 5), ("seed", ["adversarial2", "adversarial_trades"], 5)],
     "rare": [("seed", ["v2", "class_weights", "escalation_rows", "escalation_rows_cw"], 5)],
     "main": [
         ("seed", ["v2", "frozen4", "frozen3"], 5),

@@ -4,7 +4,10 @@ With 160 validation rows one row is 0.6 pp and a rare intent has ~5 rows, so a s
 cannot tell most recipe variants apart. Here every variant trains k times on the same stratified folds
 of the pool (the label set's train + val rows; its test rows are never loaded), with the same seeds per
 fold, and predicts its held-out fold: every pool row gets one out-of-fold (OOF) prediction per variant,
-and variants are compared row by row (paired). Inside each fold, the recipe's early stopping uses a
+and variants are compared row by row (paired). Each held-out fold is also attacked (the robustness suite's
+`val` phrasings: never trained on, never the held-out report set), so defences are compared on OOF flip
+and goal rates too. Recipe v2 trains as shipped: with outlier exposure on the fitting half of data/ood
+plus generated off-topic text. Inside each fold, the recipe's early stopping uses a
 validation set carved from the training folds (10%, stratified, seeded), exactly as `manga-intent train`
 carves one from a train-only file; the held-out fold is scored only.
 
@@ -66,7 +69,13 @@ def _train_variant(variant: Variant, train, val, labels, seed: int):
         return model, tokenizer, {"examples_per_second": eps}
     base = LEGACY_RECIPE if variant.kind == "legacy" else TrainConfig()
     config = replace(base, init_seed=seed, sampler_seed=seed, **variant.overrides)
-    result = train_classifier(train, val, labels, config, progress=False)
+    outliers = ()
+    if config.outlier_exposure_weight > 0:  # as `manga-intent train` ships: the OOD fitting half + generated
+        from manga_intent.calibrator_fit import build_ood_pools
+        from manga_intent.shipped_data import ood_fitting_pool
+
+        outliers = build_ood_pools(ood_fitting_pool()).train_texts
+    result = train_classifier(train, val, labels, config, progress=False, outlier_texts=outliers)
     summary = {
         "best_step": result.best.step,
         "steps": result.steps,
@@ -96,6 +105,7 @@ def run_fold(label_set_name: str, variant_name: str, fold: int, k: int) -> dict:
     model, tokenizer, summary = _train_variant(variant, train, val, labels, seed)
     logits = predict_logits(model, tokenizer, [pool[i].text for i in held])
     index = {label: j for j, label in enumerate(labels)}
+    attacked = attacked_predictions(model, tokenizer, [pool[i] for i in held], labels, seed=fold)
     return {
         "label_set": label_set_name,
         "variant": variant_name,
@@ -108,8 +118,31 @@ def run_fold(label_set_name: str, variant_name: str, fold: int, k: int) -> dict:
         "labels": [index[pool[i].label] for i in held],
         "logits": np.round(logits, 4).tolist(),
         "wall_seconds": time.perf_counter() - started,
+        "attacked": attacked,
         **summary,
     }
+
+
+def attacked_predictions(model, tokenizer, rows: list[Example], labels: list[str], seed: int) -> dict:
+    """Per attack (val phrasings): the predicted label of every attacked held-out row and the injected one
+    (-1 for character attacks)."""
+    import random
+
+    from manga_intent.inference import predict_logits
+    from manga_intent.robustness import ATTACKS, attack_text
+
+    index = {label: j for j, label in enumerate(labels)}
+    out = {}
+    for attack in ATTACKS:
+        rng = random.Random(f"cv:{seed}:{attack.name}")
+        texts, targets = [], []
+        for row in rows:
+            text, target = attack_text(attack, row.text, row.label, labels, rng, "val")
+            texts.append(text)  # predict_logits cleans, as serving does
+            targets.append(index[target] if target else -1)
+        predicted = predict_logits(model, tokenizer, texts).argmax(1)
+        out[attack.name] = {"predicted": predicted.tolist(), "injected": targets}
+    return out
 
 
 def read_runs(path: Path = RESULTS) -> list[dict]:
@@ -219,6 +252,33 @@ def variant_scores(labels: np.ndarray, logits: np.ndarray, by_fold: dict) -> dic
         "train_seconds": float(
             np.mean([r.get("train_seconds") or r["wall_seconds"] for r in by_fold.values()])
         ),
+        **attack_scores(by_fold),
+    }
+
+
+def attack_scores(by_fold: dict) -> dict:
+    """OOF flip and goal rates under the val phrasings: injections (mean over the injection attacks) and
+    character attacks (mean), against each fold's own clean predictions; {} for runs recorded before."""
+    from manga_intent.robustness import ATTACKS_BY_NAME
+
+    folds = list(by_fold.values())
+    if not all("attacked" in r for r in folds):
+        return {}
+    flips: dict[str, list[bool]] = {}
+    goals: dict[str, list[bool]] = {}
+    for r in folds:
+        clean = np.asarray(r["logits"]).argmax(1)
+        for name, got in r["attacked"].items():
+            predicted, injected = np.asarray(got["predicted"]), np.asarray(got["injected"])
+            flips.setdefault(name, []).extend(predicted != clean)
+            goals.setdefault(name, []).extend((predicted == injected) & (predicted != clean))
+    injection = [n for n in flips if ATTACKS_BY_NAME[n].has_goal]
+    character = [n for n in flips if not ATTACKS_BY_NAME[n].has_goal]
+    return {
+        "injection_flip": float(np.mean([np.mean(flips[n]) for n in injection])),
+        "injection_goal": float(np.mean([np.mean(goals[n]) for n in injection])),
+        "character_flip": float(np.mean([np.mean(flips[n]) for n in character])),
+        "per_attack_flip": {n: float(np.mean(v)) for n, v in flips.items()},
     }
 
 
@@ -271,6 +331,8 @@ def table(runs: list[dict], label_set_name: str, reference: str, n_boot: int) ->
         "NLL (T=1)",
         "T on OOF",
         "steps (best)",
+        "inj flip / goal (val phrasings)",
+        "char-attack flip",
         f"Δacc vs {reference} [95% CI]",
         "ΔF1 [95% CI]",
         "McNemar p",
@@ -292,6 +354,8 @@ def table(runs: list[dict], label_set_name: str, reference: str, n_boot: int) ->
             f"{s['nll']:.3f}",
             f"{s['temperature_oof']:.2f}",
             f"{s['steps']:.0f} ({s['best_step']:.0f})",
+            f"{s['injection_flip']:.3f} / {s['injection_goal']:.3f}" if "injection_flip" in s else "–",
+            f"{s['character_flip']:.3f}" if "character_flip" in s else "–",
         ]
         if cmp:
             lo, hi = cmp["d_accuracy_ci"]

@@ -249,6 +249,16 @@ def cmd_evaluate(args) -> int:
             robustness[f"{phrasings}/{cleaner_name}"] = report.as_dict()
     golden = read_rows(GOLDEN.path)  # scored now, read only by `gate-report`
     g = run([r["text"] for r in golden])
+    golden_attacks = run_robustness(
+        lambda texts: run(texts).logits[:, : len(INTENTS)].argmax(1),
+        [Example(r["text"], r["label"]) for r in golden],
+        INTENTS,
+        phrasings="heldout",
+        seed=0,
+    )
+    (folder / "golden_robustness.json").write_text(
+        json.dumps(golden_attacks.as_dict(), indent=2) + "\n", encoding="utf-8"
+    )
     np.savez(
         folder / "golden.npz",
         logits=g.logits,
@@ -484,7 +494,8 @@ def cmd_latency(args) -> int:
 
 
 def cmd_gate_report(args) -> int:
-    """GATE REPORT: golden-set accuracy (paired McNemar vs the base variant, same seed) and golden ECE."""
+    """GATE REPORT: golden-set accuracy (paired McNemar vs the reference variant, same seed), golden ECE and
+    the injection flip / goal rates on golden messages (held-out phrasings)."""
     from manga_intent.calibrator_fit import ServingCalibration  # noqa: F401 - documented dependency
     from manga_intent.calibrators import Calibrator
     from manga_intent.compare import mcnemar_one_sided
@@ -493,9 +504,10 @@ def cmd_gate_report(args) -> int:
     runs = {(r["variant"], r["seed"]): r for r in _load_all()}
     lines = [
         "## GATE REPORT — golden set (read once, after every choice was made on validation)\n",
-        "| variant | seed | golden acc | base golden acc | candidate-only right | base-only right | "
-        "McNemar p (candidate worse) | McNemar p (candidate better) | golden ECE |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"| variant | seed | golden acc | {args.reference} golden acc | candidate-only right | "
+        f"{args.reference}-only right | McNemar p (candidate worse) | McNemar p (candidate better) | "
+        "golden ECE | golden injection flip / goal |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (variant, seed), r in sorted(runs.items()):
         g = np.load(run_dir(variant, seed) / "golden.npz")
@@ -504,17 +516,20 @@ def cmd_gate_report(args) -> int:
         probs = cal.probabilities(g["logits"][:, :k])
         pred = g["logits"].argmax(1) if g["logits"].shape[1] > k else probs.argmax(1)
         correct = pred == g["labels"]
-        base = runs.get(("base", seed))
+        base = runs.get((args.reference, seed))
         if base is None:
             continue
-        gb = np.load(run_dir("base", seed) / "golden.npz")
+        gb = np.load(run_dir(args.reference, seed) / "golden.npz")
         bcal = Calibrator.from_dict(base["calibration"]["calibrator_choice"]["calibrator"])
         base_correct = bcal.probabilities(gb["logits"]).argmax(1) == gb["labels"]
         b, c, p_worse = mcnemar_one_sided(correct, base_correct)
         _, _, p_better = mcnemar_one_sided(base_correct, correct)
+        attacked = run_dir(variant, seed) / "golden_robustness.json"
+        inj = json.loads(attacked.read_text()) if attacked.is_file() else None
         lines.append(
             f"| {variant} | {seed} | {correct.mean():.4f} | {base_correct.mean():.4f} | {b} | {c} | "
-            f"{p_worse:.3f} | {p_better:.3f} | {expected_calibration_error(probs, g['labels']):.4f} |"
+            f"{p_worse:.3f} | {p_better:.3f} | {expected_calibration_error(probs, g['labels']):.4f} | "
+            + (f"{inj['injection_flip_rate']:.3f} / {inj['injection_goal_rate']:.3f} |" if inj else "– |")
         )
     text = "\n".join(lines)
     print(text)
@@ -548,6 +563,7 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, required=True)
     p = sub.add_parser("gate-report")
     p.add_argument("--out", default=None)
+    p.add_argument("--reference", default="base", help="the variant each candidate is paired with")
     args = parser.parse_args(argv)
     global RESULTS
     if args.results:
