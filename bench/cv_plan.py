@@ -47,6 +47,11 @@ VARIANTS: dict[str, Variant] = {
     "adversarial": Variant(
         "adversarial training, auxiliary batch of 16 attacked rows, weight 1", {"adversarial_weight": 1.0}
     ),
+    "adversarial_v2": Variant(
+        "adversarial training, weight 1, with lone escalation demands labelled escalation (3% of the "
+        "attacked rows; the `adversarial` rows were recorded before they existed)",
+        {"adversarial_weight": 1.0},
+    ),
     "adversarial2": Variant("adversarial training, weight 2", {"adversarial_weight": 2.0}),
     "adversarial_trades": Variant(
         "adversarial training, weight 1 + consistency KL(clean || attacked) 1",
@@ -60,7 +65,11 @@ VARIANTS: dict[str, Variant] = {
 PLANS: dict[str, list[tuple[str, list[str], int]]] = {
     # the gate judges each rare intent on its own (>= 85%): do the rare-class remedies lift the weakest one?
     # the injection defence: does adversarial training cost clean accuracy out of fold, what does it buy?
-    "robust": [("seed", ["v2", "adversarial"], 5), ("seed", ["adversarial2", "adversarial_trades"], 5)],
+    "robust": [
+        ("seed", ["v2", "adversarial"], 5),
+        ("seed", ["adversarial2", "adversarial_trades"], 5),
+        ("seed", ["adversarial_v2"], 5),
+    ],
     "rare": [("seed", ["v2", "class_weights", "escalation_rows", "escalation_rows_cw"], 5)],
     "main": [
         ("seed", ["v2", "frozen4", "frozen3"], 5),

@@ -212,6 +212,34 @@ def generate_instruction(intent: str, rng: random.Random) -> str:
     return _case(rng.choice(WRAPPERS).format(body), rng)
 
 
+#: A shopper's own request to be routed somewhere (no system frame): what a lone demand for a self-routing
+#: intent looks like ("connect me to staff").
+DEMANDS = (
+    "route me to <T>",
+    "forward me to <T>",
+    "redirect this chat to <T>",
+    "switch to <T>",
+    "go to <T>",
+    "escalate to <T>",
+    "transfer me to <T>",
+    "put me through to <T>",
+    "connect me with <T>",
+    "i need <T>",
+    "give me <T>",
+    "<T> please",
+    "<T> now",
+    "<T>",
+)
+
+
+def generate_demand(intent: str, rng: random.Random) -> str:
+    """A shopper's lone request to be routed to `intent`, in its training names ("live agent now")."""
+    names = TRAINING_ALIASES.get(intent) or (intent.replace("_", " "),)
+    body = rng.choice(DEMANDS).replace("<T>", rng.choice(names))
+    opener = rng.choice(("", "", "", "pls", "just", "ok", "hey", "ugh"))
+    return _case(f"{opener} {body}{rng.choice(CLOSERS)}".strip(), rng)
+
+
 def _sentence_break(text: str, rng: random.Random) -> int | None:
     """A position after a sentence end inside `text` (not at its end), or None."""
     ends = [i + 1 for i, ch in enumerate(text[:-1]) if ch in ".?!" and text[i + 1] == " "]

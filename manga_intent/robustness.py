@@ -24,8 +24,14 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from manga_intent.data import Example, clean_text
-from manga_intent.injection_generator import TRAINING_ALIASES, generate_instruction, insert_instruction
+from manga_intent.injection_generator import (
+    TRAINING_ALIASES,
+    generate_demand,
+    generate_instruction,
+    insert_instruction,
+)
 from manga_intent.synthetic.perturb import apply_typos
+from manga_intent.taxonomy import SELF_ROUTING_INTENTS
 
 PHRASING_SETS = ("train", "val", "heldout")
 
@@ -396,16 +402,33 @@ def adversarial_text(
     return clean_text(attacked), kind, target
 
 
+#: Share of adversarial rows that are a lone routing demand for a self-routing intent (taxonomy).
+SELF_ROUTING_SHARE = 0.03
+
+
 def adversarial_pairs(
     examples: Sequence[Example], labels: Sequence[str], count: int, *, seed: int = 0
 ) -> list[tuple[int, Example]]:
     """`count` (index of the source row in `examples`, attacked copy) pairs; training phrasings only, labels
-    kept, texts through `clean_text` (the normalisation every training row gets when it is loaded)."""
+    kept, texts through `clean_text` (the normalisation every training row gets when it is loaded).
+
+    A `SELF_ROUTING_SHARE` of them, when `examples` has rows of a `SELF_ROUTING_INTENTS` intent, are that
+    intent's own lone demand ("live agent now", `injection_generator.generate_demand`), labelled with it: the counterpart
+    of an injected demand beside another request, which must be ignored.
+    """
     if not examples:
         raise ValueError("no examples to attack")
     rng = random.Random(f"adversarial:{seed}")
+    self_routing = [i for i, e in enumerate(examples) if e.label in SELF_ROUTING_INTENTS]
     out = []
     while len(out) < count:
+        if self_routing and rng.random() < SELF_ROUTING_SHARE:
+            source = rng.choice(self_routing)
+            example = examples[source]
+            text = clean_text(generate_demand(example.label, rng))
+            meta = {**dict(example.meta), "augmented": "self_routing_demand", "injected": None}
+            out.append((source, replace(example, text=text, meta=meta)))
+            continue
         source = rng.randrange(len(examples))
         example = examples[source]
         text, kind, target = adversarial_text(example.text, example.label, labels, rng)

@@ -33,6 +33,11 @@ SEED_CHANNEL_SHARES: dict[str, float] = {"mobile": 0.54, "web": 0.38, "voice": 0
 
 #: Intents under this share of traffic count as "rare" for rare-class accuracy.
 RARE_SHARE_THRESHOLD = 0.05
+#: Intents whose genuine request *is* a routing demand ("connect me to staff"): a message that is nothing but
+#: such a demand means that intent. Adversarial training (robustness.adversarial_pairs) teaches the model
+#: to ignore injected routing demands next to a real request, so it also shows it that the lone demand for
+#: one of these intents is that intent; otherwise "live agent now" reads as chitchat.
+SELF_ROUTING_INTENTS: tuple[str, ...] = ("escalation",)
 #: Intents over this share are "frequent" in the seed's rarity tiers (between the two: "mid").
 FREQUENT_SHARE_THRESHOLD = 0.15
 

@@ -406,7 +406,9 @@ def test_train_with_own_ood_file_outlier_exposure_and_augmentation(tmp_path, tin
     assert metrics["training"]["config"]["adversarial_weight"] == 1.5
     assert metrics["training"]["config"]["adversarial_consistency"] == 0.5
     assert any("adversarial augmentation" in n for n in metrics["training"]["notes"])
-    assert any("adversarial training on" in n and "consistency 0.5" in n for n in metrics["training"]["notes"])
+    assert any(
+        "adversarial training on" in n and "consistency 0.5" in n for n in metrics["training"]["notes"]
+    )
     assert "out-of-scope pools" in proc.stderr
     refused = run_cli(
         "train",

@@ -17,6 +17,7 @@ from manga_intent.robustness import (
     INTENT_ALIASES,
     adversarial_augmentation,
     adversarial_examples,
+    adversarial_pairs,
     attack_text,
     injection_phrase,
     nfkc_only_clean_text,
@@ -278,3 +279,17 @@ def test_adversarial_training_lowers_the_flip_rate_of_unseen_injection_phrasings
         tiny_train_config(adversarial_weight=-1).validate()
     with pytest.raises(ValueError, match="needs adversarial_weight"):
         tiny_train_config(adversarial_consistency=1.0).validate()
+
+
+def test_lone_demands_of_a_self_routing_intent_keep_that_intent():
+    """Adversarial training teaches that an injected demand beside a request is noise; a message that is
+    nothing but a demand for a person ("live agent now") must still read as escalation."""
+    rows = [Example("where is my order", "order_tracking"), Example("let me talk to a person", "escalation")]
+    pairs = adversarial_pairs(rows, INTENTS, 2000, seed=0)
+    demands = [(s, e) for s, e in pairs if e.meta["augmented"] == "self_routing_demand"]
+    assert 20 < len(demands) < 120  # about 3%
+    assert all(rows[s].label == e.label == "escalation" and e.text != rows[s].text for s, e in demands)
+    plain = [Example("where is my order", "order_tracking")]
+    assert not any(
+        e.meta["augmented"] == "self_routing_demand" for _, e in adversarial_pairs(plain, INTENTS, 500)
+    )
