@@ -155,11 +155,14 @@ class TrainConfig:
     adversarial_augmentation: float = 0.0
     """Add attacked copies of this share of the training rows (robustness.adversarial_augmentation: injected
     instructions and character attacks from the TRAINING phrasings only), labels kept; 0 = off."""
-    adversarial_weight: float = 0.0
+    adversarial_weight: float = 1.0
     """Adversarial training as an auxiliary batch, like outlier exposure: every step also fits
-    `adversarial_batch_size` attacked copies of training rows (`robustness.adversarial_examples`: composed
-    injected instructions and character attacks, training phrasings only) to their own labels, with this
-    weight; the clean batches are unchanged, so clean rows lose no passes. 0 = off."""
+    `adversarial_batch_size` attacked copies of training rows (`robustness.adversarial_pairs`: composed
+    injected instructions and character attacks, training phrasings only, plus lone escalation demands) to
+    their own labels, with this weight; the clean batches are unchanged, so clean rows lose no passes.
+    0 = off. On by default, chosen out of fold (docs/ood-and-robustness.md): on 1,440 rows of 5-fold CV it
+    cut the injection flip rate under the val phrasings from 0.35 to 0.09 (goal 0.15 -> 0.02) at +1.1 pp
+    accuracy [-0.3, +2.6]; weight 2 and the TRADES term bought no more robustness and cost macro-F1."""
     adversarial_batch_size: int = 16
     adversarial_consistency: float = 0.0
     """TRADES-style term on the same rows (Zhang et al., 2019): weight of KL(p(clean row) || p(its attacked
@@ -264,6 +267,7 @@ LEGACY_RECIPE = TrainConfig(
     default_lr_table="legacy",
     optimizer_impl="default",
     outlier_exposure_weight=0.0,
+    adversarial_weight=0.0,
 )
 
 
