@@ -97,6 +97,9 @@ def tiny_train_config(**overrides):
         "overfit_gap": 10.0,
         "freeze_word_embeddings": False,
         "head_lr_multiplier": 1.0,
+        # adversarial training is tested on its own (test_robustness, test_cli); here it would only slow
+        # down and blur tests of other parts of the loop
+        "adversarial_weight": 0.0,
     }
     return TrainConfig(**{**settings, **overrides})
 

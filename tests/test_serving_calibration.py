@@ -49,6 +49,7 @@ FAST = dict(
     freeze_word_embeddings=False,
     head_lr_multiplier=1.0,
     lr_decay=0.9,
+    adversarial_weight=0.0,  # outlier exposure and calibration alone (adversarial training: test_robustness)
 )
 
 
