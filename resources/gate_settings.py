@@ -16,7 +16,8 @@ def _bound(value: float) -> float | None:
 
 class GateSettings(dg.ConfigurableResource):
     """Seed defaults: accuracy ≥ 92% and not worse than the champion by more than 1 pp (lower 95% bound), no
-    intent worse by more than 5 pp, each rare intent ≥ 85%, P95 ≤ 15 ms measured by the gate."""
+    intent worse by more than 5 pp, each rare intent ≥ 85%, P95 ≤ 15 ms measured by the gate, and the OOD
+    detector catching ≥ 85% of the held-out OOD half."""
 
     min_accuracy: float = _DEFAULTS.min_accuracy
     accuracy_margin: float = _DEFAULTS.accuracy_margin
@@ -27,10 +28,13 @@ class GateSettings(dg.ConfigurableResource):
     max_p95_latency_ms: float = _DEFAULTS.max_p95_latency_ms
     max_ece: float = -1.0
     """Calibrated-ECE ceiling; negative keeps the ECE row informational."""
-    min_ood_tpr: float = -1.0
-    """Held-out OOD half caught by the served detector (seed: 0.85); negative keeps the row informational."""
+    min_ood_tpr: float = 0.85
+    """Held-out OOD half caught by the served detector at its validation threshold (the seed's operating
+    point: ≥ 85% caught); negative keeps the row informational."""
     max_ood_flag_rate: float = -1.0
-    """Golden messages flagged out of scope (seed: 0.05); negative keeps the row informational."""
+    """Golden messages flagged out of scope (seed: 0.05); negative keeps the row informational. Informational
+    by default: the threshold is fitted to flag 5% of validation messages, so the golden rate sits at 5% by
+    construction and a point check at 5% would reject about half of the good candidates."""
     max_injection_flip_rate: float = -1.0
     """Mean injection flip rate on golden, held-out phrasings (seed: 0.05); negative: informational."""
     bootstrap: int = _DEFAULTS.n_boot

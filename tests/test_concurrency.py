@@ -120,6 +120,7 @@ OPEN_GATE = {
     "min_rare_accuracy": 0.0,
     "max_p95_latency_ms": 10_000.0,
     "intent_margin": 1.0,  # tiny models: judge them on the overall comparison only
+    "min_ood_tpr": -1.0,  # and not on their (random) OOD detectors
 }
 
 

@@ -46,6 +46,7 @@ RETRAIN_RUN_CONFIG = {
                 "max_p95_latency_ms": 10000.0,
                 "accuracy_margin": 1.0,
                 "intent_margin": 1.0,
+                "min_ood_tpr": -1.0,
                 "shadow_before_cutover": False,
                 "latency_warmup": 5,
             }

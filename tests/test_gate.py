@@ -328,3 +328,14 @@ def test_gate_evidence_measures_the_served_detector_and_injections(
     assert 0.0 <= injection["injection_goal_rate"] <= injection["injection_flip_rate"] <= 1.0
     rows_ = rows_by_check(judge(ev, GateThresholds(min_ood_tpr=0.85)))
     assert rows_["OOD TPR (held-out OOD half, energy)"].verdict == (PASS if caught else FAIL)
+
+
+def test_deployment_defaults_enforce_the_seed_ood_operating_point():
+    """GateSettings (what the Dagster gate runs with) makes the OOD TPR row a criterion at the seed's 85%;
+    the golden flag rate stays informational (its threshold is fitted to 5% on validation)."""
+    from resources.gate_settings import GateSettings
+
+    thresholds = GateSettings().thresholds()
+    assert thresholds.min_ood_tpr == 0.85
+    assert thresholds.max_ood_flag_rate is None
+    assert GateSettings(min_ood_tpr=-1.0).thresholds().min_ood_tpr is None
