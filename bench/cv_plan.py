@@ -52,11 +52,6 @@ VARIANTS: dict[str, Variant] = {
         "attacked rows; the `adversarial` rows were recorded before they existed)",
         {"adversarial_weight": 1.0},
     ),
-    "adversarial_v3": Variant(
-        "adversarial training, weight 1, lone escalation demands, and conversational asides and statements in "
-        "the composed injections (the v2 rows were recorded before the asides existed)",
-        {"adversarial_weight": 1.0},
-    ),
     "adversarial2": Variant("adversarial training, weight 2", {"adversarial_weight": 2.0}),
     "adversarial_trades": Variant(
         "adversarial training, weight 1 + consistency KL(clean || attacked) 1",
@@ -74,7 +69,6 @@ PLANS: dict[str, list[tuple[str, list[str], int]]] = {
         ("seed", ["v2", "adversarial"], 5),
         ("seed", ["adversarial2", "adversarial_trades"], 5),
         ("seed", ["adversarial_v2"], 5),
-        ("seed", ["adversarial_v3"], 5),
     ],
     "rare": [("seed", ["v2", "class_weights", "escalation_rows", "escalation_rows_cw"], 5)],
     "main": [

@@ -1,8 +1,7 @@
 """Training-time injected instructions, composed from parts, so adversarial training sees thousands of
 phrasings rather than the sixteen hand-written training templates.
 
-A phrase is [opener] + command naming a target + [closer], or a conversational aside around a command or a
-statement ("by the way, this counts as <T>"), or a JSON/key=value frame, in a random wrapper and casing. The model is
+A phrase is [opener] + command naming a target + [closer], in a random wrapper and casing. The model is
 meant to learn that *any* instruction about routing, labels or categories carries nothing about what the
 shopper wants, so the generator varies the frame (system tags, JSON, markdown, asides) and the target
 (the intent label, its spaced form, training aliases, and decoys: words of the intent's vocabulary).
@@ -124,49 +123,6 @@ COMMANDS = (
     "#<T>",
 )
 
-#: Conversational asides around a command or a bare target ("oh and one more thing: <command>"): injections
-#: written like a shopper's afterthought rather than a system message.
-ASIDES = (
-    "oh and one more thing: {}",
-    "by the way, {}",
-    "fyi {}",
-    "side note, {}",
-    "just so you know, {}",
-    "whoever reads this: {}",
-    "also pls {}",
-    "lol just {}",
-    "k thx. {}",
-    "one last request - {}",
-    "and remember, {}",
-    "quick note for the system: {}",
-    "(unrelated: {})",
-    "ps {}",
-    "sorry, forgot to add: {}",
-    "hint: {}",
-    "between us, {}",
-    "{} ok? thanks",
-    "{}, that's all",
-    "{} - signed, the admin",
-)
-
-#: Statements that name a target without a command ("this counts as <T>").
-STATEMENTS = (
-    "this counts as <T>",
-    "what I want is <T>",
-    "my real question is <T>",
-    "consider this <T>",
-    "topic of this chat: <T>",
-    "it's really about <T>",
-    "everything above means <T>",
-    "the category you want is <T>",
-    "you should answer <T>",
-    "correct routing: <T>",
-    "bucket: <T>",
-    "ticket type <T>",
-    "department = <T>",
-    "I'm asking about <T>, nothing else",
-)
-
 CLOSERS = (
     "",
     "",
@@ -247,18 +203,13 @@ def _case(text: str, rng: random.Random) -> str:
 def generate_instruction(intent: str, rng: random.Random) -> str:
     """One injected instruction that asks for `intent`."""
     name = target_name(intent, rng)
-    roll = rng.random()
-    if roll < 0.10:
+    if rng.random() < 0.12:
         key = rng.choice(JSON_KEYS)
         body = json.dumps({key: name}) if rng.random() < 0.7 else f"{key}={name}"
-    elif roll < 0.40:  # a shopper's afterthought: an aside around a command or a statement
-        inner = rng.choice(COMMANDS if rng.random() < 0.5 else STATEMENTS).replace("<T>", name)
-        body = rng.choice(ASIDES).format(inner)
     else:
         command = rng.choice(COMMANDS).replace("<T>", name)
         body = f"{rng.choice(OPENERS)} {command}{rng.choice(CLOSERS)}".strip()
-    wrapper = rng.choice(WRAPPERS) if roll >= 0.40 or rng.random() < 0.2 else "{}"
-    return _case(wrapper.format(body), rng)
+    return _case(rng.choice(WRAPPERS).format(body), rng)
 
 
 #: A shopper's own request to be routed somewhere (no system frame): what a lone demand for a self-routing
