@@ -126,16 +126,26 @@ KEYWORDS = {
 FILLER = ["please", "can", "you", "the", "my", "a", "now", "today", "manga", "vol", "is", "it"]
 
 
+def keyword_rows(
+    n: int, seed: int = 0, keywords: dict[str, list[str]] = KEYWORDS, filler: list[str] = FILLER
+) -> list[tuple[str, str]]:
+    """(text, label) rows of a learnable task: each label's messages hold one of its keywords among filler."""
+    rng = random.Random(seed)
+    labels = list(keywords)
+    rows = []
+    for i in range(n):
+        label = labels[i % len(labels)]
+        words = rng.sample(filler, 4) + [rng.choice(keywords[label])]
+        rng.shuffle(words)
+        rows.append((" ".join(words), label))
+    return rows
+
+
 def write_keyword_jsonl(path: Path, n: int = 240, seed: int = 0, with_split: bool = False) -> Path:
     """A learnable labelled file: each label's messages contain one of its keywords."""
-    rng = random.Random(seed)
-    labels = list(KEYWORDS)
     with path.open("w", encoding="utf-8") as fh:
-        for i in range(n):
-            label = labels[i % len(labels)]
-            words = rng.sample(FILLER, 4) + [rng.choice(KEYWORDS[label])]
-            rng.shuffle(words)
-            row = {"text": " ".join(words) + f" {i}", "label": label}
+        for i, (text, label) in enumerate(keyword_rows(n, seed)):
+            row = {"text": f"{text} {i}", "label": label}
             if with_split:
                 row["split"] = ("train", "train", "train", "val", "test")[i % 5]
             fh.write(json.dumps(row) + "\n")

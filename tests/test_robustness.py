@@ -229,15 +229,9 @@ _FILLER = ["please", "can", "you", "the", "my", "now", "today", "manga", "vol", 
 
 
 def _keyword_rows(n: int, seed: int) -> list[Example]:
-    rng = random.Random(seed)
-    labels = list(_TASK)
-    rows = []
-    for i in range(n):
-        label = labels[i % len(labels)]
-        words = rng.sample(_FILLER, 4) + [rng.choice(_TASK[label])]
-        rng.shuffle(words)
-        rows.append(Example(" ".join(words), label))
-    return rows
+    from conftest import keyword_rows
+
+    return [Example(text, label) for text, label in keyword_rows(n, seed, _TASK, _FILLER)]
 
 
 def test_adversarial_training_lowers_the_flip_rate_of_unseen_injection_phrasings(tokenizer):
