@@ -54,7 +54,7 @@ VARIANTS: dict[str, Variant] = {
     ),
     "adversarial2": Variant("adversarial training, weight 2", {"adversarial_weight": 2.0}),
     "adversarial_trades": Variant(
-        "adversarial training, weight 1 + consistency KL(clean || attacked) 1",
+        "adversarial training, weight 1 + consistency KL(clean ‖ attacked) 1",
         {"adversarial_weight": 1.0, "adversarial_consistency": 1.0},
     ),
     "plain_1e-4": Variant("plain transformers loop, lr 1e-4, 5 epochs", {"lr": 1e-4}, kind="plain"),
