@@ -413,8 +413,8 @@ def adversarial_pairs(
     kept, texts through `clean_text` (the normalisation every training row gets when it is loaded).
 
     A `SELF_ROUTING_SHARE` of them, when `examples` has rows of a `SELF_ROUTING_INTENTS` intent, are that
-    intent's own lone demand ("live agent now", `injection_generator.generate_demand`), labelled with it: the counterpart
-    of an injected demand beside another request, which must be ignored.
+    intent's own lone demand ("live agent now", `injection_generator.generate_demand`), labelled with it:
+    the counterpart of an injected demand beside another request, which must be ignored.
     """
     if not examples:
         raise ValueError("no examples to attack")
@@ -424,15 +424,14 @@ def adversarial_pairs(
     while len(out) < count:
         if self_routing and rng.random() < SELF_ROUTING_SHARE:
             source = rng.choice(self_routing)
+            label = examples[source].label
+            text, kind, target = clean_text(generate_demand(label, rng)), "self_routing_demand", None
+        else:
+            source = rng.randrange(len(examples))
             example = examples[source]
-            text = clean_text(generate_demand(example.label, rng))
-            meta = {**dict(example.meta), "augmented": "self_routing_demand", "injected": None}
-            out.append((source, replace(example, text=text, meta=meta)))
-            continue
-        source = rng.randrange(len(examples))
-        example = examples[source]
-        text, kind, target = adversarial_text(example.text, example.label, labels, rng)
+            text, kind, target = adversarial_text(example.text, example.label, labels, rng)
         if text:
+            example = examples[source]
             meta = {**dict(example.meta), "augmented": kind, "injected": target}
             out.append((source, replace(example, text=text, meta=meta)))
     return out
