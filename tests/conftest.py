@@ -15,6 +15,19 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+_REPO = Path(__file__).resolve().parents[1]
+#: What a test run must never leave in the repository (MLflow's default artifact root is ./mlruns of the
+#: working directory: an experiment created without an artifact location writes there).
+_STRAY_OUTPUTS = ("mlruns", "mlartifacts", ".manga_home/mlflow.db")
+_PRESENT_AT_START = {name for name in _STRAY_OUTPUTS if (_REPO / name).exists()}
+
+
+def pytest_sessionfinish(session, exitstatus):
+    stray = [n for n in _STRAY_OUTPUTS if (_REPO / n).exists() and n not in _PRESENT_AT_START]
+    if stray:
+        print(f"\nthe test run wrote {stray} into the repository {_REPO}: a test is missing a tmp path")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
 
 @pytest.fixture(scope="session")
 def packaged_model_dir() -> Path:

@@ -240,7 +240,10 @@ def test_hot_swap_under_load_and_a_corrupt_champion(artifacts, tmp_path):
 
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
     registry = ModelRegistry(tracking)
-    run_id = MlflowClient(tracking).create_run(MlflowClient(tracking).create_experiment("swap")).info.run_id
+    client = MlflowClient(tracking)
+    # an explicit artifact location: MLflow's default is ./mlruns of the working directory (the repository)
+    experiment = client.create_experiment("swap", artifact_location=(tmp_path / "mlartifacts").as_uri())
+    run_id = client.create_run(experiment).info.run_id
     v1 = register(registry, run_id, artifacts["v1"])
     promote(registry, v1)
     env = {"MLFLOW_TRACKING_URI": tracking, "MANGA_ARTIFACT_URI": str(tmp_path / "artifacts")}
