@@ -27,6 +27,7 @@ import torch
 
 from manga_intent.data import clean_text
 from manga_intent.inference import softmax
+from manga_intent.ood import energy_score
 
 MANIFEST = "manifest.json"
 
@@ -493,10 +494,7 @@ class CompiledClassifier:
         if self.needs_features and features is None:
             raise ValueError(f"the {self.detector.kind} OOD detector needs the pooled features of these rows")
         probs = self.calibrated_probabilities(logits)
-        # energy = -logsumexp(logits), as manga_intent.ood.energy_score but without scipy's per-call overhead
-        wide = np.asarray(logits, dtype=np.float64)
-        peak = wide.max(axis=1)
-        energies = -(peak + np.log(np.exp(wide - peak[:, None]).sum(axis=1)))
+        energies = energy_score(logits)
         if self.detector is not None:
             scores = self.detector.score(logits, features)
             flagged = scores > self.detector.threshold

@@ -15,6 +15,7 @@ from manga_intent.ood import (
     fit_ood_detector,
     fpr_at_tpr,
     knn_score,
+    logsumexp_rows,
     mahalanobis_score,
     msp_score,
     ood_report,
@@ -54,6 +55,16 @@ def test_logit_scores_rank_confident_rows_as_in_domain():
     assert msp_score(confident)[0] < msp_score(flat)[0]
     assert energy_score(confident)[0] < energy_score(flat)[0]
     assert msp_score(confident)[0] == pytest.approx(-np.exp(8) / (np.exp(8) + 2))
+
+
+def test_numpy_logsumexp_matches_scipy_at_every_scale():
+    from scipy.special import logsumexp
+
+    rng = np.random.default_rng(0)
+    for scale in (1e-3, 1.0, 50.0, 800.0):  # 800: exp would overflow without the max shift
+        z = rng.normal(scale=scale, size=(64, 10))
+        np.testing.assert_allclose(logsumexp_rows(z), logsumexp(z, axis=1), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(energy_score(z, 1.7), -1.7 * logsumexp(z / 1.7, axis=1), rtol=1e-12)
 
 
 def test_feature_scores_separate_far_points(data):
