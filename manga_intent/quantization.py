@@ -593,7 +593,12 @@ def split_outlier_channels(
 
     nodes, fp32_nodes, by_matmul = [], [], {}
     shared: dict[tuple[str, tuple[int, ...]], tuple[str, str]] = {}  # Q, K and V read the same input
+    bias_adds = _bias_adds(model, initializers)
+    sums_after: dict[str, object] = {}  # bias Add name -> the outlier sum that must follow it
     for node in model.graph.node:
+        if node.name in sums_after:  # (X_m W) + b, then + X_o W_o: see below
+            nodes += [node, sums_after.pop(node.name)]
+            continue
         if node.name not in matmuls:
             nodes.append(node)
             continue
@@ -642,13 +647,29 @@ def split_outlier_channels(
                 [f"{tag}_outlier_out"],
                 name=outlier_matmul,
             ),
-            helper.make_node(
-                "Add",
-                [f"{tag}_inlier_out", f"{tag}_outlier_out"],
-                list(node.output),
-                name=f"{tag}_outlier_sum",
-            ),
         ]
+        bias_add = bias_adds.get(node.output[0])
+        if bias_add is None:
+            nodes.append(
+                helper.make_node(
+                    "Add",
+                    [f"{tag}_inlier_out", f"{tag}_outlier_out"],
+                    list(node.output),
+                    name=f"{tag}_outlier_sum",
+                )
+            )
+        else:
+            # Y + b computed as (X_m W + b) + X_o W_o: the bias Add stays right after the quantized MatMul,
+            # where ONNX Runtime fuses it into the int8 kernel (and the FFN's into its Gelu), as in the
+            # unsplit graph; the outlier sum comes after it. ~0.2 ms less per message on MiniLM.
+            biased = f"{tag}_inlier_biased"
+            final = list(bias_add.output)
+            bias_add.input[list(bias_add.input).index(node.output[0])] = f"{tag}_inlier_out"
+            del bias_add.output[:]
+            bias_add.output.append(biased)
+            sums_after[bias_add.name] = helper.make_node(
+                "Add", [biased, f"{tag}_outlier_out"], final, name=f"{tag}_outlier_sum"
+            )
         fp32_nodes.append(outlier_matmul)
         by_matmul[_short_name(node.name)] = outliers.tolist()
     del model.graph.node[:]
@@ -662,6 +683,22 @@ def split_outlier_channels(
         "by_matmul": by_matmul,
         "fp32_nodes": fp32_nodes,
     }
+
+
+def _bias_adds(model, initializers: dict) -> dict:
+    """{MatMul output: the Add that adds a constant bias to it} for outputs read by that Add alone."""
+    readers: dict[str, list] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    outputs = {o.name for o in model.graph.output}
+    found = {}
+    for tensor, nodes in readers.items():
+        if tensor not in outputs and len(nodes) == 1 and nodes[0].op_type == "Add" and nodes[0].name:
+            other = [i for i in nodes[0].input if i != tensor]
+            if len(other) == 1 and other[0] in initializers:
+                found[tensor] = nodes[0]
+    return found
 
 
 def _matmul_input_peaks(

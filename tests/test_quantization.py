@@ -307,16 +307,17 @@ def test_outlier_input_channels_are_split_off_in_fp32(tmp_path, tokenizer, split
     reference = texts.logits(tmp_path / "model.onnx")
     assert np.abs(texts.logits(tmp_path / "split.onnx") - reference).max() <= 1e-4
 
-    # compare the first FFN's output (its MatMul keeps its output name in the split graph): the tiny
-    # model's logits and pooled features hardly move either way
+    # compare the first FFN's output after its bias (that Add keeps its output name in the split graph,
+    # which adds the outlier channels' product after the bias): the tiny model's logits and pooled
+    # features hardly move either way
     import onnx
     from onnx import TensorProto, helper
 
-    watched = next(
-        n.output[0]
-        for n in onnx.load(str(tmp_path / "model.onnx")).graph.node
-        if "intermediate" in n.name and n.op_type == "MatMul"
-    )
+    original = onnx.load(str(tmp_path / "model.onnx")).graph.node
+    ffn = next(n.output[0] for n in original if "intermediate" in n.name and n.op_type == "MatMul")
+    watched = next(n.output[0] for n in original if n.op_type == "Add" and ffn in n.input)
+    split_graph = onnx.load(str(tmp_path / "split.onnx")).graph.node
+    assert any(n.op_type == "Add" and n.output[0] == watched and "outlier_sum" in n.name for n in split_graph)
     feeds = [dict(zip(("input_ids", "attention_mask"), texts._pad([row], 0))) for row in texts.ids]
 
     def exposed(path):
