@@ -661,7 +661,7 @@ def split_outlier_channels(
         else:
             # Y + b computed as (X_m W + b) + X_o W_o: the bias Add stays right after the quantized MatMul,
             # where ONNX Runtime fuses it into the int8 kernel (and the FFN's into its Gelu), as in the
-            # unsplit graph; the outlier sum comes after it. ~0.2 ms less per message on MiniLM.
+            # unsplit graph; the outlier sum comes after it (1.90 -> 1.80 ms per message on MiniLM here).
             biased = f"{tag}_inlier_biased"
             final = list(bias_add.output)
             bias_add.input[list(bias_add.input).index(node.output[0])] = f"{tag}_inlier_out"
