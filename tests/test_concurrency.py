@@ -61,6 +61,7 @@ import dagster as dg
 @dg.asset(pool="{pool}")
 def compare_and_move():
     start = time.time()
+    open(os.environ["SPANS"] + ".started", "a").close()
     time.sleep(2)
     with open(os.environ["SPANS"], "a") as fh:
         fh.write(json.dumps([start, time.time()]) + "\\n")
@@ -84,22 +85,35 @@ def test_the_instance_is_prepared_with_the_registry_pool_one_slot(tmp_path):
 
 
 def test_the_registry_pool_lets_one_step_in_at_a_time(tmp_path):
-    """Two `dagster asset materialize` processes (outside the run queue) still take turns in the pool."""
+    """A second `dagster asset materialize` process (outside the run queue) that arrives while a step holds
+    the pool's slot waits for it.
+
+    Two processes started at the same instant are not tested: Dagster's slot claim reads "a slot is free"
+    and then takes it in separate statements, which SQLite does not lock, and in this suite both once
+    stepped in together. The alias move itself does not rely on the pool: `ModelRegistry.move_alias` is a
+    compare-and-set under a file lock (tests/test_gate_flow.py, tests/test_postgres_suite.py)."""
     script = tmp_path / "pooled.py"
     script.write_text(POOLED_ASSET.format(pool=REGISTRY_POOL))
     env = {**os.environ, "DAGSTER_HOME": str(prepare_dagster_home(tmp_path / "dagster"))}
     env["SPANS"] = str(tmp_path / "spans.jsonl")
+    started = Path(env["SPANS"] + ".started")
     command = [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-f", str(script)]
     logs = [(tmp_path / f"run{i}.log").open("w") for i in range(2)]
-    procs = [
-        subprocess.Popen(command + ["--select", "compare_and_move"], env=env, cwd=tmp_path, stderr=log)
-        for log in logs
-    ]
+    procs = []
+    for log in logs:
+        procs.append(
+            subprocess.Popen(command + ["--select", "compare_and_move"], env=env, cwd=tmp_path, stderr=log)
+        )
+        deadline = time.monotonic() + 120
+        while len(procs) == 1 and not started.exists() and procs[0].poll() is None:
+            assert time.monotonic() < deadline, Path(logs[0].name).read_text()[-2000:]
+            time.sleep(0.05)  # the first step holds the slot before the second process starts
     for proc, log in zip(procs, logs):
         assert proc.wait(timeout=300) == 0, Path(log.name).read_text()[-2000:]
         log.close()
     (a_start, a_end), (b_start, b_end) = sorted(json.loads(line) for line in open(env["SPANS"]))
     assert b_start >= a_end  # the second step waited for the pool's one slot
+    assert "Step blocked by limit for pool" in Path(logs[1].name).read_text()
 
 
 def _corpus_subset(path: Path, per_intent: int = 30) -> Path:
