@@ -90,8 +90,8 @@ def test_the_registry_pool_lets_one_step_in_at_a_time(tmp_path):
 
     Two processes started at the same instant are not tested: Dagster's slot claim reads "a slot is free"
     and then takes it in separate statements, which SQLite does not lock, and in this suite both once
-    stepped in together. The alias move itself does not rely on the pool: `ModelRegistry.move_alias` is a
-    compare-and-set under a file lock (tests/test_gate_flow.py, tests/test_postgres_suite.py)."""
+    stepped in together. The alias move itself is a compare-and-set (`ModelRegistry.move_alias`), under a
+    file lock on a SQLite registry (tests/test_gate_flow.py)."""
     script = tmp_path / "pooled.py"
     script.write_text(POOLED_ASSET.format(pool=REGISTRY_POOL))
     env = {**os.environ, "DAGSTER_HOME": str(prepare_dagster_home(tmp_path / "dagster"))}
