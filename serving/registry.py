@@ -66,6 +66,28 @@ def _sqlite_path(uri: str) -> Path | None:
     return Path(unquote(uri[len(prefix) :]).split("?")[0]) if uri.startswith(prefix) else None
 
 
+@contextlib.contextmanager
+def _postgres_advisory_lock(uri: str, name: str) -> Iterator[None]:
+    """`pg_advisory_lock` on a 64-bit key derived from `name`, for the duration of the block."""
+    import hashlib
+
+    import sqlalchemy
+
+    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+    engine = sqlalchemy.create_engine(uri, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                conn.commit()
+    finally:
+        engine.dispose()
+
+
 def project_requirements() -> list[str]:
     """What a machine needs to load a registered version: this project (which pins the runtime) and MLflow."""
     from importlib.metadata import PackageNotFoundError, version
@@ -237,7 +259,14 @@ class ModelRegistry:
 
     @contextlib.contextmanager
     def promotion_lock(self) -> Iterator[None]:
-        """Serialise read-compare-move on one machine's SQLite registry; the Dagster pool does it across runs."""
+        """Serialise read-compare-move: a file lock next to a SQLite registry, a session advisory lock on a
+        PostgreSQL one (held on its own connection, released when it ends or the process dies). Other
+        registries (an MLflow server over HTTP) get none: the Dagster run queue's tag limit and pool
+        serialise the runs that move aliases."""
+        if self.tracking_uri.startswith(("postgresql", "postgres:")):
+            with _postgres_advisory_lock(self.tracking_uri, f"manga-intent promotion {self.model_name}"):
+                yield
+            return
         path = _sqlite_path(self.tracking_uri)
         if path is None:
             yield

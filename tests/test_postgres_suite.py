@@ -183,6 +183,41 @@ def test_mlflow_registry_on_postgres(postgres, tmp_path, tokenizer):
         models.move_alias("champion", version, expected={"champion": None}, tags={})
 
 
+def test_promotion_lock_on_postgres_serialises_two_registries(postgres):
+    """Two registry clients (two processes' worth of connections) on one PostgreSQL database: the second
+    compare-and-set waits until the first has left its lock, which shows as an advisory lock meanwhile."""
+    import time
+
+    import psycopg2
+
+    from serving.registry import ModelRegistry
+
+    uri = postgres.create_database("mlflow_lock")
+    first, second = ModelRegistry(uri), ModelRegistry(uri)
+    spans, inside = {}, threading.Event()
+
+    def hold(name, registry, wait_for=None):
+        if wait_for is not None:
+            wait_for.wait(30)
+        with registry.promotion_lock():
+            start = time.monotonic()
+            inside.set()
+            time.sleep(1.0 if wait_for is None else 0.0)
+            spans[name] = (start, time.monotonic())
+
+    a = threading.Thread(target=hold, args=("a", first))
+    b = threading.Thread(target=hold, args=("b", second, inside))
+    a.start()
+    inside.wait(30)
+    with psycopg2.connect(uri.replace("+psycopg2", "")) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted")
+        assert cur.fetchone()[0] == 1
+    b.start()
+    a.join(30)
+    b.join(30)
+    assert spans["b"][0] >= spans["a"][1]  # the second client waited for the first
+
+
 def test_prediction_log_on_postgres_is_gap_free_and_commit_ordered(postgres):
     from serving.pg_prediction_log import PostgresPredictionLog
 
