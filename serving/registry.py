@@ -68,21 +68,19 @@ def _sqlite_path(uri: str) -> Path | None:
 
 @contextlib.contextmanager
 def _postgres_advisory_lock(uri: str, name: str) -> Iterator[None]:
-    """`pg_advisory_lock` on a 64-bit key derived from `name`, for the duration of the block."""
-    import hashlib
-
+    """`pg_advisory_lock(hashtext(name))` (the key scheme of the PostgreSQL logs' table creation) for the
+    duration of the block, on a connection of its own."""
     import sqlalchemy
 
-    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
     engine = sqlalchemy.create_engine(uri, poolclass=sqlalchemy.pool.NullPool)
     try:
         with engine.connect() as conn:
-            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(hashtext(:name))"), {"name": name})
             conn.commit()
             try:
                 yield
             finally:
-                conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(hashtext(:name))"), {"name": name})
                 conn.commit()
     finally:
         engine.dispose()
