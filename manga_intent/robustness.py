@@ -428,8 +428,7 @@ def adversarial_pairs(
             text, kind, target = clean_text(generate_demand(label, rng)), "self_routing_demand", None
         else:
             source = rng.randrange(len(examples))
-            example = examples[source]
-            text, kind, target = adversarial_text(example.text, example.label, labels, rng)
+            text, kind, target = adversarial_text(examples[source].text, examples[source].label, labels, rng)
         if text:
             example = examples[source]
             meta = {**dict(example.meta), "augmented": kind, "injected": target}
