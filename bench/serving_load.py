@@ -304,6 +304,33 @@ def server_stats(url: str) -> list[dict]:
     return list(seen.values())
 
 
+def stage_totals(url: str) -> dict[str, dict]:
+    """Each worker's running stage totals (serving.timing), keyed by worker."""
+    seen = {}
+    for _ in range(20):
+        try:
+            status = httpx.get(f"{url}/healthz", timeout=2, headers={"connection": "close"}).json()
+        except httpx.HTTPError:
+            continue
+        seen[status["worker"]] = status.get("timing")
+    return seen
+
+
+def stage_means(before: dict[str, dict], after: dict[str, dict]) -> dict | None:
+    """Mean ms per stage over the requests answered between two readings, all workers together."""
+    requests, sums = 0, {}
+    for worker, totals in after.items():
+        if not totals:
+            continue
+        prior = before.get(worker) or {"requests": 0, "sum_ms": {}}
+        requests += totals["requests"] - prior["requests"]
+        for stage, total in totals["sum_ms"].items():
+            sums[stage] = sums.get(stage, 0.0) + total - prior["sum_ms"].get(stage, 0.0)
+    if requests <= 0:
+        return None
+    return {stage: round(total / requests, 3) for stage, total in sums.items()}
+
+
 def bench_service(name, command, log_path, args, wrk, bodies_path, bodies, work) -> dict:
     port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -319,12 +346,14 @@ def bench_service(name, command, log_path, args, wrk, bodies_path, bodies, work)
         quiet = wait_until_quiet(args.wait_quiet)
         print(f"{name}: other processes used {quiet:.2f} cores just before", flush=True)
         meter = MachineMeter(process.pid)
+        timing = stage_totals(url) if log_path else {}
         for connections in args.connections:
             result = run_wrk(
                 wrk, port, connections, args.duration, bodies_path, ids, f"{name}-c{connections}"
             )
             rows.append({"service": name, "load": f"closed, {connections} conn", **result})
             rows[-1]["other_cores"] = meter.others_cores()
+            timing = _add_stages(rows[-1], url, timing)
             print(_line(rows[-1]), flush=True)
         for rate in args.rates:
             result = open_loop(
@@ -347,6 +376,7 @@ def bench_service(name, command, log_path, args, wrk, bodies_path, bodies, work)
                     "other_cores": meter.others_cores(),
                 }
             )
+            timing = _add_stages(rows[-1], url, timing)
             print(_line(rows[-1]), flush=True)
         stats = server_stats(url) if log_path else []
     finally:
@@ -355,12 +385,30 @@ def bench_service(name, command, log_path, args, wrk, bodies_path, bodies, work)
     return {"rows": rows, "log": accounting, "workers": stats}
 
 
+def _add_stages(row: dict, url: str, before: dict) -> dict:
+    """Put the level's mean in-service stage times into its row (our services only); returns the new
+    reading."""
+    if not before:
+        return before
+    after = stage_totals(url)
+    row["stages_ms"] = stage_means(before, after)
+    return after
+
+
 def _line(row: dict) -> str:
-    return (
+    line = (
         f"{row['service']:<12} {row['load']:<20} {row['throughput_rps']:8.1f} req/s  P50 {row['p50_ms']:7.2f}  "
         f"P95 {row['p95_ms']:7.2f}  P99 {row['p99_ms']:7.2f} ms  non-2xx {row['non_2xx']}  "
         f"socket errors {row['socket_errors']}  (others used {row['other_cores']:.2f} cores)"
     )
+    if row.get("stages_ms"):
+        line += (
+            "\n"
+            + " " * 14
+            + "in-service means, ms: "
+            + "  ".join(f"{k} {v:.3f}" for k, v in row["stages_ms"].items())
+        )
+    return line
 
 
 def main() -> None:

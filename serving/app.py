@@ -42,6 +42,7 @@ from manga_intent.data import invalid_text_reason
 from serving.batching import BatchResult, MicroBatcher, NoModel, Overloaded
 from serving.log_writer import GroupCommitWriter, LogRejected, writer_for
 from serving.models import ChampionModel, FixedModel, ModelHolder, ModelSource  # noqa: F401 (re-exported)
+from serving.timing import RequestStages, StageTotals
 
 log = logging.getLogger("manga_intent.serve")
 Channel = Literal["mobile", "web", "voice"]
@@ -247,6 +248,7 @@ class ClassifyEndpoint:
         self.holder, self.writer, self.batcher, self.settings = holder, writer, batcher, settings
         self.served_by = served_by.encode()
         self._api_key = settings.api_key.encode() if settings.api_key else None
+        self.timing = StageTotals()
 
     async def __call__(self, scope, body: bytes, send) -> None:
         headers = {}
@@ -269,7 +271,7 @@ class ClassifyEndpoint:
             messages = self._messages(payload, batch)
             if scope.pop("manga.arriving", False):
                 self.batcher.arrived()
-            results = await self._answer(messages, request_id, started, _client_of(scope, headers))
+            results, stages = await self._answer(messages, request_id, started, _client_of(scope, headers))
         except ApiError as exc:
             extra = [(k.encode(), v.encode()) for k, v in exc.headers.items()]
             content = {"detail": exc.detail}
@@ -282,7 +284,8 @@ class ClassifyEndpoint:
         except Exception as exc:  # a bug, not the client's fault: still a JSON answer, and logged
             log.exception("unhandled error answering %s", scope["path"])
             return 500, {"detail": f"internal error: {type(exc).__name__}"}, []
-        return 200, ({"results": results} if batch else results[0]), [(b"x-request-id", request_id.encode())]
+        headers_out = [(b"x-request-id", request_id.encode()), (b"server-timing", stages.server_timing())]
+        return 200, ({"results": results} if batch else results[0]), headers_out
 
     def _request_id(self, headers: dict) -> str:
         given = headers.get(b"x-request-id")
@@ -330,7 +333,7 @@ class ClassifyEndpoint:
 
     async def _answer(
         self, messages: list[ClassifyRequest], request_id: str, started: float, client: str | None = None
-    ) -> list[dict]:
+    ) -> tuple[list[dict], RequestStages]:
         writer = self.writer
         if not writer.available:  # refuse before spending model time on an answer we cannot log
             raise ApiError(
@@ -338,27 +341,46 @@ class ClassifyEndpoint:
             )
         loop = asyncio.get_running_loop()
         future = loop.create_future()
+        clock = {}  # perf_counter readings from the other threads, for the stage timing
 
         def finish(answer, error) -> None:
+            clock["settled"] = time.perf_counter()
             loop.call_soon_threadsafe(_settle, future, answer, error)
 
         def predicted(result: BatchResult | None, error: BaseException | None) -> None:  # model thread
             if error is not None:
                 return finish(None, error)
-            rows = self._rows(messages, result, request_id, (time.perf_counter() - started) * 1000, client)
+            clock["result"], clock["predicted"] = result, time.perf_counter()
+            rows = self._rows(messages, result, request_id, (clock["predicted"] - started) * 1000, client)
+            clock["rows"] = time.perf_counter()
             try:
                 writer.submit(rows, lambda failure: finish(None, failure) if failure else finish(rows, None))
             except LogRejected as exc:
                 finish(None, exc)
 
         try:
+            clock["submitted"] = time.perf_counter()
             self.batcher.submit([m.text for m in messages], predicted)
             rows = await future  # the answer exists only once its rows are in the log
         except (Overloaded, NoModel, LogRejected) as exc:
             raise ApiError(503, str(exc), retry_after=exc.retry_after) from None
+        resumed = time.perf_counter()
+        result = clock["result"]
+        stages = RequestStages(
+            parse=(clock["submitted"] - started) * 1000,
+            queue=result.queue_ms,
+            model=result.model_ms,
+            rows=(clock["rows"] - clock["predicted"]) * 1000,
+            log=(clock["settled"] - clock["rows"]) * 1000,
+            resume=(resumed - clock["settled"]) * 1000,
+            app=(resumed - started) * 1000,
+        )
+        self.timing.add(stages)
         self.holder.shadow(rows)  # the challenger scores them too, off the response path
         hidden = ("ts", "text", "top", "probs")
-        return [{k: v for k, v in row.items() if k not in hidden} | {"top2": row["top"]} for row in rows]
+        return [
+            {k: v for k, v in row.items() if k not in hidden} | {"top2": row["top"]} for row in rows
+        ], stages
 
     def _rows(
         self, messages, result: BatchResult, request_id: str, latency_ms: float, client: str | None = None
@@ -478,7 +500,13 @@ def create_app(
         return await via_framework(request, batch=True)
 
     def worker_status() -> dict:
-        return {"worker": served_by, **holder.status(), "log": writer.status(), "batching": batcher.status()}
+        return {
+            "worker": served_by,
+            **holder.status(),
+            "log": writer.status(),
+            "batching": batcher.status(),
+            "timing": endpoint.timing.status(),
+        }
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:

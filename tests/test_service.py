@@ -84,6 +84,27 @@ def test_classify_answers_and_logs(service):
     assert len(generated) == 32 and logged(log_path)[-1]["request_id"] == generated
 
 
+def test_answers_say_where_their_time_went(service):
+    """Server-Timing per answer; the worker's totals in /healthz add up the same stages."""
+    client, _ = service
+    before = client.get("/healthz").json()["timing"]
+    replies = [client.post("/v1/classify", json={"text": f"any new isekai {i}?"}) for i in range(3)]
+    stages = {}
+    for part in replies[-1].headers["server-timing"].split(","):
+        name, _, duration = part.strip().partition(";dur=")
+        stages[name] = float(duration)
+    assert list(stages) == ["parse", "queue", "model", "rows", "log", "resume", "app"]
+    assert all(value >= 0 for value in stages.values()) and stages["model"] > 0
+    parts = sum(v for k, v in stages.items() if k != "app")
+    assert parts <= stages["app"] + 0.01  # the stages are disjoint pieces of the request's time
+    after = client.get("/healthz").json()["timing"]
+    assert after["requests"] - before["requests"] == 3
+    assert after["sum_ms"]["model"] > before["sum_ms"]["model"] and after["mean_ms"]["app"] > 0
+    rejected = client.post("/v1/classify", json={"text": ""})
+    assert rejected.status_code == 422 and "server-timing" not in rejected.headers
+    assert client.get("/healthz").json()["timing"]["requests"] == after["requests"]
+
+
 def test_secondary_intent_when_runner_up_clears_threshold(service):
     client, _ = service
     body = client.post("/v1/classify", json={"text": "return this and recommend something better"}).json()
