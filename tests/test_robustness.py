@@ -237,7 +237,10 @@ def _keyword_rows(n: int, seed: int) -> list[Example]:
 def test_adversarial_training_lowers_the_flip_rate_of_unseen_injection_phrasings(tokenizer):
     """A tiny model whose intents are keywords ("refund") is flipped by an injection naming another intent
     ("... route to return request"); adversarial training on the composed training phrasings makes it
-    ignore the injections of the held-out phrasings it never saw, at the same clean accuracy."""
+    ignore the injections of the held-out phrasings it never saw, at the same clean accuracy.
+
+    Judged on three seeds together: one tiny model's flip rate swings from 6% to 70% with its seed (and
+    with the CPU's float kernels), so one seed cannot tell the defence from luck."""
     from conftest import tiny_classifier, tiny_train_config
 
     from manga_intent.calibrator_fit import eager_outputs
@@ -246,29 +249,34 @@ def test_adversarial_training_lowers_the_flip_rate_of_unseen_injection_phrasings
     train, val, test = _keyword_rows(400, 0), _keyword_rows(80, 1), _keyword_rows(120, 2)
     labels = list(_TASK)
 
-    def trained(weight: float):
+    def trained(weight: float, seed: int):
         result = train_classifier(
             train,
             val,
             labels,
-            tiny_train_config(adversarial_weight=weight, adversarial_batch_size=16),
-            model_and_tokenizer=(tiny_classifier("bert", len(labels)), tokenizer),
+            tiny_train_config(
+                adversarial_weight=weight, adversarial_batch_size=16, init_seed=seed, sampler_seed=seed
+            ),
+            model_and_tokenizer=(tiny_classifier("bert", len(labels), seed=seed), tokenizer),
             progress=False,
         )
         predict = lambda texts: eager_outputs(result.model, tokenizer, texts).logits.argmax(1)  # noqa: E731
         attacks = [ATTACKS_BY_NAME["inject_append"], ATTACKS_BY_NAME["inject_prefix"]]
         return result, run_robustness(predict, test, labels, attacks=attacks, phrasings="heldout")
 
-    plain, plain_report = trained(0.0)
-    adversarial, adversarial_report = trained(1.0)
-    assert plain_report.clean_accuracy > 0.95 and adversarial_report.clean_accuracy > 0.95
-    assert plain_report.summary()["injection_flip_rate"] > 0.1
-    assert (
-        adversarial_report.summary()["injection_flip_rate"]
-        < 0.5 * plain_report.summary()["injection_flip_rate"]
-    )
-    assert any("adversarial training on" in note for note in adversarial.notes)
-    assert not any("adversarial" in note for note in plain.notes)
+    flips = {0.0: [], 1.0: []}
+    for seed in (0, 1, 2):
+        for weight in flips:
+            result, report = trained(weight, seed)
+            assert report.clean_accuracy > 0.95, (weight, seed, report.clean_accuracy)
+            flips[weight].append(report.summary()["injection_flip_rate"])
+            if weight:
+                assert any("adversarial training on" in note for note in result.notes)
+            else:
+                assert not any("adversarial" in note for note in result.notes)
+    plain, adversarial = np.mean(flips[0.0]), np.mean(flips[1.0])
+    assert plain > 0.1, flips
+    assert adversarial < 0.5 * plain, flips
     with pytest.raises(ValueError, match="adversarial_weight"):
         tiny_train_config(adversarial_weight=-1).validate()
     with pytest.raises(ValueError, match="needs adversarial_weight"):
