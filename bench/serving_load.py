@@ -286,34 +286,35 @@ def log_accounting(log_path: Path, answered_ids: list[str]) -> dict:
     }
 
 
-def server_stats(url: str) -> list[dict]:
-    """Ask each worker (fresh connections land on different ones) for its batching and commit counters."""
+def worker_statuses(url: str) -> dict[str, dict]:
+    """Each worker's /healthz (fresh connections are dealt to the workers in turn), keyed by worker."""
     seen = {}
     for _ in range(20):
         try:
             status = httpx.get(f"{url}/healthz", timeout=2, headers={"connection": "close"}).json()
         except httpx.HTTPError:
             continue
-        seen[status["worker"]] = {
-            "worker": status["worker"],
+        seen[status["worker"]] = status
+    return seen
+
+
+def server_stats(url: str) -> list[dict]:
+    """Each worker's batching and commit counters."""
+    return [
+        {
+            "worker": worker,
             "texts_per_batch": status["batching"]["texts_per_batch"],
             "largest_batch": status["batching"]["largest_batch"],
             "rows_per_commit": status["log"]["rows_per_commit"],
             "commits": status["log"]["commits"],
         }
-    return list(seen.values())
+        for worker, status in worker_statuses(url).items()
+    ]
 
 
 def stage_totals(url: str) -> dict[str, dict]:
     """Each worker's running stage totals (serving.timing), keyed by worker."""
-    seen = {}
-    for _ in range(20):
-        try:
-            status = httpx.get(f"{url}/healthz", timeout=2, headers={"connection": "close"}).json()
-        except httpx.HTTPError:
-            continue
-        seen[status["worker"]] = status.get("timing")
-    return seen
+    return {worker: status.get("timing") for worker, status in worker_statuses(url).items()}
 
 
 def stage_means(before: dict[str, dict], after: dict[str, dict]) -> dict | None:

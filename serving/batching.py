@@ -15,13 +15,13 @@ requests are retried one by one, so one bad request cannot fail its neighbours.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from manga_intent.compiled import Prediction
+from serving.queue_thread import QueueThread
 
 log = logging.getLogger("manga_intent.serve.batching")
 
@@ -55,7 +55,9 @@ class _Job:
     enqueued: float = field(default_factory=time.perf_counter)
 
 
-class MicroBatcher:
+class MicroBatcher(QueueThread):
+    thread_name = "micro-batcher"
+
     def __init__(
         self,
         current_model: Callable[[], tuple[str, object] | None],
@@ -69,12 +71,10 @@ class MicroBatcher:
             raise ValueError("max_batch and max_pending must be >= 1 and max_wait_ms >= 0")
         self.current_model = current_model
         self.max_batch, self.max_wait_s, self.max_pending = max_batch, max_wait_ms / 1000, max_pending
+        super().__init__()
         self._queue: deque[_Job] = deque()
         self._pending_texts = 0
         self._arriving = 0
-        self._cond = threading.Condition()
-        self._stopping = False
-        self._thread: threading.Thread | None = None
         self.batches = 0
         self.texts = 0
         self.largest_batch = 0
@@ -102,21 +102,6 @@ class MicroBatcher:
             self._cond.notify()
 
     # -- model thread ----------------------------------------------------------------------------------
-    def start(self) -> MicroBatcher:
-        self._thread = threading.Thread(target=self._run, name="micro-batcher", daemon=True)
-        self._thread.start()
-        return self
-
-    def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        with self._cond:
-            self._stopping = True
-            self._cond.notify()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
     def status(self) -> dict:
         return {
             "model_thread_alive": self.alive(),

@@ -26,7 +26,6 @@ import fcntl
 import logging
 import os
 import sqlite3
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -37,6 +36,7 @@ from typing import Protocol
 from urllib.parse import quote
 
 from serving.prediction_log import SQLITE_INSERT, PredictionLog, ensure_sqlite_schema, sqlite_values
+from serving.queue_thread import QueueThread
 
 log = logging.getLogger("manga_intent.serve.log")
 
@@ -304,8 +304,12 @@ class _Entry:
     enqueued: float = field(default_factory=time.monotonic)
 
 
-class GroupCommitWriter:
-    """A bounded queue and one thread that writes whole groups of requests per transaction."""
+class GroupCommitWriter(QueueThread):
+    """A bounded queue and one thread that writes whole groups of requests per transaction.
+
+    `stop()` writes what is queued, then stops the thread and closes the sink."""
+
+    thread_name = "prediction-log-writer"
 
     def __init__(
         self,
@@ -317,6 +321,7 @@ class GroupCommitWriter:
         retry_s: float = 1.0,
         check_interval_s: float = 0.25,
     ):
+        super().__init__()
         self.sink = sink
         self.max_queue_rows, self.max_group_rows = max_queue_rows, max_group_rows
         self.max_queue_wait_s, self.retry_s, self.check_interval_s = (
@@ -326,9 +331,6 @@ class GroupCommitWriter:
         )
         self._queue: deque[_Entry] = deque()
         self._queued_rows = 0
-        self._cond = threading.Condition()
-        self._stopping = False
-        self._thread: threading.Thread | None = None
         self.available = True
         self.last_error: str | None = None
         self.last_error_at: float | None = None
@@ -361,22 +363,6 @@ class GroupCommitWriter:
             self._cond.notify()
 
     # -- writer thread ---------------------------------------------------------------------------------
-    def start(self) -> GroupCommitWriter:
-        self._thread = threading.Thread(target=self._run, name="prediction-log-writer", daemon=True)
-        self._thread.start()
-        return self
-
-    def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Write what is queued, then stop the thread and close the sink."""
-        with self._cond:
-            self._stopping = True
-            self._cond.notify()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
     def status(self) -> dict:
         return {
             "writable": self.available and self.alive(),
