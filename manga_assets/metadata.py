@@ -6,7 +6,7 @@ import dagster as dg
 def markdown_table(rows: list[dict], columns: list[str] | None = None, floats: int = 4) -> str:
     if not rows:
         return "_empty_"
-    columns = columns or list(rows[0])
+    columns = columns or list(dict.fromkeys(k for row in rows for k in row))  # every row's keys, in order
 
     def fmt(value):
         if isinstance(value, float):

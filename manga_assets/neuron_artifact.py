@@ -136,7 +136,7 @@ def quantization_metadata(report: dict | None) -> dict:
             report["pooled_agreement"] if report.get("pooled_agreement") is not None else "n/a"
         ),
         "quantization_pooled_messages": report.get("pooled_messages", 0),
-        "quantization_candidates": md(markdown_table(report["candidates"], floats=4)),
+        "quantization_candidates": md(markdown_table(_candidate_rows(report["candidates"]), floats=4)),
         "int8_layers_kept_fp32": ", ".join(report["kept_fp32"]) or "none",
         "int8_near_tie_recheck_margin": (
             report["recheck_margin"]
@@ -147,6 +147,18 @@ def quantization_metadata(report: dict | None) -> dict:
         "int8_smoothing": _smoothing_summary(report.get("smoothing") or {}),
         "bf16": report["bf16"],
     }
+
+
+def _candidate_rows(candidates: list[dict]) -> list[dict]:
+    """One flat row per candidate: its agreement in each serving batching as columns of their own."""
+    rows = []
+    for candidate in candidates:
+        row = {k: v for k, v in candidate.items() if k != "by_batching"}
+        for batching, scores in (candidate.get("by_batching") or {}).items():
+            row[f"agreement, {batching}"] = scores["agreement"]
+            row[f"pooled agreement, {batching}"] = scores["pooled_agreement"]
+        rows.append(row)
+    return rows
 
 
 def _smoothing_summary(smoothing: dict) -> str:

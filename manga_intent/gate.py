@@ -485,7 +485,7 @@ def quantization_agreement(evidence: GateEvidence, t: GateThresholds) -> list[Ga
     compare."""
     q = evidence.extras.get("quantization") or {}
     served = q.get("served_graph", "fp32")
-    check = "int8 graph agrees with fp32 (golden)"
+    check = "int8 graph agrees with fp32 (golden, worst serving batching)"
     if served != "int8":
         return [GateRow(check, f"n/a: {served} served", "–", NOT_APPLICABLE, unit="")]
     n = len(evidence.y_true)
@@ -499,7 +499,7 @@ def quantization_agreement(evidence: GateEvidence, t: GateThresholds) -> list[Ga
             ci=wilson_interval(round(agree * n), n, t.confidence),
         ),
         GateRow(
-            "int8 calibrated ECE change vs fp32 (golden, fp32 bins)",
+            "int8 calibrated ECE change vs fp32 (golden, fp32 bins, worst serving batching)",
             q["ece_delta"],
             f"|Δ| ≤ {q['max_ece_delta']:.3f}",
             PASS if abs(q["ece_delta"]) <= q["max_ece_delta"] else FAIL,

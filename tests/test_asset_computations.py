@@ -103,3 +103,42 @@ def test_hpo_study_logic_runs_and_reports_trials(tmp_path, tokenizer):
     )
     rows = trials_rows(study)
     assert len(rows) == 2 and {"trial", "state", "val_accuracy", "lr", "epochs"} <= set(rows[0])
+
+
+def test_the_compiled_assets_candidate_table_shows_each_serving_batching():
+    """The fp32 reference row has no batchings; the int8 rows' agreement per batching still gets columns."""
+    from manga_assets.neuron_artifact import quantization_metadata
+
+    def batching(agreement):
+        return {"agreement": agreement, "pooled_agreement": agreement, "ece_delta": 0.0}
+
+    report = {
+        "served": "int8",
+        "reason": "int8 dynamic: agrees ...",
+        "agreement": 0.99375,
+        "ece_delta": 0.001,
+        "validation_messages": 160,
+        "pooled_agreement": 0.99875,
+        "pooled_messages": 800,
+        "candidates": [
+            {"candidate": "fp32 (reference)", "agreement": 1.0, "passed": None},
+            {
+                "candidate": "int8 dynamic",
+                "agreement": 0.99375,
+                "passed": True,
+                "by_batching": {"one at a time": batching(1.0), "batches of 8": batching(0.99375)},
+            },
+        ],
+        "kept_fp32": [],
+        "bf16": "n/a",
+    }
+    table = quantization_metadata(report)["quantization_candidates"].value
+    header, _, fp32_row, int8_row = table.splitlines()
+    assert "agreement, one at a time" in header and "pooled agreement, batches of 8" in header
+    assert "by_batching" not in header
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    by_column = dict(zip(columns, (c.strip() for c in int8_row.strip("|").split("|"))))
+    assert (
+        by_column["agreement, one at a time"] == "1.0000" and by_column["agreement, batches of 8"] == "0.9938"
+    )
+    assert fp32_row.count("–") >= 4  # no batching columns for the reference

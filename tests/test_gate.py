@@ -229,7 +229,9 @@ def test_an_int8_graph_failing_only_agreement_falls_back_to_its_fp32_graph():
     base = evidence(champion.copy(), champion)
     int8 = judge(GateEvidence(**{**base.__dict__, "extras": quantization_extras(0.98)}), GateThresholds())
     assert not int8.passed and only_quantization_failed(int8)
-    assert int8.reasons == ("int8 graph agrees with fp32 (golden): 98.00% fails ≥ 99.50%",)
+    assert int8.reasons == (
+        "int8 graph agrees with fp32 (golden, worst serving batching): 98.00% fails ≥ 99.50%",
+    )
     fp32 = judge(
         GateEvidence(**{**base.__dict__, "extras": {"quantization": {"served_graph": "fp32"}}}),
         GateThresholds(),
@@ -237,8 +239,10 @@ def test_an_int8_graph_failing_only_agreement_falls_back_to_its_fp32_graph():
     merged = with_fp32_fallback(int8, fp32)
     assert merged.passed and merged.reasons == ()
     rows = rows_by_check(merged)
-    assert rows["int8 graph agrees with fp32 (golden)"].verdict == INFO  # kept, to say why int8 is not served
-    assert rows["int8 graph agrees with fp32 (golden)"].value == 0.98
+    assert (
+        rows["int8 graph agrees with fp32 (golden, worst serving batching)"].verdict == INFO
+    )  # kept, to say why int8 is not served
+    assert rows["int8 graph agrees with fp32 (golden, worst serving batching)"].value == 0.98
     served = rows["served graph"]
     assert served.value == "fp32" and "98.00% fails" in served.detail
     assert merged.table()[-1]["check"] == "served graph"

@@ -487,3 +487,36 @@ def test_smoothed_graph_computes_fp32_and_its_int8_is_closer(tmp_path, tokenizer
     )
     assert off.smoothing == {"skipped": "off", "served": False}
     assert not any(row.get("smoothed") for row in off.candidates[1:])
+
+
+def test_the_guard_judges_int8_as_the_service_batches_it(tmp_path, tokenizer, splits):
+    """The guard's batchings reproduce the served artifact's answers call for call (one message, then
+    consecutive batches of 8 split by bucket), and a candidate row carries the worst batching."""
+    from manga_intent.quantization import INT8_FILE, _GraphScorer
+
+    compiled(tmp_path, tokenizer, model=_with_outlier_channel(tiny_classifier("bert", len(INTENTS)).eval()))
+    texts = [e.text for e in splits.val[:40]]
+    report = quantize_with_guard(
+        tmp_path,
+        validation_texts=texts,
+        validation_labels=[e.label for e in splits.val[:40]],
+        calibration_texts=[e.text for e in splits.train[:80]],
+        guard=QuantizationGuard(min_agreement=0.0, max_ece_delta=1.0, min_pooled_agreement=0.0),
+    )
+    assert report.served == "int8"
+    row = report.candidates[1]
+    assert set(row["by_batching"]) == {"one at a time", "batches of 8"}
+    assert row["agreement"] == min(b["agreement"] for b in row["by_batching"].values())
+    assert row["pooled_agreement"] == min(b["pooled_agreement"] for b in row["by_batching"].values())
+    assert abs(row["ece_delta"]) == max(abs(b["ece_delta"]) for b in row["by_batching"].values())
+    assert "one at a time and batches of 8" in report.reason
+
+    served = CompiledClassifier(tmp_path, intra_op_threads=1)
+    assert served.graph == "int8"
+    scorer = _GraphScorer(served, texts)
+    one_by_one = np.concatenate([served.logits([t]) for t in texts])
+    in_eights = np.concatenate([served.logits(texts[i : i + 8]) for i in range(0, len(texts), 8)])
+    assert np.array_equal(scorer.logits(tmp_path / INT8_FILE, serving_batch=1), one_by_one)
+    assert np.array_equal(scorer.logits(tmp_path / INT8_FILE, serving_batch=8), in_eights)
+    # and batch-mates do move int8 logits, which is why one batching is not enough
+    assert not np.array_equal(one_by_one, scorer.logits(tmp_path / INT8_FILE))
