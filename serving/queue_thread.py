@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
+from abc import ABC, abstractmethod
 from typing import Self
 
 
-class QueueThread:
+class QueueThread(ABC):
     """One daemon thread working off a queue guarded by `self._cond`.
 
     `stop` sets `_stopping` and wakes the thread; the subclass's `_run` drains what it must and returns."""
@@ -18,8 +19,9 @@ class QueueThread:
         self._stopping = False
         self._thread: threading.Thread | None = None
 
+    @abstractmethod
     def _run(self) -> None:
-        raise NotImplementedError
+        """The thread's loop: serve the queue until `_stopping`, then drain what must be drained."""
 
     def start(self) -> Self:
         self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
