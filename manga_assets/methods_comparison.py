@@ -14,8 +14,10 @@ from manga_assets.metadata import md
 from manga_assets.partitions import method_seed_partitions
 from manga_assets.snapshots import dataset_splits, read_snapshot
 from manga_intent import compare
+from manga_intent.calibrator_fit import build_ood_pools
 from manga_intent.home import manga_home
 from manga_intent.plots import markdown_image, methods_comparison_png
+from manga_intent.shipped_data import ood_fitting_pool
 from manga_intent.taxonomy import INTENTS
 from manga_intent.training import TrainConfig
 from resources.model_settings import BaseModelResource
@@ -29,6 +31,11 @@ class MethodsComparisonConfig(dg.Config):
 
     def base_config(self) -> TrainConfig:
         return TrainConfig() if not self.max_steps else TrainConfig(max_steps=self.max_steps)
+
+
+def _outlier_texts() -> list[str]:
+    """What recipe v2's outlier exposure trains on here: the pool `trained_model` uses."""
+    return build_ood_pools(ood_fitting_pool()).train_texts
 
 
 def _key_prefix(data_version: str, setup: str) -> str:
@@ -59,6 +66,7 @@ def methods_comparison(
         cache=compare.OutputCache(manga_home() / "compare_cache"),
         data_version=intent_dataset.data_version,
         latency_messages=config.latency_messages,
+        outlier_texts=_outlier_texts(),
     )
     record["data_hash"] = intent_dataset.data_version
     uri = artifact_store.put_json(
@@ -106,7 +114,7 @@ def methods_comparison_report(
     the backfill of `methods_comparison`."""
     splits = dataset_splits(read_snapshot(artifact_store, intent_dataset.uri))
     base = config.base_config()
-    setup = compare.setup_key(base, base_model.name_or_path)
+    setup = compare.setup_key(base, base_model.name_or_path, _outlier_texts())
     prefix = _key_prefix(intent_dataset.data_version, setup)
     keys = [k for k in artifact_store.list_keys(prefix) if "/seed=" in k]
     records = [artifact_store.get_json(artifact_store.uri_for(key)) for key in keys]

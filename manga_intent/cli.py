@@ -314,6 +314,12 @@ def _add_compare(sub) -> None:
         "--max-steps", type=int, default=None, help="step budget for every method (default: recipe v2's)"
     )
     p.add_argument("--split-seed", type=int, default=42)
+    p.add_argument(
+        "--ood-data",
+        default="shipped",
+        help="out-of-scope texts recipe v2's outlier exposure trains on, as in `train`: 'shipped' (default), "
+        "a JSONL of {'text': ...} lines, or 'none' (recipe v2 then trains without exposure)",
+    )
     p.add_argument("--no-summary", action="store_true", help="only run; do not summarise")
     p.add_argument("--bootstrap", type=int, default=5000, help="paired-bootstrap resamples")
     p.add_argument("--quiet", action="store_true")
@@ -664,14 +670,17 @@ def cmd_compare(args) -> int:
     results = Path(args.results) if args.results else out / "runs.jsonl"
     base = TrainConfig() if args.max_steps is None else replace(TrainConfig(), max_steps=args.max_steps)
     cache = compare.OutputCache(out / "cache")
-    setup = compare.setup_key(base, args.base_model)
+    pools, _ = _ood_pools_from_args(args)
+    outliers = pools.train_texts if pools is not None else []
+    setup = compare.setup_key(base, args.base_model, outliers)
     stored = compare.read_records(results)
     matching = [r for r in stored if r.get("data_hash") == version and r.get("setup") == setup]
     done = {(r["method"], int(r["seed"])) for r in matching}
     _log(
         args,
         f"{len(loaded.examples)} rows, {len(label_list)} labels, split {splits.sizes()}; "
-        f"{len(methods)} methods x seeds {seeds}; setup {setup}; results -> {results}"
+        f"{len(methods)} methods x seeds {seeds}; setup {setup}; "
+        f"{len(outliers)} out-of-scope texts for recipe v2's outlier exposure; results -> {results}"
         + (
             f" ({len(stored) - len(matching)} stored runs of other data or another setup are ignored)"
             if len(stored) > len(matching)
@@ -692,6 +701,7 @@ def cmd_compare(args) -> int:
                 base_config=base,
                 cache=cache,
                 data_version=version,
+                outlier_texts=outliers,
             )
             record["data_hash"] = version
             compare.append_record(results, record)
@@ -727,6 +737,7 @@ def cmd_compare(args) -> int:
         data_version=version,
         base_config=base,
         base_model=args.base_model,
+        outlier_texts=outliers,
     )
     if ensemble is not None:
         summary["seed_ensemble"] = ensemble

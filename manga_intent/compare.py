@@ -5,14 +5,14 @@ pooled encoder and learning rates); only the way it handles imbalance / calibrat
 
 | method | what changes |
 |---|---|
-| plain_ce | cross-entropy, nothing else |
+| plain_ce | cross-entropy, nothing else (no outlier exposure, no adversarial training) |
 | class_weighted_ce | inverse-frequency class weights (He & Garcia 2009) |
 | oversampling | minority rows replicated to the majority size (Chawla 2002) |
 | label_smoothing | epsilon 0.1 (Szegedy 2016) |
 | focal_class_weights | focal loss gamma 2 + class weights (Lin 2017): the seed's choice |
 | threshold_moving | plain_ce + per-class logit offsets fitted on validation for macro-F1 (Provost 2000) |
 | two_stage | plain_ce + a rare-intent head on its pooled features: P(rare_k) from the head, the rest by stage 1 |
-| recipe_v2 | the shipped defaults (`TrainConfig()`) |
+| recipe_v2 | the shipped defaults (`TrainConfig()`): plain CE + outlier exposure on `outlier_texts` + adversarial training |
 
 Each (method, seed) run is scored on the TEST split (never the golden set) with its temperature
 fitted on validation. `summarize` gives mean and 95% t-interval across seeds and, against recipe v2,
@@ -65,7 +65,10 @@ LATENCY_MESSAGES = 100
 
 
 def method_config(method: str, seed: int, base: TrainConfig | None = None) -> TrainConfig:
-    """Recipe v2's backbone and budget with only the method's imbalance/calibration handling changed."""
+    """Recipe v2's backbone and budget with only the method's imbalance/calibration handling changed.
+
+    The other methods are plain fine-tunes on that backbone: recipe v2's outlier exposure and adversarial
+    training are off for them, so the table also shows what those two cost or buy in-scope."""
     base = base or TrainConfig()
     seeded = replace(base, init_seed=seed, sampler_seed=seed)
     if method == REFERENCE:
@@ -80,6 +83,10 @@ def method_config(method: str, seed: int, base: TrainConfig | None = None) -> Tr
         label_smoothing=0.0,
         rdrop_alpha=0.0,
         ema_decay=0.0,
+        outlier_exposure_weight=0.0,
+        adversarial_weight=0.0,
+        adversarial_consistency=0.0,
+        adversarial_augmentation=0.0,
     )
     return replace(neutral, **TRAINED_METHODS[method])
 
@@ -137,6 +144,7 @@ def train_outputs(
     model_and_tokenizer_factory=None,
     latency_messages: int = LATENCY_MESSAGES,
     with_train_outputs: bool = True,
+    outlier_texts: Sequence[str] = (),
 ) -> dict:
     """Train once and keep what every scoring of the run needs: logits/features per split, latency.
 
@@ -151,6 +159,7 @@ def train_outputs(
         base_model=base_model,
         model_and_tokenizer=mt,
         progress=False,
+        outlier_texts=outlier_texts,
     )
     out = {
         "train_seconds": result.train_seconds,
@@ -312,9 +321,12 @@ class OutputCache:
             tmp.replace(path)
 
 
-def setup_key(base_config: TrainConfig | None = None, base_model: str | None = None) -> str:
+def setup_key(
+    base_config: TrainConfig | None = None, base_model: str | None = None, outlier_texts: Sequence[str] = ()
+) -> str:
     """What every run of one comparison grid shares: base model, recipe settings (seeds aside) and, when the
-    rate is left to the per-hidden-size default, that table. Runs of another setup are never reused or tabled.
+    rate is left to the per-hidden-size default, that table; and the out-of-scope texts recipe v2's outlier
+    exposure trains on. Runs of another setup are never reused or tabled.
 
     Without it, a grid resumed after the default learning rate changed (or on another base model) would mix
     runs of two recipes in one table under the same cache files.
@@ -329,6 +341,8 @@ def setup_key(base_config: TrainConfig | None = None, base_model: str | None = N
     else:
         model = base_model
     setup = {"base_model": model, "config": config}
+    if outlier_texts:
+        setup["outlier_texts"] = hashlib.sha256("\n".join(outlier_texts).encode()).hexdigest()
     if config["lr"] is None:
         setup["default_lr_table"] = default_lr_table(config["default_lr_table"])
     return hashlib.sha256(json.dumps(setup, sort_keys=True, default=str).encode()).hexdigest()[:12]
@@ -340,14 +354,16 @@ def cache_key(
     data_version: str,
     base_config: TrainConfig | None = None,
     base_model: str | None = None,
+    outlier_texts: Sequence[str] = (),
 ) -> str:
     """Runs are cached by data, setup and the trained configuration, so methods that train the same model share
     one run (the post-hoc methods and plain CE; recipe v2 and plain CE whenever v2's loss settings are plain
-    CE's), and a run of another base model or default-rate table is never taken for this one."""
+    CE's), and a run of another base model, default-rate table or out-of-scope pool is never taken for this
+    one."""
     trained = POST_HOC_METHODS.get(method, method)
     config = method_config(trained, seed, base_config)
     digest = hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()[:12]
-    return f"{data_version[-12:]}-{setup_key(base_config, base_model)}-{digest}-seed{seed}"
+    return f"{data_version[-12:]}-{setup_key(base_config, base_model, outlier_texts)}-{digest}-seed{seed}"
 
 
 def run_method(
@@ -363,15 +379,19 @@ def run_method(
     model_and_tokenizer_factory=None,
     data_version: str = "data",
     latency_messages: int = LATENCY_MESSAGES,
+    outlier_texts: Sequence[str] = (),
 ) -> dict:
-    """Train (or reuse the stage-1 run) and score one (method, seed) on the test split."""
+    """Train (or reuse the stage-1 run) and score one (method, seed) on the test split.
+
+    `outlier_texts` (cleaned out-of-scope messages) are what recipe v2's outlier exposure trains on, as
+    `manga-intent train` does with its default pool; without them recipe v2 trains without exposure."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; methods: {list(METHODS)}")
     if not splits.test:
         raise ValueError("comparing methods needs test rows (they are scored on the test split)")
     cache = cache or OutputCache(None)
     trained = POST_HOC_METHODS.get(method, method)
-    key = cache_key(method, seed, data_version, base_config, base_model)
+    key = cache_key(method, seed, data_version, base_config, base_model, outlier_texts)
     outputs = cache.get(key)
     if outputs is None:
         config = method_config(trained, seed, base_config)
@@ -383,12 +403,13 @@ def run_method(
             model_and_tokenizer_factory=model_and_tokenizer_factory,
             latency_messages=latency_messages,
             with_train_outputs=trained == "plain_ce",
+            outlier_texts=outlier_texts,
         )
         cache.put(key, outputs)
     rare = rare_labels_from_shares(label_shares([e.label for e in splits.train], label_list), rare_threshold)
     record = score_run(method, outputs, splits, label_list, rare, seed)
     record["config"] = asdict(method_config(trained, seed, base_config))
-    record["setup"] = setup_key(base_config, base_model)
+    record["setup"] = setup_key(base_config, base_model, outlier_texts)
     return record
 
 
@@ -597,6 +618,7 @@ def seed_ensemble(
     method: str = REFERENCE,
     base_config: TrainConfig | None = None,
     base_model: str | None = None,
+    outlier_texts: Sequence[str] = (),
 ) -> dict | None:
     """Logit averaging across `size` training seeds (disjoint groups of the runs' cached outputs).
 
@@ -607,7 +629,10 @@ def seed_ensemble(
     index = {label: i for i, label in enumerate(label_list)}
     y_val = np.array([index[e.label] for e in splits.val])
     y_test = np.array([index[e.label] for e in splits.test])
-    outputs = {s: cache.get(cache_key(method, s, data_version, base_config, base_model)) for s in seeds}
+    outputs = {
+        s: cache.get(cache_key(method, s, data_version, base_config, base_model, outlier_texts))
+        for s in seeds
+    }
     available = [s for s in seeds if outputs[s] is not None]
     groups = [available[i : i + size] for i in range(0, len(available) - size + 1, size)]
     if not groups:

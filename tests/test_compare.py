@@ -12,6 +12,7 @@ from manga_intent.data import Example, make_splits
 from manga_intent.training import TrainConfig
 
 LABELS = ["common", "mid", "rare"]
+OUTLIERS = ["concert tickets tonight", "what is the weather", "asdf qwer", "tell me a joke please"]
 WORDS = {"common": ["order", "package"], "mid": ["refund", "return"], "rare": ["human", "agent"]}
 
 
@@ -51,6 +52,7 @@ def grid(tokenizer):
             cache=cache,
             latency_messages=8,
             model_and_tokenizer_factory=lambda s=s: (tiny_pooled_classifier(3, seed=s), tokenizer),
+            outlier_texts=OUTLIERS,
         )
         for s in (1, 2)
         for m in compare.METHODS
@@ -72,6 +74,13 @@ def test_every_method_scores_the_test_split(grid):
     )  # same stage-1 run, reused
     assert compare.cache_key("two_stage", 1, "v") == compare.cache_key("plain_ce", 1, "v")
     assert compare.cache_key("label_smoothing", 1, "v") != compare.cache_key("plain_ce", 1, "v")
+    assert compare.cache_key("recipe_v2", 1, "v") != compare.cache_key("plain_ce", 1, "v")
+    reference = {r["seed"]: r for r in records if r["method"] == "recipe_v2"}
+    assert all(reference[s]["train_seconds"] != plain[s]["train_seconds"] for s in plain)  # its own run
+    assert (
+        reference[1]["config"]["outlier_exposure_weight"] > 0
+        and reference[1]["config"]["adversarial_weight"] > 0
+    )
     assert len({r["setup"] for r in records}) == 1  # one grid, one setup
     assert json.dumps(records)  # JSON-able for the results file
 
@@ -87,6 +96,7 @@ def test_runs_of_another_base_model_or_default_rate_are_never_reused(monkeypatch
     )  # seeds aside
     assert setup != compare.setup_key(base, str(tmp_path))  # another base model
     assert setup != compare.setup_key(TrainConfig(max_steps=7), None)  # another budget
+    assert setup != compare.setup_key(base, None, ["another out-of-scope pool"])  # what v2's exposure saw
     key = compare.cache_key("plain_ce", 1, "v", base)
     assert key != compare.cache_key("plain_ce", 1, "v", base, str(tmp_path))
     assert key != compare.cache_key("plain_ce", 1, "other", base)
@@ -106,7 +116,11 @@ def test_methods_differ_only_in_imbalance_handling():
     assert configs["focal_class_weights"].loss == "focal" and configs["focal_class_weights"].gamma == 2.0
     budgets = {(c.max_steps, c.lr, c.batch_size, c.pooling, c.init_seed) for c in configs.values()}
     assert len(budgets) == 1  # same budget, backbone and seed
-    assert compare.method_config("recipe_v2", 3) == TrainConfig(init_seed=3, sampler_seed=3)
+    # plain fine-tunes on that backbone: recipe v2's outlier exposure and adversarial training are its own
+    assert all(c.outlier_exposure_weight == 0 and c.adversarial_weight == 0 for c in configs.values())
+    reference = compare.method_config("recipe_v2", 3)
+    assert reference == TrainConfig(init_seed=3, sampler_seed=3)
+    assert reference.outlier_exposure_weight > 0 and reference.adversarial_weight > 0
 
 
 def test_summary_table_and_paired_tests(grid):
