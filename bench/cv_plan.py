@@ -57,6 +57,18 @@ VARIANTS: dict[str, Variant] = {
         "adversarial training, weight 1 + consistency KL(clean ‖ attacked) 1",
         {"adversarial_weight": 1.0, "adversarial_consistency": 1.0},
     ),
+    "v2_adversarial": Variant(
+        "recipe v2 as shipped now (outlier exposure + adversarial training weight 1, 16 attacked rows a step)"
+    ),
+    "adv_batch32": Variant(
+        "adversarial training with 32 attacked rows a step (weight 1: the same pull, twice the phrasings)",
+        {"adversarial_batch_size": 32},
+    ),
+    "adv_steps400": Variant("recipe v2 as shipped with a 400-step budget", {"max_steps": 400}),
+    "v2_grouped_aux": Variant(
+        "recipe v2 as shipped, the defences' rows in one forward pass per step dealt by length "
+        "(manga_intent/auxiliary.py; `v2_adversarial` ran two passes of random rows)"
+    ),
     "plain_1e-4": Variant("plain transformers loop, lr 1e-4, 5 epochs", {"lr": 1e-4}, kind="plain"),
     "plain_3e-4": Variant("plain transformers loop, lr 3e-4, 5 epochs", {"lr": 3e-4}, kind="plain"),
     "plain_5e-5": Variant("plain transformers loop, lr 5e-5, 5 epochs", {"lr": 5e-5}, kind="plain"),
@@ -70,6 +82,10 @@ PLANS: dict[str, list[tuple[str, list[str], int]]] = {
         ("seed", ["adversarial2", "adversarial_trades"], 5),
         ("seed", ["adversarial_v2"], 5),
     ],
+    # can more attacked rows (per step, or more steps) push the injection flip rate under the seed's 5%?
+    "robust_more": [("seed", ["v2_adversarial", "adv_batch32", "adv_steps400"], 5)],
+    # the same recipe with its auxiliary rows batched for speed: is anything lost out of fold?
+    "grouped_aux": [("seed", ["v2_grouped_aux"], 5)],
     "rare": [("seed", ["v2", "class_weights", "escalation_rows", "escalation_rows_cw"], 5)],
     "main": [
         ("seed", ["v2", "frozen4", "frozen3"], 5),
