@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from manga_intent.auxiliary import auxiliary_plan
 from manga_intent.batching import (
     EncodedTexts,
     collate,
@@ -657,7 +658,6 @@ def train_classifier(
     exposure = None
     if config.outlier_exposure_weight > 0:
         exposure = encode_texts(tokenizer, list(outlier_texts), config.max_length)
-        outlier_sampler = torch.Generator().manual_seed(config.sampler_seed + 1)
         notes.append(
             f"outlier exposure on {len(exposure)} out-of-scope texts, weight {config.outlier_exposure_weight}"
         )
@@ -678,26 +678,52 @@ def train_classifier(
             + (f", consistency {config.adversarial_consistency}" if config.adversarial_consistency else "")
         )
 
-    def adversarial_loss(step: int, temperature: float) -> torch.Tensor:
-        """The step's attacked rows (the same on every rank, through the unwrapped module, like the outlier
-        batch): CE to their labels, plus the consistency term with their clean originals."""
-        size = config.adversarial_batch_size
-        picks = [(step * size + j) % len(adversarial.attacked) for j in range(size)]
-        attacked = collate(adversarial.attacked, picks, pad_id)
+    plan = None
+    if exposure is not None or adversarial is not None:
+        plan = auxiliary_plan(
+            total_steps,
+            outlier_lengths=[len(r) for r in exposure.input_ids] if exposure is not None else (),
+            outlier_per_step=config.outlier_batch_size if exposure is not None else 0,
+            attacked_lengths=[len(r) for r in adversarial.attacked.input_ids]
+            if adversarial is not None
+            else (),
+            attacked_per_step=config.adversarial_batch_size if adversarial is not None else 0,
+            generator=torch.Generator().manual_seed(config.sampler_seed + 1),
+        )
+
+    def auxiliary_loss(step: int, temperature: float) -> torch.Tensor:
+        """The step's out-of-scope and attacked rows in one forward pass (`manga_intent.auxiliary`), the same on
+        every rank, through the unwrapped module: outlier exposure's uniform-target term, the attacked rows'
+        CE to their labels and, if on, the consistency term with their clean originals. Each term is summed
+        over its rows and divided by its nominal batch size."""
+        block = plan[min(step, len(plan) - 1)]
+        rows = [exposure.input_ids[i] for i in block.outlier]
+        rows += [adversarial.attacked.input_ids[i] for i in block.attacked]
+        batch = collate(EncodedTexts(rows), range(len(rows)), pad_id)
         z = model(
-            input_ids=attacked["input_ids"].to(device), attention_mask=attacked["attention_mask"].to(device)
+            input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
         ).logits.float()
-        targets = torch.tensor([adversarial.attacked.labels[i] for i in picks]).to(device)
-        total = config.adversarial_weight * loss_fn(z, targets, temperature)
-        if config.adversarial_consistency > 0:
-            clean = collate(encoded, [adversarial.sources[i] for i in picks], pad_id)
-            z_clean = model(
-                input_ids=clean["input_ids"].to(device), attention_mask=clean["attention_mask"].to(device)
-            ).logits.float()
-            kl = F.kl_div(
-                F.log_softmax(z, -1), F.log_softmax(z_clean, -1), log_target=True, reduction="batchmean"
-            )
-            total = total + config.adversarial_consistency * kl
+        n_out, total = len(block.outlier), z.new_zeros(())
+        if n_out:
+            share = n_out / config.outlier_batch_size
+            total = total + config.outlier_exposure_weight * share * uniform_target_loss(z[:n_out])
+        if block.attacked:
+            z_attacked, share = z[n_out:], len(block.attacked) / config.adversarial_batch_size
+            targets = torch.tensor([adversarial.attacked.labels[i] for i in block.attacked]).to(device)
+            total = total + config.adversarial_weight * share * loss_fn(z_attacked, targets, temperature)
+            if config.adversarial_consistency > 0:
+                clean = collate(encoded, [adversarial.sources[i] for i in block.attacked], pad_id)
+                z_clean = model(
+                    input_ids=clean["input_ids"].to(device),
+                    attention_mask=clean["attention_mask"].to(device),
+                ).logits.float()
+                kl = F.kl_div(
+                    F.log_softmax(z_attacked, -1),
+                    F.log_softmax(z_clean, -1),
+                    log_target=True,
+                    reduction="batchmean",
+                )
+                total = total + config.adversarial_consistency * share * kl
         return total
 
     history: list[EpochStats] = []
@@ -806,21 +832,11 @@ def train_classifier(
                     logits, targets = train_logits(indices)
                     logits = logits.float()
                     loss = loss_fn(logits, targets, temperature=temperature)
-                if exposure is not None:
-                    # every rank draws the same outlier batch through the unwrapped module (DDP allows one
-                    # wrapped forward per backward; autograd sums both paths into each parameter's single
-                    # gradient hook). Times the rank's loss scale, DDP's average is the one-process gradient.
-                    picks = torch.randint(
-                        len(exposure), (config.outlier_batch_size,), generator=outlier_sampler
-                    )
-                    outliers = collate(exposure, picks.tolist(), pad_id)
-                    z = model(
-                        input_ids=outliers["input_ids"].to(device),
-                        attention_mask=outliers["attention_mask"].to(device),
-                    ).logits
-                    loss = loss + config.outlier_exposure_weight * uniform_target_loss(z.float())
-                if adversarial is not None:
-                    loss = loss + adversarial_loss(step, temperature)
+                if plan is not None:
+                    # every rank adds the same rows through the unwrapped module (DDP allows one wrapped
+                    # forward per backward; autograd sums both paths into each parameter's single gradient
+                    # hook). Times the rank's loss scale, DDP's average is the one-process gradient.
+                    loss = loss + auxiliary_loss(step, temperature)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"non-finite loss at step {step} (epoch {epoch}); lower the learning rate"
