@@ -66,8 +66,12 @@ VARIANTS: dict[str, Variant] = {
     ),
     "adv_steps400": Variant("recipe v2 as shipped with a 400-step budget", {"max_steps": 400}),
     "v2_grouped_aux": Variant(
-        "recipe v2 as shipped, the defences' rows in one forward pass per step dealt by length "
-        "(manga_intent/auxiliary.py; `v2_adversarial` ran two passes of random rows)"
+        "recipe v2 as shipped, the defences' rows sorted together by length and dealt into one forward "
+        "pass per step, so a step's mix of out-of-scope and attacked rows varied (not kept)"
+    ),
+    "v2_paired_aux": Variant(
+        "recipe v2 as shipped, each step's 16 out-of-scope + 16 attacked rows in one forward pass, each kind "
+        "dealt by length (manga_intent/auxiliary.py; `v2_adversarial` ran two passes of random rows)"
     ),
     "plain_1e-4": Variant("plain transformers loop, lr 1e-4, 5 epochs", {"lr": 1e-4}, kind="plain"),
     "plain_3e-4": Variant("plain transformers loop, lr 3e-4, 5 epochs", {"lr": 3e-4}, kind="plain"),
@@ -85,7 +89,7 @@ PLANS: dict[str, list[tuple[str, list[str], int]]] = {
     # can more attacked rows (per step, or more steps) push the injection flip rate under the seed's 5%?
     "robust_more": [("seed", ["v2_adversarial", "adv_batch32", "adv_steps400"], 5)],
     # the same recipe with its auxiliary rows batched for speed: is anything lost out of fold?
-    "grouped_aux": [("seed", ["v2_grouped_aux"], 5)],
+    "grouped_aux": [("seed", ["v2_grouped_aux", "v2_paired_aux"], 5)],
     "rare": [("seed", ["v2", "class_weights", "escalation_rows", "escalation_rows_cw"], 5)],
     "main": [
         ("seed", ["v2", "frozen4", "frozen3"], 5),

@@ -694,8 +694,8 @@ def train_classifier(
     def auxiliary_loss(step: int, temperature: float) -> torch.Tensor:
         """The step's out-of-scope and attacked rows in one forward pass (`manga_intent.auxiliary`), the same on
         every rank, through the unwrapped module: outlier exposure's uniform-target term, the attacked rows'
-        CE to their labels and, if on, the consistency term with their clean originals. Each term is summed
-        over its rows and divided by its nominal batch size."""
+        CE to their labels and, if on, the consistency term with their clean originals; each term the mean
+        over its own rows, as when they ran as two batches."""
         block = plan[min(step, len(plan) - 1)]
         rows = [exposure.input_ids[i] for i in block.outlier]
         rows += [adversarial.attacked.input_ids[i] for i in block.attacked]
@@ -705,12 +705,11 @@ def train_classifier(
         ).logits.float()
         n_out, total = len(block.outlier), z.new_zeros(())
         if n_out:
-            share = n_out / config.outlier_batch_size
-            total = total + config.outlier_exposure_weight * share * uniform_target_loss(z[:n_out])
+            total = total + config.outlier_exposure_weight * uniform_target_loss(z[:n_out])
         if block.attacked:
-            z_attacked, share = z[n_out:], len(block.attacked) / config.adversarial_batch_size
+            z_attacked = z[n_out:]
             targets = torch.tensor([adversarial.attacked.labels[i] for i in block.attacked]).to(device)
-            total = total + config.adversarial_weight * share * loss_fn(z_attacked, targets, temperature)
+            total = total + config.adversarial_weight * loss_fn(z_attacked, targets, temperature)
             if config.adversarial_consistency > 0:
                 clean = collate(encoded, [adversarial.sources[i] for i in block.attacked], pad_id)
                 z_clean = model(
@@ -723,7 +722,7 @@ def train_classifier(
                     log_target=True,
                     reduction="batchmean",
                 )
-                total = total + config.adversarial_consistency * share * kl
+                total = total + config.adversarial_consistency * kl
         return total
 
     history: list[EpochStats] = []
