@@ -71,10 +71,9 @@ def _train_variant(variant: Variant, train, val, labels, seed: int):
     config = replace(base, init_seed=seed, sampler_seed=seed, **variant.overrides)
     outliers = ()
     if config.outlier_exposure_weight > 0:  # as `manga-intent train` ships: the OOD fitting half + generated
-        from manga_intent.calibrator_fit import build_ood_pools
-        from manga_intent.shipped_data import ood_fitting_pool
+        from manga_intent.calibrator_fit import shipped_ood_pools
 
-        outliers = build_ood_pools(ood_fitting_pool()).train_texts
+        outliers = shipped_ood_pools().train_texts
     result = train_classifier(train, val, labels, config, progress=False, outlier_texts=outliers)
     summary = {
         "best_step": result.best.step,

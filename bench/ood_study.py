@@ -40,16 +40,16 @@ import numpy as np
 
 from manga_intent.calibrator_fit import (
     Outputs,
-    build_ood_pools,
     eager_outputs,
     fit_serving_calibration_from_outputs,
     public,
     score_outputs,
+    shipped_ood_pools,
 )
 from manga_intent.data import SPLIT_SEED, Example, load_jsonl, make_splits
 from manga_intent.ood import ood_report
 from manga_intent.robustness import CLEANERS, adversarial_augmentation, run_robustness
-from manga_intent.shipped_data import GOLDEN, SEED_CORPUS, ood_fitting_pool, ood_heldout_pool, read_rows
+from manga_intent.shipped_data import GOLDEN, SEED_CORPUS, ood_heldout_pool, read_rows
 from manga_intent.taxonomy import INTENTS
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ood"
@@ -80,7 +80,7 @@ def cmd_train(args) -> int:
 
     spec = VARIANTS[args.variant]
     splits = make_splits(load_jsonl(SEED_CORPUS.path).examples, seed=SPLIT_SEED)
-    pools = build_ood_pools(ood_fitting_pool())
+    pools = shipped_ood_pools()
     oos = bool(spec.get("oos_class"))
     labels = [*INTENTS, OUT_OF_SCOPE] if oos else list(INTENTS)
     train_rows = list(splits.train)
@@ -145,7 +145,7 @@ def cmd_evaluate(args) -> int:
     labels = info["labels"]
     oos = OUT_OF_SCOPE in labels
     splits = make_splits(load_jsonl(SEED_CORPUS.path).examples, seed=SPLIT_SEED)
-    pools = build_ood_pools(ood_fitting_pool())
+    pools = shipped_ood_pools()
     max_length = card["recipe"]["max_length"]
 
     def run(texts, cleaner=CLEANERS["clean_text"]):
@@ -454,7 +454,7 @@ def cmd_latency(args) -> int:
         backend="onnx",
     )
     compiled = CompiledClassifier(folder / "compiled")
-    pools = build_ood_pools(ood_fitting_pool())
+    pools = shipped_ood_pools()
     index = {label: i for i, label in enumerate(INTENTS)}
     tr, va, pool = (
         compiled.outputs([e.text for e in splits.train]),

@@ -105,11 +105,11 @@ def compile_artifact(model_dir: Path, out: Path) -> dict:
     The serving calibration (calibrator, OOD detector, routing policy) is the one `manga-intent train`
     wrote into the model directory, or is fitted here the same way (validation split + validation OOD pool).
     """
-    from manga_intent.calibrator_fit import ServingCalibration, build_ood_pools, fit_serving_calibration
+    from manga_intent.calibrator_fit import ServingCalibration, fit_serving_calibration, shipped_ood_pools
     from manga_intent.compiled import build_artifact
     from manga_intent.data import load_jsonl, make_splits
     from manga_intent.model_io import load_trained
-    from manga_intent.shipped_data import SEED_CORPUS, ood_fitting_pool
+    from manga_intent.shipped_data import SEED_CORPUS
 
     splits = make_splits(load_jsonl(SEED_CORPUS.path).examples, seed=42)
     model, tokenizer, card = load_trained(model_dir)
@@ -123,7 +123,7 @@ def compile_artifact(model_dir: Path, out: Path) -> dict:
             card["labels"],
             train=splits.train,
             val=splits.val,
-            ood_val_texts=build_ood_pools(ood_fitting_pool()).val_texts,
+            ood_val_texts=shipped_ood_pools().val_texts,
             max_length=max_length,
         )
     started = time.perf_counter()

@@ -32,12 +32,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.label_sets import LABEL_SETS, label_set  # noqa: E402
-from manga_intent.calibrator_fit import build_ood_pools  # noqa: E402
+from manga_intent.calibrator_fit import shipped_ood_pools  # noqa: E402
 from manga_intent.cpu import resolve_bf16  # noqa: E402
 from manga_intent.inference import predict_logits  # noqa: E402
 from manga_intent.metrics import macro_f1  # noqa: E402
 from manga_intent.model_io import load_base_for_training  # noqa: E402
-from manga_intent.shipped_data import ood_fitting_pool  # noqa: E402
 from manga_intent.training import LEGACY_RECIPE, TrainConfig, configure_threads, train_classifier  # noqa: E402
 
 #: recipe v2's optimisation alone: the speed changes without the auxiliary batches of its defences
@@ -141,7 +140,7 @@ def main() -> None:
         f"{'on (AMX/AVX-512-BF16)' if resolve_bf16('auto') else 'off (no native bf16)'}"
     )
 
-    outliers = build_ood_pools(ood_fitting_pool()).train_texts  # what `manga-intent train` exposes by default
+    outliers = shipped_ood_pools().train_texts  # what `manga-intent train` exposes by default
     if not args.skip_throughput:
         n = min(args.throughput_examples, len(splits.train))
         variants = [

@@ -20,11 +20,10 @@ from bench.label_sets import (
     SEED_CORPUS,  # noqa: E402
     label_set,  # noqa: E402
 )
-from manga_intent.calibrator_fit import build_ood_pools  # noqa: E402
+from manga_intent.calibrator_fit import shipped_ood_pools  # noqa: E402
 from manga_intent.compare import REFERENCE, TRAINED_METHODS, OutputCache, cache_key, mean_ci  # noqa: E402
 from manga_intent.data import data_hash, load_jsonl  # noqa: E402
 from manga_intent.metrics import macro_f1  # noqa: E402
-from manga_intent.shipped_data import ood_fitting_pool  # noqa: E402
 from manga_intent.training import TrainConfig  # noqa: E402
 
 
@@ -35,7 +34,7 @@ def main() -> None:
     cache = OutputCache(out / "cache")
     steps = int(sys.argv[2]) if len(sys.argv) > 2 else TrainConfig().max_steps
     base = TrainConfig(max_steps=steps)
-    outliers = build_ood_pools(ood_fitting_pool()).train_texts  # what the grid's `--ood-data shipped` used
+    outliers = shipped_ood_pools().train_texts  # what the grid's `--ood-data shipped` used
     index = {label: i for i, label in enumerate(labels)}
     y = np.array([index[e.label] for e in splits.val])
     rare = [index["checkout_help"], index["escalation"]]

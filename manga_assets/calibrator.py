@@ -19,17 +19,17 @@ from manga_assets.partitions import seed_partitions
 from manga_assets.snapshots import dataset_splits, read_snapshot
 from manga_intent.calibrator_fit import (
     ServingCalibration,
-    build_ood_pools,
     eager_outputs,
     fit_serving_calibration,
     public,
     score_outputs,
+    shipped_ood_pools,
 )
 from manga_intent.model_io import load_trained
 from manga_intent.ood import MAX_IN_DOMAIN_FLAG_RATE, fit_feature_stats, fit_ood_detector, ood_report
 from manga_intent.plots import markdown_image, reliability_diagram_png, risk_coverage_png
 from manga_intent.routing import DEFAULT_OOD_PRIOR, DEFAULT_TARGET_RISK, summary_table
-from manga_intent.shipped_data import ood_fitting_pool, ood_heldout_pool
+from manga_intent.shipped_data import ood_heldout_pool
 from resources.storage import ArtifactStore
 
 
@@ -48,7 +48,7 @@ def _heldout_detector_table(model, tokenizer, max_length, splits, labels, heldou
     """The single-score detectors, fitted like the served one (validation pool; statistics from the real
     training split), scored on the held-out OOD half: what the choice was up against."""
     index = {label: i for i, label in enumerate(labels)}
-    pools = build_ood_pools(ood_fitting_pool())
+    pools = shipped_ood_pools()
 
     def run(texts):
         return eager_outputs(model, tokenizer, texts, max_length=max_length)
@@ -124,7 +124,7 @@ def calibrator(
                 labels,
                 train=splits.train,
                 val=splits.val,
-                ood_val_texts=build_ood_pools(ood_fitting_pool()).val_texts,
+                ood_val_texts=shipped_ood_pools().val_texts,
                 max_length=max_length,
                 max_in_domain_flag_rate=config.max_in_domain_flag_rate,
                 target_risk=config.target_risk,

@@ -14,10 +14,9 @@ from manga_assets.metadata import md
 from manga_assets.partitions import method_seed_partitions
 from manga_assets.snapshots import dataset_splits, read_snapshot
 from manga_intent import compare
-from manga_intent.calibrator_fit import build_ood_pools
+from manga_intent.calibrator_fit import shipped_ood_pools
 from manga_intent.home import manga_home
 from manga_intent.plots import markdown_image, methods_comparison_png
-from manga_intent.shipped_data import ood_fitting_pool
 from manga_intent.taxonomy import INTENTS
 from manga_intent.training import TrainConfig
 from resources.model_settings import BaseModelResource
@@ -35,7 +34,7 @@ class MethodsComparisonConfig(dg.Config):
 
 def _outlier_texts() -> list[str]:
     """What recipe v2's outlier exposure trains on here: the pool `trained_model` uses."""
-    return build_ood_pools(ood_fitting_pool()).train_texts
+    return shipped_ood_pools().train_texts
 
 
 def _key_prefix(data_version: str, setup: str) -> str:

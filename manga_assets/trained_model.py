@@ -12,11 +12,10 @@ from manga_assets.manifests import DatasetSnapshot, SyntheticSet, TrainedModel
 from manga_assets.metadata import md, per_intent_table
 from manga_assets.partitions import seed_partitions
 from manga_assets.snapshots import dataset_splits, read_snapshot
-from manga_intent.calibrator_fit import build_ood_pools
+from manga_intent.calibrator_fit import shipped_ood_pools
 from manga_intent.data import SPLIT_SEED, DataSplits
 from manga_intent.model_io import resolve_base_model
 from manga_intent.plots import confusion_matrix_png, markdown_image
-from manga_intent.shipped_data import ood_fitting_pool
 from manga_intent.taxonomy import INTENTS
 from manga_intent.train_and_evaluate import run_training
 from manga_intent.training import TrainConfig
@@ -169,7 +168,7 @@ def trained_model(
                     "synthetic_rows": len(synthetic),
                 },
                 # the same pools `manga-intent train` uses by default: OE training + detector choice
-                ood_pools=build_ood_pools(ood_fitting_pool()),
+                ood_pools=shipped_ood_pools(),
             )
             (model_dir / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
             png = confusion_matrix_png(

@@ -51,6 +51,7 @@ from manga_intent.routing import (
     evaluate_policy,
     fit_routing_policy,
 )
+from manga_intent.shipped_data import ood_fitting_pool
 from manga_intent.synthetic.offtopic import generate_offtopic
 
 ROUTING_FILE = "routing.json"
@@ -94,6 +95,12 @@ def build_ood_pools(
             "generator_seed": seed,
         },
     )
+
+
+def shipped_ood_pools() -> OODPools:
+    """The pools of `manga-intent train --ood-data shipped` (the default): the shipped fitting half of
+    data/ood plus generated off-topic text, as the asset graph and the benchmarks use them."""
+    return build_ood_pools(ood_fitting_pool())
 
 
 def load_ood_rows(path: str | Path) -> list[dict]:
