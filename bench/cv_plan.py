@@ -73,6 +73,20 @@ VARIANTS: dict[str, Variant] = {
         "recipe v2 as shipped, each step's 16 out-of-scope + 16 attacked rows in one forward pass, each kind "
         "dealt by length (manga_intent/auxiliary.py; `v2_adversarial` ran two passes of random rows)"
     ),
+    "v2_frozen2": Variant(
+        "recipe v2 as shipped with the embeddings + bottom 2 of 6 blocks frozen; every row, the defences' "
+        "included, starts from their cached outputs",
+        {"frozen_layers": 2},
+    ),
+    "v2_frozen3": Variant(
+        "recipe v2 as shipped with the embeddings + bottom 3 of 6 blocks frozen and cached (all rows)",
+        {"frozen_layers": 3},
+    ),
+    "v2_frozen2_adv32": Variant(
+        "bottom 2 blocks frozen and cached, with 32 attacked rows a step (what the cache saves, spent on "
+        "more attacked rows)",
+        {"frozen_layers": 2, "adversarial_batch_size": 32},
+    ),
     "plain_1e-4": Variant("plain transformers loop, lr 1e-4, 5 epochs", {"lr": 1e-4}, kind="plain"),
     "plain_3e-4": Variant("plain transformers loop, lr 3e-4, 5 epochs", {"lr": 3e-4}, kind="plain"),
     "plain_5e-5": Variant("plain transformers loop, lr 5e-5, 5 epochs", {"lr": 5e-5}, kind="plain"),
@@ -90,6 +104,8 @@ PLANS: dict[str, list[tuple[str, list[str], int]]] = {
     "robust_more": [("seed", ["v2_adversarial", "adv_batch32", "adv_steps400"], 5)],
     # the same recipe with its auxiliary rows batched for speed: is anything lost out of fold?
     "grouped_aux": [("seed", ["v2_grouped_aux", "v2_paired_aux"], 5)],
+    # the defences' rows cost more than the clean batch: do frozen, cached bottom blocks keep what they buy?
+    "frozen_defended": [("seed", ["v2_frozen2", "v2_frozen3", "v2_frozen2_adv32"], 5)],
     "rare": [("seed", ["v2", "class_weights", "escalation_rows", "escalation_rows_cw"], 5)],
     "main": [
         ("seed", ["v2", "frozen4", "frozen3"], 5),

@@ -17,7 +17,8 @@ held-out OOD half, robustness) and golden.npz (golden-set logits, read only by `
 - `aug`: + adversarial augmentation (training attack phrasings only);
 - `oe_uniform_aug`: both.
 - `oe_uniform_adv`, `oe_uniform_adv2`: outlier exposure + adversarial training as an auxiliary batch (weight
-  1 or 2; composed training phrasings, `TrainConfig.adversarial_weight`).
+  1 or 2; composed training phrasings, `TrainConfig.adversarial_weight`); `oe_uniform_adv_frozen2`: weight 1
+  with the embeddings + bottom 2 blocks frozen and cached (`TrainConfig.frozen_layers`).
 
 Robustness is measured twice: validation messages under the `val` phrasings (what a defence is chosen on)
 and test messages under the `heldout` phrasings (the report).
@@ -63,6 +64,7 @@ VARIANTS = {
     "oe_class_aug": {"oos_class": True, "augment": 0.5},
     "oe_uniform_adv": {"oe_weight": 0.5, "adv_weight": 1.0},
     "oe_uniform_adv2": {"oe_weight": 0.5, "adv_weight": 2.0},
+    "oe_uniform_adv_frozen2": {"oe_weight": 0.5, "adv_weight": 1.0, "frozen_layers": 2},
 }
 
 
@@ -96,6 +98,7 @@ def cmd_train(args) -> int:
         sampler_seed=args.seed,
         outlier_exposure_weight=spec.get("oe_weight", 0.0),
         adversarial_weight=spec.get("adv_weight", 0.0),
+        frozen_layers=spec.get("frozen_layers", 0),
     )
     if args.max_steps:
         config = replace(config, max_steps=args.max_steps)

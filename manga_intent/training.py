@@ -136,8 +136,9 @@ class TrainConfig:
     freeze_word_embeddings: bool = True
     frozen_layers: int = 0
     """Bottom transformer blocks frozen together with the embeddings. On a pooled BERT-shaped encoder
-    their outputs are computed once per training/validation row (in eval mode: no dropout below the
-    first trained block) and cached, so every step runs only the blocks above."""
+    their outputs are computed once per training/validation row and per out-of-scope and attacked row the
+    run draws (in eval mode: no dropout below the first trained block) and cached, so every step runs
+    only the blocks above."""
     bf16: str = "auto"
     """bf16 autocast: auto = only where the CPU has AMX/AVX-512-BF16."""
     num_threads: int | None = None
@@ -419,27 +420,48 @@ class _FrozenBottom:
     the whole encoder with those blocks in eval mode; inference runs the whole encoder as usual.
     """
 
-    def __init__(self, model, blocks: int, encoded: EncodedTexts, pad_token_id: int, batch_size: int = 64):
+    def __init__(
+        self,
+        model,
+        blocks: int,
+        encoded: EncodedTexts,
+        pad_token_id: int,
+        batch_size: int = 64,
+        only: Sequence[int] | None = None,
+    ):
+        """`only`: the rows to cache (default all), e.g. the out-of-scope rows a short run will draw."""
         self.blocks = blocks
         self.hidden: list[torch.Tensor | None] = [None] * len(encoded)
+        wanted = sorted(set(only)) if only is not None else list(range(len(encoded)))
+        subset = EncodedTexts([encoded.input_ids[i] for i in wanted])
         was_training = model.training
         model.eval()
         with torch.no_grad():  # not inference_mode: the cached tensors feed autograd later
-            for indices, batch in iter_eval_batches(encoded, batch_size, pad_token_id):
+            for positions, batch in iter_eval_batches(subset, batch_size, pad_token_id):
                 hidden = model.hidden_below(batch["input_ids"], batch["attention_mask"], blocks)
-                for row, i in enumerate(indices):
-                    self.hidden[i] = hidden[row, : len(encoded.input_ids[i])].clone()
+                for row, position in enumerate(positions):
+                    self.hidden[wanted[position]] = hidden[row, : len(subset.input_ids[position])].clone()
         model.train(was_training)
 
-    def batch(self, indices: Sequence[int], pad_to: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def rows(self, indices: Sequence[int]) -> list[torch.Tensor]:
         rows = [self.hidden[i] for i in indices]
-        width = pad_to if pad_to is not None else max(len(r) for r in rows)
-        hidden = torch.zeros((len(rows), width, rows[0].shape[-1]), dtype=rows[0].dtype)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for j, r in enumerate(rows):
-            hidden[j, : len(r)] = r[:width]
-            mask[j, : len(r)] = 1
-        return hidden, mask
+        if any(r is None for r in rows):
+            raise KeyError("a row outside the cached ones was asked for")
+        return rows
+
+    def batch(self, indices: Sequence[int], pad_to: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        return pad_hidden(self.rows(indices), pad_to)
+
+
+def pad_hidden(rows: Sequence[torch.Tensor], pad_to: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(hidden states, attention mask) of cached rows padded to their longest (or to `pad_to`)."""
+    width = pad_to if pad_to is not None else max(len(r) for r in rows)
+    hidden = torch.zeros((len(rows), width, rows[0].shape[-1]), dtype=rows[0].dtype)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for j, r in enumerate(rows):
+        hidden[j, : len(r)] = r[:width]
+        mask[j, : len(r)] = 1
+    return hidden, mask
 
 
 def freeze_bottom(model, blocks: int) -> int:
@@ -691,18 +713,47 @@ def train_classifier(
             generator=torch.Generator().manual_seed(config.sampler_seed + 1),
         )
 
+    cached_outlier = cached_attacked = None
+    if plan is not None and cached is not None:  # the defences' rows skip the frozen blocks too
+        cache_start = time.perf_counter()
+        if exposure is not None:
+            used = {i for block in plan for i in block.outlier}
+            cached_outlier = _FrozenBottom(
+                model, config.frozen_layers, exposure, pad_id, config.eval_batch_size, only=used
+            )
+        if adversarial is not None:
+            used = {i for block in plan for i in block.attacked}
+            cached_attacked = _FrozenBottom(
+                model, config.frozen_layers, adversarial.attacked, pad_id, config.eval_batch_size, only=used
+            )
+        seconds = time.perf_counter() - cache_start
+        train_seconds_cache += seconds
+        notes.append(
+            f"outputs of the frozen blocks cached for the defences' rows ({seconds:.1f}s, counted in "
+            "training time)"
+        )
+
+    def auxiliary_logits(block) -> torch.Tensor:
+        """Logits of a step's out-of-scope rows, then its attacked rows, in one forward pass."""
+        if cached_outlier is not None or cached_attacked is not None:
+            rows = cached_outlier.rows(block.outlier) if block.outlier else []
+            rows += cached_attacked.rows(block.attacked) if block.attacked else []
+            hidden, mask = pad_hidden(rows)
+            return model.forward_from_hidden(hidden, mask, config.frozen_layers).logits.float()
+        rows = [exposure.input_ids[i] for i in block.outlier]
+        rows += [adversarial.attacked.input_ids[i] for i in block.attacked]
+        batch = collate(EncodedTexts(rows), range(len(rows)), pad_id)
+        return model(
+            input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
+        ).logits.float()
+
     def auxiliary_loss(step: int, temperature: float) -> torch.Tensor:
         """The step's out-of-scope and attacked rows in one forward pass (`manga_intent.auxiliary`), the same on
         every rank, through the unwrapped module: outlier exposure's uniform-target term, the attacked rows'
         CE to their labels and, if on, the consistency term with their clean originals; each term the mean
         over its own rows, as when they ran as two batches."""
         block = plan[min(step, len(plan) - 1)]
-        rows = [exposure.input_ids[i] for i in block.outlier]
-        rows += [adversarial.attacked.input_ids[i] for i in block.attacked]
-        batch = collate(EncodedTexts(rows), range(len(rows)), pad_id)
-        z = model(
-            input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
-        ).logits.float()
+        z = auxiliary_logits(block)
         n_out, total = len(block.outlier), z.new_zeros(())
         if n_out:
             total = total + config.outlier_exposure_weight * uniform_target_loss(z[:n_out])
@@ -711,11 +762,16 @@ def train_classifier(
             targets = torch.tensor([adversarial.attacked.labels[i] for i in block.attacked]).to(device)
             total = total + config.adversarial_weight * loss_fn(z_attacked, targets, temperature)
             if config.adversarial_consistency > 0:
-                clean = collate(encoded, [adversarial.sources[i] for i in block.attacked], pad_id)
-                z_clean = model(
-                    input_ids=clean["input_ids"].to(device),
-                    attention_mask=clean["attention_mask"].to(device),
-                ).logits.float()
+                sources = [adversarial.sources[i] for i in block.attacked]
+                if cached is not None:
+                    hidden, mask = cached.batch(sources)
+                    z_clean = model.forward_from_hidden(hidden, mask, config.frozen_layers).logits.float()
+                else:
+                    clean = collate(encoded, sources, pad_id)
+                    z_clean = model(
+                        input_ids=clean["input_ids"].to(device),
+                        attention_mask=clean["attention_mask"].to(device),
+                    ).logits.float()
                 kl = F.kl_div(
                     F.log_softmax(z_attacked, -1),
                     F.log_softmax(z_clean, -1),

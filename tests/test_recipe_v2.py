@@ -206,6 +206,44 @@ def test_frozen_bottom_blocks_stay_put_and_train_from_the_cache(splits, tokenize
         )
 
 
+def test_the_defences_rows_train_from_the_frozen_cache_as_through_the_whole_encoder(splits, tokenizer):
+    """With frozen bottom blocks, the out-of-scope and attacked rows (and the consistency term's clean
+    originals) also start from cached hidden states; without dropout that is the same training."""
+
+    class Uncached(PooledEncoderForSequenceClassification):
+        def supports_block_cache(self) -> bool:
+            return False
+
+    config = fast(
+        frozen_layers=2,
+        max_steps=6,
+        bf16="off",
+        outlier_exposure_weight=0.5,
+        outlier_batch_size=4,
+        adversarial_weight=1.0,
+        adversarial_batch_size=4,
+        adversarial_consistency=0.5,
+    )
+    outliers = ["do you sell concert tickets", "what is the weather in osaka", "asdf qwer zxcv"] * 3
+    trained = {}
+    for name, cls in (("cached", PooledEncoderForSequenceClassification), ("uncached", Uncached)):
+        model = cls(tiny_pooled_classifier(4).config)
+        model.load_state_dict(tiny_pooled_classifier(4).state_dict())
+        result = train_classifier(
+            splits.train,
+            splits.val,
+            LABELS,
+            config,
+            model_and_tokenizer=(model, tokenizer),
+            progress=False,
+            outlier_texts=outliers,
+        )
+        assert any("defences' rows" in n for n in result.notes) == (name == "cached")
+        trained[name] = dict(result.model.named_parameters())
+    for name, value in trained["cached"].items():
+        assert torch.allclose(value, trained["uncached"][name], atol=1e-5), name
+
+
 def test_step_budget_is_the_schedule_and_evaluations_follow_eval_every(splits, tokenizer):
     result = train_classifier(
         splits.train,
