@@ -58,29 +58,36 @@ VARIANTS: dict[str, Variant] = {
         {"adversarial_weight": 1.0, "adversarial_consistency": 1.0},
     ),
     "v2_adversarial": Variant(
-        "recipe v2 as shipped now (outlier exposure + adversarial training weight 1, 16 attacked rows a step)"
+        "recipe v2 as shipped until 2026-12-06 (outlier exposure + adversarial training weight 1, 16 attacked "
+        "rows a step)",
+        {"adversarial_batch_size": 16},
     ),
     "adv_batch32": Variant(
         "adversarial training with 32 attacked rows a step (weight 1: the same pull, twice the phrasings)",
         {"adversarial_batch_size": 32},
     ),
-    "adv_steps400": Variant("recipe v2 as shipped with a 400-step budget", {"max_steps": 400}),
+    "adv_steps400": Variant(
+        "recipe v2 (16 attacked rows a step) with a 400-step budget",
+        {"max_steps": 400, "adversarial_batch_size": 16},
+    ),
     "v2_grouped_aux": Variant(
         "recipe v2 as shipped, the defences' rows sorted together by length and dealt into one forward "
-        "pass per step, so a step's mix of out-of-scope and attacked rows varied (not kept)"
+        "pass per step, so a step's mix of out-of-scope and attacked rows varied (not kept)",
+        {"adversarial_batch_size": 16},
     ),
     "v2_paired_aux": Variant(
         "recipe v2 as shipped, each step's 16 out-of-scope + 16 attacked rows in one forward pass, each kind "
-        "dealt by length (manga_intent/auxiliary.py; `v2_adversarial` ran two passes of random rows)"
+        "dealt by length (manga_intent/auxiliary.py; `v2_adversarial` ran two passes of random rows)",
+        {"adversarial_batch_size": 16},
     ),
     "v2_frozen2": Variant(
         "recipe v2 as shipped with the embeddings + bottom 2 of 6 blocks frozen; every row, the defences' "
         "included, starts from their cached outputs",
-        {"frozen_layers": 2},
+        {"frozen_layers": 2, "adversarial_batch_size": 16},
     ),
     "v2_frozen3": Variant(
         "recipe v2 as shipped with the embeddings + bottom 3 of 6 blocks frozen and cached (all rows)",
-        {"frozen_layers": 3},
+        {"frozen_layers": 3, "adversarial_batch_size": 16},
     ),
     "v2_frozen2_adv32": Variant(
         "bottom 2 blocks frozen and cached, with 32 attacked rows a step (what the cache saves, spent on "

@@ -9,10 +9,11 @@ pads to nearly the longest of them.
 So the rows are drawn exactly as before, then, within each run of `steps_per_group` steps, each kind is
 sorted by length and dealt back out in blocks of its batch size; the k-th longest block of out-of-scope
 rows goes with the k-th longest block of attacked rows, and the pairs are dealt to the steps in random
-order. Every step keeps its nominal mix (16 out-of-scope + 16 attacked rows), and its one forward pass for
-both defences is padded only to its own block's longest row (as `batching.length_grouped_batches` does for
-the clean rows). (Sorting both kinds together into one pool, tried first, let a step's mix swing, e.g. 30
-out-of-scope rows and 2 attacked ones; out of fold it lost 1.4 pp accuracy against the two-pass batches.)
+order. Every step keeps its nominal mix (e.g. 16 out-of-scope + 32 attacked rows), and its one forward pass
+for both defences is padded only to its own block's longest row (as `batching.length_grouped_batches` does
+for the clean rows). (Sorting both kinds together into one pool, tried first, let a step's mix swing, e.g.
+30 out-of-scope rows and 2 attacked ones; out of fold it lost 1.4 pp accuracy against the two-pass
+batches.)
 """
 
 from __future__ import annotations
