@@ -16,10 +16,9 @@ held-out OOD half, robustness) and golden.npz (golden-set logits, read only by `
 - `oe_class`: + the same OE pool as rows of an explicit `out_of_scope` class;
 - `aug`: + adversarial augmentation (training attack phrasings only);
 - `oe_uniform_aug`: both.
-- `oe_uniform_adv`, `oe_uniform_adv2`: outlier exposure + adversarial training as an auxiliary batch (weight
-  1 or 2; composed training phrasings, `TrainConfig.adversarial_weight`); `oe_uniform_adv_frozen2`: weight 1
-  with the embeddings + bottom 2 blocks frozen and cached (`TrainConfig.frozen_layers`); `oe_uniform_adv32`
-  (and `_frozen2`): 32 attacked rows a step instead of 16.
+- `oe_uniform_adv`, `oe_uniform_adv2`: outlier exposure + adversarial training as an auxiliary batch of 16
+  attacked rows a step (weight 1 or 2; composed training phrasings, `TrainConfig.adversarial_weight`);
+  `oe_uniform_adv32`: weight 1 with 32 attacked rows a step (today's default).
 
 Robustness is measured twice: validation messages under the `val` phrasings (what a defence is chosen on)
 and test messages under the `heldout` phrasings (the report).
@@ -63,11 +62,9 @@ VARIANTS = {
     "aug": {"augment": 0.5},
     "oe_uniform_aug": {"oe_weight": 0.5, "augment": 0.5},
     "oe_class_aug": {"oos_class": True, "augment": 0.5},
-    "oe_uniform_adv": {"oe_weight": 0.5, "adv_weight": 1.0},
-    "oe_uniform_adv2": {"oe_weight": 0.5, "adv_weight": 2.0},
-    "oe_uniform_adv_frozen2": {"oe_weight": 0.5, "adv_weight": 1.0, "frozen_layers": 2},
+    "oe_uniform_adv": {"oe_weight": 0.5, "adv_weight": 1.0, "adv_batch": 16},
+    "oe_uniform_adv2": {"oe_weight": 0.5, "adv_weight": 2.0, "adv_batch": 16},
     "oe_uniform_adv32": {"oe_weight": 0.5, "adv_weight": 1.0, "adv_batch": 32},
-    "oe_uniform_adv32_frozen2": {"oe_weight": 0.5, "adv_weight": 1.0, "adv_batch": 32, "frozen_layers": 2},
 }
 
 
@@ -101,7 +98,6 @@ def cmd_train(args) -> int:
         sampler_seed=args.seed,
         outlier_exposure_weight=spec.get("oe_weight", 0.0),
         adversarial_weight=spec.get("adv_weight", 0.0),
-        frozen_layers=spec.get("frozen_layers", 0),
         adversarial_batch_size=spec.get("adv_batch", TrainConfig().adversarial_batch_size),
     )
     if args.max_steps:

@@ -156,8 +156,6 @@ def main() -> None:
             ("recipe v2 + adversarial rows only", replace(BARE_V2, adversarial_weight=1.0)),
             ("recipe v2 + outlier exposure only", replace(BARE_V2, outlier_exposure_weight=0.5)),
             ("recipe v2 as shipped (outlier exposure + adversarial rows)", TrainConfig()),
-            ("... bottom 2 of 6 blocks frozen, cached for every row", TrainConfig(frozen_layers=2)),
-            ("... bottom 3 of 6 blocks frozen, cached for every row", TrainConfig(frozen_layers=3)),
         ]
         if resolve_bf16("auto"):  # recipe v2 autocasts to bf16 here: also time it in fp32
             variants.append(
