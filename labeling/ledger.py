@@ -16,7 +16,6 @@ from collections.abc import Iterable
 from contextlib import closing
 from pathlib import Path
 
-
 #: How long opening the ledger keeps retrying while other run workers initialise the same file.
 INIT_TIMEOUT_S = 60.0
 
