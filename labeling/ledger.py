@@ -13,44 +13,24 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterable
-from contextlib import closing
 from pathlib import Path
 
-#: How long opening the ledger keeps retrying while other run workers initialise the same file.
-INIT_TIMEOUT_S = 60.0
+from manga_intent.sqlite_wal import set_up_wal_file
 
 
 class LabelingLedger:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._initialise()
+        set_up_wal_file(self._connect, self._create_table)  # run workers of one tick open it at once
 
-    def _initialise(self) -> None:
-        """WAL mode and the table, retried while another process does the same.
-
-        Switching a new file to WAL needs an exclusive lock, and when two connections that both read the
-        file try to take it, SQLite answers one of them "database is locked" at once instead of waiting
-        (its busy timeout does not apply: waiting could deadlock). Two run workers of one sensor tick open
-        the ledger at the same moment, so the loser retries until the file is set up."""
-        deadline = time.monotonic() + INIT_TIMEOUT_S
-        delay = 0.01
-        while True:
-            try:
-                with closing(self._connect()) as conn:
-                    if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-                        conn.execute("PRAGMA journal_mode=WAL")
-                    conn.execute(
-                        "CREATE TABLE IF NOT EXISTS message_keys (project TEXT NOT NULL, message_key TEXT "
-                        "NOT NULL, run_id TEXT NOT NULL, status TEXT NOT NULL, task_id INTEGER, created REAL "
-                        "NOT NULL, PRIMARY KEY (project, message_key))"
-                    )
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() + delay > deadline:
-                    raise
-                time.sleep(delay)
-                delay = min(delay * 2, 0.5)
+    @staticmethod
+    def _create_table(conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS message_keys (project TEXT NOT NULL, message_key TEXT NOT NULL, "
+            "run_id TEXT NOT NULL, status TEXT NOT NULL, task_id INTEGER, created REAL NOT NULL, "
+            "PRIMARY KEY (project, message_key))"
+        )
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=60, isolation_level=None)

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
+from manga_intent.sqlite_wal import set_up_wal_file
+
 COLUMNS = (
     "id",
     "ts",
@@ -107,9 +109,7 @@ class SqlitePredictionLog:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        with self._connect() as conn:
-            conn.execute("PRAGMA journal_mode=WAL")
-            ensure_sqlite_schema(conn)
+        set_up_wal_file(self._connect, ensure_sqlite_schema)  # several processes may open it at once
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=30)

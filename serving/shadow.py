@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
+from manga_intent.sqlite_wal import set_up_wal_file
+
 log = logging.getLogger("manga_intent.shadow")
 
 SHADOW_COLUMNS = (
@@ -47,6 +49,21 @@ class ShadowLog(Protocol):
     def read(self, challenger_version: str, since_ts: float = 0.0) -> list[dict]: ...
 
 
+def _create_shadow_table(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS shadow_predictions (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+        "ts REAL NOT NULL, request_id TEXT NOT NULL, text TEXT NOT NULL, channel TEXT NOT NULL, "
+        "champion_version TEXT NOT NULL, champion_intent TEXT NOT NULL, champion_confidence REAL NOT NULL, "
+        "champion_is_ood INTEGER NOT NULL, champion_latency_ms REAL NOT NULL, "
+        "challenger_version TEXT NOT NULL, challenger_intent TEXT NOT NULL, "
+        "challenger_confidence REAL NOT NULL, challenger_is_ood INTEGER NOT NULL, "
+        "challenger_latency_ms REAL NOT NULL, over_budget INTEGER NOT NULL)"
+    )
+    conn.execute(
+        "CREATE INDEX IF NOT EXISTS shadow_by_challenger ON shadow_predictions (challenger_version, ts)"
+    )
+
+
 class SqliteShadowLog:
     """A `shadow_predictions` table (WAL mode), by default in the prediction log's SQLite file."""
 
@@ -54,20 +71,7 @@ class SqliteShadowLog:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        with self._connect() as conn:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS shadow_predictions (id INTEGER PRIMARY KEY AUTOINCREMENT, "
-                "ts REAL NOT NULL, request_id TEXT NOT NULL, text TEXT NOT NULL, channel TEXT NOT NULL, "
-                "champion_version TEXT NOT NULL, champion_intent TEXT NOT NULL, champion_confidence REAL NOT NULL, "
-                "champion_is_ood INTEGER NOT NULL, champion_latency_ms REAL NOT NULL, "
-                "challenger_version TEXT NOT NULL, challenger_intent TEXT NOT NULL, "
-                "challenger_confidence REAL NOT NULL, challenger_is_ood INTEGER NOT NULL, "
-                "challenger_latency_ms REAL NOT NULL, over_budget INTEGER NOT NULL)"
-            )
-            conn.execute(
-                "CREATE INDEX IF NOT EXISTS shadow_by_challenger ON shadow_predictions (challenger_version, ts)"
-            )
+        set_up_wal_file(self._connect, _create_shadow_table)  # service workers open it at once
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=30)

@@ -86,36 +86,6 @@ def _labelling_run(url, token, project, log_path, ledger_path, home, start, queu
     )
 
 
-def _open_ledger(path, barrier, queue):
-    barrier.wait(timeout=60)
-    try:
-        LabelingLedger(path).reserve("p", ["k"], "run")
-        queue.put(None)
-    except Exception as exc:  # reported to the test, which fails with it
-        queue.put(repr(exc))
-
-
-def test_run_workers_opening_a_new_ledger_at_once_all_get_it(tmp_path):
-    """Switching a new SQLite file to WAL locks out a concurrent opener at once ("database is locked",
-    no busy wait; CI saw it fail one of two labelling runs). Four processes x 25 fresh files, released
-    together: before the retry this failed about one open in fifteen here."""
-    ctx = multiprocessing.get_context("fork")
-    problems = []
-    for n in range(25):
-        barrier, queue = ctx.Barrier(4), ctx.Queue()
-        workers = [
-            ctx.Process(target=_open_ledger, args=(str(tmp_path / f"ledger{n}.sqlite"), barrier, queue))
-            for _ in range(4)
-        ]
-        for worker in workers:
-            worker.start()
-        problems += [r for r in (queue.get(timeout=120) for _ in workers) if r is not None]
-        for worker in workers:
-            worker.join(timeout=60)
-        assert LabelingLedger(tmp_path / f"ledger{n}.sqlite").keys("p") == {"k"}
-    assert not problems, problems
-
-
 def test_two_labelling_runs_in_parallel_import_no_message_twice(tmp_path, shared_label_studio):
     fill_log(tmp_path / "log.sqlite")
     ctx = multiprocessing.get_context("spawn")
