@@ -44,21 +44,16 @@ class CalibratorConfig(dg.Config):
     """Refit on validation here instead of taking the calibration `trained_model` fitted (same function)."""
 
 
-def _heldout_detector_table(model, tokenizer, max_length, splits, labels, heldout_rows, fitted) -> list[dict]:
+def _heldout_detector_table(run, splits, labels, ood_val_texts, test, held, fitted) -> list[dict]:
     """The single-score detectors, fitted like the served one (validation pool; statistics from the real
-    training split), scored on the held-out OOD half: what the choice was up against."""
+    training split), scored on the held-out OOD half (`test` and `held`: the model's outputs the asset
+    already has): what the choice was up against. `run(texts)` gives the model's outputs."""
     index = {label: i for i, label in enumerate(labels)}
-    pools = shipped_ood_pools()
-
-    def run(texts):
-        return eager_outputs(model, tokenizer, texts, max_length=max_length)
-
     train, val, pool = (
         run([e.text for e in splits.train]),
         run([e.text for e in splits.val]),
-        run(pools.val_texts),
+        run(ood_val_texts),
     )
-    test, held = run([e.text for e in splits.test]), run([r["text"] for r in heldout_rows])
     stats = None
     if train.features is not None:
         stats = fit_feature_stats(
@@ -111,6 +106,7 @@ def calibrator(
     """
     splits = dataset_splits(read_snapshot(artifact_store, intent_dataset.uri))
     heldout_rows = ood_heldout_pool()
+    ood_val_texts = shipped_ood_pools().val_texts
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = artifact_store.get_dir(trained_model.model_uri, Path(tmp) / "model")
         model, tokenizer, card = load_trained(model_dir)
@@ -124,7 +120,7 @@ def calibrator(
                 labels,
                 train=splits.train,
                 val=splits.val,
-                ood_val_texts=shipped_ood_pools().val_texts,
+                ood_val_texts=ood_val_texts,
                 max_length=max_length,
                 max_in_domain_flag_rate=config.max_in_domain_flag_rate,
                 target_risk=config.target_risk,
@@ -132,8 +128,11 @@ def calibrator(
             )
             source = "fitted here on validation"
         index = {label: i for i, label in enumerate(labels)}
-        test_out = eager_outputs(model, tokenizer, [e.text for e in splits.test], max_length=max_length)
-        held_out = eager_outputs(model, tokenizer, [r["text"] for r in heldout_rows], max_length=max_length)
+
+        def run(texts):
+            return eager_outputs(model, tokenizer, texts, max_length=max_length)
+
+        test_out, held_out = run([e.text for e in splits.test]), run([r["text"] for r in heldout_rows])
         report = score_outputs(
             fitted,
             test_out,
@@ -153,7 +152,7 @@ def calibrator(
         }
         detectors = [
             served,
-            *_heldout_detector_table(model, tokenizer, max_length, splits, labels, heldout_rows, fitted),
+            *_heldout_detector_table(run, splits, labels, ood_val_texts, test_out, held_out, fitted),
         ]
         out = Path(tmp) / "calibration"
         out.mkdir()
