@@ -738,7 +738,7 @@ def train_classifier(
 
     def auxiliary_logits(block) -> torch.Tensor:
         """Logits of a step's out-of-scope rows, then its attacked rows, in one forward pass."""
-        if cached_outlier is not None or cached_attacked is not None:
+        if cached is not None:  # then the defences' rows were cached with the clean ones
             rows = cached_outlier.rows(block.outlier) if block.outlier else []
             rows += cached_attacked.rows(block.attacked) if block.attacked else []
             hidden, mask = pad_hidden(rows)
