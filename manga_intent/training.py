@@ -39,6 +39,7 @@ from manga_intent.batching import (
 from manga_intent.cpu import configure_threads, resolve_bf16, usable_cpus
 from manga_intent.data import Example, class_weights
 from manga_intent.distributed import DataParallel
+from manga_intent.fast_dropout import fast_dropout
 from manga_intent.loss import LOSS_KINDS, build_loss, symmetric_kl, uniform_target_loss
 from manga_intent.metrics import macro_f1
 from manga_intent.optim import ParamGroupInfo, build_optimizer, training_temperature
@@ -144,6 +145,9 @@ class TrainConfig:
     num_threads: int | None = None
     optimizer_impl: str = "fused"
     """AdamW kernel: fused (default), foreach, or default (torch's per-parameter loop on CPU)."""
+    fast_dropout: bool = True
+    """Dropout masks from `manga_intent.fast_dropout` (same rates and scaling, a cheaper random mask) while
+    training; off = torch's own dropout."""
     default_lr_table: str = "v2"
     """Which per-hidden-size table picks the rate when lr is None: v2 or legacy."""
     outlier_exposure_weight: float = 0.5
@@ -271,6 +275,7 @@ LEGACY_RECIPE = TrainConfig(
     bf16="off",
     default_lr_table="legacy",
     optimizer_impl="default",
+    fast_dropout=False,
     outlier_exposure_weight=0.0,
     adversarial_weight=0.0,
 )
@@ -862,71 +867,75 @@ def train_classifier(
 
     done = False
     epoch = 0
-    while not done:
-        epoch += 1
-        if config.batching == "pad_to_max":
-            order = random_batches(len(pool_indices), config.batch_size, sampler)
-        else:
-            order = length_grouped_batches(lengths, config.batch_size, sampler, config.mega_batch_factor)
-        bar = tqdm(order, desc=f"epoch {epoch}", unit="batch", disable=not progress, leave=False)
-        tick = time.perf_counter()
-        for positions in bar:
-            indices = [pool_indices[i] for i in positions]
-            scale, counted = 1.0, len(indices)
-            if parallel is not None:
-                indices, scale, counted = parallel.shard(indices)
-            temperature = training_temperature(
-                step, total_steps, config.temperature_start, config.temperature_anneal_fraction
-            )
-            with autocast():
-                if config.rdrop_alpha > 0:
-                    both, targets = train_logits(indices, repeat=2)
-                    logits, second = both[: len(indices)].float(), both[len(indices) :].float()
-                    loss = 0.5 * (
-                        loss_fn(logits, targets, temperature) + loss_fn(second, targets, temperature)
+    dropout_masks = fast_dropout(model) if config.fast_dropout else nullcontext()
+    with dropout_masks as sites:
+        if config.fast_dropout:
+            notes.append(f"dropout masks from manga_intent.fast_dropout: {sites}")
+        while not done:
+            epoch += 1
+            if config.batching == "pad_to_max":
+                order = random_batches(len(pool_indices), config.batch_size, sampler)
+            else:
+                order = length_grouped_batches(lengths, config.batch_size, sampler, config.mega_batch_factor)
+            bar = tqdm(order, desc=f"epoch {epoch}", unit="batch", disable=not progress, leave=False)
+            tick = time.perf_counter()
+            for positions in bar:
+                indices = [pool_indices[i] for i in positions]
+                scale, counted = 1.0, len(indices)
+                if parallel is not None:
+                    indices, scale, counted = parallel.shard(indices)
+                temperature = training_temperature(
+                    step, total_steps, config.temperature_start, config.temperature_anneal_fraction
+                )
+                with autocast():
+                    if config.rdrop_alpha > 0:
+                        both, targets = train_logits(indices, repeat=2)
+                        logits, second = both[: len(indices)].float(), both[len(indices) :].float()
+                        loss = 0.5 * (
+                            loss_fn(logits, targets, temperature) + loss_fn(second, targets, temperature)
+                        )
+                        loss = loss + config.rdrop_alpha * symmetric_kl(logits, second).mean()
+                    else:
+                        logits, targets = train_logits(indices)
+                        logits = logits.float()
+                        loss = loss_fn(logits, targets, temperature=temperature)
+                    if plan is not None:
+                        # every rank adds the same rows through the unwrapped module (DDP allows one wrapped
+                        # forward per backward; autograd sums both paths into each parameter's single gradient
+                        # hook). Times the rank's loss scale, DDP's average is the one-process gradient.
+                        loss = loss + auxiliary_loss(step, temperature)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(
+                        f"non-finite loss at step {step} (epoch {epoch}); lower the learning rate"
                     )
-                    loss = loss + config.rdrop_alpha * symmetric_kl(logits, second).mean()
-                else:
-                    logits, targets = train_logits(indices)
-                    logits = logits.float()
-                    loss = loss_fn(logits, targets, temperature=temperature)
-                if plan is not None:
-                    # every rank adds the same rows through the unwrapped module (DDP allows one wrapped
-                    # forward per backward; autograd sums both paths into each parameter's single gradient
-                    # hook). Times the rank's loss scale, DDP's average is the one-process gradient.
-                    loss = loss + auxiliary_loss(step, temperature)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"non-finite loss at step {step} (epoch {epoch}); lower the learning rate"
-                )
-            (loss * scale if scale != 1.0 else loss).backward()
-            torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            if average is not None:
-                average.update()
-            with torch.no_grad():
-                running_ce += F.cross_entropy(logits.detach(), targets, reduction="sum").item() * (
-                    counted > 0
-                )
-            running_n += counted
-            examples_seen += counted
-            step += 1
-            if progress:
-                bar.set_postfix(loss=f"{loss.item():.4f}", ce=f"{running_ce / running_n:.3f}")
-            if step % eval_every == 0 or step >= total_steps:
+                (loss * scale if scale != 1.0 else loss).backward()
+                torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                if average is not None:
+                    average.update()
+                with torch.no_grad():
+                    running_ce += F.cross_entropy(logits.detach(), targets, reduction="sum").item() * (
+                        counted > 0
+                    )
+                running_n += counted
+                examples_seen += counted
+                step += 1
+                if progress:
+                    bar.set_postfix(loss=f"{loss.item():.4f}", ce=f"{running_ce / running_n:.3f}")
+                if step % eval_every == 0 or step >= total_steps:
+                    train_seconds += time.perf_counter() - tick
+                    done = evaluate_and_decide()
+                    tick = time.perf_counter()
+                    if done:
+                        break
+            else:
                 train_seconds += time.perf_counter() - tick
-                done = evaluate_and_decide()
-                tick = time.perf_counter()
-                if done:
-                    break
-        else:
-            train_seconds += time.perf_counter() - tick
-        if epoch >= config.epochs and not done:  # epochs bound reached without a step-budget stop
-            if not history or history[-1].step != step:
-                done = evaluate_and_decide()
-            done = True
+            if epoch >= config.epochs and not done:  # epochs bound reached without a step-budget stop
+                if not history or history[-1].step != step:
+                    done = evaluate_and_decide()
+                done = True
 
     if best_state is not None:
         model.load_state_dict(best_state)
