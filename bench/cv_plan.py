@@ -94,6 +94,19 @@ VARIANTS: dict[str, Variant] = {
         "more attacked rows)",
         {"frozen_layers": 2, "adversarial_batch_size": 32},
     ),
+    "v2_fast_dropout": Variant(
+        "recipe v2 as shipped on 2026-12-06 (32 attacked rows a step) with the cheaper dropout masks "
+        "(manga_intent/fast_dropout.py)",
+        {"adversarial_batch_size": 32, "fast_dropout": True},
+    ),
+    "v2_torch_dropout": Variant(
+        "recipe v2 as shipped on 2026-12-05 (32 attacked rows a step, torch's dropout)",
+        {"adversarial_batch_size": 32, "fast_dropout": False},
+    ),
+    "adv_batch48": Variant(
+        "48 attacked rows a step, with the cheaper dropout masks",
+        {"adversarial_batch_size": 48, "fast_dropout": True},
+    ),
     "plain_1e-4": Variant("plain transformers loop, lr 1e-4, 5 epochs", {"lr": 1e-4}, kind="plain"),
     "plain_3e-4": Variant("plain transformers loop, lr 3e-4, 5 epochs", {"lr": 3e-4}, kind="plain"),
     "plain_5e-5": Variant("plain transformers loop, lr 5e-5, 5 epochs", {"lr": 5e-5}, kind="plain"),
@@ -113,6 +126,8 @@ PLANS: dict[str, list[tuple[str, list[str], int]]] = {
     "grouped_aux": [("seed", ["v2_grouped_aux", "v2_paired_aux"], 5)],
     # the defences' rows cost more than the clean batch: do frozen, cached bottom blocks keep what they buy?
     "frozen_defended": [("seed", ["v2_frozen2", "v2_frozen3", "v2_frozen2_adv32"], 5)],
+    # the cheaper dropout masks must cost nothing out of fold; can 48 attacked rows reach a 5% flip rate?
+    "fast_dropout": [("seed", ["v2_fast_dropout", "v2_torch_dropout", "adv_batch48"], 5)],
     "rare": [("seed", ["v2", "class_weights", "escalation_rows", "escalation_rows_cw"], 5)],
     "main": [
         ("seed", ["v2", "frozen4", "frozen3"], 5),

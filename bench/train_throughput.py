@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from dataclasses import replace
@@ -119,6 +120,9 @@ def main() -> None:
         action="store_true",
         help="also time the seed's pad-to-128 batches and mega-batch 8 alone",
     )
+    parser.add_argument(
+        "--only", default=None, help="time only the variants whose name matches this regex (and legacy)"
+    )
     parser.add_argument("--base-model", default=None, help="default: packaged all-MiniLM-L6-v2")
     parser.add_argument(
         "--plain-lrs", default="1e-4,3e-4,5e-4", help="rates the plain loop is tuned over (on val)"
@@ -156,11 +160,16 @@ def main() -> None:
             ("recipe v2 + adversarial rows only", replace(BARE_V2, adversarial_weight=1.0)),
             ("recipe v2 + outlier exposure only", replace(BARE_V2, outlier_exposure_weight=0.5)),
             ("recipe v2 as shipped (outlier exposure + adversarial rows)", TrainConfig()),
+            ("recipe v2 as shipped, torch's dropout masks", replace(TrainConfig(), fast_dropout=False)),
+            ("recipe v2 (no defences), torch's dropout masks", replace(BARE_V2, fast_dropout=False)),
         ]
         if resolve_bf16("auto"):  # recipe v2 autocasts to bf16 here: also time it in fp32
             variants.append(
                 ("recipe v2 (no defences) in fp32 (bf16 autocast off)", replace(BARE_V2, bf16="off"))
             )
+        if args.only:
+            keep = re.compile(args.only)
+            variants = [variants[0], *(v for v in variants[1:] if keep.search(v[0]))]  # legacy: the unit
         if args.with_references:
             variants += [
                 ("legacy + mega-batch 8", replace(LEGACY_RECIPE, mega_batch_factor=8)),
