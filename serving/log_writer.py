@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import quote
 
+from manga_intent.sqlite_wal import set_up_wal_file
 from serving.prediction_log import SQLITE_INSERT, PredictionLog, ensure_sqlite_schema, sqlite_values
 from serving.queue_thread import QueueThread
 
@@ -174,15 +175,26 @@ class SqliteLogSink:
     # -- opening -----------------------------------------------------------------------------------------
     def _connect(self, create: bool) -> None:
         uri = f"file:{quote(str(self.path.resolve()))}?mode={'rwc' if create else 'rw'}"
-        conn = sqlite3.connect(
-            uri, uri=True, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False
-        )
+
+        def connect() -> sqlite3.Connection:
+            return sqlite3.connect(
+                uri, uri=True, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False
+            )
+
+        try:  # other workers and the monitoring reader may be switching the same new file to WAL
+            set_up_wal_file(connect, ensure_sqlite_schema, timeout_s=self.lock_wait_s)
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+            raise LogUnavailable(
+                f"prediction log {self.path} stayed locked while being set up ({exc})", retry_after=1
+            ) from exc
+        conn = connect()
         try:
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise LogUnavailable(f"prediction log {self.path} refuses WAL mode (journal_mode={mode})")
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
-            ensure_sqlite_schema(conn)
         except BaseException:
             conn.close()
             raise

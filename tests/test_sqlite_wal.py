@@ -1,8 +1,10 @@
-"""SQLite files that several processes open at once: the prediction log, the shadow log, the labelling ledger.
+"""SQLite files that several processes open at once: the prediction log (its readers and the service workers'
+writing sinks), the shadow log, the labelling ledger.
 
 Switching a new file to WAL locks out a concurrent opener at once ("database is locked", no busy wait; CI
 saw it fail one of two parallel labelling runs). Before `manga_intent.sqlite_wal` each of these classes
-failed several opens in a hundred under the test below.
+failed several opens in a hundred under the test below; the service worker's sink, which serialises creating
+a file with its own lock file, still lost one or two in a hundred to a reader opening the same new file.
 """
 
 import multiprocessing
@@ -12,10 +14,32 @@ import pytest
 
 from labeling.ledger import LabelingLedger
 from manga_intent.sqlite_wal import set_up_wal_file
+from serving.log_writer import SqliteLogSink
 from serving.prediction_log import SqlitePredictionLog
 from serving.shadow import SqliteShadowLog
 
-OPENERS = {"ledger": LabelingLedger, "prediction_log": SqlitePredictionLog, "shadow_log": SqliteShadowLog}
+
+def _service_worker_sink(path):
+    """What a service worker does first: open the log through its sink and prove it writable."""
+    sink = SqliteLogSink(path)
+    sink.probe()
+    sink.close()
+
+
+def _worker_or_reader(path):
+    """Service workers and the monitoring sensor's reader open the same new prediction log (by pid parity)."""
+    import os
+
+    (_service_worker_sink if os.getpid() % 2 else SqlitePredictionLog)(path)
+
+
+OPENERS = {
+    "ledger": LabelingLedger,
+    "prediction_log": SqlitePredictionLog,
+    "shadow_log": SqliteShadowLog,
+    "service_worker_sink": _service_worker_sink,
+    "service_workers_and_reader": _worker_or_reader,
+}
 
 
 def _open(kind, path, barrier, queue):
@@ -24,7 +48,9 @@ def _open(kind, path, barrier, queue):
         OPENERS[kind](path)
         queue.put(None)
     except Exception as exc:  # reported to the test, which fails with it
-        queue.put(repr(exc))
+        import traceback
+
+        queue.put(repr(exc) + "".join(traceback.format_tb(exc.__traceback__)[-3:]))
 
 
 @pytest.mark.parametrize("kind", list(OPENERS))
