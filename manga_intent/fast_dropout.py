@@ -13,7 +13,8 @@ stream, so a run is reproducible but not bit-identical to one with torch's dropo
 
 It covers `nn.Dropout` modules and the attention-probability dropout of models on transformers'
 attention interface (`sdpa`: that path runs the math attention with dropout in training anyway), only
-inside the `with` block: evaluation and the saved model are unchanged.
+inside the `with` block: evaluation and the saved model are unchanged. Off the CPU (a GPU rank of a
+distributed run) torch's own fused dropout and attention run as before.
 """
 
 from __future__ import annotations
@@ -48,9 +49,12 @@ def keep_mask(
 
 
 def fast_dropout_tensor(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
-    """`F.dropout(x, p, training)` with the mask from `keep_mask`."""
+    """`F.dropout(x, p, training)` with the mask from `keep_mask` on CPU (elsewhere torch's own, which is
+    fused on accelerators)."""
     if not training or p == 0:
         return x
+    if x.device.type != "cpu":
+        return nn.functional.dropout(x, p, training=True)
     return x * keep_mask(x.shape, p) * (1.0 / (1.0 - p))
 
 
@@ -89,7 +93,7 @@ def _attention(module, query, key, value, attention_mask, dropout: float = 0.0, 
     probabilities when training with dropout, otherwise transformers' own `sdpa` function."""
     from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
 
-    if not (module.training and dropout > 0):
+    if not (module.training and dropout > 0 and query.device.type == "cpu"):
         return sdpa_attention_forward(
             module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
         )

@@ -54,6 +54,11 @@ def test_dropout_keeps_the_expected_value_and_is_the_identity_in_evaluation():
     assert fast_dropout_tensor(x, 0.0) is x
 
 
+def test_off_the_cpu_torchs_own_dropout_runs():
+    x = torch.empty(4, 8, device="meta")  # stands for an accelerator's tensor: the CPU mask must not meet it
+    assert fast_dropout_tensor(x, 0.1).device.type == "meta"
+
+
 def test_gradients_pass_through_the_kept_elements_only():
     torch.manual_seed(1)
     x = torch.ones(50, 40, requires_grad=True)
