@@ -65,6 +65,9 @@ VARIANTS = {
     "oe_uniform_adv": {"oe_weight": 0.5, "adv_weight": 1.0, "adv_batch": 16},
     "oe_uniform_adv2": {"oe_weight": 0.5, "adv_weight": 2.0, "adv_batch": 16},
     "oe_uniform_adv32": {"oe_weight": 0.5, "adv_weight": 1.0, "adv_batch": 32},
+    # the variants above were recorded with torch's dropout; these with manga_intent.fast_dropout
+    "oe_uniform_adv32_fd": {"oe_weight": 0.5, "adv_weight": 1.0, "adv_batch": 32, "fast_dropout": True},
+    "oe_uniform_adv48_fd": {"oe_weight": 0.5, "adv_weight": 1.0, "adv_batch": 48, "fast_dropout": True},
 }
 
 
@@ -99,6 +102,7 @@ def cmd_train(args) -> int:
         outlier_exposure_weight=spec.get("oe_weight", 0.0),
         adversarial_weight=spec.get("adv_weight", 0.0),
         adversarial_batch_size=spec.get("adv_batch", TrainConfig().adversarial_batch_size),
+        fast_dropout=spec.get("fast_dropout", False),
     )
     if args.max_steps:
         config = replace(config, max_steps=args.max_steps)
