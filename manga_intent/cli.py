@@ -81,6 +81,12 @@ def _add_train(sub) -> None:
         help="bf16 autocast; auto = only on CPUs with AMX/AVX-512-BF16",
     )
     p.add_argument(
+        "--fast-dropout",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="dropout masks from manga_intent.fast_dropout while training (default on; off = torch's)",
+    )
+    p.add_argument(
         "--seed",
         type=int,
         default=None,
@@ -204,6 +210,7 @@ _TRAIN_OPTIONS = (
     "frozen_layers",
     "head_dropout",
     "bf16",
+    "fast_dropout",
     "max_length",
     "patience",
     "overfit_gap",

@@ -159,3 +159,17 @@ def test_training_with_fast_dropout_learns_and_leaves_a_plain_model(tokenizer):
     assert expected in result.notes
     assert all(type(m) is nn.Dropout for m in result.model.modules() if isinstance(m, nn.Dropout))
     assert result.model.encoder.config._attn_implementation == "sdpa"
+
+
+def test_the_cli_defaults_to_fast_dropout_and_can_turn_it_off():
+    from manga_intent.cli import build_parser, train_config_from_args
+
+    def config(*options):
+        return train_config_from_args(
+            build_parser().parse_args(["train", "--data", "x.jsonl", "--out", "m", *options])
+        )
+
+    assert config().fast_dropout is True
+    assert config("--no-fast-dropout").fast_dropout is False
+    assert config("--recipe", "legacy").fast_dropout is False  # the legacy recipe keeps torch's dropout
+    assert config("--recipe", "legacy", "--fast-dropout").fast_dropout is True
