@@ -3,7 +3,7 @@
 torch's CPU dropout draws one Bernoulli sample per element (`bernoulli_`, about 4 ns an element on the 2-core
 machine this project trains on). A recipe-v2 step on all-MiniLM-L6-v2 runs twenty dropouts (embeddings,
 every attention-probability and residual dropout, the head), and in a profile of a step they were a fifth of
-its time, as much as the attention matmuls (bench/train_throughput.py, docs/choosing-the-defaults.md).
+its time, second only to the weight matmuls (docs/choosing-the-defaults.md, "Cheaper dropout masks").
 
 `fast_dropout(model)` keeps the same layer, the same rate and the same inverted scaling; only the mask is
 made differently: each 32-bit draw of torch's generator gives two uniform words (16 and 15 random bits), and
