@@ -131,7 +131,9 @@ def test_evaluation_outputs_are_unchanged_and_training_outputs_follow_the_seed(m
     assert not torch.equal(first, before)
 
 
-def test_training_with_fast_dropout_learns_and_leaves_a_plain_model(tokenizer):
+@pytest.mark.parametrize("frozen_layers", [0, 1])
+def test_training_with_fast_dropout_learns_and_leaves_a_plain_model(tokenizer, frozen_layers):
+    """With and without the frozen-block cache (its rows then start above block 1), the defences' rows on."""
     from manga_intent.data import Example
     from manga_intent.training import train_classifier
     from tests.conftest import tiny_train_config
@@ -149,14 +151,25 @@ def test_training_with_fast_dropout_learns_and_leaves_a_plain_model(tokenizer):
         rows,
         val,
         ["l0", "l1"],
-        tiny_train_config(epochs=6, fast_dropout=True),
+        tiny_train_config(
+            epochs=6,
+            fast_dropout=True,
+            frozen_layers=frozen_layers,
+            adversarial_weight=1.0,
+            adversarial_batch_size=8,
+        ),
         model_and_tokenizer=(model, tokenizer),
         progress=False,
+        outlier_texts=["do you sell concert tickets", "what is the weather in osaka", "asdf qwerty"],
     )
     assert result.history[-1].val_accuracy == 1.0
     # 3 blocks x (attention, attention output, feed-forward output) + embeddings + head; 3 attention layers
     expected = "dropout masks from manga_intent.fast_dropout: 11 dropout modules, attention probabilities in 3 layers"
     assert expected in result.notes
+    assert any(note.startswith("outlier exposure on 3") for note in result.notes)
+    assert any(note.startswith("adversarial training on") for note in result.notes)
+    if frozen_layers:
+        assert any(note.startswith("outputs of the frozen blocks cached") for note in result.notes)
     assert all(type(m) is nn.Dropout for m in result.model.modules() if isinstance(m, nn.Dropout))
     assert result.model.encoder.config._attn_implementation == "sdpa"
 
