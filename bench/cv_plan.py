@@ -112,6 +112,13 @@ VARIANTS: dict[str, Variant] = {
     "plain_5e-5": Variant("plain transformers loop, lr 5e-5, 5 epochs", {"lr": 5e-5}, kind="plain"),
 }
 
+#: Variants recorded before `TrainConfig.fast_dropout` existed ran torch's dropout: pinned, so rerunning one
+#: reproduces its record (the variants after them set it themselves).
+for _name, _variant in VARIANTS.items():
+    if _variant.kind == "v2" and _name not in ("v2_fast_dropout", "v2_torch_dropout", "adv_batch48"):
+        _variant.overrides.setdefault("fast_dropout", False)
+
+
 PLANS: dict[str, list[tuple[str, list[str], int]]] = {
     # the gate judges each rare intent on its own (>= 85%): do the rare-class remedies lift the weakest one?
     # the injection defence: does adversarial training cost clean accuracy out of fold, what does it buy?
