@@ -107,6 +107,11 @@ VARIANTS: dict[str, Variant] = {
         "48 attacked rows a step, with the cheaper dropout masks",
         {"adversarial_batch_size": 48, "fast_dropout": True},
     ),
+    "attention_pool": Variant(
+        "attention pooling (learned token weights, starting as the mean) instead of mean pooling; can the model "
+        "learn to give an injected instruction's tokens little weight?",
+        {"pooling": "attention", "adversarial_batch_size": 32, "fast_dropout": True},
+    ),
     "plain_1e-4": Variant("plain transformers loop, lr 1e-4, 5 epochs", {"lr": 1e-4}, kind="plain"),
     "plain_3e-4": Variant("plain transformers loop, lr 3e-4, 5 epochs", {"lr": 3e-4}, kind="plain"),
     "plain_5e-5": Variant("plain transformers loop, lr 5e-5, 5 epochs", {"lr": 5e-5}, kind="plain"),
@@ -115,7 +120,12 @@ VARIANTS: dict[str, Variant] = {
 #: Variants recorded before `TrainConfig.fast_dropout` existed ran torch's dropout: pinned, so rerunning one
 #: reproduces its record (the variants after them set it themselves).
 for _name, _variant in VARIANTS.items():
-    if _variant.kind == "v2" and _name not in ("v2_fast_dropout", "v2_torch_dropout", "adv_batch48"):
+    if _variant.kind == "v2" and _name not in (
+        "v2_fast_dropout",
+        "v2_torch_dropout",
+        "adv_batch48",
+        "attention_pool",
+    ):
         _variant.overrides.setdefault("fast_dropout", False)
 
 
@@ -135,6 +145,8 @@ PLANS: dict[str, list[tuple[str, list[str], int]]] = {
     "frozen_defended": [("seed", ["v2_frozen2", "v2_frozen3", "v2_frozen2_adv32"], 5)],
     # the cheaper dropout masks must cost nothing out of fold; can 48 attacked rows reach a 5% flip rate?
     "fast_dropout": [("seed", ["v2_fast_dropout", "v2_torch_dropout", "adv_batch48"], 5)],
+    # mean pooling makes every injected token a share of the sentence vector: does learned pooling help?
+    "attention_pool": [("seed", ["attention_pool"], 5)],
     "rare": [("seed", ["v2", "class_weights", "escalation_rows", "escalation_rows_cw"], 5)],
     "main": [
         ("seed", ["v2", "frozen4", "frozen3"], 5),

@@ -62,9 +62,9 @@ def _add_train(sub) -> None:
     p.add_argument("--warmup-ratio", type=float, default=None)
     p.add_argument(
         "--pooling",
-        choices=["auto", "mean", "cls", "max", "mean_sqrt_len"],
+        choices=["auto", "mean", "cls", "max", "mean_sqrt_len", "attention"],
         default=None,
-        help="auto = the base model's sentence-transformers pooling, else cls",
+        help="auto = the base model's sentence-transformers pooling, else cls; attention = learned token weights",
     )
     p.add_argument("--freeze-word-embeddings", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--head-dropout", type=float, default=None, help="dropout before the classifier head")

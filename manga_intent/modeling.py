@@ -4,8 +4,9 @@ all-MiniLM-L6-v2 was trained with mean pooling; `AutoModelForSequenceClassificat
 its `[CLS]` token through a pooler that was never trained (its `pooler.dense.bias` is all zeros),
 so the head starts from a nearly constant feature. `PooledEncoderForSequenceClassification`
 wraps any `AutoModel` encoder, pools its last hidden state (mean / cls / max / mean_sqrt_len, read
-from the base model's sentence-transformers `1_Pooling/config.json` when there is one), and puts a
-freshly initialised dropout + linear head on the pooled features.
+from the base model's sentence-transformers `1_Pooling/config.json` when there is one; or `attention`,
+a learned softmax weighting of the tokens that starts as mean pooling), and puts a freshly initialised
+dropout + linear head on the pooled features.
 
 This file imports only torch and transformers, on purpose: `save_pretrained` copies it next to
 the weights (see `register_for_auto_class` below), so a directory written by `manga-intent train`
@@ -35,7 +36,7 @@ from transformers import (
 )
 from transformers.modeling_outputs import ModelOutput
 
-POOLING_MODES = ("mean", "cls", "max", "mean_sqrt_len")
+POOLING_MODES = ("mean", "cls", "max", "mean_sqrt_len", "attention")
 MODEL_TYPE = "manga_pooled_encoder"
 
 
@@ -107,8 +108,17 @@ class PooledClassifierOutput(ModelOutput):
     features: torch.Tensor | None = None
 
 
-def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, mode: str) -> torch.Tensor:
-    """Pool (batch, seq, hidden) over the non-padding positions."""
+def pool(
+    hidden: torch.Tensor, attention_mask: torch.Tensor, mode: str, token_scores: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Pool (batch, seq, hidden) over the non-padding positions; `attention` needs `token_scores`
+    (batch, seq): the features are the softmax(scores)-weighted sum of the tokens (zero scores: the mean)."""
+    if mode == "attention":
+        if token_scores is None:
+            raise ValueError("attention pooling needs token scores")
+        scores = token_scores.float().masked_fill(attention_mask == 0, torch.finfo(torch.float32).min)
+        weights = torch.softmax(scores, dim=1).to(hidden.dtype)
+        return (weights.unsqueeze(-1) * hidden).sum(dim=1)
     if mode == "cls":
         return hidden[:, 0]
     mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
@@ -138,12 +148,17 @@ class PooledEncoderForSequenceClassification(PreTrainedModel):
     def __init__(self, config: PooledEncoderConfig, encoder: nn.Module | None = None):
         super().__init__(config)
         self.encoder = encoder if encoder is not None else _encoder_from_config(config.encoder_config())
+        # attention pooling: one score per token; zero-initialised, so training starts from mean pooling
+        self.token_scorer = nn.Linear(config.hidden_size, 1) if config.pooling == "attention" else None
         self.dropout = nn.Dropout(config.head_dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
     def _init_weights(self, module):
-        if module is getattr(self, "classifier", None):
+        if module is getattr(self, "token_scorer", None):
+            nn.init.zeros_(module.weight)
+            nn.init.zeros_(module.bias)
+        elif module is getattr(self, "classifier", None):
             std = float(self.config.base_encoder.get("initializer_range", 0.02))
             nn.init.normal_(module.weight, mean=0.0, std=std)
             nn.init.zeros_(module.bias)
@@ -155,7 +170,11 @@ class PooledEncoderForSequenceClassification(PreTrainedModel):
 
     def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return pool(hidden, attention_mask, self.config.pooling)
+        return self._pool(hidden, attention_mask)
+
+    def _pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        scores = self.token_scorer(hidden).squeeze(-1) if self.token_scorer is not None else None
+        return pool(hidden, attention_mask, self.config.pooling, scores)
 
     def _block_stack(self) -> nn.ModuleList | None:
         """The encoder's transformer blocks when it is BERT-shaped (`embeddings` + `encoder.layer`)."""
@@ -191,7 +210,7 @@ class PooledEncoderForSequenceClassification(PreTrainedModel):
     ) -> PooledClassifierOutput:
         """The rest of the forward pass from the hidden states below block `start` (see `hidden_below`)."""
         hidden = self._run_blocks(hidden, attention_mask, start, None)
-        features = pool(hidden, attention_mask, self.config.pooling)
+        features = self._pool(hidden, attention_mask)
         return PooledClassifierOutput(logits=self.classifier(self.dropout(features)), features=features)
 
     def forward(self, input_ids=None, attention_mask=None, labels=None, **_ignored) -> PooledClassifierOutput:
@@ -212,6 +231,8 @@ class PooledEncoderForSequenceClassification(PreTrainedModel):
         )
         model = cls(config, encoder=encoder)
         model._init_weights(model.classifier)
+        if model.token_scorer is not None:
+            model._init_weights(model.token_scorer)
         return model
 
 

@@ -42,6 +42,7 @@ from manga_intent.distributed import DataParallel
 from manga_intent.fast_dropout import fast_dropout
 from manga_intent.loss import LOSS_KINDS, build_loss, symmetric_kl, uniform_target_loss
 from manga_intent.metrics import macro_f1
+from manga_intent.modeling import POOLING_MODES
 from manga_intent.optim import ParamGroupInfo, build_optimizer, training_temperature
 
 __all__ = [
@@ -132,7 +133,8 @@ class TrainConfig:
     architecture: str = "pooled"
     """`pooled` (the base model's pooling + fresh head) or `hf` (AutoModelForSequenceClassification)."""
     pooling: str = "auto"
-    """auto = the base model's sentence-transformers pooling, else cls; or mean/cls/max/mean_sqrt_len."""
+    """auto = the base model's sentence-transformers pooling, else cls; or mean/cls/max/mean_sqrt_len, or
+    attention (learned token weights, zero-initialised: it starts as the mean)."""
     head_dropout: float = 0.1
     freeze_word_embeddings: bool = True
     frozen_layers: int = 0
@@ -223,8 +225,10 @@ class TrainConfig:
             problems.append(f"mega_batch_factor must be >= 1 (got {self.mega_batch_factor})")
         if self.architecture not in ("pooled", "hf"):
             problems.append(f"architecture must be pooled or hf (got {self.architecture!r})")
-        if self.pooling not in ("auto", "mean", "cls", "max", "mean_sqrt_len"):
-            problems.append(f"pooling must be auto, mean, cls, max or mean_sqrt_len (got {self.pooling!r})")
+        if self.pooling not in ("auto", *POOLING_MODES):
+            problems.append(
+                f"pooling must be auto or one of {', '.join(POOLING_MODES)} (got {self.pooling!r})"
+            )
         if self.bf16 not in ("auto", "on", "off"):
             problems.append(f"bf16 must be auto, on or off (got {self.bf16!r})")
         if self.optimizer_impl not in ("fused", "foreach", "default"):
