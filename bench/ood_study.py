@@ -65,9 +65,8 @@ VARIANTS = {
     "oe_uniform_adv": {"oe_weight": 0.5, "adv_weight": 1.0, "adv_batch": 16},
     "oe_uniform_adv2": {"oe_weight": 0.5, "adv_weight": 2.0, "adv_batch": 16},
     "oe_uniform_adv32": {"oe_weight": 0.5, "adv_weight": 1.0, "adv_batch": 32},
-    # the variants above were recorded with torch's dropout; these with manga_intent.fast_dropout
+    # the variants above were recorded with torch's dropout; this one with manga_intent.fast_dropout
     "oe_uniform_adv32_fd": {"oe_weight": 0.5, "adv_weight": 1.0, "adv_batch": 32, "fast_dropout": True},
-    "oe_uniform_adv48_fd": {"oe_weight": 0.5, "adv_weight": 1.0, "adv_batch": 48, "fast_dropout": True},
 }
 
 
