@@ -199,6 +199,15 @@ def postgres(tmp_path_factory):
     server.stop()
 
 
+def two_intent_rows(per_intent: int):
+    """(train rows, val rows) of two easily told intents, `l0` and `l1`, for tiny training runs."""
+    from manga_intent.data import Example
+
+    rows = [Example(f"where is my order number {i}", "l0", "train") for i in range(per_intent)]
+    rows += [Example(f"recommend a manga like volume {i}", "l1", "train") for i in range(per_intent)]
+    return rows, [Example("where is my order", "l0", "val"), Example("recommend a manga", "l1", "val")]
+
+
 def tiny_pooled_classifier(
     num_labels: int = 3, pooling: str = "mean", seed: int = 0, head_dropout: float = 0.0
 ):

@@ -44,18 +44,15 @@ def test_a_fresh_attention_pooled_model_starts_as_the_mean_pooled_one(tokenizer)
 
 
 def test_the_token_scorer_trains_with_the_head(tokenizer):
-    from manga_intent.data import Example
     from manga_intent.optim import discriminative_param_groups
     from manga_intent.training import train_classifier
-    from tests.conftest import tiny_train_config
+    from tests.conftest import tiny_train_config, two_intent_rows
 
     model = tiny_pooled_classifier(2, pooling="attention")
     groups, _ = discriminative_param_groups(model, base_lr=1e-4, decay=0.9, head_lr_multiplier=10.0)
     head = next(g for g in groups if g["name"] == "head")
     assert any(p is model.token_scorer.weight for p in head["params"])
-    rows = [Example(f"where is my order number {i}", "l0", "train") for i in range(16)]
-    rows += [Example(f"recommend a manga like volume {i}", "l1", "train") for i in range(16)]
-    val = [Example("where is my order", "l0", "val"), Example("recommend a manga", "l1", "val")]
+    rows, val = two_intent_rows(16)
     result = train_classifier(
         rows,
         val,

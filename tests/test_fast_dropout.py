@@ -134,9 +134,8 @@ def test_evaluation_outputs_are_unchanged_and_training_outputs_follow_the_seed(m
 @pytest.mark.parametrize("frozen_layers", [0, 1])
 def test_training_with_fast_dropout_learns_and_leaves_a_plain_model(tokenizer, frozen_layers):
     """With and without the frozen-block cache (its rows then start above block 1), the defences' rows on."""
-    from manga_intent.data import Example
     from manga_intent.training import train_classifier
-    from tests.conftest import tiny_train_config
+    from tests.conftest import tiny_train_config, two_intent_rows
 
     model = tiny_pooled_classifier(num_labels=2, head_dropout=0.2)
     encoder_config = model.encoder.config
@@ -144,9 +143,7 @@ def test_training_with_fast_dropout_learns_and_leaves_a_plain_model(tokenizer, f
     for m in model.encoder.modules():
         if isinstance(m, nn.Dropout):
             m.p = 0.1
-    rows = [Example(f"where is my order number {i}", "l0", "train") for i in range(24)]
-    rows += [Example(f"recommend a manga like volume {i}", "l1", "train") for i in range(24)]
-    val = [Example("where is my order", "l0", "val"), Example("recommend a manga", "l1", "val")]
+    rows, val = two_intent_rows(24)
     result = train_classifier(
         rows,
         val,
