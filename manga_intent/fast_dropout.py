@@ -23,6 +23,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 from torch import nn
@@ -88,35 +89,40 @@ def math_attention(
     return output.transpose(1, 2).contiguous()
 
 
-def _attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None, **kwargs):
+def _attention_function():
     """transformers' attention-interface signature: `math_attention` with `fast_dropout_tensor` on the
-    probabilities when training with dropout, otherwise transformers' own `sdpa` function."""
+    probabilities when training on CPU with dropout, otherwise transformers' own `sdpa` function. (Built
+    when first registered, so neither importing this module nor each attention call imports transformers.)"""
     from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
 
-    if not (module.training and dropout > 0 and query.device.type == "cpu"):
-        return sdpa_attention_forward(
-            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
+    def attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None, **kwargs):
+        if not (module.training and dropout > 0 and query.device.type == "cpu"):
+            return sdpa_attention_forward(
+                module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
+            )
+        if getattr(module, "num_key_value_groups", 1) > 1:
+            key = repeat_kv(key, module.num_key_value_groups)
+            value = repeat_kv(value, module.num_key_value_groups)
+        output = math_attention(
+            query,
+            key,
+            value,
+            attention_mask,
+            query.shape[-1] ** -0.5 if scaling is None else scaling,
+            lambda probabilities: fast_dropout_tensor(probabilities, dropout),
+            causal=bool(getattr(module, "is_causal", False)),
         )
-    if getattr(module, "num_key_value_groups", 1) > 1:
-        key = repeat_kv(key, module.num_key_value_groups)
-        value = repeat_kv(value, module.num_key_value_groups)
-    output = math_attention(
-        query,
-        key,
-        value,
-        attention_mask,
-        query.shape[-1] ** -0.5 if scaling is None else scaling,
-        lambda probabilities: fast_dropout_tensor(probabilities, dropout),
-        causal=bool(getattr(module, "is_causal", False)),
-    )
-    return output, None
+        return output, None
+
+    return attention
 
 
+@lru_cache(maxsize=1)
 def _register_attention() -> None:
     from transformers import AttentionInterface, AttentionMaskInterface
     from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS
 
-    AttentionInterface.register(ATTENTION_NAME, _attention)
+    AttentionInterface.register(ATTENTION_NAME, _attention_function())
     AttentionMaskInterface.register(ATTENTION_NAME, ALL_MASK_ATTENTION_FUNCTIONS["sdpa"])
 
 

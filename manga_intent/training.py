@@ -42,7 +42,6 @@ from manga_intent.distributed import DataParallel
 from manga_intent.fast_dropout import fast_dropout
 from manga_intent.loss import LOSS_KINDS, build_loss, symmetric_kl, uniform_target_loss
 from manga_intent.metrics import macro_f1
-from manga_intent.modeling import POOLING_MODES
 from manga_intent.optim import ParamGroupInfo, build_optimizer, training_temperature
 
 __all__ = [
@@ -225,6 +224,8 @@ class TrainConfig:
             problems.append(f"mega_batch_factor must be >= 1 (got {self.mega_batch_factor})")
         if self.architecture not in ("pooled", "hf"):
             problems.append(f"architecture must be pooled or hf (got {self.architecture!r})")
+        from manga_intent.modeling import POOLING_MODES  # here: importing transformers is slow at start-up
+
         if self.pooling not in ("auto", *POOLING_MODES):
             problems.append(
                 f"pooling must be auto or one of {', '.join(POOLING_MODES)} (got {self.pooling!r})"
