@@ -20,7 +20,7 @@ from manga_assets.snapshots import dataset_splits, read_snapshot
 from manga_intent.calibrator_fit import (
     ServingCalibration,
     eager_outputs,
-    fit_serving_calibration,
+    fit_serving_calibration_from_outputs,
     public,
     score_outputs,
     shipped_ood_pools,
@@ -44,16 +44,11 @@ class CalibratorConfig(dg.Config):
     """Refit on validation here instead of taking the calibration `trained_model` fitted (same function)."""
 
 
-def _heldout_detector_table(run, splits, labels, ood_val_texts, test, held, fitted) -> list[dict]:
+def _heldout_detector_table(splits, labels, train, val, pool, test, held, fitted) -> list[dict]:
     """The single-score detectors, fitted like the served one (validation pool; statistics from the real
-    training split), scored on the held-out OOD half (`test` and `held`: the model's outputs the asset
-    already has): what the choice was up against. `run(texts)` gives the model's outputs."""
+    training split), scored on the held-out OOD half: what the choice was up against. `train`, `val`,
+    `pool`, `test` and `held` are the model's outputs on those rows, which the asset computes once."""
     index = {label: i for i, label in enumerate(labels)}
-    train, val, pool = (
-        run([e.text for e in splits.train]),
-        run([e.text for e in splits.val]),
-        run(ood_val_texts),
-    )
     stats = None
     if train.features is not None:
         stats = fit_feature_stats(
@@ -111,27 +106,28 @@ def calibrator(
         model_dir = artifact_store.get_dir(trained_model.model_uri, Path(tmp) / "model")
         model, tokenizer, card = load_trained(model_dir)
         labels, max_length = card["labels"], card["recipe"]["max_length"]
-        if ServingCalibration.exists(model_dir) and not config.refit:
-            fitted, source = ServingCalibration.load(model_dir), "fitted by trained_model (run_training)"
-        else:
-            fitted = fit_serving_calibration(
-                model,
-                tokenizer,
-                labels,
-                train=splits.train,
-                val=splits.val,
-                ood_val_texts=ood_val_texts,
-                max_length=max_length,
-                max_in_domain_flag_rate=config.max_in_domain_flag_rate,
-                target_risk=config.target_risk,
-                ood_prior=config.ood_prior,
-            )
-            source = "fitted here on validation"
         index = {label: i for i, label in enumerate(labels)}
 
         def run(texts):
             return eager_outputs(model, tokenizer, texts, max_length=max_length)
 
+        train_out, val_out = run([e.text for e in splits.train]), run([e.text for e in splits.val])
+        pool_out = run(ood_val_texts)
+        if ServingCalibration.exists(model_dir) and not config.refit:
+            fitted, source = ServingCalibration.load(model_dir), "fitted by trained_model (run_training)"
+        else:
+            fitted = fit_serving_calibration_from_outputs(
+                labels,
+                train=train_out,
+                train_labels=np.array([index[e.label] for e in splits.train]),
+                val=val_out,
+                val_labels=np.array([index[e.label] for e in splits.val]),
+                ood_val=pool_out,
+                max_in_domain_flag_rate=config.max_in_domain_flag_rate,
+                target_risk=config.target_risk,
+                ood_prior=config.ood_prior,
+            )
+            source = "fitted here on validation"
         test_out, held_out = run([e.text for e in splits.test]), run([r["text"] for r in heldout_rows])
         report = score_outputs(
             fitted,
@@ -152,7 +148,9 @@ def calibrator(
         }
         detectors = [
             served,
-            *_heldout_detector_table(run, splits, labels, ood_val_texts, test_out, held_out, fitted),
+            *_heldout_detector_table(
+                splits, labels, train_out, val_out, pool_out, test_out, held_out, fitted
+            ),
         ]
         out = Path(tmp) / "calibration"
         out.mkdir()
