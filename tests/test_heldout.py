@@ -198,7 +198,9 @@ def test_every_non_gate_asset_runs_without_reading_the_golden_set(
         run_config={"ops": {**SMALL, "calibrator": {"config": {"refit": True}}}},
     )
     assert result.success
-    assert "fitted here on validation" in str(result.asset_materializations_for_node("calibrator")[0].metadata)
+    assert "fitted here on validation" in str(
+        result.asset_materializations_for_node("calibrator")[0].metadata
+    )
     assert tripwire.violations() == []
     assert tripwire.permitted() >= 1
     snapshot = result.asset_materializations_for_node("intent_dataset")[0].metadata["snapshot_uri"].value
