@@ -27,10 +27,10 @@ def _service_worker_sink(path):
 
 
 def _worker_or_reader(path):
-    """Service workers and the monitoring sensor's reader open the same new prediction log (by pid parity)."""
-    import os
-
-    (_service_worker_sink if os.getpid() % 2 else SqlitePredictionLog)(path)
+    """Service workers and the monitoring sensor's reader open the same new prediction log: the four processes
+    of a round are started in turn and numbered in turn, so two of them are each (pid parity could give none)."""
+    number = int(multiprocessing.current_process().name.rsplit("-", 1)[-1])
+    (_service_worker_sink if number % 2 else SqlitePredictionLog)(path)
 
 
 OPENERS = {
