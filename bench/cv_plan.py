@@ -112,6 +112,11 @@ VARIANTS: dict[str, Variant] = {
         "learn to give an injected instruction's tokens little weight?",
         {"pooling": "attention", "adversarial_batch_size": 32, "fast_dropout": True},
     ),
+    "adv16_oe8": Variant(
+        "16 attacked + 8 out-of-scope rows a step (instead of 32 + 16), with the cheaper dropout masks: the "
+        "defences' rows are two thirds of a step's tokens, so halving them buys training speed",
+        {"adversarial_batch_size": 16, "outlier_batch_size": 8, "fast_dropout": True},
+    ),
     "plain_1e-4": Variant("plain transformers loop, lr 1e-4, 5 epochs", {"lr": 1e-4}, kind="plain"),
     "plain_3e-4": Variant("plain transformers loop, lr 3e-4, 5 epochs", {"lr": 3e-4}, kind="plain"),
     "plain_5e-5": Variant("plain transformers loop, lr 5e-5, 5 epochs", {"lr": 5e-5}, kind="plain"),
@@ -125,6 +130,7 @@ for _name, _variant in VARIANTS.items():
         "v2_torch_dropout",
         "adv_batch48",
         "attention_pool",
+        "adv16_oe8",
     ):
         _variant.overrides.setdefault("fast_dropout", False)
 
@@ -147,6 +153,8 @@ PLANS: dict[str, list[tuple[str, list[str], int]]] = {
     "fast_dropout": [("seed", ["v2_fast_dropout", "v2_torch_dropout", "adv_batch48"], 5)],
     # mean pooling makes every injected token a share of the sentence vector: does learned pooling help?
     "attention_pool": [("seed", ["attention_pool"], 5)],
+    # the defences' rows cost two thirds of a step: do half as many keep what they buy out of fold?
+    "cheaper_defences": [("seed", ["adv16_oe8"], 5)],
     "rare": [("seed", ["v2", "class_weights", "escalation_rows", "escalation_rows_cw"], 5)],
     "main": [
         ("seed", ["v2", "frozen4", "frozen3"], 5),

@@ -161,6 +161,18 @@ def main() -> None:
             ("recipe v2 + outlier exposure only", replace(BARE_V2, outlier_exposure_weight=0.5)),
             ("recipe v2 as shipped (outlier exposure + adversarial rows)", TrainConfig()),
             ("recipe v2 as shipped, torch's dropout masks", replace(TrainConfig(), fast_dropout=False)),
+            (
+                "recipe v2, 16 attacked + 16 out-of-scope rows a step",
+                replace(TrainConfig(), adversarial_batch_size=16, outlier_batch_size=16),
+            ),
+            (
+                "recipe v2, 16 attacked + 8 out-of-scope rows a step",
+                replace(TrainConfig(), adversarial_batch_size=16, outlier_batch_size=8),
+            ),
+            (
+                "recipe v2, 24 attacked + 8 out-of-scope rows a step",
+                replace(TrainConfig(), adversarial_batch_size=24, outlier_batch_size=8),
+            ),
             ("recipe v2 (no defences), torch's dropout masks", replace(BARE_V2, fast_dropout=False)),
         ]
         if resolve_bf16("auto"):  # recipe v2 autocasts to bf16 here: also time it in fp32
