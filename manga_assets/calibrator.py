@@ -206,6 +206,10 @@ def calibrator(
             "temperature": fitted.temperature,
             "test_ece_before": report["ece_uncalibrated"],
             "test_ece_after": report["ece"],
+            "test_ece_noise_floor (a perfectly calibrated model, mean / p95)": md(
+                f"{report['ece_noise_floor']['mean']:.4f} / {report['ece_noise_floor']['p95']:.4f} "
+                f"on {report['ece_noise_floor']['n']} messages"
+            ),
             "test_classwise_ece_after": report["classwise_ece"],
             "test_nll_before": report["nll_uncalibrated"],
             "test_nll_after": report["nll"],

@@ -31,6 +31,7 @@ from manga_intent.data import Example, clean_text
 from manga_intent.metrics import (
     brier_score,
     classwise_ece,
+    ece_noise_floor,
     expected_calibration_error,
     negative_log_likelihood,
     reliability_bins,
@@ -324,6 +325,7 @@ def score_outputs(
         "accuracy_uncalibrated_argmax": float((outputs.logits.argmax(1) == labels).mean()),
         "ece": expected_calibration_error(probs, labels),
         "ece_uncalibrated": expected_calibration_error(raw, labels),
+        "ece_noise_floor": ece_noise_floor(probs),
         "classwise_ece": classwise_ece(probs, labels)["mean"],
         "classwise_ece_uncalibrated": classwise_ece(raw, labels)["mean"],
         "nll": negative_log_likelihood(probs, labels),

@@ -162,6 +162,7 @@ def test_full_graph_gate_both_ways_and_two_seed_sweep(home, tiny_base_dir):
         "calibrator_choice (validation, CV NLL)",
         "detector_choice (validation pool)",
         "clarify_below",
+        "test_ece_noise_floor (a perfectly calibrated model, mean / p95)",
     ):
         assert key in calibration, key
     assert 0 <= calibration["ood_auroc_heldout"].value <= 1

@@ -343,3 +343,36 @@ def test_deployment_defaults_enforce_the_seed_ood_operating_point():
     assert thresholds.min_ood_tpr == 0.85
     assert thresholds.max_ood_flag_rate is None
     assert GateSettings(min_ood_tpr=-1.0).thresholds().min_ood_tpr is None
+
+
+def calibrated_probs(rng: np.random.Generator, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    """Golden-sized predictions whose top probability is right `confidence` of the time: calibrated."""
+    predicted = np.where(rng.random(len(Y)) < confidence, Y, (Y + 1) % len(INTENTS))
+    out = np.full((len(Y), len(INTENTS)), (1 - confidence) / (len(INTENTS) - 1))
+    out[np.arange(len(Y)), predicted] = confidence
+    return predicted, out
+
+
+def test_the_ece_row_judges_the_bound_and_shows_the_noise_floor_beside_it():
+    rng = np.random.default_rng(3)
+    _, calibrated = calibrated_probs(rng, 0.9)
+    base = evidence(champion_predictions())
+    honest = GateEvidence(**{**base.__dict__, "candidate_probs": calibrated})
+    row = rows_by_check(judge(honest, GateThresholds(max_ece=0.05)))["calibrated ECE"]
+    assert row.verdict == PASS
+    floor = row.facts["ece_noise_floor"]
+    assert 0 < floor < row.facts["ece_noise_floor_p95"] < 0.05  # one bin of 547 rows at 0.9
+    assert "perfectly calibrated" in row.detail and "547 messages" in row.detail
+    assert "can be noise" not in row.detail
+
+    # the same calibrated model under a bound tighter than its floor: FAIL stands, the detail says why
+    tight = rows_by_check(judge(honest, GateThresholds(max_ece=0.001)))["calibrated ECE"]
+    assert tight.verdict == FAIL and "can be noise" in tight.detail
+
+    # overconfident (says 0.99, right 90% of the time): far above the floor, and fails
+    _, stated = calibrated_probs(np.random.default_rng(3), 0.9)
+    overconfident = np.where(stated == 0.9, 0.99, 0.01 / (len(INTENTS) - 1))
+    loud = GateEvidence(**{**base.__dict__, "candidate_probs": overconfident})
+    row = rows_by_check(judge(loud, GateThresholds(max_ece=0.05)))["calibrated ECE"]
+    assert row.verdict == FAIL and row.value > 5 * row.facts["ece_noise_floor_p95"]
+    assert rows_by_check(judge(loud, GateThresholds()))["calibrated ECE"].verdict == INFO
