@@ -87,6 +87,13 @@ def _add_train(sub) -> None:
         help="dropout masks from manga_intent.fast_dropout while training (default on; off = torch's)",
     )
     p.add_argument(
+        "--ja-en-glossary",
+        choices=["auto", "on", "off"],
+        default=None,
+        help="English glosses after Japanese shop terms, saved in the tokenizer (manga_intent/glossary.py); "
+        "auto = only when the base vocabulary cannot spell them",
+    )
+    p.add_argument(
         "--seed",
         type=int,
         default=None,
@@ -211,6 +218,7 @@ _TRAIN_OPTIONS = (
     "head_dropout",
     "bf16",
     "fast_dropout",
+    "ja_en_glossary",
     "max_length",
     "patience",
     "overfit_gap",

@@ -146,6 +146,10 @@ class TrainConfig:
     num_threads: int | None = None
     optimizer_impl: str = "fused"
     """AdamW kernel: fused (default), foreach, or default (torch's per-parameter loop on CPU)."""
+    ja_en_glossary: str = "auto"
+    """English glosses after Japanese shop terms, inside the saved tokenizer (manga_intent/glossary.py): auto
+    = only when the vocabulary cannot spell them (the packaged English MiniLM), on, or off. Out of fold it
+    lifted JP-EN accuracy from 0.69 to 0.89 (docs/jp-en-and-jargon.md)."""
     fast_dropout: bool = True
     """Dropout masks from `manga_intent.fast_dropout` (same rates and scaling, a cheaper random mask) while
     training; off = torch's own dropout. About 1.1x a recipe-v2 step on a 2-core CPU, and no change out of
@@ -212,6 +216,8 @@ class TrainConfig:
             problems.append(f"patience must be >= 1 (got {self.patience})")
         if not 0 <= self.early_stopping_after <= 1:
             problems.append(f"early_stopping_after must be in [0, 1] (got {self.early_stopping_after})")
+        if self.ja_en_glossary not in ("auto", "on", "off"):
+            problems.append(f"ja_en_glossary must be auto, on or off (got {self.ja_en_glossary!r})")
         if self.early_stopping_metric not in ("val_macro_f1", "val_loss"):
             problems.append(
                 f"early_stopping_metric must be val_macro_f1 or val_loss (got {self.early_stopping_metric!r})"
@@ -282,6 +288,7 @@ LEGACY_RECIPE = TrainConfig(
     default_lr_table="legacy",
     optimizer_impl="default",
     fast_dropout=False,
+    ja_en_glossary="off",
     outlier_exposure_weight=0.0,
     adversarial_weight=0.0,
 )
@@ -560,6 +567,7 @@ def train_classifier(
     otherwise `base_model` is loaded offline with a fresh head for `label_list`. `parallel` (from
     `manga_intent.distributed`, under torchrun) makes this one rank of a DistributedDataParallel run.
     """
+    from manga_intent.glossary import tokenizer_for_training
     from manga_intent.model_io import load_base_for_training
 
     config.validate()
@@ -602,6 +610,9 @@ def train_classifier(
         )
     else:
         model, tokenizer = model_and_tokenizer
+    tokenizer, glossary_note = tokenizer_for_training(tokenizer, config.ja_en_glossary)
+    if glossary_note:
+        notes.append(glossary_note)
     model.to(device)
     if config.lr is None:
         config = replace(config, lr=default_learning_rate(model.config, config.default_lr_table))
