@@ -20,7 +20,7 @@ held-out OOD half, robustness) and golden.npz (golden-set logits, read only by `
   attacked rows a step (weight 1 or 2; composed training phrasings, `TrainConfig.adversarial_weight`);
   `oe_uniform_adv32`: weight 1 with 32 attacked rows a step (today's default); `oe_uniform_adv32_fd`: the same
   with the cheaper dropout masks (as shipped); `oe8_adv16_fd`: half the defences' rows (8 out-of-scope + 16
-  attacked a step, not adopted).
+  attacked a step, not adopted); `oe_uniform_adv32_fd_gloss`: as shipped with the JA-EN glossary.
 
 Robustness is measured twice: validation messages under the `val` phrasings (what a defence is chosen on)
 and test messages under the `heldout` phrasings (the report).
@@ -69,6 +69,13 @@ VARIANTS = {
     "oe_uniform_adv32": {"oe_weight": 0.5, "adv_weight": 1.0, "adv_batch": 32},
     # the variants above were recorded with torch's dropout; this one with manga_intent.fast_dropout
     "oe_uniform_adv32_fd": {"oe_weight": 0.5, "adv_weight": 1.0, "adv_batch": 32, "fast_dropout": True},
+    "oe_uniform_adv32_fd_gloss": {
+        "oe_weight": 0.5,
+        "adv_weight": 1.0,
+        "adv_batch": 32,
+        "fast_dropout": True,
+        "glossary": "on",
+    },
     "oe8_adv16_fd": {
         "oe_weight": 0.5,
         "oe_batch": 8,
@@ -112,6 +119,7 @@ def cmd_train(args) -> int:
         adversarial_batch_size=spec.get("adv_batch", TrainConfig().adversarial_batch_size),
         outlier_batch_size=spec.get("oe_batch", TrainConfig().outlier_batch_size),
         fast_dropout=spec.get("fast_dropout", False),
+        ja_en_glossary=spec.get("glossary", "off"),  # the variants before it read the base tokenizer
     )
     if args.max_steps:
         config = replace(config, max_steps=args.max_steps)
