@@ -55,6 +55,10 @@ JA_EN_SHOP_GLOSSARY: dict[str, str] = {
     "限定版": "limited edition",
     "特装版": "special edition",
     "本": "book",
+    # words that contain 本 without meaning "book": the longer term wins, so they are glossed as themselves
+    "日本": "Japan",
+    "本当": "really",
+    "本日": "today",
     # product_question: facts about one product
     "値段": "price",
     "価格": "price",

@@ -33,6 +33,9 @@ def test_each_term_gets_its_english_gloss_once_and_english_text_is_untouched():
     # two adjacent terms each get theirs
     assert gloss_text("送料無料") == "送料 shipping cost 無料 free "
     assert all(gloss not in term for term, gloss in JA_EN_SHOP_GLOSSARY.items())
+    # a single-character term inside a common word is not glossed there: 日本 is Japan, not "book"
+    assert gloss_text("日本に送れますか") == "日本 Japan に送れますか"
+    assert "book" not in gloss_text("本当に届く?")
 
 
 def test_the_tokenizer_glosses_exactly_as_the_python_function(tokenizer):
