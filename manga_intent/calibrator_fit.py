@@ -325,7 +325,6 @@ def score_outputs(
         "accuracy_uncalibrated_argmax": float((outputs.logits.argmax(1) == labels).mean()),
         "ece": expected_calibration_error(probs, labels),
         "ece_uncalibrated": expected_calibration_error(raw, labels),
-        "ece_noise_floor": ece_noise_floor(probs),
         "classwise_ece": classwise_ece(probs, labels)["mean"],
         "classwise_ece_uncalibrated": classwise_ece(raw, labels)["mean"],
         "nll": negative_log_likelihood(probs, labels),
@@ -334,7 +333,8 @@ def score_outputs(
         "calibrator": calibration.calibrator.family,
         "ood_detector": calibration.detector.kind,
     }
-    if curve:
+    if curve:  # the full report: diagrams and the noise floor beside the ECE (a fit's own scoring skips them)
+        report["ece_noise_floor"] = ece_noise_floor(probs)
         report["reliability"] = reliability_bins(probs, labels)
         report["reliability_uncalibrated"] = reliability_bins(raw, labels)
         report["classwise_ece_per_intent"] = dict(zip(label_list, classwise_ece(probs, labels)["per_class"]))

@@ -263,7 +263,13 @@ def ece_noise_floor(
     used = counts > 0
     mean_conf = (confidence @ onehot)[used] / counts[used]
     rng = np.random.default_rng(seed)
-    simulated = (rng.random((n_sim, n)) < confidence).astype(float)
-    accuracy = (simulated @ onehot)[:, used] / counts[used]
-    eces = (np.abs(accuracy - mean_conf) * (counts[used] / n)).sum(axis=1)
+    eces = []
+    # simulations in blocks of at most ~1M draws: memory stays bounded on any n, and the generator's stream
+    # (hence the result) is the same as one (n_sim, n) draw
+    block = max(1, min(n_sim, 1_000_000 // max(n, 1)))
+    for start in range(0, n_sim, block):
+        simulated = (rng.random((min(block, n_sim - start), n)) < confidence).astype(float)
+        accuracy = (simulated @ onehot)[:, used] / counts[used]
+        eces.append((np.abs(accuracy - mean_conf) * (counts[used] / n)).sum(axis=1))
+    eces = np.concatenate(eces)
     return {"mean": float(eces.mean()), "p95": float(np.percentile(eces, 95)), "n": int(n)}
