@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from manga_intent.data import DataValidationError
+from manga_intent.glossary import GLOSSARY_SETTINGS
 
 EXIT_USAGE = 2
 
@@ -88,7 +89,7 @@ def _add_train(sub) -> None:
     )
     p.add_argument(
         "--ja-en-glossary",
-        choices=["auto", "on", "off"],
+        choices=list(GLOSSARY_SETTINGS),
         default=None,
         help="English glosses after Japanese shop terms, saved in the tokenizer (manga_intent/glossary.py); "
         "auto = only when the base vocabulary cannot spell them",

@@ -22,6 +22,9 @@ train + val rows the recipe got wrong out of fold, so the out-of-fold gain it sh
 
 from __future__ import annotations
 
+#: `TrainConfig.ja_en_glossary`: auto (only where the vocabulary cannot spell the terms), on, off.
+GLOSSARY_SETTINGS = ("auto", "on", "off")
+
 #: Japanese term -> English gloss. Keys are NFKC-normal (clean_text runs first); a key inside a longer key
 #: is fine (the longer one wins, see `_glossary_steps`).
 JA_EN_SHOP_GLOSSARY: dict[str, str] = {
@@ -256,9 +259,6 @@ def attach_glossary(tokenizer, glossary: dict[str, str] = JA_EN_SHOP_GLOSSARY):
         model_input_names=list(tokenizer.model_input_names),
         **special,
     )
-
-
-GLOSSARY_SETTINGS = ("auto", "on", "off")
 
 
 def tokenizer_for_training(tokenizer, setting: str) -> tuple[object, str | None]:

@@ -40,6 +40,7 @@ from manga_intent.cpu import configure_threads, resolve_bf16, usable_cpus
 from manga_intent.data import Example, class_weights
 from manga_intent.distributed import DataParallel
 from manga_intent.fast_dropout import fast_dropout
+from manga_intent.glossary import GLOSSARY_SETTINGS, tokenizer_for_training
 from manga_intent.loss import LOSS_KINDS, build_loss, symmetric_kl, uniform_target_loss
 from manga_intent.metrics import macro_f1
 from manga_intent.optim import ParamGroupInfo, build_optimizer, training_temperature
@@ -216,8 +217,10 @@ class TrainConfig:
             problems.append(f"patience must be >= 1 (got {self.patience})")
         if not 0 <= self.early_stopping_after <= 1:
             problems.append(f"early_stopping_after must be in [0, 1] (got {self.early_stopping_after})")
-        if self.ja_en_glossary not in ("auto", "on", "off"):
-            problems.append(f"ja_en_glossary must be auto, on or off (got {self.ja_en_glossary!r})")
+        if self.ja_en_glossary not in GLOSSARY_SETTINGS:
+            problems.append(
+                f"ja_en_glossary must be one of {', '.join(GLOSSARY_SETTINGS)} (got {self.ja_en_glossary!r})"
+            )
         if self.early_stopping_metric not in ("val_macro_f1", "val_loss"):
             problems.append(
                 f"early_stopping_metric must be val_macro_f1 or val_loss (got {self.early_stopping_metric!r})"
@@ -567,7 +570,6 @@ def train_classifier(
     otherwise `base_model` is loaded offline with a fresh head for `label_list`. `parallel` (from
     `manga_intent.distributed`, under torchrun) makes this one rank of a DistributedDataParallel run.
     """
-    from manga_intent.glossary import tokenizer_for_training
     from manga_intent.model_io import load_base_for_training
 
     config.validate()
