@@ -175,31 +175,23 @@ _OPEN, _CLOSE = "\ue000", "\ue001"
 MARKER = f"{_OPEN}000{_CLOSE}"
 
 
-def _ordered_terms(glossary: dict[str, str]) -> list[str]:
-    return sorted(glossary, key=lambda term: (-len(term), term))
-
-
-def gloss_text(text: str, glossary: dict[str, str] = JA_EN_SHOP_GLOSSARY) -> str:
-    """What the tokenizer's normaliser does, in Python (for tests and for reading): each term, longest
-    first, gets its English gloss after it."""
-    terms = _ordered_terms(glossary)
-    for i, term in enumerate(terms):
-        text = text.replace(term, f"{_OPEN}{i:03d}{_CLOSE}")
-    for i, term in enumerate(terms):
-        text = text.replace(f"{_OPEN}{i:03d}{_CLOSE}", f"{term} {glossary[term]} ")
-    return text
-
-
 def _glossary_steps(glossary: dict[str, str]):
     from tokenizers import normalizers
 
-    terms = _ordered_terms(glossary)
+    terms = sorted(glossary, key=lambda term: (-len(term), term))  # longest first
     if len(terms) > 999:
         raise ValueError(f"the glossary has {len(terms)} terms; placeholders hold at most 999")
     return [normalizers.Replace(term, f"{_OPEN}{i:03d}{_CLOSE}") for i, term in enumerate(terms)] + [
         normalizers.Replace(f"{_OPEN}{i:03d}{_CLOSE}", f"{term} {glossary[term]} ")
         for i, term in enumerate(terms)
     ]
+
+
+def gloss_text(text: str, glossary: dict[str, str] = JA_EN_SHOP_GLOSSARY) -> str:
+    """What the tokenizer's glossary does to `text`, for tests and for reading (the same normaliser steps)."""
+    from tokenizers import normalizers
+
+    return normalizers.Sequence(_glossary_steps(glossary)).normalize_str(text)
 
 
 def has_glossary(tokenizer) -> bool:
