@@ -44,9 +44,10 @@ def test_a_fresh_attention_pooled_model_starts_as_the_mean_pooled_one(tokenizer)
 
 
 def test_the_token_scorer_trains_with_the_head(tokenizer):
+    from conftest import tiny_train_config, two_intent_rows
+
     from manga_intent.optim import discriminative_param_groups
     from manga_intent.training import train_classifier
-    from tests.conftest import tiny_train_config, two_intent_rows
 
     model = tiny_pooled_classifier(2, pooling="attention")
     groups, _ = discriminative_param_groups(model, base_lr=1e-4, decay=0.9, head_lr_multiplier=10.0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import tiny_config, tiny_pooled_classifier
 from torch import nn
 
 from manga_intent.fast_dropout import (
@@ -14,7 +15,6 @@ from manga_intent.fast_dropout import (
     keep_mask,
     math_attention,
 )
-from tests.conftest import tiny_config, tiny_pooled_classifier
 
 
 @pytest.mark.parametrize("p", [0.05, 0.1, 0.5, 0.9])
@@ -134,8 +134,9 @@ def test_evaluation_outputs_are_unchanged_and_training_outputs_follow_the_seed(m
 @pytest.mark.parametrize("frozen_layers", [0, 1])
 def test_training_with_fast_dropout_learns_and_leaves_a_plain_model(tokenizer, frozen_layers):
     """With and without the frozen-block cache (its rows then start above block 1), the defences' rows on."""
+    from conftest import tiny_train_config, two_intent_rows
+
     from manga_intent.training import train_classifier
-    from tests.conftest import tiny_train_config, two_intent_rows
 
     model = tiny_pooled_classifier(num_labels=2, head_dropout=0.2)
     encoder_config = model.encoder.config
