@@ -345,17 +345,17 @@ def test_deployment_defaults_enforce_the_seed_ood_operating_point():
     assert GateSettings(min_ood_tpr=-1.0).thresholds().min_ood_tpr is None
 
 
-def calibrated_probs(rng: np.random.Generator, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+def calibrated_probs(rng: np.random.Generator, confidence: float) -> np.ndarray:
     """Golden-sized predictions whose top probability is right `confidence` of the time: calibrated."""
     predicted = np.where(rng.random(len(Y)) < confidence, Y, (Y + 1) % len(INTENTS))
     out = np.full((len(Y), len(INTENTS)), (1 - confidence) / (len(INTENTS) - 1))
     out[np.arange(len(Y)), predicted] = confidence
-    return predicted, out
+    return out
 
 
 def test_the_ece_row_judges_the_bound_and_shows_the_noise_floor_beside_it():
     rng = np.random.default_rng(3)
-    _, calibrated = calibrated_probs(rng, 0.9)
+    calibrated = calibrated_probs(rng, 0.9)
     base = evidence(champion_predictions())
     honest = GateEvidence(**{**base.__dict__, "candidate_probs": calibrated})
     row = rows_by_check(judge(honest, GateThresholds(max_ece=0.05)))["calibrated ECE"]
@@ -370,8 +370,7 @@ def test_the_ece_row_judges_the_bound_and_shows_the_noise_floor_beside_it():
     assert tight.verdict == FAIL and "can be noise" in tight.detail
 
     # overconfident (says 0.99, right 90% of the time): far above the floor, and fails
-    _, stated = calibrated_probs(np.random.default_rng(3), 0.9)
-    overconfident = np.where(stated == 0.9, 0.99, 0.01 / (len(INTENTS) - 1))
+    overconfident = np.where(calibrated == 0.9, 0.99, 0.01 / (len(INTENTS) - 1))
     loud = GateEvidence(**{**base.__dict__, "candidate_probs": overconfident})
     row = rows_by_check(judge(loud, GateThresholds(max_ece=0.05)))["calibrated ECE"]
     assert row.verdict == FAIL and row.value > 5 * row.facts["ece_noise_floor_p95"]
