@@ -122,6 +122,17 @@ VARIANTS: dict[str, Variant] = {
         "(manga_intent/glossary.py): English glosses after Japanese shop terms",
         {"adversarial_batch_size": 32, "fast_dropout": True, "ja_en_glossary": "on"},
     ),
+    "glossary_targeted": Variant(
+        "recipe v2 as shipped (ja_en_glossary) with the 65 targeted escalation rows in training, as the asset "
+        "graph's seed_corpus adds them (data/targeted/targeted.jsonl)",
+        {"adversarial_batch_size": 32, "fast_dropout": True, "ja_en_glossary": "on"},
+        extra_train="data/targeted/targeted.jsonl",
+    ),
+    "glossary_targeted_cw": Variant(
+        "glossary_targeted with inverse-frequency class weights (mean 1)",
+        {"adversarial_batch_size": 32, "fast_dropout": True, "ja_en_glossary": "on", "class_weighting": True},
+        extra_train="data/targeted/targeted.jsonl",
+    ),
     "plain_1e-4": Variant("plain transformers loop, lr 1e-4, 5 epochs", {"lr": 1e-4}, kind="plain"),
     "plain_3e-4": Variant("plain transformers loop, lr 3e-4, 5 epochs", {"lr": 3e-4}, kind="plain"),
     "plain_5e-5": Variant("plain transformers loop, lr 5e-5, 5 epochs", {"lr": 5e-5}, kind="plain"),
@@ -158,6 +169,8 @@ PLANS: dict[str, list[tuple[str, list[str], int]]] = {
     "cheaper_defences": [("seed", ["adv16_oe8"], 5)],
     # JP-EN is the weakest segment (0.69 out of fold): do English glosses of Japanese shop terms help?
     "glossary": [("seed", ["ja_en_glossary"], 5)],
+    # escalation is the rare intent under target: what do the asset graph's targeted rows (and weights) do?
+    "escalation_now": [("seed", ["glossary_targeted", "glossary_targeted_cw"], 5)],
     "rare": [("seed", ["v2", "class_weights", "escalation_rows", "escalation_rows_cw"], 5)],
     "main": [
         ("seed", ["v2", "frozen4", "frozen3"], 5),

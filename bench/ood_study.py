@@ -20,7 +20,9 @@ held-out OOD half, robustness) and golden.npz (golden-set logits, read only by `
   attacked rows a step (weight 1 or 2; composed training phrasings, `TrainConfig.adversarial_weight`);
   `oe_uniform_adv32`: weight 1 with 32 attacked rows a step (today's default); `oe_uniform_adv32_fd`: the same
   with the cheaper dropout masks (as shipped); `oe8_adv16_fd`: half the defences' rows (8 out-of-scope + 16
-  attacked a step, not adopted); `oe_uniform_adv32_fd_gloss`: as shipped with the JA-EN glossary.
+  attacked a step, not adopted); `oe_uniform_adv32_fd_gloss`: as shipped with the JA-EN glossary;
+  `oe_uniform_adv32_fd_gloss_targeted`: the same with the 65 targeted escalation rows in training, as the
+  asset graph's `seed_corpus` adds them (the champion's training data).
 
 Robustness is measured twice: validation messages under the `val` phrasings (what a defence is chosen on)
 and test messages under the `heldout` phrasings (the report).
@@ -50,9 +52,10 @@ from manga_intent.calibrator_fit import (
     shipped_ood_pools,
 )
 from manga_intent.data import SPLIT_SEED, Example, load_jsonl, make_splits
+from manga_intent.labelled_pool import with_targeted_rows
 from manga_intent.ood import ood_report
 from manga_intent.robustness import CLEANERS, adversarial_augmentation, run_robustness
-from manga_intent.shipped_data import GOLDEN, SEED_CORPUS, ood_heldout_pool, read_rows
+from manga_intent.shipped_data import GOLDEN, SEED_CORPUS, TARGETED, ood_heldout_pool, read_rows
 from manga_intent.taxonomy import INTENTS
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ood"
@@ -75,6 +78,15 @@ VARIANTS = {
         "adv_batch": 32,
         "fast_dropout": True,
         "glossary": "on",
+    },
+    # as the asset graph trains the champion: its seed_corpus adds the targeted escalation rows to training
+    "oe_uniform_adv32_fd_gloss_targeted": {
+        "oe_weight": 0.5,
+        "adv_weight": 1.0,
+        "adv_batch": 32,
+        "fast_dropout": True,
+        "glossary": "on",
+        "targeted": True,
     },
     "oe8_adv16_fd": {
         "oe_weight": 0.5,
@@ -104,6 +116,11 @@ def cmd_train(args) -> int:
     oos = bool(spec.get("oos_class"))
     labels = [*INTENTS, OUT_OF_SCOPE] if oos else list(INTENTS)
     train_rows = list(splits.train)
+    if spec.get("targeted"):
+        targeted = with_targeted_rows(
+            [*splits.train, *splits.val, *splits.test], load_jsonl(TARGETED.path).examples
+        )
+        train_rows += [e for e in targeted if e.meta.get("provenance") == "targeted"]
     if spec.get("augment"):
         train_rows += adversarial_augmentation(
             splits.train, INTENTS, fraction=spec["augment"], seed=args.seed
