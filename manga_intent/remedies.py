@@ -4,7 +4,7 @@ cluster-based new-intent discovery, and multi-intent pair sampling. Assets wrap 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -23,6 +23,9 @@ class TemperatureRefit:
     ece_after: float
     fit_labels: int
     check_labels: int
+    unknown_labels: dict[str, int]
+    """Audited rows left out because the model has no such intent (a new intent people labelled): they say
+    nothing about this model's temperature, and are counted here rather than dropped silently."""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -37,13 +40,20 @@ def refit_temperature(
     logits divided by the current temperature (up to a constant), so fitting a temperature on them yields
     the correction factor.
     """
-    rows = sorted(
-        (i for i in items if i["label"] != OUT_OF_SCOPE and i.get("probs")), key=lambda i: i.get("ts") or 0
-    )
-    if len(rows) < 20:
-        raise ValueError(f"need at least 20 audited in-scope rows with probabilities, got {len(rows)}")
     index = {label: i for i, label in enumerate(labels)}
-    rows = [r for r in rows if r["label"] in index]
+    in_scope = [i for i in items if i["label"] != OUT_OF_SCOPE and i.get("probs")]
+    unknown = Counter(i["label"] for i in in_scope if i["label"] not in index)
+    rows = sorted((i for i in in_scope if i["label"] in index), key=lambda i: i.get("ts") or 0)
+    if len(rows) < 20:
+        also = (
+            f" ({sum(unknown.values())} more carry labels it does not know: {dict(unknown)})"
+            if unknown
+            else ""
+        )
+        raise ValueError(
+            f"need at least 20 audited in-scope rows with probabilities and a label the model knows, got "
+            f"{len(rows)}{also}"
+        )
     logp = np.log(
         np.clip(np.array([[r["probs"].get(name, 0.0) for name in labels] for r in rows]), 1e-12, 1.0)
     )
@@ -64,6 +74,7 @@ def refit_temperature(
         ece_after=ece(correction),
         fit_labels=cut,
         check_labels=len(rows) - cut,
+        unknown_labels=dict(unknown),
     )
 
 

@@ -195,6 +195,19 @@ def test_refit_recovers_a_pure_temperature_miscalibration():
         items.append({"label": INTENTS[label], "probs": dict(zip(INTENTS, p)), "ts": i})
     refit = refit_temperature(items, INTENTS, current_temperature=1.0)
     assert refit.ece_after < 0.75 * refit.ece_before and refit.correction > 1.3
+    assert refit.unknown_labels == {}
+
+
+def test_temperature_refit_counts_rows_of_an_intent_the_model_lacks_and_needs_20_it_knows():
+    probs = dict.fromkeys(INTENTS, 1 / len(INTENTS))
+    new_intent = [{"label": "gift_wrapping", "probs": probs, "ts": i} for i in range(30)]
+    known = [{"label": INTENTS[i % len(INTENTS)], "probs": probs, "ts": 100 + i} for i in range(19)]
+    with pytest.raises(
+        ValueError, match=r"got 19 \(30 more carry labels it does not know: \{'gift_wrapping': 30\}"
+    ):
+        refit_temperature(new_intent + known, INTENTS, current_temperature=1.0)
+    refit = refit_temperature(new_intent + known + known[:1], INTENTS, current_temperature=1.0)
+    assert refit.unknown_labels == {"gift_wrapping": 30} and refit.fit_labels + refit.check_labels == 20
 
 
 def test_discovery_returns_200_candidates_across_clusters_and_pairs_are_balanced():
