@@ -133,6 +133,17 @@ VARIANTS: dict[str, Variant] = {
         {"adversarial_batch_size": 32, "fast_dropout": True, "ja_en_glossary": "on", "class_weighting": True},
         extra_train="data/targeted/targeted.jsonl",
     ),
+    "targeted_no_lone_demands": Variant(
+        "glossary_targeted without the lone escalation demands among the attacked rows (they were added "
+        "for escalation before the targeted rows existed; with them, injections flip towards escalation)",
+        {
+            "adversarial_batch_size": 32,
+            "fast_dropout": True,
+            "ja_en_glossary": "on",
+            "adversarial_self_routing_share": 0.0,
+        },
+        extra_train="data/targeted/targeted.jsonl",
+    ),
     "plain_1e-4": Variant("plain transformers loop, lr 1e-4, 5 epochs", {"lr": 1e-4}, kind="plain"),
     "plain_3e-4": Variant("plain transformers loop, lr 3e-4, 5 epochs", {"lr": 3e-4}, kind="plain"),
     "plain_5e-5": Variant("plain transformers loop, lr 5e-5, 5 epochs", {"lr": 5e-5}, kind="plain"),
@@ -171,6 +182,8 @@ PLANS: dict[str, list[tuple[str, list[str], int]]] = {
     "glossary": [("seed", ["ja_en_glossary"], 5)],
     # escalation is the rare intent under target: what do the asset graph's targeted rows (and weights) do?
     "escalation_now": [("seed", ["glossary_targeted", "glossary_targeted_cw"], 5)],
+    # with the targeted rows, injections flip towards escalation: are the lone demands still needed?
+    "lone_demands": [("seed", ["targeted_no_lone_demands"], 5)],
     "rare": [("seed", ["v2", "class_weights", "escalation_rows", "escalation_rows_cw"], 5)],
     "main": [
         ("seed", ["v2", "frozen4", "frozen3"], 5),

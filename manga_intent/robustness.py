@@ -407,12 +407,17 @@ SELF_ROUTING_SHARE = 0.03
 
 
 def adversarial_pairs(
-    examples: Sequence[Example], labels: Sequence[str], count: int, *, seed: int = 0
+    examples: Sequence[Example],
+    labels: Sequence[str],
+    count: int,
+    *,
+    seed: int = 0,
+    self_routing_share: float = SELF_ROUTING_SHARE,
 ) -> list[tuple[int, Example]]:
     """`count` (index of the source row in `examples`, attacked copy) pairs; training phrasings only, labels
     kept, texts through `clean_text` (the normalisation every training row gets when it is loaded).
 
-    A `SELF_ROUTING_SHARE` of them, when `examples` has rows of a `SELF_ROUTING_INTENTS` intent, are that
+    A `self_routing_share` of them (default `SELF_ROUTING_SHARE`), when `examples` has rows of a `SELF_ROUTING_INTENTS` intent, are that
     intent's own lone demand ("live agent now", `injection_generator.generate_demand`), labelled with it:
     the counterpart of an injected demand beside another request, which must be ignored.
     """
@@ -422,7 +427,7 @@ def adversarial_pairs(
     self_routing = [i for i, e in enumerate(examples) if e.label in SELF_ROUTING_INTENTS]
     out = []
     while len(out) < count:
-        if self_routing and rng.random() < SELF_ROUTING_SHARE:
+        if self_routing and rng.random() < self_routing_share:
             source = rng.choice(self_routing)
             label = examples[source].label
             text, kind, target = clean_text(generate_demand(label, rng)), "self_routing_demand", None

@@ -180,6 +180,10 @@ class TrainConfig:
     """Attacked rows a step. 32, chosen out of fold (docs/ood-and-robustness.md, plan `robust_more`): against
     16 it lowered the injection flip rate under the val phrasings from 0.099 to 0.081 (goal 0.019 -> 0.016)
     at +1.0 pp accuracy [-0.3, +2.3]; the price is training time (a run takes about a quarter longer)."""
+    adversarial_self_routing_share: float = 0.03
+    """Share of the attacked rows that are a self-routing intent's lone demand ("live agent now") labelled
+    with it (`robustness.adversarial_pairs`), so the model does not learn to ignore the demand when it is
+    the whole message."""
     adversarial_consistency: float = 0.0
     """TRADES-style term on the same rows (Zhang et al., 2019): weight of KL(p(clean row) || p(its attacked
     copy)), gradients through both, so an attack moves the prediction less even where the clean one is
@@ -258,6 +262,10 @@ class TrainConfig:
         if self.adversarial_consistency > 0 and self.adversarial_weight <= 0:
             problems.append(
                 "adversarial_consistency needs adversarial_weight > 0 (it uses the attacked batch)"
+            )
+        if not 0 <= self.adversarial_self_routing_share <= 1:
+            problems.append(
+                f"adversarial_self_routing_share must be in [0, 1] (got {self.adversarial_self_routing_share})"
             )
         if self.adversarial_batch_size < 1:
             problems.append(f"adversarial_batch_size must be >= 1 (got {self.adversarial_batch_size})")
@@ -540,7 +548,13 @@ def _adversarial_pool(
     """Attacked copies of training rows for every draw of the run (at most 20,000, then reused in turn)."""
     from manga_intent.robustness import adversarial_pairs
 
-    pairs = adversarial_pairs(train, label_list, min(draws, 20_000), seed=config.sampler_seed)
+    pairs = adversarial_pairs(
+        train,
+        label_list,
+        min(draws, 20_000),
+        seed=config.sampler_seed,
+        self_routing_share=config.adversarial_self_routing_share,
+    )
     attacked = encode_texts(
         tokenizer, [e.text for _, e in pairs], config.max_length, [label_index[e.label] for _, e in pairs]
     )
