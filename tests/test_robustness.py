@@ -295,3 +295,12 @@ def test_lone_demands_of_a_self_routing_intent_keep_that_intent():
     assert not any(
         e.meta["augmented"] == "self_routing_demand" for _, e in adversarial_pairs(plain, INTENTS, 500)
     )
+    none = adversarial_pairs(rows, INTENTS, 2000, seed=0, self_routing_share=0.0)
+    assert not any(e.meta["augmented"] == "self_routing_demand" for _, e in none)
+    many = adversarial_pairs(rows, INTENTS, 2000, seed=0, self_routing_share=0.5)
+    assert 800 < sum(e.meta["augmented"] == "self_routing_demand" for _, e in many) < 1200
+
+    from manga_intent.training import TrainConfig
+
+    with pytest.raises(ValueError, match="adversarial_self_routing_share must be in"):
+        TrainConfig(adversarial_self_routing_share=1.5).validate()
