@@ -144,6 +144,21 @@ VARIANTS: dict[str, Variant] = {
         },
         extra_train="data/targeted/targeted.jsonl",
     ),
+    "targeted_ema": Variant(
+        "glossary_targeted with an EMA of the weights (decay 0.98), evaluated and saved as the average",
+        {"adversarial_batch_size": 32, "fast_dropout": True, "ja_en_glossary": "on", "ema_decay": 0.98},
+        extra_train="data/targeted/targeted.jsonl",
+    ),
+    "targeted_label_smoothing": Variant(
+        "glossary_targeted with label smoothing 0.1",
+        {"adversarial_batch_size": 32, "fast_dropout": True, "ja_en_glossary": "on", "label_smoothing": 0.1},
+        extra_train="data/targeted/targeted.jsonl",
+    ),
+    "targeted_rdrop": Variant(
+        "glossary_targeted with R-Drop (alpha 1: a second forward pass of the clean batch, symmetric KL)",
+        {"adversarial_batch_size": 32, "fast_dropout": True, "ja_en_glossary": "on", "rdrop_alpha": 1.0},
+        extra_train="data/targeted/targeted.jsonl",
+    ),
     "plain_1e-4": Variant("plain transformers loop, lr 1e-4, 5 epochs", {"lr": 1e-4}, kind="plain"),
     "plain_3e-4": Variant("plain transformers loop, lr 3e-4, 5 epochs", {"lr": 3e-4}, kind="plain"),
     "plain_5e-5": Variant("plain transformers loop, lr 5e-5, 5 epochs", {"lr": 5e-5}, kind="plain"),
@@ -184,6 +199,9 @@ PLANS: dict[str, list[tuple[str, list[str], int]]] = {
     "escalation_now": [("seed", ["glossary_targeted", "glossary_targeted_cw"], 5)],
     # with the targeted rows, injections flip towards escalation: are the lone demands still needed?
     "lone_demands": [("seed", ["targeted_no_lone_demands"], 5)],
+    # the regularisers of issue 9, measured on the champion's recipe as it now trains (defences, glossary,
+    # targeted rows); each is kept only if it wins out of fold
+    "regularisers_now": [("seed", ["targeted_ema", "targeted_label_smoothing", "targeted_rdrop"], 5)],
     "rare": [("seed", ["v2", "class_weights", "escalation_rows", "escalation_rows_cw"], 5)],
     "main": [
         ("seed", ["v2", "frozen4", "frozen3"], 5),
