@@ -22,7 +22,8 @@ held-out OOD half, robustness) and golden.npz (golden-set logits, read only by `
   with the cheaper dropout masks (as shipped); `oe8_adv16_fd`: half the defences' rows (8 out-of-scope + 16
   attacked a step, not adopted); `oe_uniform_adv32_fd_gloss`: as shipped with the JA-EN glossary;
   `oe_uniform_adv32_fd_gloss_targeted`: the same with the 65 targeted escalation rows in training, as the
-  asset graph's `seed_corpus` adds them (the champion's training data).
+  asset graph's `seed_corpus` adds them (the champion's training data); `..._targeted_ema`: the same with
+  an EMA of the weights (decay 0.98).
 
 Robustness is measured twice: validation messages under the `val` phrasings (what a defence is chosen on)
 and test messages under the `heldout` phrasings (the report).
@@ -88,6 +89,15 @@ VARIANTS = {
         "glossary": "on",
         "targeted": True,
     },
+    "oe_uniform_adv32_fd_gloss_targeted_ema": {
+        "oe_weight": 0.5,
+        "adv_weight": 1.0,
+        "adv_batch": 32,
+        "fast_dropout": True,
+        "glossary": "on",
+        "targeted": True,
+        "ema_decay": 0.98,
+    },
     "oe8_adv16_fd": {
         "oe_weight": 0.5,
         "oe_batch": 8,
@@ -137,6 +147,7 @@ def cmd_train(args) -> int:
         outlier_batch_size=spec.get("oe_batch", TrainConfig().outlier_batch_size),
         fast_dropout=spec.get("fast_dropout", False),
         ja_en_glossary=spec.get("glossary", "off"),  # the variants before it read the base tokenizer
+        ema_decay=spec.get("ema_decay", 0.0),
     )
     if args.max_steps:
         config = replace(config, max_steps=args.max_steps)
