@@ -145,7 +145,8 @@ VARIANTS: dict[str, Variant] = {
         extra_train="data/targeted/targeted.jsonl",
     ),
     "targeted_ema": Variant(
-        "glossary_targeted with an EMA of the weights (decay 0.98), evaluated and saved as the average",
+        "glossary_targeted with an EMA of the weights (decay 0.98), evaluated and saved as the average (recorded "
+        "before the average was bias-corrected: it started from the initial weights)",
         {"adversarial_batch_size": 32, "fast_dropout": True, "ja_en_glossary": "on", "ema_decay": 0.98},
         extra_train="data/targeted/targeted.jsonl",
     ),
@@ -164,13 +165,15 @@ VARIANTS: dict[str, Variant] = {
     "plain_5e-5": Variant("plain transformers loop, lr 5e-5, 5 epochs", {"lr": 5e-5}, kind="plain"),
 }
 
-#: Variants recorded before `TrainConfig.fast_dropout` existed ran torch's dropout, and before
-#: `TrainConfig.ja_en_glossary` existed read the base tokenizer: pinned, so rerunning one reproduces its record
+#: Variants recorded before `TrainConfig.fast_dropout` existed ran torch's dropout, before
+#: `TrainConfig.ja_en_glossary` existed read the base tokenizer, and before EMA became the default (2026-12-06)
+#: kept the raw weights: pinned, so rerunning one reproduces its record
 #: (a variant that sets either itself keeps its own value).
 for _variant in VARIANTS.values():
     if _variant.kind == "v2":
         _variant.overrides.setdefault("fast_dropout", False)
         _variant.overrides.setdefault("ja_en_glossary", "off")
+        _variant.overrides.setdefault("ema_decay", 0.0)
 
 
 PLANS: dict[str, list[tuple[str, list[str], int]]] = {

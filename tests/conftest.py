@@ -113,6 +113,8 @@ def tiny_train_config(**overrides):
         # adversarial training is tested on its own (test_robustness, test_cli); here it would only slow
         # down and blur tests of other parts of the loop
         "adversarial_weight": 0.0,
+        # the weight average is tested on its own (test_recipe_v2); it would lag a tiny model's fast learning
+        "ema_decay": 0.0,
     }
     return TrainConfig(**{**settings, **overrides})
 

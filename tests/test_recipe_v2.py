@@ -286,19 +286,30 @@ def test_no_early_stop_before_half_the_step_budget(splits, tokenizer):
     assert result.stopped_early and result.steps == 30 and result.history[-1].step == 30
 
 
-def test_weight_average_is_an_exponential_moving_average():
+def test_weight_average_is_a_bias_corrected_exponential_moving_average():
+    """After t updates the average weighs the visited weights by decay^(t-i), normalised by 1 - decay^t,
+    and gives the initial weights nothing: a 1-step run's average is the weights it reached."""
     layer = torch.nn.Linear(2, 1)
     with torch.no_grad():
         layer.weight.fill_(1.0)
     average = _WeightAverage(layer, decay=0.9)
+    average.swap()  # nothing visited yet: the raw weights
+    assert torch.allclose(layer.weight, torch.full((1, 2), 1.0))
+    average.swap()
     with torch.no_grad():
         layer.weight.fill_(3.0)
     average.update()
-    assert torch.allclose(average.shadow[0], torch.full((1, 2), 1.2))
     average.swap()
-    assert torch.allclose(layer.weight, torch.full((1, 2), 1.2))
+    assert torch.allclose(layer.weight, torch.full((1, 2), 3.0))  # not pulled back towards 1.0
     average.swap()
-    assert torch.allclose(layer.weight, torch.full((1, 2), 3.0))
+    with torch.no_grad():
+        layer.weight.fill_(5.0)
+    average.update()
+    average.swap()
+    expected = (0.1 * 0.9 * 3.0 + 0.1 * 5.0) / (1 - 0.9**2)
+    assert torch.allclose(layer.weight, torch.full((1, 2), expected))
+    average.swap()
+    assert torch.allclose(layer.weight, torch.full((1, 2), 5.0))
 
 
 def test_ema_and_rdrop_runs_train(splits, tokenizer):
