@@ -108,8 +108,8 @@ class TrainConfig:
     """Exponential moving average of the weights (bias-corrected), evaluated and kept instead of the raw
     weights; 0 = off. On since 2026-12-06, chosen out of fold on the champion's recipe (plan
     `regularisers_now`, docs/choosing-the-defaults.md): accuracy +0.5 pp [-0.3, +1.2], macro-F1 +0.009, NLL
-    0.307 -> 0.280, injection flip under the val phrasings 0.096 -> 0.084; label smoothing and R-Drop did
-    not win."""
+    0.307 -> 0.280, injection flip under the val phrasings 0.096 -> 0.084. R-Drop also won there (flip 0.070,
+    NLL 0.296) at the price of a second forward pass of the clean batch; label smoothing did not win."""
     lr_decay: float = 0.9
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
