@@ -119,7 +119,8 @@ def _latin_lookalikes() -> dict[str, str]:
     """Non-ASCII character -> the ASCII letter Unicode's confusables table says it imitates (no CJK/kana).
 
     Where the table names only another non-ASCII Latin letter (Greek τ -> LATIN LETTER SMALL CAPITAL T),
-    that letter's own base letter is taken (t), so a lookalike of a lookalike still folds.
+    that letter's own base letter is taken (t), so a lookalike of a lookalike still folds; and a lookalike's
+    NFKC image folds like the lookalike itself.
     """
     import confusable_homoglyphs
 
@@ -133,6 +134,12 @@ def _latin_lookalikes() -> dict[str, str]:
         via_latin = [b for b in map(_latin_base_letter, targets) if b]
         if direct or via_latin:
             out[ch] = (direct or via_latin)[0]
+    # clean_text folds after NFKC, which turns some lookalikes into letters the table does not list (lunate
+    # sigma ϲ -> final sigma ς): those images fold to the same Latin letter
+    for ch, letter in list(out.items()):
+        image = unicodedata.normalize("NFKC", ch)
+        if len(image) == 1 and not image.isascii() and image.isalpha() and image not in out:
+            out[image] = letter
     return out
 
 

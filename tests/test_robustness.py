@@ -2,6 +2,7 @@
 
 import random
 import re
+import unicodedata
 
 import numpy as np
 import pytest
@@ -59,6 +60,22 @@ def test_homoglyphs_fold_back_to_latin(phrasings):
     assert sum(ch in known for ch in attacked) > 3
     # Unicode's confusables table covers nearly all the held-out lookalikes too (not written from them)
     assert sum(a != b for a, b in zip(folded, MESSAGE)) <= 2
+
+
+def test_every_lookalike_of_a_latin_letter_folds_inside_a_latin_word_after_nfkc():
+    """Built from Unicode's confusables table, not from any phrasing set: NFKC runs first, so a lookalike whose
+    NFKC image is another non-Latin letter (lunate sigma ϲ -> ς) must fold through that image."""
+    from manga_intent.data import _latin_lookalikes
+
+    missed = []
+    for ch, letter in _latin_lookalikes().items():
+        nfkc = unicodedata.normalize("NFKC", ch)
+        if nfkc.isascii() or not nfkc.isalpha():
+            continue  # NFKC itself gives a Latin letter (a cased form), or a mark/digit, not a letter to fold
+        if clean_text(f"x{ch}x") != f"x{letter}x":
+            missed.append((ch, letter, clean_text(f"x{ch}x")))
+    assert not missed, missed[:10]
+    assert clean_text("ϲheϲkout") == "checkout"
 
 
 def test_clean_text_leaves_real_foreign_scripts_and_japanese_alone():
