@@ -417,9 +417,10 @@ def adversarial_pairs(
     """`count` (index of the source row in `examples`, attacked copy) pairs; training phrasings only, labels
     kept, texts through `clean_text` (the normalisation every training row gets when it is loaded).
 
-    A `self_routing_share` of them (default `SELF_ROUTING_SHARE`), when `examples` has rows of a `SELF_ROUTING_INTENTS` intent, are that
-    intent's own lone demand ("live agent now", `injection_generator.generate_demand`), labelled with it:
-    the counterpart of an injected demand beside another request, which must be ignored.
+    A `self_routing_share` of them (default `SELF_ROUTING_SHARE`), when `examples` has rows of a
+    `SELF_ROUTING_INTENTS` intent, are that intent's own lone demand ("live agent now",
+    `injection_generator.generate_demand`), labelled with it: the counterpart of an injected demand beside
+    another request, which must be ignored.
     """
     if not examples:
         raise ValueError("no examples to attack")
