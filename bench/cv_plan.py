@@ -168,7 +168,7 @@ VARIANTS: dict[str, Variant] = {
 #: Variants recorded before `TrainConfig.fast_dropout` existed ran torch's dropout, before
 #: `TrainConfig.ja_en_glossary` existed read the base tokenizer, and before EMA became the default (2026-12-06)
 #: kept the raw weights: pinned, so rerunning one reproduces its record
-#: (a variant that sets either itself keeps its own value).
+#: (a variant that sets one of them itself keeps its own value).
 for _variant in VARIANTS.values():
     if _variant.kind == "v2":
         _variant.overrides.setdefault("fast_dropout", False)
