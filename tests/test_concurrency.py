@@ -149,6 +149,8 @@ def _run_config(epochs: int, lr: float) -> dict:
                     "bootstrap": 20,
                     "freeze_word_embeddings": False,
                     "head_lr_multiplier": 1.0,
+                    # no weight average: over a tiny model's few fast steps it would lag far behind
+                    "ema_decay": 0.0,
                 }
             }
         },
