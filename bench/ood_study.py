@@ -61,6 +61,14 @@ from manga_intent.taxonomy import INTENTS
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ood"
 OUT_OF_SCOPE = "out_of_scope"
+_CHAMPION_DATA = {
+    "oe_weight": 0.5,
+    "adv_weight": 1.0,
+    "adv_batch": 32,
+    "fast_dropout": True,
+    "glossary": "on",
+    "targeted": True,
+}
 VARIANTS = {
     "base": {},
     "oe_uniform": {"oe_weight": 0.5},
@@ -81,23 +89,8 @@ VARIANTS = {
         "glossary": "on",
     },
     # as the asset graph trains the champion: its seed_corpus adds the targeted escalation rows to training
-    "oe_uniform_adv32_fd_gloss_targeted": {
-        "oe_weight": 0.5,
-        "adv_weight": 1.0,
-        "adv_batch": 32,
-        "fast_dropout": True,
-        "glossary": "on",
-        "targeted": True,
-    },
-    "oe_uniform_adv32_fd_gloss_targeted_ema": {
-        "oe_weight": 0.5,
-        "adv_weight": 1.0,
-        "adv_batch": 32,
-        "fast_dropout": True,
-        "glossary": "on",
-        "targeted": True,
-        "ema_decay": 0.98,
-    },
+    "oe_uniform_adv32_fd_gloss_targeted": _CHAMPION_DATA,
+    "oe_uniform_adv32_fd_gloss_targeted_ema": {**_CHAMPION_DATA, "ema_decay": 0.98},
     "oe8_adv16_fd": {
         "oe_weight": 0.5,
         "oe_batch": 8,
