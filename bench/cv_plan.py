@@ -21,6 +21,11 @@ class Variant:
     folds stay the pool's own rows, so the variant is scored on exactly the same messages."""
 
 
+#: Recipe v2 as shipped since the JA-EN glossary (32 attacked rows, cheaper dropout masks, the glossary), and the
+#: rows the asset graph adds to training: the base of the variants measured on the champion's recipe.
+_GLOSSARY_RECIPE = {"adversarial_batch_size": 32, "fast_dropout": True, "ja_en_glossary": "on"}
+_TARGETED_ROWS = "data/targeted/targeted.jsonl"
+
 VARIANTS: dict[str, Variant] = {
     "v2": Variant("recipe v2 as shipped before this sweep (plain CE, 250 steps, head x10)"),
     "class_weights": Variant("inverse-frequency class weights (mean 1)", {"class_weighting": True}),
@@ -120,45 +125,40 @@ VARIANTS: dict[str, Variant] = {
     "ja_en_glossary": Variant(
         "recipe v2 as shipped on 2026-12-06 (v2_fast_dropout) with the JA-EN glossary in the tokenizer "
         "(manga_intent/glossary.py): English glosses after Japanese shop terms",
-        {"adversarial_batch_size": 32, "fast_dropout": True, "ja_en_glossary": "on"},
+        {**_GLOSSARY_RECIPE},
     ),
     "glossary_targeted": Variant(
         "recipe v2 as shipped (ja_en_glossary) with the 65 targeted escalation rows in training, as the asset "
         "graph's seed_corpus adds them (data/targeted/targeted.jsonl)",
-        {"adversarial_batch_size": 32, "fast_dropout": True, "ja_en_glossary": "on"},
-        extra_train="data/targeted/targeted.jsonl",
+        {**_GLOSSARY_RECIPE},
+        extra_train=_TARGETED_ROWS,
     ),
     "glossary_targeted_cw": Variant(
         "glossary_targeted with inverse-frequency class weights (mean 1)",
-        {"adversarial_batch_size": 32, "fast_dropout": True, "ja_en_glossary": "on", "class_weighting": True},
-        extra_train="data/targeted/targeted.jsonl",
+        {**_GLOSSARY_RECIPE, "class_weighting": True},
+        extra_train=_TARGETED_ROWS,
     ),
     "targeted_no_lone_demands": Variant(
         "glossary_targeted without the lone escalation demands among the attacked rows (they were added "
         "for escalation before the targeted rows existed; with them, injections flip towards escalation)",
-        {
-            "adversarial_batch_size": 32,
-            "fast_dropout": True,
-            "ja_en_glossary": "on",
-            "adversarial_self_routing_share": 0.0,
-        },
-        extra_train="data/targeted/targeted.jsonl",
+        {**_GLOSSARY_RECIPE, "adversarial_self_routing_share": 0.0},
+        extra_train=_TARGETED_ROWS,
     ),
     "targeted_ema": Variant(
         "glossary_targeted with an EMA of the weights (decay 0.98), evaluated and saved as the average (recorded "
         "before the average was bias-corrected: it started from the initial weights)",
-        {"adversarial_batch_size": 32, "fast_dropout": True, "ja_en_glossary": "on", "ema_decay": 0.98},
-        extra_train="data/targeted/targeted.jsonl",
+        {**_GLOSSARY_RECIPE, "ema_decay": 0.98},
+        extra_train=_TARGETED_ROWS,
     ),
     "targeted_label_smoothing": Variant(
         "glossary_targeted with label smoothing 0.1",
-        {"adversarial_batch_size": 32, "fast_dropout": True, "ja_en_glossary": "on", "label_smoothing": 0.1},
-        extra_train="data/targeted/targeted.jsonl",
+        {**_GLOSSARY_RECIPE, "label_smoothing": 0.1},
+        extra_train=_TARGETED_ROWS,
     ),
     "targeted_rdrop": Variant(
         "glossary_targeted with R-Drop (alpha 1: a second forward pass of the clean batch, symmetric KL)",
-        {"adversarial_batch_size": 32, "fast_dropout": True, "ja_en_glossary": "on", "rdrop_alpha": 1.0},
-        extra_train="data/targeted/targeted.jsonl",
+        {**_GLOSSARY_RECIPE, "rdrop_alpha": 1.0},
+        extra_train=_TARGETED_ROWS,
     ),
     "plain_1e-4": Variant("plain transformers loop, lr 1e-4, 5 epochs", {"lr": 1e-4}, kind="plain"),
     "plain_3e-4": Variant("plain transformers loop, lr 3e-4, 5 epochs", {"lr": 3e-4}, kind="plain"),

@@ -123,7 +123,8 @@ def main() -> None:
     parser.add_argument(
         "--only",
         default=None,
-        help="time only the variants whose name matches this regex (and legacy); in the accuracy part, train only those",
+        help="time only the variants whose name matches this regex (and legacy); in the accuracy part, "
+        "train only those",
     )
     parser.add_argument("--base-model", default=None, help="default: packaged all-MiniLM-L6-v2")
     parser.add_argument(
