@@ -402,6 +402,32 @@ def cmd_temperature(args) -> None:
     print(json.dumps({"label_set": args.label_set, "variant": args.variant, **fit.as_dict()}))
 
 
+def cmd_flips(args) -> None:
+    """Where injected instructions move predictions out of fold (val phrasings): per variant, the label each
+    flipped prediction went to, counted over every injection attack."""
+    from manga_intent.robustness import ATTACKS_BY_NAME
+
+    runs = read_runs(Path(args.out))
+    label_names = pool_and_folds(args.label_set, 5)[2]
+    for variant in args.variants:
+        got = oof(runs, args.label_set, variant)
+        if got is None or not all("attacked" in r for r in got[3].values()):
+            raise SystemExit(f"{variant} on {args.label_set}: folds or attacked predictions missing")
+        went, total = np.zeros(len(label_names), dtype=int), 0
+        for r in got[3].values():
+            clean = np.asarray(r["logits"]).argmax(1)
+            for name, attacked in r["attacked"].items():
+                if ATTACKS_BY_NAME[name].has_goal:
+                    predicted = np.asarray(attacked["predicted"])
+                    total += len(predicted)
+                    went += np.bincount(predicted[predicted != clean], minlength=len(label_names))
+        order = np.argsort(-went)
+        print(
+            f"{variant}: {went.sum()} of {total} injected rows flipped; to "
+            + ", ".join(f"{label_names[i]} {went[i]}" for i in order if went[i])
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -415,12 +441,18 @@ def main() -> None:
     p.add_argument("--bootstrap", type=int, default=2000)
     p.add_argument("--out", default=str(RESULTS))
     p.add_argument("--json", default=None)
+    p = sub.add_parser("flips")
+    p.add_argument("variants", nargs="+")
+    p.add_argument("--label-set", default="seed")
+    p.add_argument("--out", default=str(RESULTS))
     p = sub.add_parser("temperature")
     p.add_argument("--label-set", default="seed")
     p.add_argument("--variant", default="v2")
     p.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
-    {"run": cmd_run, "table": cmd_table, "temperature": cmd_temperature}[args.command](args)
+    {"run": cmd_run, "table": cmd_table, "flips": cmd_flips, "temperature": cmd_temperature}[args.command](
+        args
+    )
 
 
 if __name__ == "__main__":
