@@ -14,6 +14,7 @@ carves one from a train-only file; the held-out fold is scored only.
   python bench/cv_select.py run --plan main [--budget-minutes 12]    # one chunk, under the CPU lock
   python bench/cv_select.py table [--label-set seed]                # the ablation table (markdown)
   python bench/cv_select.py temperature --label-set seed --variant v2 # T fitted on the OOF logits
+  python bench/cv_select.py calibrators --variant shipped           # calibrator fitted on inner val vs OOF
 
 `run` trains pending (label set, variant, fold) jobs of the plan in order until the time budget is
 spent, appending one JSON line per job to bench/results/cv/runs.jsonl (resumable; bench/run_cv.sh loops
@@ -27,6 +28,7 @@ import json
 import os
 import sys
 import time
+from collections import defaultdict
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -103,6 +105,7 @@ def run_fold(label_set_name: str, variant_name: str, fold: int, k: int) -> dict:
     started = time.perf_counter()
     model, tokenizer, summary = _train_variant(variant, train, val, labels, seed)
     logits = predict_logits(model, tokenizer, [pool[i].text for i in held])
+    val_logits = predict_logits(model, tokenizer, [e.text for e in val])
     index = {label: j for j, label in enumerate(labels)}
     attacked = attacked_predictions(model, tokenizer, [pool[i] for i in held], labels, seed=fold)
     return {
@@ -116,6 +119,8 @@ def run_fold(label_set_name: str, variant_name: str, fold: int, k: int) -> dict:
         "rows": held,
         "labels": [index[pool[i].label] for i in held],
         "logits": np.round(logits, 4).tolist(),
+        "inner_val_labels": [index[e.label] for e in val],
+        "inner_val_logits": np.round(val_logits, 4).tolist(),
         "wall_seconds": time.perf_counter() - started,
         "attacked": attacked,
         **summary,
@@ -402,6 +407,100 @@ def cmd_temperature(args) -> None:
     print(json.dumps({"label_set": args.label_set, "variant": args.variant, **fit.as_dict()}))
 
 
+def calibration_strategies(by_fold: dict) -> dict[str, np.ndarray]:
+    """Calibrated probabilities of every out-of-fold row under each way of fitting the calibrator.
+
+    Each fold's held-out rows are calibrated only from data that fold's model may see: its own inner
+    validation split (what `manga-intent train` does with its val split), or the out-of-fold logits of the
+    *other* folds (what `--calibration cv` does with k extra trainings).
+    """
+    from manga_intent.calibration import fit_temperature
+    from manga_intent.calibrators import choose_calibrator
+    from manga_intent.inference import softmax
+
+    k = len(by_fold)
+    parts: dict[str, list[np.ndarray]] = defaultdict(list)
+    for f in range(k):
+        run = by_fold[f]
+        held = np.asarray(run["logits"], dtype=float)
+        val, val_labels = (
+            np.asarray(run["inner_val_logits"], dtype=float),
+            np.asarray(run["inner_val_labels"]),
+        )
+        others = [by_fold[g] for g in range(k) if g != f]
+        oof_logits = np.concatenate([np.asarray(r["logits"], dtype=float) for r in others])
+        oof_labels = np.concatenate([np.asarray(r["labels"]) for r in others])
+        parts["none (T = 1)"].append(softmax(held))
+        parts["temperature on inner val"].append(softmax(held, fit_temperature(val, val_labels).temperature))
+        parts["chosen family on inner val (shipped)"].append(
+            choose_calibrator(val, val_labels).calibrator.probabilities(held)
+        )
+        parts["temperature on other folds' OOF"].append(
+            softmax(held, fit_temperature(oof_logits, oof_labels).temperature)
+        )
+        parts["chosen family on other folds' OOF"].append(
+            choose_calibrator(oof_logits, oof_labels).calibrator.probabilities(held)
+        )
+    return {name: np.concatenate(p) for name, p in parts.items()}
+
+
+def cmd_calibrators(args) -> None:
+    """Out of fold, pooled over every pool row: which way of fitting the calibrator calibrates best."""
+    from manga_intent.metrics import (
+        brier_score,
+        debiased_calibration_error,
+        ece_noise_floor,
+        expected_calibration_error,
+        negative_log_likelihood,
+    )
+
+    got = oof(read_runs(Path(args.out)), args.label_set, args.variant)
+    if got is None or not all("inner_val_logits" in r for r in got[3].values()):
+        raise SystemExit(f"{args.variant} on {args.label_set}: folds or inner validation logits missing")
+    by_fold = got[3]
+    labels = np.concatenate([np.asarray(by_fold[f]["labels"]) for f in range(len(by_fold))])
+    strategies = calibration_strategies(by_fold)
+    reference = strategies["chosen family on inner val (shipped)"]
+    rng = np.random.default_rng(0)
+    boots = [rng.integers(0, len(labels), len(labels)) for _ in range(args.bootstrap)]
+    print(
+        f"{args.variant} on {args.label_set}: {len(labels)} out-of-fold rows, "
+        f"inner val {sum(len(r['inner_val_labels']) for r in by_fold.values()) // len(by_fold)} rows a fold"
+    )
+    print(
+        "| calibrator fitted on | ECE | floor mean / p95 | debiased L2 | NLL | Brier | conf − acc "
+        "| ΔECE vs shipped [95% CI] |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    rows = {}
+    for name, probs in strategies.items():
+        floor = ece_noise_floor(probs)
+        ece = expected_calibration_error(probs, labels)
+        deltas = [
+            expected_calibration_error(probs[b], labels[b])
+            - expected_calibration_error(reference[b], labels[b])
+            for b in boots
+        ]
+        lo, hi = np.percentile(deltas, [2.5, 97.5])
+        gap = float(probs.max(1).mean() - (probs.argmax(1) == labels).mean())
+        rows[name] = {
+            "ece": ece,
+            "floor": floor,
+            "debiased_l2": debiased_calibration_error(probs, labels),
+            "nll": negative_log_likelihood(probs, labels),
+            "brier": brier_score(probs, labels),
+            "overconfidence": gap,
+            "delta_ece_ci": [float(lo), float(hi)],
+        }
+        print(
+            f"| {name} | {ece:.4f} | {floor['mean']:.4f} / {floor['p95']:.4f} | "
+            f"{rows[name]['debiased_l2']:.4f} | {rows[name]['nll']:.4f} | {rows[name]['brier']:.4f} | "
+            f"{gap:+.4f} | {ece - expected_calibration_error(reference, labels):+.4f} [{lo:+.4f}, {hi:+.4f}] |"
+        )
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+
+
 def cmd_flips(args) -> None:
     """Where injected instructions move predictions out of fold (val phrasings): per variant, the label each
     flipped prediction went to, counted over every injection attack."""
@@ -449,10 +548,21 @@ def main() -> None:
     p.add_argument("--label-set", default="seed")
     p.add_argument("--variant", default="v2")
     p.add_argument("--out", default=str(RESULTS))
+    p = sub.add_parser("calibrators")
+    p.add_argument("--label-set", default="seed")
+    p.add_argument("--variant", default="shipped")
+    p.add_argument("--bootstrap", type=int, default=1000)
+    p.add_argument("--out", default=str(RESULTS))
+    p.add_argument("--json", default=None)
     args = parser.parse_args()
-    {"run": cmd_run, "table": cmd_table, "flips": cmd_flips, "temperature": cmd_temperature}[args.command](
-        args
-    )
+    commands = {
+        "run": cmd_run,
+        "table": cmd_table,
+        "flips": cmd_flips,
+        "temperature": cmd_temperature,
+        "calibrators": cmd_calibrators,
+    }
+    commands[args.command](args)
 
 
 if __name__ == "__main__":

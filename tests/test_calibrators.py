@@ -48,6 +48,27 @@ def test_pure_temperature_miscalibration_keeps_the_simple_family_competitive():
     assert sum(r["chosen"] for r in choice.table) == 1
 
 
+def test_a_richer_family_needs_to_win_by_more_than_one_standard_error():
+    """Pure temperature miscalibration on a validation-sized split: over many draws the bias family wins the
+    raw cross-validated NLL now and then by chance; the one-standard-error rule keeps temperature unless
+    the gain is larger than its own noise, and a real per-class bias still clears it (test above)."""
+    raw_wins = chosen_richer = 0
+    for seed in range(40):
+        logits, y = _sample(np.random.default_rng(100 + seed), 140)
+        choice = choose_calibrator(logits, y)
+        rows = {r["family"]: r for r in choice.table}
+        raw_wins += min(rows["bias"]["cv_nll"], rows["vector"]["cv_nll"]) < rows["temperature"]["cv_nll"]
+        chosen_richer += choice.calibrator.family != "temperature"
+        for family in ("bias", "vector"):
+            row = rows[family]
+            assert row["compared_with"] in ("temperature", "bias")
+            assert row["gain_standard_error"] > 0
+            if row["chosen"]:
+                assert row["cv_nll_gain"] > row["gain_standard_error"]
+    assert raw_wins > 0, "the scenario must include chance wins of a richer family, or it tests nothing"
+    assert chosen_richer * 4 <= raw_wins
+
+
 def test_tiny_validation_sets_fall_back_to_temperature():
     logits, y = _sample(np.random.default_rng(3), 6)
     assert choose_calibrator(logits, y).calibrator.family == "temperature"
