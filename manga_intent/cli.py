@@ -133,6 +133,15 @@ def _add_train(sub) -> None:
         "--labels", default=None, help="comma-separated label set to enforce (default: from the data)"
     )
     p.add_argument("--quarantine", action="store_true", help="set invalid rows aside instead of failing")
+    p.add_argument(
+        "--train-only",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="labelled rows added to the training split only, after the split (repeatable): never validated "
+        "or tested on, and an error if they repeat a message of --data. The asset graph trains its champion "
+        "with data/targeted/targeted.jsonl added this way",
+    )
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% CIs")
     p.add_argument(
         "--calibration",
@@ -369,6 +378,32 @@ def _log(args, message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
+def _with_train_only_rows(args, splits, label_list):
+    """`splits` with each --train-only file's rows added to training (as the asset graph adds targeted rows)."""
+    from dataclasses import replace
+
+    from manga_intent.data import load_jsonl
+    from manga_intent.labelled_pool import with_targeted_rows
+
+    for path in args.train_only:
+        extra = load_jsonl(path, allowed_labels=label_list, quarantine=args.quarantine)
+        if not extra.examples:
+            raise ValueError(f"--train-only {path}: no usable rows")
+        if extra.quarantined:
+            _log(
+                args,
+                f"--train-only {path}: quarantined {len(extra.quarantined)} row(s): {extra.quarantine_counts}",
+            )
+        everything = [*splits.train, *splits.val, *splits.test]
+        try:
+            added = with_targeted_rows(everything, extra.examples)[len(everything) :]
+        except ValueError as err:
+            raise ValueError(f"--train-only {path}: {err}") from None
+        splits = replace(splits, train=[*splits.train, *added])
+        _log(args, f"--train-only {path}: {len(added)} rows added to training")
+    return splits
+
+
 def cmd_train(args) -> int:
     from manga_intent.data import infer_label_list, load_jsonl, make_splits
     from manga_intent.distributed import DataParallel
@@ -389,6 +424,7 @@ def cmd_train(args) -> int:
     if args.calibration_folds < 2:
         raise ValueError(f"--calibration-folds must be >= 2 (got {args.calibration_folds})")
     splits = make_splits(loaded.examples, seed=args.split_seed, val_fraction=args.val_fraction)
+    splits = _with_train_only_rows(args, splits, label_list)
     missing = sorted(set(label_list) - {e.label for e in splits.train})
     if missing:
         raise ValueError(f"labels with no training rows: {missing}")
@@ -424,6 +460,7 @@ def cmd_train(args) -> int:
             extra_card={
                 "source_file": str(Path(args.data).resolve()),
                 "quarantined_rows": len(loaded.quarantined),
+                "train_only_files": [str(Path(f).resolve()) for f in args.train_only],
             },
             calibration=args.calibration,
             calibration_folds=args.calibration_folds,

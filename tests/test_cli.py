@@ -7,6 +7,8 @@ import sys
 import pytest
 from conftest import KEYWORDS, write_keyword_jsonl
 
+from manga_intent.data import load_jsonl, make_splits
+
 # a random tiny encoder has no pretrained embeddings to protect: train them, no head multiplier
 FAST = [
     "--epochs",
@@ -480,3 +482,52 @@ def test_calibration_on_out_of_fold_logits_of_train_and_val(tmp_path, tiny_base_
     assert bad.returncode == 2 and "--calibration-folds must be >= 2" in bad.stderr
     with_ood = run_cli("train", "--data", data, "--out", tmp_path / "y", "--calibration", "cv", check=False)
     assert with_ood.returncode == 2 and "add --ood-data none" in with_ood.stderr
+
+
+def test_train_only_rows_join_training_after_the_split(tmp_path, tiny_base_dir):
+    """`--train-only FILE` adds rows to training as the asset graph adds its targeted rows: the split of
+    --data is unchanged (validation and test are the same rows), and a repeated message or an unknown
+    intent is refused before any training."""
+    data = write_keyword_jsonl(tmp_path / "data.jsonl", n=120)
+    extra = tmp_path / "extra.jsonl"
+    extra.write_text(
+        "".join(
+            json.dumps({"text": f"a refund for the broken box, case {i}", "label": "gamma"}) + "\n"
+            for i in range(7)
+        )
+    )
+    out = tmp_path / "m"
+    proc = run_cli(
+        "train", "--data", data, "--train-only", extra, "--out", out, "--base-model", tiny_base_dir, *FAST
+    )
+    assert f"--train-only {extra}: 7 rows added to training" in proc.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    plain = make_splits(load_jsonl(data).examples, seed=42)
+    assert metrics["split_sizes"] == {
+        "train": len(plain.train) + 7,
+        "val": len(plain.val),
+        "test": len(plain.test),
+    }
+    assert json.loads((out / "model_card.json").read_text())["train_only_files"] == [str(extra.resolve())]
+
+    test_message = plain.test[0]
+    repeated = tmp_path / "repeated.jsonl"
+    repeated.write_text(json.dumps({"text": test_message.text, "label": test_message.label}) + "\n")
+    unknown = tmp_path / "unknown.jsonl"
+    unknown.write_text(json.dumps({"text": "where is my parcel", "label": "omega"}) + "\n")
+    for bad, message in ((repeated, "repeat corpus messages"), (unknown, "omega")):
+        refused = run_cli(
+            "train",
+            "--data",
+            data,
+            "--train-only",
+            bad,
+            "--out",
+            tmp_path / "x",
+            "--base-model",
+            tiny_base_dir,
+            *FAST,
+            check=False,
+        )
+        assert refused.returncode == 2 and message in refused.stderr, refused.stderr
+        assert not (tmp_path / "x").exists()
