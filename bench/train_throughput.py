@@ -177,6 +177,14 @@ def main() -> None:
                 "recipe v2, 24 attacked + 8 out-of-scope rows a step",
                 replace(TrainConfig(), adversarial_batch_size=24, outlier_batch_size=8),
             ),
+            (
+                "recipe v2 as shipped, selective backprop of the defences' rows (the hardest 1/4)",
+                replace(TrainConfig(), auxiliary_backprop_share=0.25),
+            ),
+            (
+                "recipe v2 as shipped, selective backprop of the defences' rows (the hardest 1/8)",
+                replace(TrainConfig(), auxiliary_backprop_share=0.125),
+            ),
             ("recipe v2 (no defences), torch's dropout masks", replace(BARE_V2, fast_dropout=False)),
         ]
         if resolve_bf16("auto"):  # recipe v2 autocasts to bf16 here: also time it in fp32

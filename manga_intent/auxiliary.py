@@ -89,3 +89,25 @@ def _by_length(
     ordered = sorted(shuffled, key=lambda i: lengths[i], reverse=True)
     size = len(rows) // len(steps)
     return [tuple(ordered[b * size : (b + 1) * size]) for b in range(len(steps))]
+
+
+def hardest_share(
+    block: AuxiliaryBlock, outlier_losses: torch.Tensor, attacked_losses: torch.Tensor, share: float
+) -> AuxiliaryBlock:
+    """`block` cut to `share` of each kind (at least one row of a kind it has): the rows with the highest
+    loss, in their original order (selective backprop; `TrainConfig.auxiliary_backprop_share`)."""
+    if len(outlier_losses) != len(block.outlier) or len(attacked_losses) != len(block.attacked):
+        raise ValueError(
+            f"one loss per row: {len(block.outlier)} out-of-scope and {len(block.attacked)} attacked rows, "
+            f"got {len(outlier_losses)} and {len(attacked_losses)} losses"
+        )
+    if not 0 < share <= 1:
+        raise ValueError(f"share must be in (0, 1] (got {share})")
+
+    def keep(rows: tuple[int, ...], losses: torch.Tensor) -> tuple[int, ...]:
+        if not rows:
+            return rows
+        k = max(1, round(share * len(rows)))
+        return tuple(rows[i] for i in sorted(torch.topk(losses.float(), k).indices.tolist()))
+
+    return AuxiliaryBlock(keep(block.outlier, outlier_losses), keep(block.attacked, attacked_losses))

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from manga_intent.auxiliary import auxiliary_plan
+from manga_intent.auxiliary import AuxiliaryBlock, auxiliary_plan, hardest_share
 from manga_intent.batching import (
     EncodedTexts,
     collate,
@@ -188,6 +188,12 @@ class TrainConfig:
     """Share of the attacked rows that are a self-routing intent's lone demand ("live agent now") labelled
     with it (`robustness.adversarial_pairs`), so the model does not learn to ignore the demand when it is
     the whole message."""
+    auxiliary_backprop_share: float = 1.0
+    """Selective backprop for the defences' rows (Jiang et al., 2019, "Accelerating deep learning by focusing
+    on the biggest losers"): each step first scores all its out-of-scope and attacked rows in one forward pass
+    without gradients (eval mode), then trains only this share of each kind, the rows with the highest loss.
+    A pass without gradients costs about a third of one with them, so 0.25 cuts the defences' cost by about
+    40%. 1 = every row trains (off)."""
     adversarial_consistency: float = 0.0
     """TRADES-style term on the same rows (Zhang et al., 2019): weight of KL(p(clean row) || p(its attacked
     copy)), gradients through both, so an attack moves the prediction less even where the clean one is
@@ -195,6 +201,10 @@ class TrainConfig:
 
     def validate(self) -> None:
         problems = []
+        if not 0 < self.auxiliary_backprop_share <= 1:
+            problems.append(
+                f"auxiliary_backprop_share must be in (0, 1] (got {self.auxiliary_backprop_share})"
+            )
         if self.epochs < 1:
             problems.append(f"epochs must be >= 1 (got {self.epochs})")
         if self.max_steps is not None and self.max_steps < 1:
@@ -805,12 +815,33 @@ def train_classifier(
             input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
         ).logits.float()
 
+    def hardest_rows(block: AuxiliaryBlock, temperature: float) -> AuxiliaryBlock:
+        """The block cut to `auxiliary_backprop_share` of each kind, the rows the model now gets most wrong
+        (scored in eval mode without gradients: no dropout noise in the ranking, a third of the cost)."""
+        model.eval()
+        with torch.no_grad():
+            z = auxiliary_logits(block)
+        model.train()
+        n_out = len(block.outlier)
+        outlier_losses = torch.logsumexp(z[:n_out], -1) - z[:n_out].mean(-1)
+        targets = (
+            torch.tensor([adversarial.attacked.labels[i] for i in block.attacked]) if block.attacked else None
+        )
+        attacked_losses = (
+            F.cross_entropy(z[n_out:] / temperature, targets.to(z.device), reduction="none")
+            if block.attacked
+            else z.new_zeros(0)
+        )
+        return hardest_share(block, outlier_losses, attacked_losses, config.auxiliary_backprop_share)
+
     def auxiliary_loss(step: int, temperature: float) -> torch.Tensor:
         """The step's out-of-scope and attacked rows in one forward pass (`manga_intent.auxiliary`), the same on
         every rank, through the unwrapped module: outlier exposure's uniform-target term, the attacked rows'
         CE to their labels and, if on, the consistency term with their clean originals; each term the mean
         over its own rows, as when they ran as two batches."""
         block = plan[min(step, len(plan) - 1)]
+        if config.auxiliary_backprop_share < 1:
+            block = hardest_rows(block, temperature)
         z = auxiliary_logits(block)
         n_out, total = len(block.outlier), z.new_zeros(())
         if n_out:

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from conftest import KEYWORDS, tiny_classifier, tiny_pooled_classifier, write_keyword_jsonl
 
+from manga_intent.auxiliary import AuxiliaryBlock, hardest_share
 from manga_intent.coverage import tokenizer_coverage
 from manga_intent.cpu import cgroup_cpu_limit, configure_threads, resolve_bf16, usable_cpus
 from manga_intent.data import Example, load_jsonl, make_splits
@@ -428,3 +429,56 @@ def test_hundreds_of_labels_train_and_evaluate(tokenizer):
     )
     assert metrics["n"] == len(splits.test) == 300 and len(metrics["per_intent"]) == 300
     assert card["metrics_split"] == "test" and metrics["calibration"]["fitted_on"] == "val"
+
+
+def test_selective_backprop_trains_each_steps_highest_loss_defence_rows(splits, tokenizer, monkeypatch):
+    """With auxiliary_backprop_share 0.25 every step scores its 4 out-of-scope and 8 attacked rows and
+    trains the 1 and 2 with the highest loss (ranking done without gradients, in eval mode)."""
+    import manga_intent.training as training
+
+    calls = []
+
+    def recording(block, outlier_losses, attacked_losses, share):
+        kept = hardest_share(block, outlier_losses, attacked_losses, share)
+        calls.append((block, outlier_losses.clone(), attacked_losses.clone(), kept))
+        return kept
+
+    monkeypatch.setattr(training, "hardest_share", recording)
+    outliers = ["do you sell concert tickets", "what is the weather in osaka", "asdf qwer zxcv"] * 3
+    config = fast(
+        max_steps=5,
+        outlier_exposure_weight=0.5,
+        outlier_batch_size=4,
+        adversarial_weight=1.0,
+        adversarial_batch_size=8,
+        auxiliary_backprop_share=0.25,
+    )
+    train_classifier(
+        splits.train,
+        splits.val,
+        LABELS,
+        config,
+        model_and_tokenizer=(tiny_pooled_classifier(4), tokenizer),
+        progress=False,
+        outlier_texts=outliers,
+    )
+    assert len(calls) == 5
+    for block, outlier_losses, attacked_losses, kept in calls:
+        assert len(block.outlier) == 4 and len(block.attacked) == 8
+        assert len(kept.outlier) == 1 and len(kept.attacked) == 2
+        assert outlier_losses.requires_grad is False and attacked_losses.requires_grad is False
+        chosen = [i for i, row in enumerate(block.attacked) if row in kept.attacked]
+        others = [i for i in range(8) if i not in chosen]
+        assert attacked_losses[chosen].min() >= attacked_losses[others].max()
+    with pytest.raises(ValueError, match="auxiliary_backprop_share"):
+        fast(auxiliary_backprop_share=0.0).validate()
+
+
+def test_hardest_share_keeps_the_highest_losses_in_order_and_at_least_one_row():
+    block = AuxiliaryBlock(outlier=(10, 11, 12), attacked=(20, 21, 22, 23))
+    kept = hardest_share(block, torch.tensor([0.1, 0.9, 0.5]), torch.tensor([3.0, 0.0, 2.0, 1.0]), 0.5)
+    assert kept == AuxiliaryBlock(outlier=(11, 12), attacked=(20, 22))
+    assert hardest_share(block, torch.tensor([0.1, 0.9, 0.5]), torch.ones(4), 0.1).outlier == (11,)
+    assert hardest_share(AuxiliaryBlock((), (5,)), torch.zeros(0), torch.ones(1), 0.25).outlier == ()
+    with pytest.raises(ValueError, match="one loss per row"):
+        hardest_share(block, torch.zeros(2), torch.zeros(4), 0.5)
