@@ -172,6 +172,23 @@ VARIANTS: dict[str, Variant] = {
         {**_GLOSSARY_RECIPE, "ema_decay": 0.98, "rdrop_alpha": 1.0},
         extra_train=_TARGETED_ROWS,
     ),
+    "shipped_no_ema": Variant(
+        "shipped without the EMA (glossary_targeted rerun with today's code: clean_text's lookalike fix and the "
+        "self-routing share setting came after glossary_targeted was recorded)",
+        {**_GLOSSARY_RECIPE, "ema_decay": 0.0},
+        extra_train=_TARGETED_ROWS,
+    ),
+    "shipped_sb25": Variant(
+        "shipped with selective backprop of the defences' rows: each step scores its 16 out-of-scope and 32 "
+        "attacked rows without gradients and trains the hardest quarter of each (4 + 8)",
+        {**_GLOSSARY_RECIPE, "ema_decay": 0.98, "auxiliary_backprop_share": 0.25},
+        extra_train=_TARGETED_ROWS,
+    ),
+    "shipped_sb125": Variant(
+        "shipped with selective backprop of the defences' rows, the hardest eighth (2 + 4)",
+        {**_GLOSSARY_RECIPE, "ema_decay": 0.98, "auxiliary_backprop_share": 0.125},
+        extra_train=_TARGETED_ROWS,
+    ),
     "plain_1e-4": Variant("plain transformers loop, lr 1e-4, 5 epochs", {"lr": 1e-4}, kind="plain"),
     "plain_3e-4": Variant("plain transformers loop, lr 3e-4, 5 epochs", {"lr": 3e-4}, kind="plain"),
     "plain_5e-5": Variant("plain transformers loop, lr 5e-5, 5 epochs", {"lr": 5e-5}, kind="plain"),
@@ -220,6 +237,9 @@ PLANS: dict[str, list[tuple[str, list[str], int]]] = {
     # the 160-row validation split fits the temperature: would out-of-fold logits calibrate better, and
     # does R-Drop on top of EMA lower the injection flip rate?
     "calibration_now": [("seed", ["shipped", "shipped_rdrop"], 5)],
+    # the defences' rows cost most of a step: does training only the hardest of them keep what they buy?
+    # (and EMA against none, both with today's code)
+    "selective_backprop": [("seed", ["shipped_sb25", "shipped_no_ema", "shipped_sb125"], 5)],
     "rare": [("seed", ["v2", "class_weights", "escalation_rows", "escalation_rows_cw"], 5)],
     "main": [
         ("seed", ["v2", "frozen4", "frozen3"], 5),

@@ -91,6 +91,10 @@ VARIANTS = {
     # as the asset graph trains the champion: its seed_corpus adds the targeted escalation rows to training
     "oe_uniform_adv32_fd_gloss_targeted": _CHAMPION_DATA,
     "oe_uniform_adv32_fd_gloss_targeted_ema": {**_CHAMPION_DATA, "ema_decay": 0.98},
+    # selective backprop of the defences' rows (TrainConfig.auxiliary_backprop_share), and R-Drop with EMA
+    "oe_uniform_adv32_fd_gloss_targeted_ema_sb125": {**_CHAMPION_DATA, "ema_decay": 0.98, "sb": 0.125},
+    "oe_uniform_adv32_fd_gloss_targeted_ema_sb25": {**_CHAMPION_DATA, "ema_decay": 0.98, "sb": 0.25},
+    "oe_uniform_adv32_fd_gloss_targeted_ema_rdrop": {**_CHAMPION_DATA, "ema_decay": 0.98, "rdrop": 1.0},
     "oe8_adv16_fd": {
         "oe_weight": 0.5,
         "oe_batch": 8,
@@ -141,6 +145,8 @@ def cmd_train(args) -> int:
         fast_dropout=spec.get("fast_dropout", False),
         ja_en_glossary=spec.get("glossary", "off"),  # the variants before it read the base tokenizer
         ema_decay=spec.get("ema_decay", 0.0),
+        auxiliary_backprop_share=spec.get("sb", 1.0),
+        rdrop_alpha=spec.get("rdrop", 0.0),
     )
     if args.max_steps:
         config = replace(config, max_steps=args.max_steps)

@@ -8,8 +8,9 @@ Families (Guo et al., 2017; Kull et al., 2019), each mapping logits z to calibra
 
 The richer families always fit the validation split at least as well as temperature scaling, so their
 in-sample NLL cannot choose between them. The family is chosen by K-fold cross-validated NLL on the
-validation split, then refitted on all of it; test and golden rows are never seen here. A small L2 pull
-towards plain temperature scaling keeps the per-class parameters stable on a 160-row validation split.
+validation split (a richer family must win by more than one standard error), then refitted on all of it;
+test and golden rows are never seen here. A small L2 pull towards plain temperature scaling keeps the
+per-class parameters stable on a 160-row validation split.
 """
 
 from __future__ import annotations
@@ -154,7 +155,8 @@ class CalibratorChoice:
             "calibrator": self.calibrator.as_dict(),
             "table": self.table,
             "folds": self.folds,
-            "chosen_by": f"{self.folds}-fold cross-validated NLL on the validation split",
+            "chosen_by": f"{self.folds}-fold cross-validated NLL on the validation split (a richer family "
+            "must win by more than one standard error)",
         }
 
 
