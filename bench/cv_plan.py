@@ -195,14 +195,15 @@ VARIANTS: dict[str, Variant] = {
 }
 
 #: Variants recorded before `TrainConfig.fast_dropout` existed ran torch's dropout, before
-#: `TrainConfig.ja_en_glossary` existed read the base tokenizer, and before EMA became the default (2026-12-06)
-#: kept the raw weights: pinned, so rerunning one reproduces its record
-#: (a variant that sets one of them itself keeps its own value).
+#: `TrainConfig.ja_en_glossary` existed read the base tokenizer, before EMA became the default (2026-12-06)
+#: kept the raw weights, and before selective backprop trained every defence row: pinned, so rerunning one
+#: reproduces its record (a variant that sets one of them itself keeps its own value).
 for _variant in VARIANTS.values():
     if _variant.kind == "v2":
         _variant.overrides.setdefault("fast_dropout", False)
         _variant.overrides.setdefault("ja_en_glossary", "off")
         _variant.overrides.setdefault("ema_decay", 0.0)
+        _variant.overrides.setdefault("auxiliary_backprop_share", 1.0)
 
 
 PLANS: dict[str, list[tuple[str, list[str], int]]] = {

@@ -24,7 +24,7 @@ from resources.model_settings import BaseModelResource
 from resources.storage import ArtifactStore
 
 _V2 = TrainConfig()
-CODE_VERSION = "trained-model-2"
+CODE_VERSION = "trained-model-3"  # 3: EMA of the weights and selective backprop by default
 
 
 class TrainedModelConfig(dg.Config):
@@ -54,6 +54,9 @@ class TrainedModelConfig(dg.Config):
     """Adversarial training: loss weight of a batch of attacked training rows each step; 0 = off."""
     adversarial_consistency: float = _V2.adversarial_consistency
     """With adversarial training: weight of KL(clean || attacked) on the same rows (TRADES); 0 = off."""
+    auxiliary_backprop_share: float = _V2.auxiliary_backprop_share
+    """Selective backprop: each step trains only this share of its out-of-scope and attacked rows, the
+    highest-loss ones after a pass without gradients; 1 = every row."""
     hpo: str = "auto"
     """`auto`: take lr, head multiplier, batch size, decay, epochs and warmup from the newest `hpo_study`
     when it searched this base model and label set (its epochs become the budget); `off`: recipe defaults;
@@ -84,6 +87,7 @@ def recipe(config: TrainedModelConfig, seed: int, searched: dict | None) -> Trai
         adversarial_augmentation=config.adversarial_augmentation,
         adversarial_weight=config.adversarial_weight,
         adversarial_consistency=config.adversarial_consistency,
+        auxiliary_backprop_share=config.auxiliary_backprop_share,
         split_seed=SPLIT_SEED,
         init_seed=seed,
         sampler_seed=seed,

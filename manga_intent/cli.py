@@ -191,6 +191,13 @@ def _add_ood_training_options(p) -> None:
         help="with --adversarial-weight: weight of KL(clean || attacked) on the same rows (TRADES; 0 = off)",
     )
     g.add_argument(
+        "--auxiliary-backprop-share",
+        type=float,
+        default=None,
+        help="selective backprop: each step scores its out-of-scope and attacked rows without gradients and "
+        "trains only this share of each kind, the highest-loss ones (default 1 = every row)",
+    )
+    g.add_argument(
         "--max-in-domain-flag-rate",
         type=float,
         default=None,
@@ -238,6 +245,7 @@ _TRAIN_OPTIONS = (
     "adversarial_augmentation",
     "adversarial_weight",
     "adversarial_consistency",
+    "auxiliary_backprop_share",
 )
 
 
