@@ -161,8 +161,8 @@ VARIANTS: dict[str, Variant] = {
         extra_train=_TARGETED_ROWS,
     ),
     "shipped": Variant(
-        "the recipe as shipped (glossary_targeted + the bias-corrected EMA, decay 0.98), recorded with its "
-        "inner validation logits so the calibrators can be compared out of fold",
+        "the recipe as shipped for a day (glossary_targeted + the bias-corrected EMA, decay 0.98), recorded "
+        "with its inner validation logits so the calibrators can be compared out of fold",
         {**_GLOSSARY_RECIPE, "ema_decay": 0.98},
         extra_train=_TARGETED_ROWS,
     ),
@@ -173,8 +173,8 @@ VARIANTS: dict[str, Variant] = {
         extra_train=_TARGETED_ROWS,
     ),
     "shipped_no_ema": Variant(
-        "shipped without the EMA (glossary_targeted rerun with today's code: clean_text's lookalike fix and the "
-        "self-routing share setting came after glossary_targeted was recorded)",
+        "shipped without the EMA, the recipe as shipped again (glossary_targeted rerun with today's code: "
+        "clean_text's lookalike fix and the self-routing share setting came after it was recorded)",
         {**_GLOSSARY_RECIPE, "ema_decay": 0.0},
         extra_train=_TARGETED_ROWS,
     ),

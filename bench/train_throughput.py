@@ -165,7 +165,7 @@ def main() -> None:
             ("recipe v2 + outlier exposure only", replace(BARE_V2, outlier_exposure_weight=0.5)),
             ("recipe v2 as shipped (outlier exposure + adversarial rows)", TrainConfig()),
             ("recipe v2 as shipped, torch's dropout masks", replace(TrainConfig(), fast_dropout=False)),
-            ("recipe v2 as shipped without the weight average (EMA)", replace(TrainConfig(), ema_decay=0.0)),
+            ("recipe v2 as shipped with an EMA of the weights", replace(TrainConfig(), ema_decay=0.98)),
             (
                 "recipe v2, 16 attacked + 16 out-of-scope rows a step",
                 replace(EVERY_ROW, adversarial_batch_size=16, outlier_batch_size=16),
