@@ -24,7 +24,7 @@ from resources.model_settings import BaseModelResource
 from resources.storage import ArtifactStore
 
 _V2 = TrainConfig()
-CODE_VERSION = "trained-model-3"  # 3: the calibrator family needs a one-standard-error win
+CODE_VERSION = "trained-model-3"  # 3: the calibrator family needs a one-standard-error win; EMA off again
 
 
 class TrainedModelConfig(dg.Config):
