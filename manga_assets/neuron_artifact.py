@@ -136,6 +136,8 @@ def quantization_metadata(report: dict | None) -> dict:
             report["pooled_agreement"] if report.get("pooled_agreement") is not None else "n/a"
         ),
         "quantization_pooled_messages": report.get("pooled_messages", 0),
+        "int8_ood_flag_agreement_pooled": _or_na(report.get("ood_flag_agreement")),
+        "int8_route_agreement_pooled": _or_na(report.get("route_agreement")),
         "quantization_candidates": md(markdown_table(_candidate_rows(report["candidates"]), floats=4)),
         "int8_layers_kept_fp32": ", ".join(report["kept_fp32"]) or "none",
         "int8_near_tie_recheck_margin": (
@@ -147,6 +149,11 @@ def quantization_metadata(report: dict | None) -> dict:
         "int8_smoothing": _smoothing_summary(report.get("smoothing") or {}),
         "bf16": report["bf16"],
     }
+
+
+def _or_na(value: float | None) -> float | str:
+    """A served int8 graph's figure, or "n/a" (fp32 served, or nothing to compare)."""
+    return value if value is not None else "n/a"
 
 
 def _candidate_rows(candidates: list[dict]) -> list[dict]:

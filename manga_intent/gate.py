@@ -504,7 +504,7 @@ def quantization_agreement(evidence: GateEvidence, t: GateThresholds) -> list[Ga
         return [GateRow(check, f"n/a: {served} served", "–", NOT_APPLICABLE, unit="")]
     n = len(evidence.y_true)
     agree = q["agreement"]
-    return [
+    rows = [
         GateRow(
             check,
             agree,
@@ -520,6 +520,18 @@ def quantization_agreement(evidence: GateEvidence, t: GateThresholds) -> list[Ga
             unit="",
         ),
     ]
+    for key, what in (("ood_flag_agreement", "OOD flag"), ("route_agreement", "route")):
+        if key in q:  # an artifact with a serving calibration (OOD detector and route policy)
+            rows.append(
+                GateRow(
+                    f"int8 graph keeps fp32's {what} (golden, worst serving batching)",
+                    q[key],
+                    f"≥ {_fmt(q['min_' + key], '%')}",
+                    PASS if q[key] >= q["min_" + key] else FAIL,
+                    ci=wilson_interval(round(q[key] * n), n, t.confidence),
+                )
+            )
+    return rows
 
 
 def _bounded(check: str, value: float, bound: float | None, above: bool, ci=None) -> GateRow:

@@ -111,23 +111,29 @@ def quantization_evidence(candidate: CompiledClassifier, texts, y_true: np.ndarr
     served = getattr(candidate, "graph", "fp32")
     if served != "int8":
         return {"served_graph": served}
-    fp32 = CompiledClassifier(candidate.directory, graph="fp32").probabilities(texts)
+    reference = CompiledClassifier(candidate.directory, graph="fp32")
+    fp32 = reference.probabilities(texts)
+    decides = candidate.detector is not None
+    fp32_decisions = _decisions(reference.classify(texts)) if decides else None
     guard = (candidate.manifest.get("quantization") or {}).get("guard") or {}
     serving_batch = int(guard.get("serving_batch", 8))
     by_batching = {}
     for name, batch in (("one at a time", 1), (f"batches of {serving_batch}", serving_batch)):
         # as the quantization guard judges it: an int8 answer depends a little on its batch-mates
-        served_probs = np.concatenate(
-            [candidate.probabilities(texts[i : i + batch]) for i in range(0, len(texts), batch)]
-        )
+        chunks = [texts[i : i + batch] for i in range(0, len(texts), batch)]
+        served_probs = np.concatenate([candidate.probabilities(chunk) for chunk in chunks])
         by_batching[name] = {
             "agreement": float((served_probs.argmax(1) == fp32.argmax(1)).mean()),
             "ece_delta": paired_ece_delta(served_probs, fp32, y_true),  # over fp32's bins, as the guard
             "ece_delta_rebinned": expected_calibration_error(served_probs, y_true)
             - expected_calibration_error(fp32, y_true),
         }
+        if decides:
+            flags, routes = _decisions([p for chunk in chunks for p in candidate.classify(chunk)])
+            by_batching[name]["ood_flag_agreement"] = float((flags == fp32_decisions[0]).mean())
+            by_batching[name]["route_agreement"] = float((routes == fp32_decisions[1]).mean())
     worst_ece = max(by_batching.values(), key=lambda r: abs(r["ece_delta"]))
-    return {
+    evidence = {
         "served_graph": served,
         "agreement": min(r["agreement"] for r in by_batching.values()),
         "ece_delta": worst_ece["ece_delta"],
@@ -136,3 +142,13 @@ def quantization_evidence(candidate: CompiledClassifier, texts, y_true: np.ndarr
         "min_agreement": guard.get("min_agreement", 0.995),
         "max_ece_delta": guard.get("max_ece_delta", 0.005),
     }
+    if decides:
+        for key, bound in (("ood_flag_agreement", 0.995), ("route_agreement", 0.99)):
+            evidence[key] = min(r[key] for r in by_batching.values())
+            evidence[f"min_{key}"] = guard.get(f"min_{key}", bound)
+    return evidence
+
+
+def _decisions(predictions) -> tuple[np.ndarray, np.ndarray]:
+    """(OOD flags, routes) of served predictions."""
+    return np.array([p.is_ood for p in predictions]), np.array([p.route for p in predictions])

@@ -8,7 +8,12 @@ the same artifact on the *validation* split: it must agree on the predicted inte
 serving calibration, or its temperature -- on both graphs) by at most `max_ece_delta`. The ECE change is
 measured over the fp32 graph's confidence bins (`metrics.paired_ece_delta`): each graph's own binning moves
 the difference by ~0.01 on 160 messages from bin-edge crossings alone, twice the tolerance; every candidate
-row also reports that re-binned difference. The candidates, in order:
+row also reports that re-binned difference. Where the artifact carries a serving calibration (an OOD
+detector and a route policy), a candidate must also keep the OOD flag and the fitted route of the pooled
+messages (below) as the fp32 graph sets them (`min_ood_flag_agreement`, `min_route_agreement`): int8 moves
+the pooled features and logits those decisions read, and agreeing on every intent does not imply agreeing on
+them (one artifact agreed on all 1,685 intents of seed-corpus and OOD-pool messages and moved 17 routes and
+6 flags). The candidates, in order:
 
 1. every weight MatMul in int8, per output channel: on CPUs without VNNI first with 7-bit weights (8-bit
    u8×s8 products can saturate there), then with 8-bit weights (finer; saturation is measured, not assumed);
@@ -90,6 +95,15 @@ class QuantizationGuard:
     fp32 graph's confidence bins (`metrics.paired_ece_delta`)."""
     min_pooled_agreement: float = 0.998
     """Agreement required on validation + the judging half of the training messages (see above)."""
+    min_ood_flag_agreement: float = 0.995
+    """Where the artifact has a serving calibration (an OOD detector and a route policy): share of the pooled
+    messages whose OOD flag must match the fp32 graph's. The flag sends a shopper to the fallback, so it is
+    held to the intent's bound; int8 moves the pooled features and logits the detector scores."""
+    min_route_agreement: float = 0.99
+    """Likewise for the fitted route (route / clarify / fallback). Looser than the flag's: a message whose joint
+    confidence sits on the clarify threshold moves between route and clarify for any small change (the
+    threshold's own sampling error on validation is far larger), and on one artifact int8 moved 17 routes
+    of 1,685 seed-corpus and OOD-pool messages while agreeing on every intent."""
     max_fp32_matmuls: int = 3
     """At most this many single weight MatMuls may be kept in fp32 before trying whole layers."""
     max_fp32_groups: int = 3
@@ -129,6 +143,10 @@ class QuantizationReport:
     pooled_messages: int = 0
     """Messages of the pooled agreement check (validation + the judging half of training)."""
     pooled_agreement: float | None = None
+    ood_flag_agreement: float | None = None
+    """Pooled OOD-flag agreement of the served int8 graph with fp32 (None: fp32 served, or no detector)."""
+    route_agreement: float | None = None
+    """Pooled route agreement likewise."""
     candidates: list[dict] = field(default_factory=list)
     kept_fp32: list[str] = field(default_factory=list)
     recheck_margin: float | None = None
@@ -200,7 +218,13 @@ class _GraphScorer:
         return scorer
 
     def logits(self, path: str | Path, serving_batch: int | None = None) -> np.ndarray:
-        """Logits in message order. Without `serving_batch`: messages of one length bucket together, 64 per
+        return self.outputs(path, serving_batch)[0]
+
+    def outputs(
+        self, path: str | Path, serving_batch: int | None = None, *, features: bool = False
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """(logits, pooled features or None) in message order; features only when asked for and the graph
+        has them. Without `serving_batch`: messages of one length bucket together, 64 per
         call (fast; for graphs whose answers do not depend on their batch-mates, like fp32). With it: the
         messages in their own order, `serving_batch` at a time, each batch split by bucket as the service's
         micro-batches are - an int8 graph quantizes activations per call, so its answer for a message
@@ -219,15 +243,27 @@ class _GraphScorer:
                 batch = range(start, min(start + serving_batch, len(self.ids)))
                 lengths = [len(self.ids[i]) for i in batch]
                 calls += [[batch[j] for j in group] for group in self.compiled.length_groups(lengths)]
-        out = None
+        out = feats = None
+        want = ["logits", "features"] if features and "features" in names else ["logits"]
         for chunk in calls:
             ids, mask = self._pad([self.ids[i] for i in chunk], self.compiled.manifest["pad_token_id"])
-            outputs = session.run(None, {"input_ids": ids, "attention_mask": mask})
-            rows = dict(zip(names, outputs))["logits"]
+            outputs = dict(zip(want, session.run(want, {"input_ids": ids, "attention_mask": mask})))
             if out is None:
-                out = np.empty((len(self.ids), rows.shape[1]), dtype=np.float32)
-            out[chunk] = rows
-        return out
+                out = np.empty((len(self.ids), outputs["logits"].shape[1]), dtype=np.float32)
+                if "features" in outputs:
+                    feats = np.empty((len(self.ids), outputs["features"].shape[1]), dtype=np.float32)
+            out[chunk] = outputs["logits"]
+            if feats is not None:
+                feats[chunk] = outputs["features"]
+        return out, feats
+
+
+def _decisions(compiled, logits: np.ndarray, features: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """The OOD flags and fitted routes the artifact's serving calibration makes of these outputs, as
+    `CompiledClassifier.predictions` makes them."""
+    scores = compiled.detector.score(logits, features)
+    routes = compiled.calibration.policy.decide(compiled.calibrated_probabilities(logits).max(1), scores)
+    return scores > compiled.detector.threshold, np.asarray(routes)
 
 
 def _near_ties(probs: np.ndarray, margin: float) -> np.ndarray:
@@ -313,9 +349,22 @@ def quantize_with_guard(
     val, train = _GraphScorer(compiled, validation_texts), _GraphScorer(compiled, rank_texts)
     held = _GraphScorer(compiled, judge_texts) if judge_texts else None
     latency_texts = list(validation_texts)[: guard.latency_messages]
-    fp32_val, fp32_train = val.logits(fp32_path), train.logits(fp32_path)
-    fp32_held_probs = calibrated(held.logits(fp32_path)) if held else np.empty((0, len(compiled.labels)))
+    # with a serving calibration the guard also judges the OOD flag and the route (see the guard's bounds)
+    decides = compiled.detector is not None
+    fp32_val, fp32_val_features = val.outputs(fp32_path, features=decides)
+    fp32_train = train.logits(fp32_path)
+    fp32_held_logits, fp32_held_features = held.outputs(fp32_path, features=decides) if held else (None, None)
+    fp32_held_probs = (
+        calibrated(fp32_held_logits) if held else np.empty((0, len(compiled.labels)), dtype=np.float32)
+    )
     fp32_held = fp32_held_probs.argmax(1)
+    fp32_decisions = None
+    if decides:
+        logits = fp32_val if held is None else np.concatenate([fp32_val, fp32_held_logits])
+        features = fp32_val_features
+        if held is not None and features is not None:
+            features = np.concatenate([features, fp32_held_features])
+        fp32_decisions = _decisions(compiled, logits, features)
     pooled_n = len(y_val) + len(fp32_held)
     fp32_probs = calibrated(fp32_val)
     ece_fp32 = expected_calibration_error(fp32_probs, y_val)
@@ -332,6 +381,7 @@ def quantize_with_guard(
             "ece_delta": 0.0,
             "ece_delta_rebinned": 0.0,
             **fp32_latency,
+            **({"ood_flag_agreement": 1.0, "route_agreement": 1.0} if decides else {}),
             "passed": None,
         }
     ]
@@ -364,23 +414,35 @@ def quantize_with_guard(
             return out
 
         def judge_batching(path: Path, serving_batch: int, recheck: float | None) -> dict:
-            """Agreement, ECE change and re-check rate of one candidate under one serving batching."""
-            probs = calibrated(val.logits(path, serving_batch))
+            """Agreement (intent and, with a serving calibration, OOD flag and route), ECE change and re-check
+            rate of one candidate under one serving batching."""
+            logits, features = val.outputs(path, serving_batch, features=decides)
+            probs = calibrated(logits)
             rechecked = np.zeros(len(probs), dtype=bool)
             if recheck is not None:  # near ties are answered by the fp32 graph, as serving will
                 rechecked = _near_ties(probs, recheck)
                 probs[rechecked] = fp32_probs[rechecked]
+                logits[rechecked] = fp32_val[rechecked]
+                if features is not None:
+                    features[rechecked] = fp32_val_features[rechecked]
             same = probs.argmax(1) == fp32_probs.argmax(1)
             if held is not None:
-                held_probs = calibrated(held.logits(path, serving_batch))
+                held_logits, held_features = held.outputs(path, serving_batch, features=decides)
+                held_probs = calibrated(held_logits)
                 if recheck is not None:
                     near = _near_ties(held_probs, recheck)
                     held_probs[near] = fp32_held_probs[near]
+                    held_logits[near] = fp32_held_logits[near]
+                    if held_features is not None:
+                        held_features[near] = fp32_held_features[near]
                 same_pooled = np.concatenate([same, held_probs.argmax(1) == fp32_held])
+                logits = np.concatenate([logits, held_logits])
+                if features is not None:
+                    features = np.concatenate([features, held_features])
             else:
                 same_pooled = same
             ece = expected_calibration_error(probs, y_val)
-            return {
+            row = {
                 "agreement": float(same.mean()),
                 "pooled_agreement": float(same_pooled.mean()),
                 "ece": ece,
@@ -388,6 +450,11 @@ def quantize_with_guard(
                 "ece_delta_rebinned": ece - ece_fp32,
                 "recheck_rate": float(rechecked.mean()),
             }
+            if fp32_decisions is not None:
+                flags, routes = _decisions(compiled, logits, features)
+                row["ood_flag_agreement"] = float((flags == fp32_decisions[0]).mean())
+                row["route_agreement"] = float((routes == fp32_decisions[1]).mean())
+            return row
 
         batchings = {1: "one at a time", guard.serving_batch: f"batches of {guard.serving_batch}"}
 
@@ -411,6 +478,9 @@ def quantize_with_guard(
                     path, compiled, latency_texts, recheck=None if recheck is None else (fp32_path, recheck)
                 ),
             }
+            if decides:
+                for key in ("ood_flag_agreement", "route_agreement"):
+                    row[key] = min(r[key] for r in by_batching.values())
             row["outlier_split"] = has_split and on_split
             if recheck is not None:
                 row["recheck_margin"] = recheck
@@ -420,6 +490,8 @@ def quantize_with_guard(
                 and row["pooled_agreement"] >= guard.min_pooled_agreement
                 and abs(row["ece_delta"]) <= guard.max_ece_delta
                 and row.get("recheck_rate", 0.0) <= guard.max_recheck_rate
+                and row.get("ood_flag_agreement", 1.0) >= guard.min_ood_flag_agreement
+                and row.get("route_agreement", 1.0) >= guard.min_route_agreement
             )
             candidates.append(row)
             return row
@@ -559,7 +631,15 @@ def quantize_with_guard(
                 f"{row['candidate']}: agrees with fp32 on {row['agreement']:.2%} of {len(y_val)} validation "
                 f"messages (>= {guard.min_agreement:.1%}) and on {row['pooled_agreement']:.2%} of {pooled_n} "
                 f"pooled messages (>= {guard.min_pooled_agreement:.1%}), ECE change {row['ece_delta']:+.4f} "
-                f"(|Δ| <= {guard.max_ece_delta}), each the worst of {' and '.join(batchings.values())}; "
+                f"(|Δ| <= {guard.max_ece_delta})"
+                + (
+                    f", OOD flags {row['ood_flag_agreement']:.2%} (>= {guard.min_ood_flag_agreement:.1%}) and "
+                    f"routes {row['route_agreement']:.2%} (>= {guard.min_route_agreement:.1%}) of the pooled "
+                    "messages"
+                    if decides
+                    else ""
+                )
+                + f", each the worst of {' and '.join(batchings.values())}; "
                 f"single-message P50 {row['p50_ms']:.2f} ms vs fp32 "
                 f"{fp32_latency['p50_ms']:.2f} ms"
                 + (
@@ -580,8 +660,21 @@ def quantize_with_guard(
             reason = "no int8 candidate met the guard" + (
                 f" (best: {best['candidate']}, agreement {best['agreement']:.2%} on validation and "
                 f"{best['pooled_agreement']:.2%} on {pooled_n} pooled messages, ECE change "
-                f"{best['ece_delta']:+.4f}; needs >= {guard.min_agreement:.1%}, >= "
-                f"{guard.min_pooled_agreement:.1%} and |Δ| <= {guard.max_ece_delta}): serving fp32"
+                f"{best['ece_delta']:+.4f}"
+                + (
+                    f", OOD flags {best['ood_flag_agreement']:.2%} and routes {best['route_agreement']:.2%} "
+                    "of the pooled messages"
+                    if decides
+                    else ""
+                )
+                + f"; needs >= {guard.min_agreement:.1%}, >= {guard.min_pooled_agreement:.1%} and |Δ| <= "
+                f"{guard.max_ece_delta}"
+                + (
+                    f", flags >= {guard.min_ood_flag_agreement:.1%}, routes >= {guard.min_route_agreement:.1%}"
+                    if decides
+                    else ""
+                )
+                + "): serving fp32"
                 if best
                 else ": no method was enabled; serving fp32"
             )
@@ -593,6 +686,8 @@ def quantize_with_guard(
         ece_delta=chosen[1]["ece_delta"] if chosen else None,
         pooled_messages=int(pooled_n),
         pooled_agreement=chosen[1]["pooled_agreement"] if chosen else None,
+        ood_flag_agreement=chosen[1].get("ood_flag_agreement") if chosen else None,
+        route_agreement=chosen[1].get("route_agreement") if chosen else None,
         candidates=candidates,
         kept_fp32=list(chosen[2]) if chosen else [],
         recheck_margin=chosen[1].get("recheck_margin") if chosen else None,

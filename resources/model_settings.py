@@ -33,6 +33,10 @@ class CompileSettings(dg.ConfigurableResource):
     """Largest |calibrated ECE change| int8 may cause on validation."""
     quantization_min_pooled_agreement: float = 0.998
     """Agreement int8 needs on validation + the half of the training messages that never rank layers."""
+    quantization_min_ood_flag_agreement: float = 0.995
+    """With an OOD detector in the artifact: pooled share of messages whose OOD flag int8 must keep."""
+    quantization_min_route_agreement: float = 0.99
+    """Likewise for the fitted route (route / clarify / fallback)."""
     quantization_max_fp32_matmuls: int = 3
     """Sensitive single weight MatMuls that may be kept in fp32 before whole layers are tried."""
     quantization_max_fp32_layers: int = 3
@@ -45,6 +49,8 @@ class CompileSettings(dg.ConfigurableResource):
             min_agreement=self.quantization_min_agreement,
             max_ece_delta=self.quantization_max_ece_delta,
             min_pooled_agreement=self.quantization_min_pooled_agreement,
+            min_ood_flag_agreement=self.quantization_min_ood_flag_agreement,
+            min_route_agreement=self.quantization_min_route_agreement,
             max_fp32_matmuls=self.quantization_max_fp32_matmuls,
             max_fp32_groups=self.quantization_max_fp32_layers,
         )

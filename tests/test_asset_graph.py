@@ -176,6 +176,8 @@ def test_full_graph_gate_both_ways_and_two_seed_sweep(home, tiny_base_dir):
     if artifact["serving_graph"].value == "int8":
         assert artifact["int8_agreement_with_fp32_val"].value >= 0.995
         assert abs(artifact["int8_ece_delta_val"].value) <= 0.005
+        assert artifact["int8_ood_flag_agreement_pooled"].value >= 0.995  # the artifact has a detector
+    assert "int8_route_agreement_pooled" in artifact
     assert (
         "int8 graph agrees with fp32 (golden, worst serving batching)"
         in evaluation.metadata["gate_table"].value

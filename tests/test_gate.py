@@ -252,6 +252,31 @@ def test_an_int8_graph_failing_only_agreement_falls_back_to_its_fp32_graph():
     assert not with_fp32_fallback(int8, bad_fp32).passed
 
 
+def test_an_int8_graph_that_moves_ood_flags_falls_back_to_fp32_like_one_that_moves_intents():
+    """With a serving calibration the int8 graph must also keep fp32's OOD flags and routes on golden; failing
+    only that is a quantization failure (the fp32 graph is judged), and the rows say which decision moved."""
+    from manga_intent.gate import only_quantization_failed
+
+    champion = champion_predictions()
+    base = evidence(champion.copy(), champion)
+    extras = quantization_extras(1.0)
+    extras["quantization"].update(
+        ood_flag_agreement=0.99, min_ood_flag_agreement=0.995, route_agreement=0.995, min_route_agreement=0.99
+    )
+    verdict = judge(GateEvidence(**{**base.__dict__, "extras": extras}), GateThresholds())
+    assert not verdict.passed and only_quantization_failed(verdict)
+    assert verdict.reasons == (
+        "int8 graph keeps fp32's OOD flag (golden, worst serving batching): 99.00% fails ≥ 99.50%",
+    )
+    assert (
+        rows_by_check(verdict)["int8 graph keeps fp32's route (golden, worst serving batching)"].verdict
+        == PASS
+    )
+    # an artifact without a detector has no such rows
+    plain = judge(GateEvidence(**{**base.__dict__, "extras": quantization_extras(1.0)}), GateThresholds())
+    assert plain.passed and not any("keeps fp32's" in row["check"] for row in plain.table())
+
+
 def test_no_fallback_when_anything_but_quantization_fails():
     from manga_intent.gate import only_quantization_failed
 

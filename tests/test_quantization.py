@@ -220,6 +220,10 @@ def test_the_guard_and_the_int8_artifact_use_its_serving_calibration(tmp_path, t
         validation=[(e.text, e.label) for e in val],
         calibration_texts=[e.text for e in train],
         latency_warmup=2,
+        # a tiny random model's Mahalanobis scores blow int8's ~1% feature error up tenfold (its features are
+        # nearly low-rank), so its flags never survive quantization; the flag and route bounds are tested
+        # below, this test is about the calibrator and what the int8 artifact carries
+        quantization_guard=QuantizationGuard(min_ood_flag_agreement=0.0, min_route_agreement=0.0),
     )
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["serving_calibration"]["ood_detector"] == "mahalanobis"  # survives the manifest rewrite
@@ -234,6 +238,77 @@ def test_the_guard_and_the_int8_artifact_use_its_serving_calibration(tmp_path, t
     predictions = served.classify(texts[:20])
     assert all(p.ood_detector == "mahalanobis" and np.isfinite(p.ood_score) for p in predictions)
     assert {p.route for p in predictions} <= {"route", "clarify", "fallback"}
+    # the guard judged the OOD flag and the route too, over validation + the judging half of training
+    judged = [row for row in built.quantization["candidates"][1:]]
+    assert judged and all({"ood_flag_agreement", "route_agreement"} <= set(row) for row in judged)
+    assert served.graph == "int8", built.quantization["reason"]
+    row = next(r for r in judged if r["passed"])
+    pooled = texts + [e.text for e in train][1::2]
+    one_at_a_time = [served.classify([t])[0] for t in pooled]
+    reference = fp32.classify(pooled)
+    flags = np.mean([a.is_ood == b.is_ood for a, b in zip(one_at_a_time, reference)])
+    routes = np.mean([a.route == b.route for a, b in zip(one_at_a_time, reference)])
+    assert row["by_batching"]["one at a time"]["ood_flag_agreement"] == pytest.approx(flags)
+    assert row["by_batching"]["one at a time"]["route_agreement"] == pytest.approx(routes)
+    assert built.quantization["ood_flag_agreement"] == row["ood_flag_agreement"]
+
+
+def test_an_int8_graph_that_moves_ood_flags_is_not_served(tmp_path, tokenizer, splits):
+    """Agreeing on every intent is not enough when the artifact routes by an OOD detector: a flag bound no
+    graph can meet leaves fp32 served, and the reason names the flags."""
+    from manga_intent.calibrator_fit import fit_serving_calibration
+
+    model = tiny_classifier("bert", len(INTENTS)).eval()
+    train, val = splits.train[:150], splits.val[:60]
+    fitted = fit_serving_calibration(
+        model,
+        tokenizer,
+        INTENTS,
+        train=train,
+        val=val,
+        ood_val_texts=["book a flight", "weather tomorrow", "qwerty zxcv", "football scores tonight"],
+        max_length=64,
+        detector_candidates=("mahalanobis",),
+    )
+    compile_classifier(
+        model, tokenizer, tmp_path, labels=INTENTS, calibration=fitted, backend="onnx", max_length=64
+    )
+    bare = dict(
+        max_fp32_matmuls=0, max_fp32_groups=0, smooth_alphas=(), recheck_near_ties=False, outlier_ratio=0
+    )
+    report = quantize_with_guard(
+        tmp_path,
+        validation_texts=[e.text for e in val],
+        validation_labels=[e.label for e in val],
+        calibration_texts=[e.text for e in train],
+        guard=QuantizationGuard(
+            min_agreement=0.0,
+            min_pooled_agreement=0.0,
+            max_ece_delta=1.0,
+            min_ood_flag_agreement=1.01,
+            **bare,
+        ),
+    )
+    assert report.served == "fp32" and report.ood_flag_agreement is None
+    assert "OOD flags" in report.reason and "flags >= 101.0%" in report.reason
+    judged = report.candidates[1:]
+    assert judged and all(row["ood_flag_agreement"] < 1.01 and not row["passed"] for row in judged)
+    # the same graphs with the flag bound met are served
+    report = quantize_with_guard(
+        tmp_path,
+        validation_texts=[e.text for e in val],
+        validation_labels=[e.label for e in val],
+        calibration_texts=[e.text for e in train],
+        guard=QuantizationGuard(
+            min_agreement=0.0,
+            min_pooled_agreement=0.0,
+            max_ece_delta=1.0,
+            min_ood_flag_agreement=0.0,
+            min_route_agreement=0.0,
+            **bare,
+        ),
+    )
+    assert report.served == "int8" and 0.0 <= report.route_agreement <= 1.0
 
 
 def test_layer_groups_by_encoder_layer():
