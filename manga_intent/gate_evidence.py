@@ -14,6 +14,7 @@ import numpy as np
 from manga_intent.compiled import CompiledClassifier
 from manga_intent.gate import GateEvidence, Reference
 from manga_intent.metrics import expected_calibration_error, paired_ece_delta
+from manga_intent.quantization import QuantizationGuard
 
 
 def golden_labels(rows: Sequence[dict], labels: Sequence[str]) -> np.ndarray:
@@ -143,9 +144,10 @@ def quantization_evidence(candidate: CompiledClassifier, texts, y_true: np.ndarr
         "max_ece_delta": guard.get("max_ece_delta", 0.005),
     }
     if decides:
-        for key, bound in (("ood_flag_agreement", 0.995), ("route_agreement", 0.99)):
+        defaults = QuantizationGuard()
+        for key in ("ood_flag_agreement", "route_agreement"):
             evidence[key] = min(r[key] for r in by_batching.values())
-            evidence[f"min_{key}"] = guard.get(f"min_{key}", bound)
+            evidence[f"min_{key}"] = guard.get(f"min_{key}", getattr(defaults, f"min_{key}"))
     return evidence
 
 
