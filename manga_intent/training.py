@@ -196,8 +196,9 @@ class TrainConfig:
     without gradients (eval mode), then trains only this share of each kind, the rows with the highest loss.
     A pass without gradients costs about a third of one with them. 1 = every row trains (the default).
     Measured (docs/choosing-the-defaults.md, "Selective backprop"): 0.125 trains at 1.47-1.56x the legacy
-    recipe's examples/s (every row: 1.06-1.10x) and is neutral out of fold, but over five seeds it lost on the
-    validation split (accuracy 0.951 against 0.964, OOD TPR 0.912 against 0.943), so it is not the default."""
+    recipe's examples/s (every row: 1.06-1.10x) and is neutral out of fold, but over five seeds (both with EMA)
+    it lost on the validation split (accuracy 0.951 against 0.964, OOD TPR 0.912 against 0.943; without EMA
+    every row trained reads 0.961 / 0.946), so it is not the default."""
     adversarial_consistency: float = 0.0
     """TRADES-style term on the same rows (Zhang et al., 2019): weight of KL(p(clean row) || p(its attacked
     copy)), gradients through both, so an attack moves the prediction less even where the clean one is
