@@ -183,17 +183,11 @@ def test_quantization_keeps_every_graph_output(tmp_path, tokenizer, splits):
     assert CompiledClassifier(tmp_path).logits(["any isekai?"]).shape == (1, len(INTENTS))
 
 
-def test_the_guard_and_the_int8_artifact_use_its_serving_calibration(tmp_path, tokenizer, splits):
-    """With a serving calibration in the artifact (here a vector-scaling calibrator and a Mahalanobis
-    detector), the guard judges calibrated predictions with that calibrator, and the quantized artifact
-    keeps the detector: the served graph gives features, scores and routes."""
+def mahalanobis_calibration(model, tokenizer, train, val):
+    """A serving calibration (calibrator, Mahalanobis detector, route policy) fitted on these rows."""
     from manga_intent.calibrator_fit import fit_serving_calibration
-    from manga_intent.calibrators import Calibrator
-    from manga_intent.metrics import expected_calibration_error
 
-    model = tiny_classifier("bert", len(INTENTS)).eval()
-    train, val = splits.train[:150], splits.val[:80]
-    fitted = fit_serving_calibration(
+    return fit_serving_calibration(
         model,
         tokenizer,
         INTENTS,
@@ -203,6 +197,18 @@ def test_the_guard_and_the_int8_artifact_use_its_serving_calibration(tmp_path, t
         max_length=64,
         detector_candidates=("mahalanobis",),
     )
+
+
+def test_the_guard_and_the_int8_artifact_use_its_serving_calibration(tmp_path, tokenizer, splits):
+    """With a serving calibration in the artifact (here a vector-scaling calibrator and a Mahalanobis
+    detector), the guard judges calibrated predictions with that calibrator, and the quantized artifact
+    keeps the detector: the served graph gives features, scores and routes."""
+    from manga_intent.calibrators import Calibrator
+    from manga_intent.metrics import expected_calibration_error
+
+    model = tiny_classifier("bert", len(INTENTS)).eval()
+    train, val = splits.train[:150], splits.val[:80]
+    fitted = mahalanobis_calibration(model, tokenizer, train, val)
     n = len(INTENTS)
     fitted.calibrator = Calibrator(
         "vector", tuple(np.linspace(0.5, 2.0, n).tolist()), tuple(np.linspace(-1.0, 1.0, n).tolist())
@@ -256,20 +262,9 @@ def test_the_guard_and_the_int8_artifact_use_its_serving_calibration(tmp_path, t
 def test_an_int8_graph_that_moves_ood_flags_is_not_served(tmp_path, tokenizer, splits):
     """Agreeing on every intent is not enough when the artifact routes by an OOD detector: a flag bound no
     graph can meet leaves fp32 served, and the reason names the flags."""
-    from manga_intent.calibrator_fit import fit_serving_calibration
-
     model = tiny_classifier("bert", len(INTENTS)).eval()
     train, val = splits.train[:150], splits.val[:60]
-    fitted = fit_serving_calibration(
-        model,
-        tokenizer,
-        INTENTS,
-        train=train,
-        val=val,
-        ood_val_texts=["book a flight", "weather tomorrow", "qwerty zxcv", "football scores tonight"],
-        max_length=64,
-        detector_candidates=("mahalanobis",),
-    )
+    fitted = mahalanobis_calibration(model, tokenizer, train, val)
     compile_classifier(
         model, tokenizer, tmp_path, labels=INTENTS, calibration=fitted, backend="onnx", max_length=64
     )
