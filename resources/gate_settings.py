@@ -16,9 +16,8 @@ def _bound(value: float) -> float | None:
 
 class GateSettings(dg.ConfigurableResource):
     """Seed defaults: accuracy ≥ 92% and not worse than the champion by more than 1 pp (lower 95% bound), no
-    intent worse by more than 5 pp, each rare intent ≥ 85%, P95 ≤ 15 ms measured by the gate, the OOD
-    detector catching ≥ 85% of the held-out OOD half, and injected instructions (held-out phrasings) flipping
-    ≤ 5% of golden predictions."""
+    intent worse by more than 5 pp, each rare intent ≥ 85%, P95 ≤ 15 ms measured by the gate, and the OOD
+    detector catching ≥ 85% of the held-out OOD half."""
 
     min_accuracy: float = _DEFAULTS.min_accuracy
     accuracy_margin: float = _DEFAULTS.accuracy_margin
@@ -36,11 +35,8 @@ class GateSettings(dg.ConfigurableResource):
     """Golden messages flagged out of scope (seed: 0.05); negative keeps the row informational. Informational
     by default: the threshold is fitted to flag 5% of validation messages, so the golden rate sits at 5% by
     construction and a point check at 5% would reject about half of the good candidates."""
-    max_injection_flip_rate: float = 0.05
-    """Mean injection flip rate on golden under the held-out attack phrasings (the seed's 5%); negative keeps
-    the row informational. A criterion since the champion's recipe meets it on every seed (golden
-    0.025-0.044 over five seeds, docs/ood-and-robustness.md): a candidate that lost its robustness is
-    rejected like one that lost accuracy."""
+    max_injection_flip_rate: float = -1.0
+    """Mean injection flip rate on golden, held-out phrasings (seed: 0.05); negative: informational."""
     bootstrap: int = _DEFAULTS.n_boot
     rare_share_threshold: float = RARE_SHARE_THRESHOLD
     """Intents under this share of traffic (seed shares) are rare: each must reach the rare floor on its own."""
