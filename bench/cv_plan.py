@@ -16,8 +16,8 @@ class Variant:
     overrides: dict = field(default_factory=dict)
     kind: str = "v2"
     """v2 (TrainConfig() + overrides), legacy (LEGACY_RECIPE + overrides) or plain (plain_hf_loop)."""
-    extra_train: str = ""
-    """A JSONL of extra rows (repository-relative) added to every fold's training part only: held-out
+    extra_train: str | tuple[str, ...] = ""
+    """JSONL file(s) of extra rows (repository-relative) added to every fold's training part only: held-out
     folds stay the pool's own rows, so the variant is scored on exactly the same messages."""
 
 
@@ -178,6 +178,15 @@ VARIANTS: dict[str, Variant] = {
         {**_GLOSSARY_RECIPE, "ema_decay": 0.0},
         extra_train=_TARGETED_ROWS,
     ),
+    "shipped_synthetic": Variant(
+        "shipped_no_ema + the consensus-kept synthetic rows, as the asset graph trains its champion "
+        "(`trained_model.include_synthetic`, on by default): the kept set of `make demo`'s synthetic_set "
+        "(n 1500, k 5, fold_epochs 2; 1,158 rows) copied to bench/results/synthetic/kept_demo.jsonl. Its "
+        "consensus folds trained on the seed corpus's training split, which overlaps the held-out folds: "
+        "a mild leak through which generated rows were kept, none through their text",
+        {**_GLOSSARY_RECIPE, "ema_decay": 0.0},
+        extra_train=(_TARGETED_ROWS, "bench/results/synthetic/kept_demo.jsonl"),
+    ),
     "shipped_sb25": Variant(
         "shipped with selective backprop of the defences' rows: each step scores its 16 out-of-scope and 32 "
         "attacked rows without gradients and trains the hardest quarter of each (4 + 8)",
@@ -238,6 +247,8 @@ PLANS: dict[str, list[tuple[str, list[str], int]]] = {
     # the 160-row validation split fits the temperature: would out-of-fold logits calibrate better, and
     # does R-Drop on top of EMA lower the injection flip rate?
     "calibration_now": [("seed", ["shipped", "shipped_rdrop"], 5)],
+    # the asset graph also trains on the synthetic set's kept rows: never measured against none
+    "synthetic": [("seed", ["shipped_synthetic", "shipped_no_ema"], 5)],
     # the defences' rows cost most of a step: does training only the hardest of them keep what they buy?
     # (and EMA against none, both with today's code)
     "selective_backprop": [("seed", ["shipped_sb25", "shipped_no_ema", "shipped_sb125"], 5)],

@@ -62,7 +62,9 @@ class TrainedModelConfig(dg.Config):
     when it searched this base model and label set (its epochs become the budget); `off`: recipe defaults;
     `required`: fail when no such study exists."""
     include_synthetic: bool = True
-    """Add the consensus-kept synthetic rows to the training split (never to val/test)."""
+    """Add the consensus-kept synthetic rows to the training split (never to val/test). Measured out of fold
+    with the current recipe (docs/choosing-the-defaults.md, "The synthetic rows the asset graph adds"):
+    accuracy +0.4 pp [-0.8, +1.7], injection flip 0.075 against 0.090, calibrated ECE 0.024 against 0.018."""
     enforce_overfit_guard: bool = False
     bootstrap: int = 1000
 
