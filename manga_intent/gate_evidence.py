@@ -121,16 +121,18 @@ def quantization_evidence(candidate: CompiledClassifier, texts, y_true: np.ndarr
     by_batching = {}
     for name, batch in (("one at a time", 1), (f"batches of {serving_batch}", serving_batch)):
         # as the quantization guard judges it: an int8 answer depends a little on its batch-mates
-        chunks = [texts[i : i + batch] for i in range(0, len(texts), batch)]
-        served_probs = np.concatenate([candidate.probabilities(chunk) for chunk in chunks])
+        chunks = [candidate.logits_and_features(texts[i : i + batch]) for i in range(0, len(texts), batch)]
+        served_probs = np.concatenate([candidate.calibrated_probabilities(logits) for logits, _ in chunks])
         by_batching[name] = {
             "agreement": float((served_probs.argmax(1) == fp32.argmax(1)).mean()),
             "ece_delta": paired_ece_delta(served_probs, fp32, y_true),  # over fp32's bins, as the guard
             "ece_delta_rebinned": expected_calibration_error(served_probs, y_true)
             - expected_calibration_error(fp32, y_true),
         }
-        if decides:
-            flags, routes = _decisions([p for chunk in chunks for p in candidate.classify(chunk)])
+        if decides:  # from the same model calls: flags and routes as the service derives them
+            flags, routes = _decisions(
+                [p for logits, features in chunks for p in candidate.predictions(logits, features=features)]
+            )
             by_batching[name]["ood_flag_agreement"] = float((flags == fp32_decisions[0]).mean())
             by_batching[name]["route_agreement"] = float((routes == fp32_decisions[1]).mean())
     worst_ece = max(by_batching.values(), key=lambda r: abs(r["ece_delta"]))
