@@ -257,6 +257,15 @@ def test_the_guard_and_the_int8_artifact_use_its_serving_calibration(tmp_path, t
     assert row["by_batching"]["one at a time"]["ood_flag_agreement"] == pytest.approx(flags)
     assert row["by_batching"]["one at a time"]["route_agreement"] == pytest.approx(routes)
     assert built.quantization["ood_flag_agreement"] == row["ood_flag_agreement"]
+    # the gate compares the same decisions on its rows (here validation stands in for golden)
+    from manga_intent.gate_evidence import quantization_evidence
+
+    evidence = quantization_evidence(served, texts, y)
+    alone = [served.classify([t])[0] for t in texts]
+    flags = np.mean([a.is_ood == b.is_ood for a, b in zip(alone, reference[: len(texts)])])
+    assert evidence["by_batching"]["one at a time"]["ood_flag_agreement"] == pytest.approx(flags)
+    assert evidence["min_ood_flag_agreement"] == 0.0 and evidence["min_route_agreement"] == 0.0  # the guard's
+    assert 0.0 <= evidence["route_agreement"] <= 1.0
 
 
 def test_an_int8_graph_that_moves_ood_flags_is_not_served(tmp_path, tokenizer, splits):
@@ -268,41 +277,34 @@ def test_an_int8_graph_that_moves_ood_flags_is_not_served(tmp_path, tokenizer, s
     compile_classifier(
         model, tokenizer, tmp_path, labels=INTENTS, calibration=fitted, backend="onnx", max_length=64
     )
-    bare = dict(
-        max_fp32_matmuls=0, max_fp32_groups=0, smooth_alphas=(), recheck_near_ties=False, outlier_ratio=0
-    )
-    report = quantize_with_guard(
-        tmp_path,
-        validation_texts=[e.text for e in val],
-        validation_labels=[e.label for e in val],
-        calibration_texts=[e.text for e in train],
-        guard=QuantizationGuard(
-            min_agreement=0.0,
-            min_pooled_agreement=0.0,
-            max_ece_delta=1.0,
-            min_ood_flag_agreement=1.01,
-            **bare,
-        ),
-    )
+
+    def judge(**bounds):
+        """Only the whole int8 graph is tried, judged on the decision bounds given (intent bounds open)."""
+        return quantize_with_guard(
+            tmp_path,
+            validation_texts=[e.text for e in val],
+            validation_labels=[e.label for e in val],
+            calibration_texts=[e.text for e in train],
+            guard=QuantizationGuard(
+                min_agreement=0.0,
+                min_pooled_agreement=0.0,
+                max_ece_delta=1.0,
+                max_fp32_matmuls=0,
+                max_fp32_groups=0,
+                smooth_alphas=(),
+                recheck_near_ties=False,
+                outlier_ratio=0,
+                **bounds,
+            ),
+        )
+
+    report = judge(min_ood_flag_agreement=1.01)
     assert report.served == "fp32" and report.ood_flag_agreement is None
     assert "OOD flags" in report.reason and "flags >= 101.0%" in report.reason
     judged = report.candidates[1:]
     assert judged and all(row["ood_flag_agreement"] < 1.01 and not row["passed"] for row in judged)
     # the same graphs with the flag bound met are served
-    report = quantize_with_guard(
-        tmp_path,
-        validation_texts=[e.text for e in val],
-        validation_labels=[e.label for e in val],
-        calibration_texts=[e.text for e in train],
-        guard=QuantizationGuard(
-            min_agreement=0.0,
-            min_pooled_agreement=0.0,
-            max_ece_delta=1.0,
-            min_ood_flag_agreement=0.0,
-            min_route_agreement=0.0,
-            **bare,
-        ),
-    )
+    report = judge(min_ood_flag_agreement=0.0, min_route_agreement=0.0)
     assert report.served == "int8" and 0.0 <= report.route_agreement <= 1.0
 
 
