@@ -139,7 +139,10 @@ OPEN_GATE = {
 
 
 def _run_config(epochs: int, lr: float) -> dict:
+    """A tiny training run. Its steps run in the run worker's process: what is under test is the run queue
+    between runs; the multiprocess executor's fresh process per step (~7 s of imports each here) is not."""
     return {
+        "execution": {"config": {"in_process": {}}},
         "ops": {
             "trained_model": {
                 # a random tiny encoder: nothing pretrained to protect, so train its embeddings, no multiplier

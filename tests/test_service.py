@@ -43,6 +43,19 @@ def corrupt_copy(good: Path, target: Path) -> Path:
     return target
 
 
+#: the one test that needs the served model frozen out of the garbage collector
+HEAP_TEST = "test_a_served_model_is_frozen_out_of_the_collector_and_blas_runs_on_one_thread"
+
+
+@pytest.fixture(autouse=True)
+def _no_heap_settling(request, monkeypatch):
+    """`settle_heap` runs a full collection over everything alive: ~0.2 s in a serving worker, ~1.5 s in a test
+    process that holds a whole suite's objects, on each of ~40 model loads here. It changes when memory is
+    freed, never an answer, so only the test of the freeze itself runs it."""
+    if request.node.originalname != HEAP_TEST:
+        monkeypatch.setattr("serving.models.settle_heap", lambda: None)
+
+
 @pytest.fixture(scope="module")
 def artifact(tmp_path_factory, tokenizer):
     return compiled_dir(tmp_path_factory.mktemp("compiled"), tokenizer)
