@@ -60,6 +60,7 @@ from manga_intent.shipped_data import GOLDEN, SEED_CORPUS, TARGETED, ood_heldout
 from manga_intent.taxonomy import INTENTS
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ood"
+SYNTHETIC_KEPT = "bench/results/synthetic/kept_demo.jsonl"
 OUT_OF_SCOPE = "out_of_scope"
 _CHAMPION_DATA = {
     "oe_weight": 0.5,
@@ -91,6 +92,9 @@ VARIANTS = {
     # as the asset graph trains the champion: its seed_corpus adds the targeted escalation rows to training
     "oe_uniform_adv32_fd_gloss_targeted": _CHAMPION_DATA,
     "oe_uniform_adv32_fd_gloss_targeted_ema": {**_CHAMPION_DATA, "ema_decay": 0.98},
+    # + the consensus-kept synthetic rows the asset graph also trains on (trained_model.include_synthetic): the
+    # kept set of `make demo`'s synthetic_set (n 1500), as cv plan `synthetic` reads it
+    "oe_uniform_adv32_fd_gloss_targeted_synthetic": {**_CHAMPION_DATA, "synthetic": SYNTHETIC_KEPT},
     # selective backprop of the defences' rows (TrainConfig.auxiliary_backprop_share), and R-Drop with EMA
     "oe_uniform_adv32_fd_gloss_targeted_ema_sb125": {**_CHAMPION_DATA, "ema_decay": 0.98, "sb": 0.125},
     "oe_uniform_adv32_fd_gloss_targeted_ema_sb25": {**_CHAMPION_DATA, "ema_decay": 0.98, "sb": 0.25},
@@ -128,6 +132,13 @@ def cmd_train(args) -> int:
             [*splits.train, *splits.val, *splits.test], load_jsonl(TARGETED.path).examples
         )
         train_rows += [e for e in targeted if e.meta.get("provenance") == "targeted"]
+    if spec.get("synthetic"):
+        kept = Path(__file__).resolve().parents[1] / spec["synthetic"]
+        if not kept.exists():
+            raise SystemExit(
+                f"{kept} not found: copy a synthetic_set's kept rows there (see bench/cv_plan.py)"
+            )
+        train_rows += [replace(e, split="train") for e in load_jsonl(kept).examples]
     if spec.get("augment"):
         train_rows += adversarial_augmentation(
             splits.train, INTENTS, fraction=spec["augment"], seed=args.seed
