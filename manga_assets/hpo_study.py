@@ -30,9 +30,12 @@ class HpoConfig(dg.Config):
     lr_scale: float = 0.0
     """Multiply the seed's 1e-5..5e-5 lr range; 0 = scale by the base model's default rate / 2e-5."""
     seed: int = 42
+    include_synthetic: bool = False
+    """Search on the synthetic set's kept rows too: set it as `trained_model.include_synthetic` is set, so
+    the study searches the data the model trains on (both off by default)."""
 
 
-CODE_VERSION = "hpo-study-2"
+CODE_VERSION = "hpo-study-3"  # 3: searches without the synthetic rows unless include_synthetic
 
 
 def latest_hpo_result(instance: dg.DagsterInstance) -> HpoResult | None:
@@ -81,7 +84,11 @@ def hpo_study(
 ) -> dg.Output[HpoResult]:
     """Best recipe hyperparameters on the validation split; the next `trained_model` adopts them."""
     splits = dataset_splits(read_snapshot(artifact_store, intent_dataset.uri))
-    train = splits.train + read_snapshot(artifact_store, synthetic_set.kept_uri, allow_empty=True)
+    train = splits.train + (
+        read_snapshot(artifact_store, synthetic_set.kept_uri, allow_empty=True)
+        if config.include_synthetic
+        else []
+    )
     if config.train_rows:
         train = train[: config.train_rows]
     scale = config.lr_scale or default_lr_scale(base_model.name_or_path)
