@@ -290,9 +290,8 @@ def test_the_readme_seed_sweep_backfill_runs_its_partitions_one_after_another(
     tiny = _run_config(epochs=4, lr=3e-3)
     tiny["ops"]["synthetic_set"] = {"config": {"n": 20, "k": 2, "fold_epochs": 1}}  # not in this job: dropped
     tiny["resources"]["gate_settings"]["config"]["accuracy_margin"] = 1.0  # both seeds pass: a clean sweep
-    tiny["ops"]["trained_model"]["config"]["include_synthetic"] = (
-        True  # (off by default) one snapshot for both
-    )
+    # the synthetic rows (off by default) train here, to show both partitions read one synthetic snapshot
+    tiny["ops"]["trained_model"]["config"]["include_synthetic"] = True
     settings.write_text(yaml.safe_dump(tiny))
     env, instance, _ = _project_with_upstream(
         tmp_path, tiny_base_dir, monkeypatch, extra_env={"MANGA_RETRAIN_RUN_CONFIG": str(settings)}

@@ -72,7 +72,8 @@ def test_processes_opening_a_new_file_at_once_all_get_it(tmp_path, kind):
     for path in paths:
         with sqlite3.connect(path) as conn:
             assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert not [r for r in results if r is not None]
+    problems = [r for r in results if r is not None]
+    assert not problems, problems
 
 
 def test_other_errors_are_raised_at_once(tmp_path):
