@@ -84,11 +84,12 @@ def hpo_study(
 ) -> dg.Output[HpoResult]:
     """Best recipe hyperparameters on the validation split; the next `trained_model` adopts them."""
     splits = dataset_splits(read_snapshot(artifact_store, intent_dataset.uri))
-    train = splits.train + (
+    synthetic = (
         read_snapshot(artifact_store, synthetic_set.kept_uri, allow_empty=True)
         if config.include_synthetic
         else []
     )
+    train = splits.train + synthetic
     if config.train_rows:
         train = train[: config.train_rows]
     scale = config.lr_scale or default_lr_scale(base_model.name_or_path)
@@ -133,6 +134,9 @@ def hpo_study(
             "trials_table": md(markdown_table(trials_rows(study), floats=3)),
             "storage": shown_storage,
             "best_trial": best.number,
+            "searched_rows": dg.MetadataValue.json(
+                {"real": len(splits.train), "synthetic": len(synthetic), "used": len(train)}
+            ),
             "manifest": dg.MetadataValue.json(manifest.as_dict()),
         },
     )

@@ -153,6 +153,10 @@ def test_full_graph_gate_both_ways_and_two_seed_sweep(home, tiny_base_dir):
     assert "mlflow_run" in metadata and "confusion_matrix" in metadata and "per_intent" in metadata
     assert metadata["hyperparameters_from"].value == "hpo=off: recipe defaults"
     assert metadata["manifest"].value["synthetic_uri"] == ""  # the synthetic rows are opt-in
+    searched = first.asset_materializations_for_node("hpo_study")[0].metadata["searched_rows"].value
+    assert (
+        searched["synthetic"] == 0 and searched["used"] == 200
+    )  # the study's train_rows cap, real rows only
     calibration = first.asset_materializations_for_node("calibrator")[0].metadata
     assert "reliability_diagram" in calibration and calibration["temperature"].value > 0
     for key in (
