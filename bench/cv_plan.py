@@ -180,7 +180,7 @@ VARIANTS: dict[str, Variant] = {
     ),
     "shipped_synthetic": Variant(
         "shipped_no_ema + the consensus-kept synthetic rows, as the asset graph trains its champion "
-        "(`trained_model.include_synthetic`, on by default): the kept set of `make demo`'s synthetic_set "
+        "(`trained_model.include_synthetic`, on by default until 2026-12-07): the kept set of `make demo`'s synthetic_set "
         "(n 1500, k 5, fold_epochs 2; 1,158 rows) copied to bench/results/synthetic/kept_demo.jsonl. Its "
         "consensus folds trained on the seed corpus's training split, which overlaps the held-out folds: "
         "a mild leak through which generated rows were kept, none through their text",
@@ -247,7 +247,7 @@ PLANS: dict[str, list[tuple[str, list[str], int]]] = {
     # the 160-row validation split fits the temperature: would out-of-fold logits calibrate better, and
     # does R-Drop on top of EMA lower the injection flip rate?
     "calibration_now": [("seed", ["shipped", "shipped_rdrop"], 5)],
-    # the asset graph also trains on the synthetic set's kept rows: never measured against none
+    # the asset graph trained on the synthetic set's kept rows (opt-in since 2026-12-07): never measured before
     "synthetic": [("seed", ["shipped_synthetic", "shipped_no_ema"], 5)],
     # the defences' rows cost most of a step: does training only the hardest of them keep what they buy?
     # (and EMA against none, both with today's code)

@@ -99,10 +99,11 @@ def run_fold(label_set_name: str, variant_name: str, fold: int, k: int) -> dict:
     seed = fold_training_seed(fold)
     variant = VARIANTS[variant_name]
     extra = (variant.extra_train,) if isinstance(variant.extra_train, str) else variant.extra_train
-    for path in filter(None, extra):
+    if any(extra):
         from manga_intent.data import load_jsonl
 
-        train = [*train, *load_jsonl(Path(__file__).resolve().parents[1] / path).examples]
+        for path in filter(None, extra):
+            train = [*train, *load_jsonl(Path(__file__).resolve().parents[1] / path).examples]
     started = time.perf_counter()
     model, tokenizer, summary = _train_variant(variant, train, val, labels, seed)
     logits = predict_logits(model, tokenizer, [pool[i].text for i in held])

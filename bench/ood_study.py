@@ -92,7 +92,7 @@ VARIANTS = {
     # as the asset graph trains the champion: its seed_corpus adds the targeted escalation rows to training
     "oe_uniform_adv32_fd_gloss_targeted": _CHAMPION_DATA,
     "oe_uniform_adv32_fd_gloss_targeted_ema": {**_CHAMPION_DATA, "ema_decay": 0.98},
-    # + the consensus-kept synthetic rows the asset graph also trains on (trained_model.include_synthetic): the
+    # + the consensus-kept synthetic rows (trained_model.include_synthetic, on by default until 2026-12-07): the
     # kept set of `make demo`'s synthetic_set (n 1500), as cv plan `synthetic` reads it
     "oe_uniform_adv32_fd_gloss_targeted_synthetic": {**_CHAMPION_DATA, "synthetic": SYNTHETIC_KEPT},
     # selective backprop of the defences' rows (TrainConfig.auxiliary_backprop_share), and R-Drop with EMA
