@@ -57,6 +57,7 @@ from manga_intent.labelled_pool import with_targeted_rows
 from manga_intent.ood import ood_report
 from manga_intent.robustness import CLEANERS, adversarial_augmentation, run_robustness
 from manga_intent.shipped_data import GOLDEN, SEED_CORPUS, TARGETED, ood_heldout_pool, read_rows
+from manga_intent.synthetic.mix import cap_synthetic_rows
 from manga_intent.taxonomy import INTENTS
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ood"
@@ -95,6 +96,20 @@ VARIANTS = {
     # + the consensus-kept synthetic rows (trained_model.include_synthetic, on by default until 2026-12-07): the
     # kept set of `make demo`'s synthetic_set (n 1500), as cv plan `synthetic` reads it
     "oe_uniform_adv32_fd_gloss_targeted_synthetic": {**_CHAMPION_DATA, "synthetic": SYNTHETIC_KEPT},
+    # the same kept set capped at the seed's 10% of the training rows (manga_intent.synthetic.mix): a uniform
+    # sample, or the budget dealt evenly over intents (rare intents get all they have up to an equal share)
+    "oe_uniform_adv32_fd_gloss_targeted_syn10": {
+        **_CHAMPION_DATA,
+        "synthetic": SYNTHETIC_KEPT,
+        "synthetic_share": 0.1,
+        "synthetic_balance": "proportional",
+    },
+    "oe_uniform_adv32_fd_gloss_targeted_syn10_even": {
+        **_CHAMPION_DATA,
+        "synthetic": SYNTHETIC_KEPT,
+        "synthetic_share": 0.1,
+        "synthetic_balance": "per_intent",
+    },
     # selective backprop of the defences' rows (TrainConfig.auxiliary_backprop_share), and R-Drop with EMA
     "oe_uniform_adv32_fd_gloss_targeted_ema_sb125": {**_CHAMPION_DATA, "ema_decay": 0.98, "sb": 0.125},
     "oe_uniform_adv32_fd_gloss_targeted_ema_sb25": {**_CHAMPION_DATA, "ema_decay": 0.98, "sb": 0.25},
@@ -138,7 +153,16 @@ def cmd_train(args) -> int:
             raise SystemExit(
                 f"{kept} not found: copy a synthetic_set's kept rows there (see bench/cv_plan.py)"
             )
-        train_rows += [replace(e, split="train") for e in load_jsonl(kept).examples]
+        rows = [replace(e, split="train") for e in load_jsonl(kept).examples]
+        if "synthetic_share" in spec:
+            rows = cap_synthetic_rows(
+                rows,
+                n_real=len(train_rows),
+                max_share=spec["synthetic_share"],
+                seed=args.seed,
+                balance=spec["synthetic_balance"],
+            )
+        train_rows += rows
     if spec.get("augment"):
         train_rows += adversarial_augmentation(
             splits.train, INTENTS, fraction=spec["augment"], seed=args.seed
