@@ -93,8 +93,8 @@ VARIANTS = {
     # as the asset graph trains the champion: its seed_corpus adds the targeted escalation rows to training
     "oe_uniform_adv32_fd_gloss_targeted": _CHAMPION_DATA,
     "oe_uniform_adv32_fd_gloss_targeted_ema": {**_CHAMPION_DATA, "ema_decay": 0.98},
-    # + the consensus-kept synthetic rows (trained_model.include_synthetic, on by default until 2026-12-07): the
-    # kept set of `make demo`'s synthetic_set (n 1500), as cv plan `synthetic` reads it
+    # + the consensus-kept synthetic rows (every kept row: trained_model.synthetic_share 1, the default until
+    # 2026-12-07): the kept set of `make demo`'s synthetic_set (n 1500), as cv plan `synthetic` reads it
     "oe_uniform_adv32_fd_gloss_targeted_synthetic": {**_CHAMPION_DATA, "synthetic": SYNTHETIC_KEPT},
     # the same kept set capped at the seed's 10% of the training rows (manga_intent.synthetic.mix): a uniform
     # sample, or the budget dealt evenly over intents (rare intents get all they have up to an equal share)

@@ -10,7 +10,7 @@ import dagster as dg
 from manga_assets.labeling import latest_manifest
 from manga_assets.manifests import DatasetSnapshot, HpoResult, SyntheticSet
 from manga_assets.metadata import markdown_table, md
-from manga_assets.snapshots import dataset_splits, read_snapshot
+from manga_assets.snapshots import dataset_splits, read_snapshot, synthetic_training_rows
 from manga_intent.hpo import default_lr_scale, default_storage, lr_range, run_study, trials_rows
 from manga_intent.model_io import resolve_base_model
 from manga_intent.taxonomy import INTENTS
@@ -24,18 +24,20 @@ class HpoConfig(dg.Config):
     """Optuna RDB storage; default sqlite:///$MANGA_HOME/optuna.db. PostgreSQL URLs allow parallel workers."""
     study_name: str = "manga-intent"
     train_rows: int = 0
-    """Subsample the training split for faster trials (0 = all rows)."""
+    """Subsample the training split's real rows for faster trials (0 = all rows); the synthetic share
+    applies to what is left."""
     max_epochs: int = 5
     """Cap on the epochs dimension (the seed's space is 2-5)."""
     lr_scale: float = 0.0
     """Multiply the seed's 1e-5..5e-5 lr range; 0 = scale by the base model's default rate / 2e-5."""
     seed: int = 42
-    include_synthetic: bool = False
-    """Search on the synthetic set's kept rows too: set it as `trained_model.include_synthetic` is set, so
-    the study searches the data the model trains on (both off by default)."""
+    synthetic_share: float = 0.0
+    """Share of the searched training rows that may be synthetic: set it (and `synthetic_balance`) as
+    `trained_model`'s are set, so the study searches the data the model trains on (same defaults)."""
+    synthetic_balance: str = "per_intent"
 
 
-CODE_VERSION = "hpo-study-3"  # 3: searches without the synthetic rows unless include_synthetic
+CODE_VERSION = "hpo-study-3"  # 3: synthetic rows opt-in (a share of the real rows left after train_rows)
 
 
 def latest_hpo_result(instance: dg.DagsterInstance) -> HpoResult | None:
@@ -84,14 +86,16 @@ def hpo_study(
 ) -> dg.Output[HpoResult]:
     """Best recipe hyperparameters on the validation split; the next `trained_model` adopts them."""
     splits = dataset_splits(read_snapshot(artifact_store, intent_dataset.uri))
-    synthetic = (
-        read_snapshot(artifact_store, synthetic_set.kept_uri, allow_empty=True)
-        if config.include_synthetic
-        else []
+    real = splits.train[: config.train_rows] if config.train_rows else splits.train
+    synthetic = synthetic_training_rows(
+        artifact_store,
+        synthetic_set,
+        n_real=len(real),
+        max_share=config.synthetic_share,
+        balance=config.synthetic_balance,
+        seed=config.seed,
     )
-    train = splits.train + synthetic
-    if config.train_rows:
-        train = train[: config.train_rows]
+    train = real + synthetic
     scale = config.lr_scale or default_lr_scale(base_model.name_or_path)
     storage = config.storage_url or default_storage()
     study = run_study(
@@ -135,7 +139,12 @@ def hpo_study(
             "storage": shown_storage,
             "best_trial": best.number,
             "searched_rows": dg.MetadataValue.json(
-                {"real": len(splits.train), "synthetic": len(synthetic), "used": len(train)}
+                {
+                    "real": len(splits.train),
+                    "real_used": len(real),
+                    "synthetic": len(synthetic),
+                    "used": len(train),
+                }
             ),
             "manifest": dg.MetadataValue.json(manifest.as_dict()),
         },

@@ -90,7 +90,10 @@ class TrainedModel(Manifest):
     recipe: dict[str, Any]
     train_label_shares: dict[str, float] = field(default_factory=dict)
     synthetic_uri: str = ""
-    """The synthetic rows it trained on ("" = none): with the dataset, what shadow accuracy must not count."""
+    """The kept synthetic set it trained on ("" = none): with the dataset, what shadow accuracy must not
+    count (the whole kept set, a superset of the capped rows it trained on)."""
+    synthetic_rows: int = 0
+    """How many of the kept rows it trained on (`TrainedModelConfig.synthetic_share`)."""
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@ import json
 import tempfile
 from pathlib import Path
 
+from manga_assets.manifests import SyntheticSet
 from manga_intent.data import SPLIT_SEED, DataSplits, Example, load_jsonl, make_splits
+from manga_intent.synthetic.mix import BALANCES, cap_synthetic_rows, synthetic_budget
 from resources.storage import ArtifactStore
 
 
@@ -33,3 +35,24 @@ def read_snapshot(store: ArtifactStore, uri: str, allow_empty: bool = False) -> 
 def dataset_splits(examples: list[Example]) -> DataSplits:
     """The fixed train/val/test split every training seed shares (split seed `SPLIT_SEED`)."""
     return make_splits(examples, seed=SPLIT_SEED)
+
+
+def synthetic_training_rows(
+    store: ArtifactStore,
+    synthetic_set: SyntheticSet,
+    *,
+    n_real: int,
+    max_share: float,
+    balance: str,
+    seed: int,
+) -> list[Example]:
+    """The synthetic set's kept rows a training run adds: at most `max_share` of its training rows (0: none,
+    never read; 1: all). `trained_model` and `hpo_study` both take them from here, so a study searches the
+    data the model trains on."""
+    synthetic_budget(n_real, max_share)  # a bad share or balance fails here, before any training
+    if balance not in BALANCES:
+        raise ValueError(f"synthetic_balance must be one of {BALANCES} (got {balance!r})")
+    if max_share == 0:
+        return []
+    kept = read_snapshot(store, synthetic_set.kept_uri, allow_empty=True)
+    return cap_synthetic_rows(kept, n_real=n_real, max_share=max_share, seed=seed, balance=balance)

@@ -11,7 +11,7 @@ from manga_assets.hpo_study import hpo_choice, hpo_study, latest_hpo_result
 from manga_assets.manifests import DatasetSnapshot, SyntheticSet, TrainedModel
 from manga_assets.metadata import md, per_intent_table
 from manga_assets.partitions import seed_partitions
-from manga_assets.snapshots import dataset_splits, read_snapshot
+from manga_assets.snapshots import dataset_splits, read_snapshot, synthetic_training_rows
 from manga_intent.calibrator_fit import shipped_ood_pools
 from manga_intent.data import SPLIT_SEED, DataSplits
 from manga_intent.model_io import resolve_base_model
@@ -61,13 +61,16 @@ class TrainedModelConfig(dg.Config):
     """`auto`: take lr, head multiplier, batch size, decay, epochs and warmup from the newest `hpo_study`
     when it searched this base model and label set (its epochs become the budget); `off`: recipe defaults;
     `required`: fail when no such study exists."""
-    include_synthetic: bool = False
-    """Add the consensus-kept synthetic rows to the training split (never to val/test). Off by default: on
-    validation they do not win (docs/choosing-the-defaults.md, "The synthetic rows the asset graph adds").
-    Out of fold: accuracy +0.4 pp [-0.8, +1.7], injection flip 0.075 against 0.090, calibrated ECE 0.024
-    against 0.018; on the three-seed study's validation split they lose on every measure (accuracy 0.950
-    against 0.958, NLL 0.189 against 0.168, OOD TPR 0.929 against 0.946, flip 0.069 against 0.059). They are
-    ~46% of training here, against ~9% in the seed's recipe."""
+    synthetic_share: float = 0.0
+    """At most this share of the training rows are the synthetic set's consensus-kept rows (never val/test):
+    0 = none (the default), 0.1 = the seed's cap, 1 = every kept row. None of them won on the three-seed
+    study's validation split (docs/choosing-the-defaults.md, "The synthetic rows the asset graph adds"):
+    every kept row (~46% of training, the default until 2026-12-07) lowered accuracy 0.958 -> 0.950; 10%
+    dealt evenly over intents raised it to 0.963 but raised the injection flip rate on every seed (0.059 ->
+    0.074) and lowered OOD TPR (0.946 -> 0.931); a uniform 10% lost on accuracy, TPR and flips."""
+    synthetic_balance: str = "per_intent"
+    """Which kept rows fill the share: `per_intent` deals it evenly over intents (rare ones give all they
+    have up to an equal part), `proportional` draws a uniform sample. Seeded by the partition's seed."""
     enforce_overfit_guard: bool = False
     bootstrap: int = 1000
 
@@ -136,10 +139,13 @@ def trained_model(
     seed = int(context.partition_key)
     real = read_snapshot(artifact_store, intent_dataset.uri)
     splits = dataset_splits(real)
-    synthetic = (
-        read_snapshot(artifact_store, synthetic_set.kept_uri, allow_empty=True)
-        if config.include_synthetic
-        else []
+    synthetic = synthetic_training_rows(
+        artifact_store,
+        synthetic_set,
+        n_real=len(splits.train),
+        max_share=config.synthetic_share,
+        balance=config.synthetic_balance,
+        seed=seed,
     )
     training_splits = DataSplits(splits.train + synthetic, splits.val, splits.test)
     searched, hpo_reason = hpo_choice(
@@ -235,7 +241,8 @@ def trained_model(
         metrics=card["metrics"],
         recipe=asdict(result.config),
         train_label_shares=card["train_label_shares"],
-        synthetic_uri=synthetic_set.kept_uri if config.include_synthetic else "",
+        synthetic_uri=synthetic_set.kept_uri if synthetic else "",
+        synthetic_rows=len(synthetic),
     )
     return dg.Output(
         manifest,

@@ -152,10 +152,11 @@ def test_full_graph_gate_both_ways_and_two_seed_sweep(home, tiny_base_dir):
     metadata = first.asset_materializations_for_node("trained_model")[0].metadata
     assert "mlflow_run" in metadata and "confusion_matrix" in metadata and "per_intent" in metadata
     assert metadata["hyperparameters_from"].value == "hpo=off: recipe defaults"
-    assert metadata["manifest"].value["synthetic_uri"] == ""  # the synthetic rows are opt-in
+    manifest = metadata["manifest"].value
+    assert manifest["synthetic_uri"] == "" and manifest["synthetic_rows"] == 0  # synthetic rows are opt-in
     searched = first.asset_materializations_for_node("hpo_study")[0].metadata["searched_rows"].value
     assert (
-        searched["synthetic"] == 0 and searched["used"] == 200
+        searched["synthetic"] == 0 and searched["real_used"] == searched["used"] == 200
     )  # the study's train_rows cap, real rows only
     calibration = first.asset_materializations_for_node("calibrator")[0].metadata
     assert "reliability_diagram" in calibration and calibration["temperature"].value > 0

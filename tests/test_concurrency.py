@@ -290,8 +290,8 @@ def test_the_readme_seed_sweep_backfill_runs_its_partitions_one_after_another(
     tiny = _run_config(epochs=4, lr=3e-3)
     tiny["ops"]["synthetic_set"] = {"config": {"n": 20, "k": 2, "fold_epochs": 1}}  # not in this job: dropped
     tiny["resources"]["gate_settings"]["config"]["accuracy_margin"] = 1.0  # both seeds pass: a clean sweep
-    # the synthetic rows (off by default) train here, to show both partitions read one synthetic snapshot
-    tiny["ops"]["trained_model"]["config"]["include_synthetic"] = True
+    # every kept synthetic row trains here, to show both partitions read one synthetic snapshot
+    tiny["ops"]["trained_model"]["config"]["synthetic_share"] = 1.0
     settings.write_text(yaml.safe_dump(tiny))
     env, instance, _ = _project_with_upstream(
         tmp_path, tiny_base_dir, monkeypatch, extra_env={"MANGA_RETRAIN_RUN_CONFIG": str(settings)}
@@ -326,4 +326,5 @@ def test_the_readme_seed_sweep_backfill_runs_its_partitions_one_after_another(
     manifests = [m.asset_materialization.metadata["manifest"].value for m in models]
     assert manifests[0]["data_version"] == manifests[1]["data_version"]  # one upstream snapshot
     assert manifests[0]["synthetic_uri"] == manifests[1]["synthetic_uri"] != ""
+    assert manifests[0]["synthetic_rows"] == manifests[1]["synthetic_rows"] > 0
     assert {m["recipe"]["epochs"] for m in manifests} == {4}  # the deployment's settings reached the runs

@@ -55,9 +55,11 @@ def test_proportional_keeps_the_kept_mix():
 def test_a_budget_above_the_kept_set_takes_every_row():
     kept = _kept()
     assert cap_synthetic_rows(kept, n_real=100_000, max_share=0.1, seed=0) == kept
+    assert cap_synthetic_rows(kept, n_real=10, max_share=1.0, seed=0) == kept  # 1 = no cap
+    assert cap_synthetic_rows(kept, n_real=10, max_share=0.0, seed=0) == []
 
 
-@pytest.mark.parametrize("share", [-0.1, 1.0, 1.5])
+@pytest.mark.parametrize("share", [-0.1, 1.01, 1.5])
 def test_share_outside_zero_one_is_refused(share):
     with pytest.raises(ValueError, match="max_share must be in"):
         cap_synthetic_rows(_kept(), n_real=10, max_share=share, seed=0)
@@ -66,3 +68,27 @@ def test_share_outside_zero_one_is_refused(share):
 def test_unknown_balance_is_refused():
     with pytest.raises(ValueError, match="balance must be one of"):
         cap_synthetic_rows(_kept(), n_real=10, max_share=0.1, seed=0, balance="rare_first")
+
+
+def test_training_rows_from_the_asset_store(tmp_path):
+    """What `trained_model` and `hpo_study` add: nothing read at share 0, a capped sample otherwise."""
+    from manga_assets.manifests import SyntheticSet
+    from manga_assets.snapshots import synthetic_training_rows, write_snapshot
+    from resources.storage import LocalArtifactStore
+
+    store = LocalArtifactStore(root=str(tmp_path / "artifacts"))
+    kept_uri = write_snapshot(store, _kept(), "synthetic/kept.jsonl")
+    kept = SyntheticSet(uri="", kept_uri=kept_uri, review_uri="", kept=len(_kept()), flagged=0)
+    gone = SyntheticSet(uri="", kept_uri=str(tmp_path / "missing.jsonl"), review_uri="", kept=0, flagged=0)
+
+    assert synthetic_training_rows(store, gone, n_real=400, max_share=0.0, balance="per_intent", seed=1) == []
+    rows = synthetic_training_rows(store, kept, n_real=400, max_share=0.1, balance="per_intent", seed=1)
+    assert len(rows) == 44 and Counter(r.label for r in rows)["checkout_help"] == 3
+    assert (
+        len(synthetic_training_rows(store, kept, n_real=400, max_share=1.0, balance="per_intent", seed=1))
+        == 269
+    )
+    with pytest.raises(ValueError, match="synthetic_balance must be one of"):
+        synthetic_training_rows(store, gone, n_real=400, max_share=0.0, balance="even", seed=1)
+    with pytest.raises(ValueError, match="max_share must be in"):
+        synthetic_training_rows(store, gone, n_real=400, max_share=2.0, balance="per_intent", seed=1)

@@ -8,6 +8,7 @@ at its default size here is ~46% of the training rows, so the rows are capped by
 from __future__ import annotations
 
 import random
+import sys
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Literal
@@ -19,11 +20,14 @@ BALANCES: tuple[str, ...] = ("proportional", "per_intent")
 
 
 def synthetic_budget(n_real: int, max_share: float) -> int:
-    """Largest synthetic row count that keeps synthetic rows at most `max_share` of all training rows."""
-    if not 0.0 <= max_share < 1.0:
-        raise ValueError(f"max_share must be in [0, 1) (got {max_share})")
+    """Largest synthetic row count that keeps synthetic rows at most `max_share` of all training rows
+    (`max_share` 1: no cap)."""
+    if not 0.0 <= max_share <= 1.0:
+        raise ValueError(f"max_share must be in [0, 1] (got {max_share})")
     if n_real < 0:
         raise ValueError(f"n_real must be >= 0 (got {n_real})")
+    if max_share == 1.0:
+        return sys.maxsize
     # n_syn / (n_real + n_syn) <= s  <=>  n_syn <= s * n_real / (1 - s); the epsilon absorbs float error
     return int(max_share * n_real / (1.0 - max_share) + 1e-9)
 
