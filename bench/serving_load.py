@@ -139,6 +139,7 @@ def compile_artifact(model_dir: Path, out: Path) -> dict:
         quantize="auto",
         validation=[(e.text, e.label) for e in splits.val],
         calibration_texts=[e.text for e in splits.train],
+        out_of_scope_texts=shipped_ood_pools().val_texts,
     )
     return {
         "temperature": fit.temperature,

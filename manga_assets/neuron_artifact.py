@@ -10,7 +10,7 @@ from manga_assets.manifests import Calibration, CompiledModel, DatasetSnapshot, 
 from manga_assets.metadata import markdown_table, md
 from manga_assets.partitions import seed_partitions
 from manga_assets.snapshots import dataset_splits, read_snapshot
-from manga_intent.calibrator_fit import ServingCalibration
+from manga_intent.calibrator_fit import ServingCalibration, shipped_ood_pools
 from manga_intent.compiled import ParityError, build_artifact, served_graph
 from manga_intent.model_io import load_trained
 from resources.mlflow_registry import MlflowRegistry
@@ -33,7 +33,8 @@ def neuron_artifact(
     Fails when compiled logits drift from eager logits by more than the parity tolerance, checked (with a
     first latency profile) on the dataset's validation and test messages — never the golden set, which only
     the gate reads. With `quantize="auto"` an int8 graph is added and served only if it agrees with fp32 on
-    the validation split and keeps the calibrated ECE (ranking sensitive layers on the training split); the
+    the validation split, keeps the calibrated ECE, and keeps the OOD flag of the OOD validation pool the
+    calibrator chose its detector on (ranking sensitive layers on the training split); the
     metadata shows every candidate and why the served graph was chosen. Registers the artifact as a new
     MLflow pyfunc model version whose gate status is pending.
     """
@@ -67,6 +68,7 @@ def neuron_artifact(
                 quantize=compile_settings.quantize,
                 validation=[(e.text, e.label) for e in splits.val],
                 calibration_texts=[e.text for e in splits.train],
+                out_of_scope_texts=shipped_ood_pools().val_texts,  # as the calibrator chose its detector on
                 quantization_guard=compile_settings.quantization_guard(),
             )
         except ParityError as exc:
@@ -138,6 +140,8 @@ def quantization_metadata(report: dict | None) -> dict:
         "quantization_pooled_messages": report.get("pooled_messages", 0),
         "int8_ood_flag_agreement_pooled": _or_na(report.get("ood_flag_agreement")),
         "int8_route_agreement_pooled": _or_na(report.get("route_agreement")),
+        "int8_ood_flag_agreement_out_of_scope": _or_na(report.get("out_of_scope_flag_agreement")),
+        "quantization_out_of_scope_messages": report.get("out_of_scope_messages", 0),
         "quantization_candidates": md(markdown_table(_candidate_rows(report["candidates"]), floats=4)),
         "int8_layers_kept_fp32": ", ".join(report["kept_fp32"]) or "none",
         "int8_near_tie_recheck_margin": (

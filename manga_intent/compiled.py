@@ -599,6 +599,7 @@ def build_artifact(
     quantize: str = "off",
     validation: Sequence[tuple[str, str]] = (),
     calibration_texts: Sequence[str] = (),
+    out_of_scope_texts: Sequence[str] = (),
     quantization_guard=None,
     calibration=None,
 ) -> BuiltArtifact:
@@ -606,7 +607,7 @@ def build_artifact(
 
     `quantize="auto"` adds an int8 graph and serves it only if it passes the accuracy guard on `validation`
     ((text, label) pairs; see `manga_intent.quantization`), ranking sensitive layers on `calibration_texts`
-    (training messages). `calibration` puts the serving calibration into the artifact (`compile_classifier`);
+    (training messages) and judging the OOD flag on `out_of_scope_texts` too (the OOD validation pool). `calibration` puts the serving calibration into the artifact (`compile_classifier`);
     the guard then judges calibrated predictions with its calibrator. Raises ParityError (nothing is
     returned) when the fp32 graph disagrees with the eager model.
     """
@@ -637,6 +638,7 @@ def build_artifact(
             validation_texts=[text for text, _ in validation],
             validation_labels=[label for _, label in validation],
             calibration_texts=calibration_texts,
+            out_of_scope_texts=out_of_scope_texts,
             guard=quantization_guard,
         ).as_dict()
         manifest = json.loads((Path(out_dir) / MANIFEST).read_text(encoding="utf-8"))

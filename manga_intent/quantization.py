@@ -13,7 +13,9 @@ detector and a route policy), a candidate must also keep the OOD flag and the fi
 messages (below) as the fp32 graph sets them (`min_ood_flag_agreement`, `min_route_agreement`): int8 moves
 the pooled features and logits those decisions read, and agreeing on every intent does not imply agreeing on
 them (one artifact agreed on all 1,685 intents of seed-corpus and OOD-pool messages and moved 17 routes and
-6 flags). The candidates, in order:
+6 flags). The pooled messages are all in scope, so the caller also gives out-of-scope messages (the asset
+graph: the OOD validation pool), whose flag must match on `min_out_of_scope_flag_agreement` of them: those
+are the messages the flag is for. The candidates, in order:
 
 1. every weight MatMul in int8, per output channel: on CPUs without VNNI first with 7-bit weights (8-bit
    u8×s8 products can saturate there), then with 8-bit weights (finer; saturation is measured, not assumed);
@@ -99,6 +101,11 @@ class QuantizationGuard:
     """Where the artifact has a serving calibration (an OOD detector and a route policy): share of the pooled
     messages whose OOD flag must match the fp32 graph's. The flag sends a shopper to the fallback, so it is
     held to the intent's bound; int8 moves the pooled features and logits the detector scores."""
+    min_out_of_scope_flag_agreement: float = 0.99
+    """Share of the out-of-scope messages given to the guard (the OOD validation pool, never the held-out
+    half the gate reads) whose flag must match the fp32 graph's. The pooled messages are all in scope, so
+    without these the guard never sees the messages the flag exists for; the bound is looser than the
+    pooled one because out-of-scope scores crowd the threshold (a few hundred messages, 1% = a few)."""
     min_route_agreement: float = 0.99
     """Likewise for the fitted route (route / clarify / fallback). Looser than the flag's: a message whose joint
     confidence sits on the clarify threshold moves between route and clarify for any small change (the
@@ -147,6 +154,10 @@ class QuantizationReport:
     """Pooled OOD-flag agreement of the served int8 graph with fp32 (None: fp32 served, or no detector)."""
     route_agreement: float | None = None
     """Pooled route agreement likewise."""
+    out_of_scope_messages: int = 0
+    """Out-of-scope messages the flag was also judged on (0: none given, or no detector)."""
+    out_of_scope_flag_agreement: float | None = None
+    """Their OOD-flag agreement with fp32 for the served int8 graph (None: fp32 served, or none judged)."""
     candidates: list[dict] = field(default_factory=list)
     kept_fp32: list[str] = field(default_factory=list)
     recheck_margin: float | None = None
@@ -308,13 +319,15 @@ def quantize_with_guard(
     validation_texts: Sequence[str],
     validation_labels: Sequence[str],
     calibration_texts: Sequence[str],
+    out_of_scope_texts: Sequence[str] = (),
     guard: QuantizationGuard | None = None,
 ) -> QuantizationReport:
     """Try int8 candidates for the artifact's fp32 ONNX graph; write the first that passes the guard.
 
     Updates the artifact's manifest (`graphs`, `serving_graph`, `quantization`) either way and returns the
     report. Works on any graph outputs: only `logits` is compared, other outputs (pooled `features`) are
-    carried through quantization untouched in name and shape.
+    carried through quantization untouched in name and shape. `out_of_scope_texts` (out-of-scope messages
+    not used to judge anything else) are judged on their OOD flag alone when the artifact has a detector.
     """
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -359,6 +372,10 @@ def quantize_with_guard(
     )
     fp32_held = fp32_held_probs.argmax(1)
     fp32_decisions = None
+    oos = _GraphScorer(compiled, out_of_scope_texts) if decides and len(out_of_scope_texts) else None
+    if oos is not None:
+        fp32_oos_logits, fp32_oos_features = oos.outputs(fp32_path, features=True)
+        fp32_oos_flags = _decisions(compiled, fp32_oos_logits, fp32_oos_features)[0]
     if decides:
         logits = fp32_val if held is None else np.concatenate([fp32_val, fp32_held_logits])
         features = fp32_val_features
@@ -382,6 +399,7 @@ def quantize_with_guard(
             "ece_delta_rebinned": 0.0,
             **fp32_latency,
             **({"ood_flag_agreement": 1.0, "route_agreement": 1.0} if decides else {}),
+            **({"out_of_scope_flag_agreement": 1.0} if oos is not None else {}),
             "passed": None,
         }
     ]
@@ -454,6 +472,15 @@ def quantize_with_guard(
                 flags, routes = _decisions(compiled, logits, features)
                 row["ood_flag_agreement"] = float((flags == fp32_decisions[0]).mean())
                 row["route_agreement"] = float((routes == fp32_decisions[1]).mean())
+            if oos is not None:  # the out-of-scope messages: only their flag counts
+                oos_logits, oos_features = oos.outputs(path, serving_batch, features=True)
+                if recheck is not None:
+                    near = _near_ties(calibrated(oos_logits), recheck)
+                    oos_logits[near] = fp32_oos_logits[near]
+                    if oos_features is not None:
+                        oos_features[near] = fp32_oos_features[near]
+                oos_flags = _decisions(compiled, oos_logits, oos_features)[0]
+                row["out_of_scope_flag_agreement"] = float((oos_flags == fp32_oos_flags).mean())
             return row
 
         batchings = {1: "one at a time", guard.serving_batch: f"batches of {guard.serving_batch}"}
@@ -481,6 +508,10 @@ def quantize_with_guard(
             if decides:
                 for key in ("ood_flag_agreement", "route_agreement"):
                     row[key] = min(r[key] for r in by_batching.values())
+            if oos is not None:
+                row["out_of_scope_flag_agreement"] = min(
+                    r["out_of_scope_flag_agreement"] for r in by_batching.values()
+                )
             row["outlier_split"] = has_split and on_split
             if recheck is not None:
                 row["recheck_margin"] = recheck
@@ -492,6 +523,9 @@ def quantize_with_guard(
                 and row.get("recheck_rate", 0.0) <= guard.max_recheck_rate
                 and row.get("ood_flag_agreement", 1.0) >= guard.min_ood_flag_agreement
                 and row.get("route_agreement", 1.0) >= guard.min_route_agreement
+                and (
+                    oos is None or row["out_of_scope_flag_agreement"] >= guard.min_out_of_scope_flag_agreement
+                )
             )
             candidates.append(row)
             return row
@@ -639,6 +673,12 @@ def quantize_with_guard(
                     if decides
                     else ""
                 )
+                + (
+                    f", OOD flags {row['out_of_scope_flag_agreement']:.2%} of {len(out_of_scope_texts)} "
+                    f"out-of-scope messages (>= {guard.min_out_of_scope_flag_agreement:.1%})"
+                    if oos is not None
+                    else ""
+                )
                 + f", each the worst of {' and '.join(batchings.values())}; "
                 f"single-message P50 {row['p50_ms']:.2f} ms vs fp32 "
                 f"{fp32_latency['p50_ms']:.2f} ms"
@@ -667,11 +707,21 @@ def quantize_with_guard(
                     if decides
                     else ""
                 )
+                + (
+                    f", OOD flags {best['out_of_scope_flag_agreement']:.2%} of the out-of-scope messages"
+                    if oos is not None
+                    else ""
+                )
                 + f"; needs >= {guard.min_agreement:.1%}, >= {guard.min_pooled_agreement:.1%} and |Δ| <= "
                 f"{guard.max_ece_delta}"
                 + (
                     f", flags >= {guard.min_ood_flag_agreement:.1%}, routes >= {guard.min_route_agreement:.1%}"
                     if decides
+                    else ""
+                )
+                + (
+                    f", out-of-scope flags >= {guard.min_out_of_scope_flag_agreement:.1%}"
+                    if oos is not None
                     else ""
                 )
                 + "): serving fp32"
@@ -688,6 +738,8 @@ def quantize_with_guard(
         pooled_agreement=chosen[1]["pooled_agreement"] if chosen else None,
         ood_flag_agreement=chosen[1].get("ood_flag_agreement") if chosen else None,
         route_agreement=chosen[1].get("route_agreement") if chosen else None,
+        out_of_scope_messages=len(out_of_scope_texts) if oos is not None else 0,
+        out_of_scope_flag_agreement=chosen[1].get("out_of_scope_flag_agreement") if chosen else None,
         candidates=candidates,
         kept_fp32=list(chosen[2]) if chosen else [],
         recheck_margin=chosen[1].get("recheck_margin") if chosen else None,

@@ -37,6 +37,8 @@ class CompileSettings(dg.ConfigurableResource):
     """With an OOD detector in the artifact: pooled share of messages whose OOD flag int8 must keep."""
     quantization_min_route_agreement: float = 0.99
     """Likewise for the fitted route (route / clarify / fallback)."""
+    quantization_min_out_of_scope_flag_agreement: float = 0.99
+    """Share of the OOD validation pool's messages whose OOD flag int8 must keep."""
     quantization_max_fp32_matmuls: int = 3
     """Sensitive single weight MatMuls that may be kept in fp32 before whole layers are tried."""
     quantization_max_fp32_layers: int = 3
@@ -51,6 +53,7 @@ class CompileSettings(dg.ConfigurableResource):
             min_pooled_agreement=self.quantization_min_pooled_agreement,
             min_ood_flag_agreement=self.quantization_min_ood_flag_agreement,
             min_route_agreement=self.quantization_min_route_agreement,
+            min_out_of_scope_flag_agreement=self.quantization_min_out_of_scope_flag_agreement,
             max_fp32_matmuls=self.quantization_max_fp32_matmuls,
             max_fp32_groups=self.quantization_max_fp32_layers,
         )

@@ -308,6 +308,67 @@ def test_an_int8_graph_that_moves_ood_flags_is_not_served(tmp_path, tokenizer, s
     assert report.served == "int8" and 0.0 <= report.route_agreement <= 1.0
 
 
+def test_the_guard_judges_the_flag_of_out_of_scope_messages(tmp_path, tokenizer, splits):
+    """The pooled sample is all in scope; out-of-scope messages given to the guard are judged on their flag
+    alone, as the service flags them, and a bound on them decides like the others."""
+    model = tiny_classifier("bert", len(INTENTS)).eval()
+    train, val = splits.train[:150], splits.val[:60]
+    fitted = mahalanobis_calibration(model, tokenizer, train, val)
+    compile_classifier(
+        model, tokenizer, tmp_path, labels=INTENTS, calibration=fitted, backend="onnx", max_length=64
+    )
+    out_of_scope = [
+        "book a flight to osaka",
+        "is it raining in kyoto",
+        "asdf qwerty",
+        "who won the match",
+    ] * 3
+    out_of_scope += ["ignore the shop and write me a poem", "tell me a recipe for ramen"]
+
+    def judge(texts, **bounds):
+        return quantize_with_guard(
+            tmp_path,
+            validation_texts=[e.text for e in val],
+            validation_labels=[e.label for e in val],
+            calibration_texts=[e.text for e in train],
+            out_of_scope_texts=texts,
+            guard=QuantizationGuard(
+                min_agreement=0.0,
+                min_pooled_agreement=0.0,
+                max_ece_delta=1.0,
+                min_ood_flag_agreement=0.0,
+                min_route_agreement=0.0,
+                max_fp32_matmuls=0,
+                max_fp32_groups=0,
+                smooth_alphas=(),
+                recheck_near_ties=False,
+                outlier_ratio=0,
+                **bounds,
+            ),
+        )
+
+    report = judge(out_of_scope, min_out_of_scope_flag_agreement=1.01)
+    assert report.served == "fp32" and report.out_of_scope_flag_agreement is None
+    assert "out-of-scope flags >= 101.0%" in report.reason
+    assert report.out_of_scope_messages == len(out_of_scope)
+    judged = report.candidates[1:]
+    assert judged and all(not row["passed"] for row in judged)
+    report = judge(out_of_scope, min_out_of_scope_flag_agreement=0.0)
+    assert report.served == "int8" and f"of {len(out_of_scope)} out-of-scope messages" in report.reason
+    row = next(r for r in report.candidates[1:] if r["passed"])
+    # the figure is the service's own: each message classified alone by the int8 and the fp32 graph
+    served, fp32 = CompiledClassifier(tmp_path), CompiledClassifier(tmp_path, graph="fp32")
+    alone = [served.classify([t])[0].is_ood for t in out_of_scope]
+    reference = [p.is_ood for p in fp32.classify(out_of_scope)]
+    expected = np.mean([a == b for a, b in zip(alone, reference)])
+    assert row["by_batching"]["one at a time"]["out_of_scope_flag_agreement"] == pytest.approx(expected)
+    assert report.out_of_scope_flag_agreement == row["out_of_scope_flag_agreement"] <= expected
+    # without out-of-scope messages nothing is claimed about them
+    none = judge([], min_out_of_scope_flag_agreement=1.01)
+    assert none.served == "int8" and none.out_of_scope_messages == 0
+    assert all("out_of_scope_flag_agreement" not in r for r in none.candidates)
+
+
 def test_layer_groups_by_encoder_layer():
     names = [
         "/model/bert/encoder/layer.0/attention/self/query/MatMul",
