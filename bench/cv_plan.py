@@ -181,7 +181,8 @@ VARIANTS: dict[str, Variant] = {
     "shipped_synthetic": Variant(
         "shipped_no_ema + the consensus-kept synthetic rows, as the asset graph trains its champion "
         "(every kept row: `trained_model.synthetic_share` 1, the default until 2026-12-07): the kept set "
-        "of `make demo`'s synthetic_set (n 1500, k 5, fold_epochs 2; 1,158 rows) copied to bench/results/synthetic/kept_demo.jsonl. Its "
+        "of `make demo`'s synthetic_set (n 1500, k 5, fold_epochs 2; 1,158 rows) copied to "
+        "bench/results/synthetic/kept_demo.jsonl. Its "
         "consensus folds trained on the seed corpus's training split, which overlaps the held-out folds: "
         "a mild leak through which generated rows were kept, none through their text",
         {**_GLOSSARY_RECIPE, "ema_decay": 0.0},

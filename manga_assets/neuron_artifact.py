@@ -34,8 +34,8 @@ def neuron_artifact(
     first latency profile) on the dataset's validation and test messages — never the golden set, which only
     the gate reads. With `quantize="auto"` an int8 graph is added and served only if it agrees with fp32 on
     the validation split, keeps the calibrated ECE, and keeps the OOD flag of the OOD validation pool the
-    calibrator chose its detector on (ranking sensitive layers on the training split); the
-    metadata shows every candidate and why the served graph was chosen. Registers the artifact as a new
+    calibrator chose its detector on (ranking sensitive layers on the training split); the metadata shows
+    every candidate and why the served graph was chosen. Registers the artifact as a new
     MLflow pyfunc model version whose gate status is pending.
     """
     splits = dataset_splits(read_snapshot(artifact_store, intent_dataset.uri))

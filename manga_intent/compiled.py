@@ -607,8 +607,9 @@ def build_artifact(
 
     `quantize="auto"` adds an int8 graph and serves it only if it passes the accuracy guard on `validation`
     ((text, label) pairs; see `manga_intent.quantization`), ranking sensitive layers on `calibration_texts`
-    (training messages) and judging the OOD flag on `out_of_scope_texts` too (the OOD validation pool). `calibration` puts the serving calibration into the artifact (`compile_classifier`);
-    the guard then judges calibrated predictions with its calibrator. Raises ParityError (nothing is
+    (training messages) and judging the OOD flag on `out_of_scope_texts` too (the OOD validation pool).
+    `calibration` puts the serving calibration into the artifact (`compile_classifier`); the guard then
+    judges calibrated predictions with its calibrator. Raises ParityError (nothing is
     returned) when the fp32 graph disagrees with the eager model.
     """
     if quantize not in ("off", "auto"):
