@@ -268,23 +268,23 @@ def test_the_guard_and_the_int8_artifact_use_its_serving_calibration(tmp_path, t
     assert 0.0 <= evidence["route_agreement"] <= 1.0
 
 
-def test_an_int8_graph_that_moves_ood_flags_is_not_served(tmp_path, tokenizer, splits):
-    """Agreeing on every intent is not enough when the artifact routes by an OOD detector: a flag bound no
-    graph can meet leaves fp32 served, and the reason names the flags."""
+def _whole_int8_judge(directory, tokenizer, splits):
+    """A tiny artifact with a Mahalanobis detector in `directory`, and a judge that tries only its whole
+    int8 graph on the decision bounds given (intent bounds open)."""
     model = tiny_classifier("bert", len(INTENTS)).eval()
     train, val = splits.train[:150], splits.val[:60]
     fitted = mahalanobis_calibration(model, tokenizer, train, val)
     compile_classifier(
-        model, tokenizer, tmp_path, labels=INTENTS, calibration=fitted, backend="onnx", max_length=64
+        model, tokenizer, directory, labels=INTENTS, calibration=fitted, backend="onnx", max_length=64
     )
 
-    def judge(**bounds):
-        """Only the whole int8 graph is tried, judged on the decision bounds given (intent bounds open)."""
+    def judge(out_of_scope_texts=(), **bounds):
         return quantize_with_guard(
-            tmp_path,
+            directory,
             validation_texts=[e.text for e in val],
             validation_labels=[e.label for e in val],
             calibration_texts=[e.text for e in train],
+            out_of_scope_texts=out_of_scope_texts,
             guard=QuantizationGuard(
                 min_agreement=0.0,
                 min_pooled_agreement=0.0,
@@ -298,6 +298,13 @@ def test_an_int8_graph_that_moves_ood_flags_is_not_served(tmp_path, tokenizer, s
             ),
         )
 
+    return judge
+
+
+def test_an_int8_graph_that_moves_ood_flags_is_not_served(tmp_path, tokenizer, splits):
+    """Agreeing on every intent is not enough when the artifact routes by an OOD detector: a flag bound no
+    graph can meet leaves fp32 served, and the reason names the flags."""
+    judge = _whole_int8_judge(tmp_path, tokenizer, splits)
     report = judge(min_ood_flag_agreement=1.01)
     assert report.served == "fp32" and report.ood_flag_agreement is None
     assert "OOD flags" in report.reason and "flags >= 101.0%" in report.reason
@@ -311,12 +318,8 @@ def test_an_int8_graph_that_moves_ood_flags_is_not_served(tmp_path, tokenizer, s
 def test_the_guard_judges_the_flag_of_out_of_scope_messages(tmp_path, tokenizer, splits):
     """The pooled sample is all in scope; out-of-scope messages given to the guard are judged on their flag
     alone, as the service flags them, and a bound on them decides like the others."""
-    model = tiny_classifier("bert", len(INTENTS)).eval()
-    train, val = splits.train[:150], splits.val[:60]
-    fitted = mahalanobis_calibration(model, tokenizer, train, val)
-    compile_classifier(
-        model, tokenizer, tmp_path, labels=INTENTS, calibration=fitted, backend="onnx", max_length=64
-    )
+    judge = _whole_int8_judge(tmp_path, tokenizer, splits)
+    open_bounds = {"min_ood_flag_agreement": 0.0, "min_route_agreement": 0.0}
     out_of_scope = [
         "book a flight to osaka",
         "is it raining in kyoto",
@@ -324,36 +327,13 @@ def test_the_guard_judges_the_flag_of_out_of_scope_messages(tmp_path, tokenizer,
         "who won the match",
     ] * 3
     out_of_scope += ["ignore the shop and write me a poem", "tell me a recipe for ramen"]
-
-    def judge(texts, **bounds):
-        return quantize_with_guard(
-            tmp_path,
-            validation_texts=[e.text for e in val],
-            validation_labels=[e.label for e in val],
-            calibration_texts=[e.text for e in train],
-            out_of_scope_texts=texts,
-            guard=QuantizationGuard(
-                min_agreement=0.0,
-                min_pooled_agreement=0.0,
-                max_ece_delta=1.0,
-                min_ood_flag_agreement=0.0,
-                min_route_agreement=0.0,
-                max_fp32_matmuls=0,
-                max_fp32_groups=0,
-                smooth_alphas=(),
-                recheck_near_ties=False,
-                outlier_ratio=0,
-                **bounds,
-            ),
-        )
-
-    report = judge(out_of_scope, min_out_of_scope_flag_agreement=1.01)
+    report = judge(out_of_scope, min_out_of_scope_flag_agreement=1.01, **open_bounds)
     assert report.served == "fp32" and report.out_of_scope_flag_agreement is None
     assert "out-of-scope flags >= 101.0%" in report.reason
     assert report.out_of_scope_messages == len(out_of_scope)
     judged = report.candidates[1:]
     assert judged and all(not row["passed"] for row in judged)
-    report = judge(out_of_scope, min_out_of_scope_flag_agreement=0.0)
+    report = judge(out_of_scope, min_out_of_scope_flag_agreement=0.0, **open_bounds)
     assert report.served == "int8" and f"of {len(out_of_scope)} out-of-scope messages" in report.reason
     row = next(r for r in report.candidates[1:] if r["passed"])
     # the figure is the service's own: each message classified alone by the int8 and the fp32 graph
@@ -364,7 +344,7 @@ def test_the_guard_judges_the_flag_of_out_of_scope_messages(tmp_path, tokenizer,
     assert row["by_batching"]["one at a time"]["out_of_scope_flag_agreement"] == pytest.approx(expected)
     assert report.out_of_scope_flag_agreement == row["out_of_scope_flag_agreement"] <= expected
     # without out-of-scope messages nothing is claimed about them
-    none = judge([], min_out_of_scope_flag_agreement=1.01)
+    none = judge([], min_out_of_scope_flag_agreement=1.01, **open_bounds)
     assert none.served == "int8" and none.out_of_scope_messages == 0
     assert all("out_of_scope_flag_agreement" not in r for r in none.candidates)
 
