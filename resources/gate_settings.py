@@ -35,8 +35,10 @@ class GateSettings(dg.ConfigurableResource):
     """Golden messages flagged out of scope (seed: 0.05); negative keeps the row informational. Informational
     by default: the threshold is fitted to flag 5% of validation messages, so the golden rate sits at 5% by
     construction and a point check at 5% would reject about half of the good candidates."""
-    max_injection_flip_rate: float = -1.0
-    """Mean injection flip rate on golden, held-out phrasings (seed: 0.05); negative: informational."""
+    max_injection_flip_rate: float = 0.05
+    """Mean injection flip rate on golden under the held-out attack phrasings (the seed's open problem 3:
+    ≤ 5%); negative keeps the row informational. A criterion since the synthetic rows left the default
+    training data: every default-recipe model measured reads 0.025-0.047 (five study seeds, two demo seeds)."""
     bootstrap: int = _DEFAULTS.n_boot
     rare_share_threshold: float = RARE_SHARE_THRESHOLD
     """Intents under this share of traffic (seed shares) are rare: each must reach the rare floor on its own."""

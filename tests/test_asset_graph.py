@@ -34,6 +34,7 @@ OPEN_GATE = {
     "min_rare_accuracy": 0.0,
     "max_p95_latency_ms": 10_000.0,
     "min_ood_tpr": -1.0,  # a tiny random model's detector catches what it catches (test_gate covers the row)
+    "max_injection_flip_rate": -1.0,  # and its predictions move with any appended text
 }
 
 

@@ -135,6 +135,7 @@ OPEN_GATE = {
     "max_p95_latency_ms": 10_000.0,
     "intent_margin": 1.0,  # tiny models: judge them on the overall comparison only
     "min_ood_tpr": -1.0,  # and not on their (random) OOD detectors
+    "max_injection_flip_rate": -1.0,  # nor on how their predictions move with appended text
 }
 
 

@@ -47,6 +47,7 @@ RETRAIN_RUN_CONFIG = {
                 "accuracy_margin": 1.0,
                 "intent_margin": 1.0,
                 "min_ood_tpr": -1.0,
+                "max_injection_flip_rate": -1.0,
                 "shadow_before_cutover": False,
                 "latency_warmup": 5,
             }

@@ -360,14 +360,17 @@ def test_gate_evidence_measures_the_served_detector_and_injections(
 
 
 def test_deployment_defaults_enforce_the_seed_ood_operating_point():
-    """GateSettings (what the Dagster gate runs with) makes the OOD TPR row a criterion at the seed's 85%;
-    the golden flag rate stays informational (its threshold is fitted to 5% on validation)."""
+    """GateSettings (what the Dagster gate runs with) makes the OOD TPR row a criterion at the seed's 85%
+    and the injection flip rate one at the seed's 5%; the golden flag rate stays informational (its
+    threshold is fitted to 5% on validation)."""
     from resources.gate_settings import GateSettings
 
     thresholds = GateSettings().thresholds()
     assert thresholds.min_ood_tpr == 0.85
+    assert thresholds.max_injection_flip_rate == 0.05
     assert thresholds.max_ood_flag_rate is None
     assert GateSettings(min_ood_tpr=-1.0).thresholds().min_ood_tpr is None
+    assert GateSettings(max_injection_flip_rate=-1.0).thresholds().max_injection_flip_rate is None
 
 
 def calibrated_probs(rng: np.random.Generator, confidence: float) -> np.ndarray:

@@ -97,6 +97,7 @@ class Env:
                 rare_intents=["delta"],
                 max_p95_latency_ms=10_000,
                 min_ood_tpr=-1.0,  # tiny models' detectors: the OOD row is covered in test_gate
+                max_injection_flip_rate=-1.0,  # likewise the injection row
             ),
             "mlflow_registry": self.mlflow,
             "shadow_log": ShadowLogResource(prediction_log_uri=str(self.log_path)),

@@ -129,6 +129,7 @@ def test_the_loop(tmp_path, monkeypatch, tiny_base_dir, label_studio_server):
             accuracy_margin=1.0,
             intent_margin=1.0,
             min_ood_tpr=-1.0,
+            max_injection_flip_rate=-1.0,
             shadow_before_cutover=False,
         ),
         "label_studio": label_studio,
