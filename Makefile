@@ -9,17 +9,18 @@ LS_STAMP := $(LS_VENV)/.installed
 
 .PHONY: demo dev test lint format bench label-studio label-studio-venv clean
 
-$(STAMP): pyproject.toml
+# constraints.txt pins every dependency to a set that passed CI, so a fresh clone installs what was tested
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-# Label Studio in its own virtualenv: its Django pins clash with ours
-$(LS_STAMP):
+# Label Studio in its own virtualenv (its Django pins clash with ours), every package pinned by its lock file
+$(LS_STAMP): labeling/label-studio.lock.txt
 	$(PYTHON) -m venv $(LS_VENV)
 	$(LS_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(LS_VENV)/bin/python -m pip install --quiet label-studio==1.23.2
+	$(LS_VENV)/bin/python -m pip install --quiet -r labeling/label-studio.lock.txt
 	touch $(LS_STAMP)
 
 label-studio-venv: $(LS_STAMP)
