@@ -39,7 +39,7 @@ import numpy as np  # noqa: E402
 from bench.cv_plan import PLANS, VARIANTS, Variant  # noqa: E402
 from bench.label_sets import label_set  # noqa: E402
 from manga_intent.crossfit import fold_training_seed, make_folds, stratified_folds  # noqa: E402
-from manga_intent.data import Example  # noqa: E402
+from manga_intent.data import Example, load_jsonl  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "cv" / "runs.jsonl"
 RARE_SHARE = 0.05
@@ -99,11 +99,8 @@ def run_fold(label_set_name: str, variant_name: str, fold: int, k: int) -> dict:
     seed = fold_training_seed(fold)
     variant = VARIANTS[variant_name]
     extra = (variant.extra_train,) if isinstance(variant.extra_train, str) else variant.extra_train
-    if any(extra):
-        from manga_intent.data import load_jsonl
-
-        for path in filter(None, extra):
-            train = [*train, *load_jsonl(Path(__file__).resolve().parents[1] / path).examples]
+    for path in filter(None, extra):
+        train = [*train, *load_jsonl(Path(__file__).resolve().parents[1] / path).examples]
     started = time.perf_counter()
     model, tokenizer, summary = _train_variant(variant, train, val, labels, seed)
     logits = predict_logits(model, tokenizer, [pool[i].text for i in held])
