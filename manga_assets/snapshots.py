@@ -6,7 +6,7 @@ from pathlib import Path
 
 from manga_assets.manifests import SyntheticSet
 from manga_intent.data import SPLIT_SEED, DataSplits, Example, load_jsonl, make_splits
-from manga_intent.synthetic.mix import BALANCES, cap_synthetic_rows, synthetic_budget
+from manga_intent.synthetic.mix import cap_synthetic_rows, check_mix
 from resources.storage import ArtifactStore
 
 
@@ -49,9 +49,7 @@ def synthetic_training_rows(
     """The synthetic set's kept rows a training run adds: at most `max_share` of its training rows (0: none,
     never read; 1: all). `trained_model` and `hpo_study` both take them from here, so a study searches the
     data the model trains on."""
-    synthetic_budget(n_real, max_share)  # a bad share or balance fails here, before any training
-    if balance not in BALANCES:
-        raise ValueError(f"synthetic_balance must be one of {BALANCES} (got {balance!r})")
+    check_mix(max_share, balance)  # a bad share or balance fails here, before any training
     if max_share == 0:
         return []
     kept = read_snapshot(store, synthetic_set.kept_uri, allow_empty=True)

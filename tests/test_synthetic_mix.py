@@ -88,7 +88,7 @@ def test_training_rows_from_the_asset_store(tmp_path):
         len(synthetic_training_rows(store, kept, n_real=400, max_share=1.0, balance="per_intent", seed=1))
         == 269
     )
-    with pytest.raises(ValueError, match="synthetic_balance must be one of"):
+    with pytest.raises(ValueError, match="balance must be one of"):
         synthetic_training_rows(store, gone, n_real=400, max_share=0.0, balance="even", seed=1)
     with pytest.raises(ValueError, match="max_share must be in"):
         synthetic_training_rows(store, gone, n_real=400, max_share=2.0, balance="per_intent", seed=1)

@@ -11,19 +11,31 @@ import random
 import sys
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, get_args
 
 from manga_intent.data import Example
 
 Balance = Literal["proportional", "per_intent"]
-BALANCES: tuple[str, ...] = ("proportional", "per_intent")
+BALANCES: tuple[str, ...] = get_args(Balance)
+
+
+def _check_share(max_share: float) -> None:
+    if not 0.0 <= max_share <= 1.0:
+        raise ValueError(f"max_share must be in [0, 1] (got {max_share})")
+
+
+def check_mix(max_share: float, balance: str) -> None:
+    """Fail early on a share outside [0, 1] or an unknown balance (the asset helper calls it before it
+    reads anything, so a bad run config fails before training)."""
+    _check_share(max_share)
+    if balance not in BALANCES:
+        raise ValueError(f"balance must be one of {BALANCES} (got {balance!r})")
 
 
 def synthetic_budget(n_real: int, max_share: float) -> int:
     """Largest synthetic row count that keeps synthetic rows at most `max_share` of all training rows
     (`max_share` 1: no cap)."""
-    if not 0.0 <= max_share <= 1.0:
-        raise ValueError(f"max_share must be in [0, 1] (got {max_share})")
+    _check_share(max_share)
     if n_real < 0:
         raise ValueError(f"n_real must be >= 0 (got {n_real})")
     if max_share == 1.0:
@@ -47,8 +59,7 @@ def cap_synthetic_rows(
     equal share. The result is deterministic for (kept, n_real, max_share, seed, balance) and keeps the
     kept set's order, so a rerun trains on the same rows.
     """
-    if balance not in BALANCES:
-        raise ValueError(f"balance must be one of {BALANCES} (got {balance!r})")
+    check_mix(max_share, balance)
     budget = synthetic_budget(n_real, max_share)
     if budget >= len(kept):
         return list(kept)
