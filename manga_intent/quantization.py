@@ -283,6 +283,21 @@ def _near_ties(probs: np.ndarray, margin: float) -> np.ndarray:
     return top2[:, 1] - top2[:, 0] < margin
 
 
+def _fp32_answers_near_ties(
+    probs: np.ndarray, margin: float | None, *served_and_fp32: tuple[np.ndarray | None, np.ndarray | None]
+) -> np.ndarray:
+    """As serving re-runs them: rows whose calibrated top-2 margin under the candidate is below `margin`
+    take the fp32 graph's outputs, in place in each (served, fp32) pair (None arrays are skipped). Returns
+    the re-checked rows (none without a margin)."""
+    if margin is None:
+        return np.zeros(len(probs), dtype=bool)
+    near = _near_ties(probs, margin)
+    for served, fp32 in served_and_fp32:
+        if served is not None:
+            served[near] = fp32[near]
+    return near
+
+
 def _single_message_latency(
     path: str | Path, compiled, texts: Sequence[str], recheck: tuple[Path, float] | None = None
 ) -> dict:
@@ -436,23 +451,20 @@ def quantize_with_guard(
             rate of one candidate under one serving batching."""
             logits, features = val.outputs(path, serving_batch, features=decides)
             probs = calibrated(logits)
-            rechecked = np.zeros(len(probs), dtype=bool)
-            if recheck is not None:  # near ties are answered by the fp32 graph, as serving will
-                rechecked = _near_ties(probs, recheck)
-                probs[rechecked] = fp32_probs[rechecked]
-                logits[rechecked] = fp32_val[rechecked]
-                if features is not None:
-                    features[rechecked] = fp32_val_features[rechecked]
+            rechecked = _fp32_answers_near_ties(
+                probs, recheck, (probs, fp32_probs), (logits, fp32_val), (features, fp32_val_features)
+            )
             same = probs.argmax(1) == fp32_probs.argmax(1)
             if held is not None:
                 held_logits, held_features = held.outputs(path, serving_batch, features=decides)
                 held_probs = calibrated(held_logits)
-                if recheck is not None:
-                    near = _near_ties(held_probs, recheck)
-                    held_probs[near] = fp32_held_probs[near]
-                    held_logits[near] = fp32_held_logits[near]
-                    if held_features is not None:
-                        held_features[near] = fp32_held_features[near]
+                _fp32_answers_near_ties(
+                    held_probs,
+                    recheck,
+                    (held_probs, fp32_held_probs),
+                    (held_logits, fp32_held_logits),
+                    (held_features, fp32_held_features),
+                )
                 same_pooled = np.concatenate([same, held_probs.argmax(1) == fp32_held])
                 logits = np.concatenate([logits, held_logits])
                 if features is not None:
@@ -474,11 +486,12 @@ def quantize_with_guard(
                 row["route_agreement"] = float((routes == fp32_decisions[1]).mean())
             if oos is not None:  # the out-of-scope messages: only their flag counts
                 oos_logits, oos_features = oos.outputs(path, serving_batch, features=True)
-                if recheck is not None:
-                    near = _near_ties(calibrated(oos_logits), recheck)
-                    oos_logits[near] = fp32_oos_logits[near]
-                    if oos_features is not None:
-                        oos_features[near] = fp32_oos_features[near]
+                _fp32_answers_near_ties(
+                    calibrated(oos_logits),
+                    recheck,
+                    (oos_logits, fp32_oos_logits),
+                    (oos_features, fp32_oos_features),
+                )
                 oos_flags = _decisions(compiled, oos_logits, oos_features)[0]
                 row["out_of_scope_flag_agreement"] = float((oos_flags == fp32_oos_flags).mean())
             return row
