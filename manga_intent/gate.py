@@ -196,6 +196,19 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     return (float(max(0.0, centre - half)), float(min(1.0, centre + half)))
 
 
+def resampled_sums(values: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Sums of `n_boot` resamples (with replacement) of `values`, drawn in chunks so that memory stays bounded
+    on long windows (a day of shadow traffic); the same draws, in the same order, as one (n_boot, n) draw."""
+    n = len(values)
+    chunk = max(1, 4_000_000 // n)
+    return np.concatenate(
+        [
+            values[rng.integers(0, n, size=(min(chunk, n_boot - start), n))].sum(axis=1)
+            for start in range(0, n_boot, chunk)
+        ]
+    )
+
+
 def paired_bootstrap(
     candidate_correct: np.ndarray,
     reference_correct: np.ndarray,
@@ -217,7 +230,7 @@ def paired_bootstrap(
         values = d[strata == stratum]
         if not values.any():
             continue  # all ties: this stratum adds exactly zero to every resample
-        sums += values[rng.integers(0, len(values), size=(n_boot, len(values)))].sum(axis=1)
+        sums += resampled_sums(values, n_boot, rng)
     alpha = 1 - confidence
     low, high = np.quantile(sums / n, [alpha / 2, 1 - alpha / 2])
     return float(d.mean()), float(low), float(high)

@@ -2,7 +2,12 @@
 
 Both models answered the same messages (the champion served them, the challenger was scored off the response
 path). Rows: agreement, mean confidence, OOD rate, the challenger's P95 latency under real traffic, and — on
-shadowed messages that people labelled and that neither model trained on — paired accuracy. The decision is
+shadowed messages that people labelled and that neither model trained on — paired accuracy.
+
+Latency: off the response path the challenger competes with request handling for the same cores, so its raw
+timings read high (the champion's own graph read 19.9 ms there against 13.1 ms as served). The scorer
+therefore re-times the champion beside it on each message, and the row judges the challenger's P95 as it
+would be served: the champion's served P95 × (challenger P95 ÷ champion P95, both timed in shadow). The decision is
 taken once the window (message count and/or hours) is complete: promote when no row fails, reject otherwise.
 """
 
@@ -14,9 +19,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from manga_intent.data import normalized_key
-from manga_intent.gate import FAIL, NOT_APPLICABLE, PASS, GateRow, paired_bootstrap, wilson_interval
+from manga_intent.gate import (
+    FAIL,
+    NOT_APPLICABLE,
+    PASS,
+    GateRow,
+    paired_bootstrap,
+    resampled_sums,
+    wilson_interval,
+)
 
 PROMOTE, REJECT, WAIT = "promote", "reject", "wait"
+
+#: Fewest messages timed on both models for the paired latency estimate; below it the raw off-path P95 is judged.
+MIN_TIMED_PAIRS = 20
 
 
 @dataclass(frozen=True)
@@ -29,6 +45,7 @@ class ShadowThresholds:
     max_confidence_drop: float = 0.05
     max_ood_rate_increase: float = 0.05
     max_p95_latency_ms: float = 15.0
+    """Bound on the challenger's P95 as served, estimated from the paired shadow timings."""
     accuracy_margin: float = 0.01
     min_labelled: int = 30
     confidence: float = 0.95
@@ -103,19 +120,17 @@ def judge_shadow(
     chall_conf = np.array([r["challenger_confidence"] for r in rows], dtype=float)
     champ_ood = np.array([r["champion_is_ood"] for r in rows], dtype=bool)
     chall_ood = np.array([r["challenger_is_ood"] for r in rows], dtype=bool)
-    latency = np.array([r["challenger_latency_ms"] for r in rows], dtype=float)
-    served = np.array([r["champion_latency_ms"] for r in rows], dtype=float)
 
     def bootstrap_mean_diff(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
         rng = np.random.default_rng(t.seed)
         d = a - b
-        means = d[rng.integers(0, len(d), size=(t.n_boot, len(d)))].mean(axis=1)
+        means = resampled_sums(d, t.n_boot, rng) / len(d)
         low, high = np.quantile(means, [(1 - t.confidence) / 2, 1 - (1 - t.confidence) / 2])
         return float(d.mean()), float(low), float(high)
 
     conf_diff, conf_low, conf_high = bootstrap_mean_diff(chall_conf, champ_conf)
     ood_diff, ood_low, ood_high = paired_bootstrap(chall_ood, champ_ood, n_boot=t.n_boot, seed=t.seed)
-    p95 = float(np.percentile(latency, 95))
+    latency_row = _latency_row(rows, t)
     rows_out = [
         *window_rows,
         GateRow(
@@ -144,15 +159,7 @@ def judge_shadow(
             unit="pp",
             detail=f"{chall_ood.mean():.1%} vs {champ_ood.mean():.1%}",
         ),
-        GateRow(
-            "challenger P95 latency (shadow)",
-            p95,
-            f"≤ {t.max_p95_latency_ms:.1f} ms",
-            PASS if p95 <= t.max_p95_latency_ms else FAIL,
-            unit="ms",
-            detail=f"champion served P95 {np.percentile(served, 95):.2f} ms; "
-            f"{int(sum(r['over_budget'] for r in rows))} over the shadow budget",
-        ),
+        latency_row,
     ]
     labelled = labelled_messages(rows, labels, exclude_keys)
     if len(labelled) < t.min_labelled:
@@ -187,3 +194,59 @@ def judge_shadow(
     reasons = tuple(row.reason() for row in rows_out if row.failed)
     decision = WAIT if not complete else (REJECT if reasons else PROMOTE)
     return ShadowVerdict(decision, tuple(rows_out), reasons, n, len(labelled), hours)
+
+
+def p95_ratio(
+    challenger_ms: np.ndarray, champion_ms: np.ndarray, *, n_boot: int, seed: int, confidence: float
+) -> tuple[float, float, float]:
+    """Challenger P95 ÷ champion P95 over paired timings, with a bootstrap CI that resamples messages."""
+    ratio = float(np.percentile(challenger_ms, 95) / np.percentile(champion_ms, 95))
+    rng = np.random.default_rng(seed)
+    n, draws = len(challenger_ms), []
+    chunk = max(1, 2_000_000 // n)  # bounded memory for long windows
+    for start in range(0, n_boot, chunk):
+        idx = rng.integers(0, n, size=(min(chunk, n_boot - start), n))
+        draws.append(
+            np.percentile(challenger_ms[idx], 95, axis=1) / np.percentile(champion_ms[idx], 95, axis=1)
+        )
+    low, high = np.quantile(np.concatenate(draws), [(1 - confidence) / 2, 1 - (1 - confidence) / 2])
+    return ratio, float(low), float(high)
+
+
+def _latency_row(rows: Sequence[dict], t: ShadowThresholds) -> GateRow:
+    """The challenger's P95 as it would be served, from timings paired with the champion's where there are
+    enough; otherwise its raw off-path P95, which reads high (said in the row)."""
+    served_p95 = float(np.percentile([r["champion_latency_ms"] for r in rows], 95))
+    over = int(sum(r["over_budget"] for r in rows))
+    paired = [r for r in rows if r.get("champion_shadow_latency_ms") is not None]
+    threshold = f"≤ {t.max_p95_latency_ms:.1f} ms"
+    if len(paired) < MIN_TIMED_PAIRS:
+        raw = float(np.percentile([r["challenger_latency_ms"] for r in rows], 95))
+        return GateRow(
+            "challenger P95 latency (shadow, off the response path)",
+            raw,
+            threshold,
+            PASS if raw <= t.max_p95_latency_ms else FAIL,
+            unit="ms",
+            detail=f"only {len(paired)} messages timed on both models (< {MIN_TIMED_PAIRS}): raw off-path P95, "
+            f"which reads high; champion served P95 {served_p95:.2f} ms; {over} over the shadow budget",
+        )
+    challenger_ms = np.array([r["challenger_latency_ms"] for r in paired], dtype=float)
+    champion_ms = np.array([r["champion_shadow_latency_ms"] for r in paired], dtype=float)
+    ratio, low, high = p95_ratio(
+        challenger_ms, champion_ms, n_boot=t.n_boot, seed=t.seed, confidence=t.confidence
+    )
+    estimate = served_p95 * ratio
+    return GateRow(
+        "challenger P95 latency, as served (estimated)",
+        estimate,
+        threshold,
+        PASS if estimate <= t.max_p95_latency_ms else FAIL,
+        ci=(served_p95 * low, served_p95 * high),
+        unit="ms",
+        detail=f"champion served P95 {served_p95:.2f} ms × challenger/champion P95 in shadow {ratio:.3f} "
+        f"[{low:.3f}, {high:.3f}] over {len(paired)} messages timed on both "
+        f"({np.percentile(challenger_ms, 95):.2f} vs {np.percentile(champion_ms, 95):.2f} ms off the path); "
+        f"{over} over the shadow budget",
+        facts={"p95_ratio": ratio, "p95_ratio_ci": [low, high], "timed_pairs": len(paired)},
+    )

@@ -348,15 +348,19 @@ class ModelHolder:
             self._challenger = None
 
     def shadow(self, rows: list[dict]) -> None:
-        """Hand rows the champion answered to the challenger's background scorer (never blocks)."""
-        challenger, scorer = self._challenger, self.shadow_scorer
+        """Hand rows the champion answered to the challenger's background scorer (never blocks), with the model
+        that answered them as the latency control."""
+        challenger, scorer, current = self._challenger, self.shadow_scorer, self._current
         if (
             challenger is not None
             and scorer is not None
             and rows
             and challenger[0] != rows[0]["model_version"]
         ):
-            scorer.submit(challenger[0], challenger[1], rows)
+            answered_by = (
+                current[1] if current is not None and current[0] == rows[0]["model_version"] else None
+            )
+            scorer.submit(challenger[0], challenger[1], rows, champion=answered_by)
 
     @property
     def challenger_version(self) -> str | None:

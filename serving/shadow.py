@@ -6,6 +6,12 @@ background thread (a bounded queue: when the challenger cannot keep up, requests
 shadow and counted, never queued in front of shoppers). Each shadow row holds both answers — the champion's
 intent/confidence/OOD flag/latency as served and the challenger's, each message scored alone — so the
 `shadow_report` asset needs nothing but this log. Challenger calls slower than the budget are flagged.
+
+The challenger's latency off the response path is not comparable with the champion's as served: the scorer
+thread competes with request handling for the same cores, so even the champion's own graph reads slower
+there. So the scorer times the champion too, on the same message in the same thread (the order alternates
+message by message), and the shadow report compares the two — a latency control that costs one more
+champion call per shadowed message.
 """
 
 from __future__ import annotations
@@ -40,7 +46,10 @@ SHADOW_COLUMNS = (
     "challenger_is_ood",
     "challenger_latency_ms",
     "over_budget",
+    "champion_shadow_latency_ms",
 )
+"""`champion_shadow_latency_ms`: the champion re-timed beside the challenger (None in rows logged before it
+existed, or when the scorer had no champion to time)."""
 
 
 class ShadowLog(Protocol):
@@ -57,8 +66,11 @@ def _create_shadow_table(conn: sqlite3.Connection) -> None:
         "champion_is_ood INTEGER NOT NULL, champion_latency_ms REAL NOT NULL, "
         "challenger_version TEXT NOT NULL, challenger_intent TEXT NOT NULL, "
         "challenger_confidence REAL NOT NULL, challenger_is_ood INTEGER NOT NULL, "
-        "challenger_latency_ms REAL NOT NULL, over_budget INTEGER NOT NULL)"
+        "challenger_latency_ms REAL NOT NULL, over_budget INTEGER NOT NULL, champion_shadow_latency_ms REAL)"
     )
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(shadow_predictions)")}
+    if "champion_shadow_latency_ms" not in columns:  # a log created before the latency control
+        conn.execute("ALTER TABLE shadow_predictions ADD COLUMN champion_shadow_latency_ms REAL")
     conn.execute(
         "CREATE INDEX IF NOT EXISTS shadow_by_challenger ON shadow_predictions (challenger_version, ts)"
     )
@@ -156,7 +168,10 @@ class PostgresShadowLog:
                     "champion_latency_ms DOUBLE PRECISION NOT NULL, challenger_version TEXT NOT NULL, "
                     "challenger_intent TEXT NOT NULL, challenger_confidence DOUBLE PRECISION NOT NULL, "
                     "challenger_is_ood INTEGER NOT NULL, challenger_latency_ms DOUBLE PRECISION NOT NULL, "
-                    "over_budget INTEGER NOT NULL)"
+                    "over_budget INTEGER NOT NULL, champion_shadow_latency_ms DOUBLE PRECISION)"
+                )
+                cur.execute(  # a table created before the latency control
+                    f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS champion_shadow_latency_ms DOUBLE PRECISION"
                 )
                 cur.execute(
                     f"CREATE INDEX IF NOT EXISTS {table}_by_challenger ON {table} (challenger_version, ts)"
@@ -199,6 +214,7 @@ class PostgresShadowLog:
 
 def _stored(row: dict) -> dict:
     return {
+        "champion_shadow_latency_ms": None,
         **row,
         "champion_is_ood": int(bool(row["champion_is_ood"])),
         "challenger_is_ood": int(bool(row["challenger_is_ood"])),
@@ -209,6 +225,7 @@ def _stored(row: dict) -> dict:
 def _loaded(row: dict) -> dict:
     return {
         **row,
+        "champion_shadow_latency_ms": row.get("champion_shadow_latency_ms"),  # absent in older Parquet parts
         "champion_is_ood": bool(row["champion_is_ood"]),
         "challenger_is_ood": bool(row["challenger_is_ood"]),
         "over_budget": bool(row["over_budget"]),
@@ -232,6 +249,13 @@ def open_shadow_log(prediction_log_uri: str) -> ShadowLog:
     return SqliteShadowLog(path)
 
 
+def _timed(model, text: str):
+    """(prediction, milliseconds) of one message scored alone."""
+    started = time.perf_counter()
+    prediction = model.classify([text])[0]
+    return prediction, (time.perf_counter() - started) * 1000
+
+
 class ShadowScorer:
     """One background thread scoring the challenger on what the champion just answered; never blocks callers."""
 
@@ -243,10 +267,15 @@ class ShadowScorer:
         self._thread = threading.Thread(target=self._work, name="shadow-scorer", daemon=True)
         self._thread.start()
 
-    def submit(self, challenger_version: str, challenger, champion_rows: Sequence[dict]) -> bool:
-        """Queue the champion's rows for the challenger; False (and counted as dropped) when the queue is full."""
+    def submit(
+        self, challenger_version: str, challenger, champion_rows: Sequence[dict], champion=None
+    ) -> bool:
+        """Queue the champion's rows for the challenger; False (and counted as dropped) when the queue is full.
+
+        `champion`: the model that answered the rows, re-timed beside the challenger as the latency control
+        (None: no control timings for these rows)."""
         try:
-            self._queue.put_nowait((challenger_version, challenger, list(champion_rows)))
+            self._queue.put_nowait((challenger_version, challenger, list(champion_rows), champion))
             return True
         except queue.Full:
             with self._lock:
@@ -268,12 +297,15 @@ class ShadowScorer:
             finally:
                 self._queue.task_done()
 
-    def _score(self, challenger_version: str, challenger, rows: list[dict]) -> None:
+    def _score(self, challenger_version: str, challenger, rows: list[dict], champion=None) -> None:
         out = []
-        for row in rows:
-            started = time.perf_counter()
-            prediction = challenger.classify([row["text"]])[0]
-            latency = (time.perf_counter() - started) * 1000
+        for i, row in enumerate(rows):
+            control = None
+            if champion is not None and i % 2 == 1:  # alternate which model runs first: no order bias
+                control = _timed(champion, row["text"])[1]
+            prediction, latency = _timed(challenger, row["text"])
+            if champion is not None and i % 2 == 0:
+                control = _timed(champion, row["text"])[1]
             out.append(
                 {
                     "ts": row["ts"],
@@ -291,6 +323,7 @@ class ShadowScorer:
                     "challenger_is_ood": prediction.is_ood,
                     "challenger_latency_ms": round(latency, 3),
                     "over_budget": latency > self.budget_ms,
+                    "champion_shadow_latency_ms": None if control is None else round(control, 3),
                 }
             )
         self.shadow_log.append(out)

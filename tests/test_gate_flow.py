@@ -208,8 +208,11 @@ def test_first_champion_then_challenger_then_shadow_promotes_and_rejects(env):
     print("\n[shadow] " + report["decision"].value + "\n" + report["shadow_table"].value)
     assert report["decision"].value == f"promoted: v{v2} is the champion (was v{v1})"
     assert report["labelled_messages"].value == 20
-    for row in ("agreement with champion", "mean confidence", "OOD rate", "challenger P95 latency"):
+    for row in ("agreement with champion", "mean confidence", "OOD rate"):
         assert row in report["shadow_table"].value
+    # the service timed the champion beside the challenger on every shadowed message: the paired estimate
+    assert "challenger P95 latency, as served (estimated)" in report["shadow_table"].value
+    assert all(r["champion_shadow_latency_ms"] is not None for r in shadowed)
     assert "accuracy on labelled shadow messages, challenger − champion" in report["shadow_table"].value
     assert env.registry.alias_versions() == {"champion": v2, "challenger": None}
     assert env.registry.version_tags(v2)["shadow"] == "promoted"

@@ -307,3 +307,32 @@ def test_service_write_path_and_shadow_log_on_a_postgres_log_uri(postgres):
     read = shadow.read("2")
     assert len(read) == 2 and read[0]["challenger_is_ood"] is True and read[0]["over_budget"] is False
     assert len(PostgresPredictionLog(dsn).read_since(0)) == 2  # the shadow table is not the log
+    assert read[0]["champion_shadow_latency_ms"] is None  # a row appended without the champion's timing
+
+    # a shadow table created before the champion's latency control gains the column, keeping its rows
+    import psycopg2
+
+    with psycopg2.connect(dsn.replace("+psycopg2", "", 1)) as conn, conn.cursor() as cur:
+        cur.execute(  # the DDL as it was
+            "CREATE TABLE shadow_before (id BIGSERIAL PRIMARY KEY, ts DOUBLE PRECISION NOT NULL, "
+            "request_id TEXT NOT NULL, text TEXT NOT NULL, channel TEXT NOT NULL, "
+            "champion_version TEXT NOT NULL, champion_intent TEXT NOT NULL, "
+            "champion_confidence DOUBLE PRECISION NOT NULL, champion_is_ood INTEGER NOT NULL, "
+            "champion_latency_ms DOUBLE PRECISION NOT NULL, challenger_version TEXT NOT NULL, "
+            "challenger_intent TEXT NOT NULL, challenger_confidence DOUBLE PRECISION NOT NULL, "
+            "challenger_is_ood INTEGER NOT NULL, challenger_latency_ms DOUBLE PRECISION NOT NULL, "
+            "over_budget INTEGER NOT NULL)"
+        )
+        cur.execute(
+            "INSERT INTO shadow_before (ts, request_id, text, channel, champion_version, champion_intent, "
+            "champion_confidence, champion_is_ood, champion_latency_ms, challenger_version, challenger_intent, "
+            "challenger_confidence, challenger_is_ood, challenger_latency_ms, over_budget) "
+            "VALUES (1, 'old', 't', 'web', '1', 'faq', 0.9, 0, 3, '2', 'faq', 0.8, 0, 5, 0)"
+        )
+    conn.close()
+    before = PostgresShadowLog(dsn, table="shadow_before")
+    before.append([{**row, "request_id": "new", "champion_shadow_latency_ms": 4.5}])
+    assert [(r["request_id"], r["champion_shadow_latency_ms"]) for r in before.read("2")] == [
+        ("old", None),
+        ("new", 4.5),
+    ]
