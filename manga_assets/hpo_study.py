@@ -11,6 +11,7 @@ from manga_assets.labeling import latest_manifest
 from manga_assets.manifests import DatasetSnapshot, HpoResult, SyntheticSet
 from manga_assets.metadata import markdown_table, md
 from manga_assets.snapshots import dataset_splits, read_snapshot, synthetic_training_rows
+from manga_intent.data import SPLIT_SEED, stratified_subsample
 from manga_intent.hpo import default_lr_scale, default_storage, lr_range, run_study, trials_rows
 from manga_intent.model_io import resolve_base_model
 from manga_intent.taxonomy import INTENTS
@@ -24,8 +25,9 @@ class HpoConfig(dg.Config):
     """Optuna RDB storage; default sqlite:///$MANGA_HOME/optuna.db. PostgreSQL URLs allow parallel workers."""
     study_name: str = "manga-intent"
     train_rows: int = 0
-    """Subsample the training split's real rows for faster trials (0 = all rows); the synthetic share
-    applies to what is left."""
+    """Subsample the training split's real rows for faster trials (0 = all rows): stratified by intent and
+    seeded, so the newest human labels are as likely to stay as any row; the synthetic share applies to what
+    is left."""
     max_epochs: int = 5
     """Cap on the epochs dimension (the seed's space is 2-5)."""
     lr_scale: float = 0.0
@@ -37,7 +39,7 @@ class HpoConfig(dg.Config):
     synthetic_balance: str = "per_intent"
 
 
-CODE_VERSION = "hpo-study-3"  # 3: synthetic rows opt-in (a share of the real rows left after train_rows)
+CODE_VERSION = "hpo-study-4"  # 4: train_rows is a stratified seeded subsample, not a prefix
 
 
 def latest_hpo_result(instance: dg.DagsterInstance) -> HpoResult | None:
@@ -86,7 +88,8 @@ def hpo_study(
 ) -> dg.Output[HpoResult]:
     """Best recipe hyperparameters on the validation split; the next `trained_model` adopts them."""
     splits = dataset_splits(read_snapshot(artifact_store, intent_dataset.uri))
-    real = splits.train[: config.train_rows] if config.train_rows else splits.train
+    # the split seed, not the sampler's: workers sharing the study (`manga_intent.hpo_worker`) search these rows too
+    real = stratified_subsample(splits.train, config.train_rows, seed=SPLIT_SEED)
     synthetic = synthetic_training_rows(
         artifact_store,
         synthetic_set,

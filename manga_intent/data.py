@@ -359,6 +359,44 @@ def carve_validation(train: Sequence[Example], *, seed: int = 42, fraction: floa
     return kept, val
 
 
+def stratified_subsample(examples: Sequence[Example], n: int, *, seed: int = 42) -> list[Example]:
+    """`n` of `examples` (all when `n` is 0 or at least their count), each label keeping its share and every
+    label at least one row where `n` allows; seeded, so every trial of a study searches the same rows.
+
+    A prefix would not do: a dataset snapshot lists the newest human labels last, so a cut drops them first.
+    """
+    if n < 0:
+        raise ValueError(f"subsample size must be >= 0 (0 = all rows), got {n}")
+    if n == 0 or n >= len(examples):
+        return list(examples)
+    by_label: dict[str, list[Example]] = defaultdict(list)
+    for ex in examples:
+        by_label[ex.label].append(ex)
+    labels = sorted(by_label)
+    exact = {label: n * len(by_label[label]) / len(examples) for label in labels}
+    take = {label: min(len(by_label[label]), max(1, int(exact[label]))) for label in labels}
+    # then the largest remainders (ties by label) fill up to n
+    order = sorted(labels, key=lambda label: (-(exact[label] - int(exact[label])), label))
+    while sum(take.values()) > n:  # the floor of one row overshot: take from the most over-served label
+        above_one = [lab for lab in labels if take[lab] > 1]
+        if above_one:
+            take[max(above_one, key=lambda lab: (take[lab] - exact[lab], lab))] -= 1
+        else:  # fewer rows than labels: the rarest labels go without
+            take[min((lab for lab in labels if take[lab]), key=lambda lab: (exact[lab], lab))] = 0
+    for label in order * 2:
+        if sum(take.values()) >= n:
+            break
+        if take[label] < len(by_label[label]):
+            take[label] += 1
+    picked = []
+    for label in labels:
+        group = list(by_label[label])
+        random.Random(f"{seed}:subsample:{label}").shuffle(group)
+        picked.extend(group[: take[label]])
+    random.Random(seed).shuffle(picked)
+    return picked
+
+
 def make_splits(examples: Sequence[Example], *, seed: int = 42, val_fraction: float = 0.1) -> DataSplits:
     """Use the file's own `split` column when present, otherwise make the stratified 80/10/10 split.
 

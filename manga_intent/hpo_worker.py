@@ -7,13 +7,14 @@ It trains on the shipped seed corpus's training split and scores the validation 
 
 import argparse
 import sys
+from dataclasses import replace
 
 from manga_intent.hpo import default_lr_scale, default_storage, run_study
 
 
 def main(argv: list[str] | None = None) -> int:
     """An extra Optuna worker on a shared RDB study (trains on the shipped seed corpus split)."""
-    from manga_intent.data import SPLIT_SEED, load_jsonl, make_splits
+    from manga_intent.data import SPLIT_SEED, load_jsonl, make_splits, stratified_subsample
     from manga_intent.shipped_data import SEED_CORPUS
     from manga_intent.taxonomy import INTENTS
 
@@ -32,12 +33,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--data", default=str(SEED_CORPUS.path), help="labelled JSONL (default: the seed corpus)"
     )
-    parser.add_argument("--train-rows", type=int, default=0, help="subsample the training split (0 = all)")
+    parser.add_argument(
+        "--train-rows", type=int, default=0, help="stratified subsample of the training split (0 = all)"
+    )
     parser.add_argument("--max-epochs", type=int, default=5)
     args = parser.parse_args(argv)
     splits = make_splits(load_jsonl(args.data, allowed_labels=INTENTS).examples, seed=SPLIT_SEED)
     if args.train_rows:
-        splits = type(splits)(splits.train[: args.train_rows], splits.val, splits.test)
+        splits = replace(
+            splits, train=stratified_subsample(splits.train, args.train_rows, seed=SPLIT_SEED)
+        )  # as hpo_study's
     scale = args.lr_scale or default_lr_scale(args.base_model)
     study = run_study(
         splits.train,

@@ -171,3 +171,28 @@ def test_data_hash_is_order_independent_and_content_sensitive():
     a = [Example("x", "1"), Example("y", "2")]
     assert data_hash(a) == data_hash(list(reversed(a)))
     assert data_hash(a) != data_hash([Example("x", "1"), Example("y", "3")])
+
+
+def test_stratified_subsample_keeps_shares_rare_labels_and_the_newest_rows():
+    from manga_intent.data import stratified_subsample
+
+    rows = [Example(text=f"corpus {i}", label="faq" if i % 10 else "escalation") for i in range(300)]
+    rows += [Example(text=f"human {i}", label="checkout_help") for i in range(3)]  # newest labels come last
+    picked = stratified_subsample(rows, 101)
+    counts = Counter(e.label for e in picked)
+    assert len(picked) == 101 and len({e.text for e in picked}) == 101
+    assert counts == {
+        "faq": 90,
+        "escalation": 10,
+        "checkout_help": 1,
+    }  # 270 : 30 : 3 scaled to 101 (a prefix: none)
+    assert picked == stratified_subsample(rows, 101)  # seeded: every trial searches the same rows
+    assert stratified_subsample(rows, 101, seed=1) != picked
+    assert Counter(e.label for e in stratified_subsample(rows, 3)) == {
+        "faq": 1,
+        "escalation": 1,
+        "checkout_help": 1,
+    }
+    assert stratified_subsample(rows, 0) == rows and stratified_subsample(rows, 1000) == rows
+    with pytest.raises(ValueError, match=">= 0"):
+        stratified_subsample(rows, -1)
