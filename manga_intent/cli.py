@@ -285,6 +285,9 @@ def _add_evaluate(sub) -> None:
         "summary of the route/clarify/fallback policy",
     )
     p.add_argument("--bootstrap", type=int, default=1000)
+    p.add_argument(
+        "--quarantine", action="store_true", help="set invalid rows aside (counted) instead of failing"
+    )
     p.add_argument("--quiet", action="store_true")
 
 
@@ -302,6 +305,9 @@ def _add_robustness(sub) -> None:
     )
     p.add_argument("--attacks", default="all", help="comma-separated attack names (default: all)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--quarantine", action="store_true", help="set invalid rows aside (counted) instead of failing"
+    )
     p.add_argument("--quiet", action="store_true")
 
 
@@ -341,6 +347,9 @@ def _add_compare(sub) -> None:
     )
     p.add_argument(
         "--out", default="compare_out", help="directory for runs.jsonl, summary.json, table.md, cache"
+    )
+    p.add_argument(
+        "--quarantine", action="store_true", help="set invalid rows aside (counted) instead of failing"
     )
     p.add_argument("--base-model", default=None)
     p.add_argument(
@@ -386,6 +395,25 @@ def _log(args, message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
+def _load_labelled(args, path, allowed_labels=None):
+    """`load_jsonl` with the command's --quarantine; quarantined rows are counted on stderr, never dropped
+    silently (commands that print JSON also report them there)."""
+    from manga_intent.data import load_jsonl
+
+    loaded = load_jsonl(path, allowed_labels=allowed_labels, quarantine=args.quarantine)
+    if loaded.quarantined:
+        _log(
+            args,
+            f"{path}: quarantined {len(loaded.quarantined)} row(s): {loaded.quarantine_counts} "
+            f"(lines {[p.line for p in loaded.quarantined][:20]})",
+        )
+    return loaded
+
+
+def _quarantine_report(loaded) -> dict:
+    return {"quarantined_rows": len(loaded.quarantined), "quarantine_counts": loaded.quarantine_counts}
+
+
 def _with_train_only_rows(args, splits, label_list):
     """`splits` with each --train-only file's rows added to training (as the asset graph adds targeted rows)."""
     from dataclasses import replace
@@ -413,18 +441,12 @@ def _with_train_only_rows(args, splits, label_list):
 
 
 def cmd_train(args) -> int:
-    from manga_intent.data import infer_label_list, load_jsonl, make_splits
+    from manga_intent.data import infer_label_list, make_splits
     from manga_intent.distributed import DataParallel
     from manga_intent.train_and_evaluate import run_training
 
     allowed = [s.strip() for s in args.labels.split(",") if s.strip()] if args.labels else None
-    loaded = load_jsonl(args.data, allowed_labels=allowed, quarantine=args.quarantine)
-    if loaded.quarantined:
-        _log(
-            args,
-            f"quarantined {len(loaded.quarantined)} row(s): {loaded.quarantine_counts} "
-            f"(lines {[p.line for p in loaded.quarantined][:20]})",
-        )
+    loaded = _load_labelled(args, args.data, allowed)
     label_list = allowed or infer_label_list(loaded.examples)
     if len(label_list) < 2:
         raise ValueError(f"need at least 2 labels to train a classifier, found {label_list}")
@@ -548,13 +570,13 @@ def _ood_pools_from_args(args):
 
 
 def cmd_evaluate(args) -> int:
-    from manga_intent.data import examples_for_split, load_jsonl
+    from manga_intent.data import examples_for_split
     from manga_intent.model_io import load_trained, read_temperature
     from manga_intent.train_and_evaluate import evaluate_examples
 
     model, tokenizer, card = load_trained(args.model)
     labels = card["labels"]
-    loaded = load_jsonl(args.data, allowed_labels=labels)
+    loaded = _load_labelled(args, args.data, labels)
     examples = examples_for_split(
         loaded.examples, args.split, seed=card.get("recipe", {}).get("split_seed", 42)
     )
@@ -575,6 +597,7 @@ def cmd_evaluate(args) -> int:
         calibrator=serving.calibrator if serving is not None and not args.uncalibrated else None,
     )
     report["split"] = args.split
+    report.update(_quarantine_report(loaded))
     if args.ood is not None:
         report.update(_ood_evaluation(model, tokenizer, serving, examples, labels, args, max_length))
     print(json.dumps(report, ensure_ascii=False))
@@ -659,13 +682,13 @@ def cmd_predict(args) -> int:
 
 def cmd_robustness(args) -> int:
     from manga_intent.calibrator_fit import ServingCalibration, eager_outputs
-    from manga_intent.data import examples_for_split, load_jsonl
+    from manga_intent.data import examples_for_split
     from manga_intent.model_io import load_trained
     from manga_intent.robustness import ATTACKS, ATTACKS_BY_NAME, run_robustness
 
     model, tokenizer, card = load_trained(args.model)
     labels = card["labels"]
-    loaded = load_jsonl(args.data, allowed_labels=labels)
+    loaded = _load_labelled(args, args.data, labels)
     examples = examples_for_split(
         loaded.examples, args.split, seed=card.get("recipe", {}).get("split_seed", 42)
     )
@@ -699,7 +722,7 @@ def cmd_robustness(args) -> int:
     for row in report.rows:
         goal = "" if row["goal_rate"] is None else f"  goal {row['goal_rate']:.3f}"
         _log(args, f"{row['attack']:<22} flip {row['flip_rate']:.3f}{goal}  accuracy {row['accuracy']:.3f}")
-    print(json.dumps(report.as_dict(), ensure_ascii=False))
+    print(json.dumps({**report.as_dict(), **_quarantine_report(loaded)}, ensure_ascii=False))
     return 0
 
 
@@ -711,7 +734,7 @@ def cmd_compare(args) -> int:
     from dataclasses import replace
 
     from manga_intent import compare
-    from manga_intent.data import data_hash, infer_label_list, load_jsonl, make_splits
+    from manga_intent.data import data_hash, infer_label_list, make_splits
     from manga_intent.training import TrainConfig
 
     methods = list(compare.METHODS) if args.methods == "all" else [m.strip() for m in args.methods.split(",")]
@@ -723,7 +746,7 @@ def cmd_compare(args) -> int:
     seeds = (
         [int(s) for s in args.only_seeds.split(",")] if args.only_seeds else list(range(1, args.seeds + 1))
     )
-    loaded = load_jsonl(args.data)
+    loaded = _load_labelled(args, args.data)
     label_list = infer_label_list(loaded.examples)
     splits = make_splits(loaded.examples, seed=args.split_seed)
     version = data_hash(loaded.examples)

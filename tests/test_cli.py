@@ -90,6 +90,32 @@ def test_evaluate_reproduces_test_metrics(trained):
     assert everything["n"] == 320
 
 
+def test_evaluate_and_robustness_quarantine_bad_rows_when_asked_and_count_them(trained, tmp_path):
+    data, out, _ = trained
+    mixed = tmp_path / "mixed.jsonl"
+    rows = [json.loads(line) for line in data.read_text().splitlines()[:20]]
+    mixed.write_text(
+        "\n".join(json.dumps({"text": r["text"], "label": r["label"]}) for r in rows)
+        + '\n{"text": "a label the model never learned", "label": "gift_wrapping"}\n{"text": "", "label": "beta"}\n'
+    )
+    refused = run_cli("evaluate", "--model", out, "--data", mixed, "--split", "all", check=False)
+    assert refused.returncode != 0 and "--quarantine" in refused.stderr and "line 21" in refused.stderr
+    report = json.loads(
+        run_cli(
+            "evaluate", "--model", out, "--data", mixed, "--split", "all", "--bootstrap", "0", "--quarantine"
+        ).stdout
+    )
+    assert (
+        report["n"] == 20
+        and report["quarantined_rows"] == 2
+        and sum(report["quarantine_counts"].values()) == 2
+    )
+    proc = run_cli(
+        "robustness", "--model", out, "--data", mixed, "--split", "all", "--attacks", "casing", "--quarantine"
+    )
+    assert json.loads(proc.stdout)["quarantined_rows"] == 2 and "quarantined 2 row(s)" in proc.stderr
+
+
 def test_predict_prints_one_json_line_per_text(trained):
     _, out, _ = trained
     lines = run_cli("predict", "--model", out, "my package was never shipped", "thanks bye", "--quiet").stdout
