@@ -88,7 +88,7 @@ def hpo_study(
 ) -> dg.Output[HpoResult]:
     """Best recipe hyperparameters on the validation split; the next `trained_model` adopts them."""
     splits = dataset_splits(read_snapshot(artifact_store, intent_dataset.uri))
-    # the split seed, not the sampler's: workers sharing the study (`manga_intent.hpo_worker`) search these rows too
+    # the split seed, not the sampler's: workers sharing the study (`hpo_worker`) search these rows too
     real = stratified_subsample(splits.train, config.train_rows, seed=SPLIT_SEED)
     synthetic = synthetic_training_rows(
         artifact_store,

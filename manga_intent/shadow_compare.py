@@ -7,8 +7,10 @@ shadowed messages that people labelled and that neither model trained on — pai
 Latency: off the response path the challenger competes with request handling for the same cores, so its raw
 timings read high (the champion's own graph read 19.9 ms there against 13.1 ms as served). The scorer
 therefore re-times the champion beside it on each message, and the row judges the challenger's P95 as it
-would be served: the champion's served P95 × (challenger P95 ÷ champion P95, both timed in shadow). The decision is
-taken once the window (message count and/or hours) is complete: promote when no row fails, reject otherwise.
+would be served: the champion's served P95 × (challenger P95 ÷ champion P95, both timed in shadow).
+
+The decision is taken once the window (message count and/or hours) is complete: promote when no row fails,
+reject otherwise.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from manga_intent.gate import (
 
 PROMOTE, REJECT, WAIT = "promote", "reject", "wait"
 
-#: Fewest messages timed on both models for the paired latency estimate; below it the raw off-path P95 is judged.
+#: Fewest messages timed on both models for the paired latency estimate (fewer: the raw off-path P95).
 MIN_TIMED_PAIRS = 20
 
 
