@@ -32,6 +32,9 @@ class ShadowSettings(dg.ConfigurableResource):
     max_confidence_drop: float = _DEFAULTS.max_confidence_drop
     max_ood_rate_increase: float = _DEFAULTS.max_ood_rate_increase
     max_p95_latency_ms: float = _DEFAULTS.max_p95_latency_ms
+    max_p95_slowdown: float = _DEFAULTS.max_p95_slowdown
+    """Over `max_p95_latency_ms` a challenger still passes unless shown more than this much slower than the
+    champion (lower 95% bound of the paired P95 ratio)."""
     accuracy_margin: float = _DEFAULTS.accuracy_margin
     min_labelled: int = _DEFAULTS.min_labelled
     labels_uri: str = ""
@@ -45,6 +48,7 @@ class ShadowSettings(dg.ConfigurableResource):
             max_confidence_drop=self.max_confidence_drop,
             max_ood_rate_increase=self.max_ood_rate_increase,
             max_p95_latency_ms=self.max_p95_latency_ms,
+            max_p95_slowdown=self.max_p95_slowdown,
             accuracy_margin=self.accuracy_margin,
             min_labelled=self.min_labelled,
         )

@@ -217,11 +217,14 @@ def test_first_champion_then_challenger_then_shadow_promotes_and_rejects(env):
     assert env.registry.alias_versions() == {"champion": v2, "challenger": None}
     assert env.registry.version_tags(v2)["shadow"] == "promoted"
 
-    # a later challenger whose window fails a row (here: a latency ceiling nobody meets) is rejected
+    # a later challenger whose window fails a row (here: a latency ceiling nobody meets, and no slowdown vs
+    # the champion tolerated) is rejected
     _, v4 = env.gate(TWIN)
     assert env.registry.alias_versions() == {"champion": v2, "challenger": v4}
     shadow_traffic(env, 20)
-    rejected = env.shadow_report(window_messages=20, window_hours=0, max_p95_latency_ms=0.0)
+    rejected = env.shadow_report(
+        window_messages=20, window_hours=0, max_p95_latency_ms=0.0, max_p95_slowdown=-1.0
+    )
     assert rejected["decision"].value == f"rejected: v{v4} leaves shadow, champion v{v2} stays"
     assert env.registry.alias_versions() == {"champion": v2, "challenger": None}
     assert "challenger P95 latency" in env.registry.version_tags(v4)["shadow_reasons"]

@@ -83,6 +83,14 @@ def test_latency_is_judged_against_the_champion_timed_beside_it():
     assert (
         row.value == pytest.approx(13.1 * 40.4 / 20.5) and slower.decision == REJECT
     )  # P95s: 39.8 + 0.6, 19.9 + 0.6
+    # The champion itself served over the bound (the shadow loads the host): as fast as it, the challenger
+    # passes; shown 15% slower, it fails.
+    loaded = judge_shadow(rows(200, latency=18.2, control=18.4, served=18.0), {}, T, hours=2)
+    row = next(r for r in loaded.rows if r.check.startswith("challenger P95"))
+    assert row.value > 15 and row.verdict == "pass"
+    assert row.detail.startswith("over the bound but not shown slower than the champion")
+    slower = judge_shadow(rows(200, latency=21.16, control=18.4, served=18.0), {}, T, hours=2)
+    assert next(r for r in slower.rows if r.check.startswith("challenger P95")).verdict == "fail"
     # Too few paired timings (a log from before the control): the raw off-path P95, and the row says so.
     old = rows(200, latency=19.9, served=13.1)
     for r in old[:19]:
@@ -152,7 +160,7 @@ class Recorder:
 
 def test_the_scorer_times_the_champion_beside_the_challenger_in_alternating_order(tmp_path):
     log = SqliteShadowLog(tmp_path / "log.sqlite")
-    scorer = ShadowScorer(log, budget_ms=50)
+    scorer = ShadowScorer(log, budget_ms=50)  # by default every message
     calls = []
     scorer.submit(
         "2",
@@ -161,7 +169,7 @@ def test_the_scorer_times_the_champion_beside_the_challenger_in_alternating_orde
         champion=Recorder("champion", calls),
     )
     assert scorer.drain(timeout=30)
-    assert calls == ["challenger", "champion", "champion", "challenger"] * 2
+    assert calls == ["champion", "challenger", "challenger", "champion"] * 2
     assert all(r["champion_shadow_latency_ms"] is not None for r in log.read("2"))
     scorer.submit("2", Recorder("challenger", calls), [served(9)])  # no champion given: no control timing
     assert scorer.drain(timeout=30)
@@ -194,3 +202,29 @@ def test_a_shadow_log_from_before_the_latency_control_gains_the_column(tmp_path)
     assert old["text"] == "old" and old["champion_shadow_latency_ms"] is None
     assert new["champion_shadow_latency_ms"] is not None
     scorer.stop()
+
+
+def test_the_champion_can_be_timed_on_every_other_message(tmp_path):
+    log = SqliteShadowLog(tmp_path / "log.sqlite")
+    scorer = ShadowScorer(log, control_every=2)
+    calls = []
+    for i in range(3):  # the count runs across submissions
+        scorer.submit(
+            "2",
+            Recorder("challenger", calls),
+            [served(2 * i), served(2 * i + 1)],
+            champion=Recorder("champion", calls),
+        )
+    assert scorer.drain(timeout=30)
+    timed = [r["champion_shadow_latency_ms"] is not None for r in log.read("2")]
+    assert timed == [False, True] * 3 and calls.count("champion") == 3
+    assert calls[:5] == [
+        "challenger",
+        "champion",
+        "challenger",
+        "challenger",
+        "challenger",
+    ]  # order alternates
+    scorer.stop()
+    with pytest.raises(ValueError, match="control_every"):
+        ShadowScorer(log, control_every=-1)
