@@ -149,7 +149,6 @@ def quantization_metadata(report: dict | None) -> dict:
             if report.get("recheck_margin") is not None
             else "none: int8 answers alone"
         ),
-        "int8_recheck_margins": dg.MetadataValue.json(report.get("recheck_margins") or {}),
         "int8_outlier_channels_fp32": _outlier_summary(report.get("outlier_channels") or {}),
         "int8_smoothing": _smoothing_summary(report.get("smoothing") or {}),
         "bf16": report["bf16"],

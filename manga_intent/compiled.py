@@ -32,39 +32,6 @@ from manga_intent.ood import energy_score
 MANIFEST = "manifest.json"
 
 
-@dataclass(frozen=True)
-class RecheckMargins:
-    """How close to a decision boundary an int8 answer may lie before it is re-run on the fp32 graph.
-
-    The quantization guard sets each at twice the largest error int8 made in that quantity on training
-    messages, so farther from the boundary the two graphs cannot decide differently unless int8 errs there
-    by more than anything seen in training. The intent is not the only decision: the OOD flag, the fallback
-    and the clarify route are thresholds too, and int8 moves what they read."""
-
-    argmax: float
-    """On the calibrated top-1 − top-2 probability (the intent)."""
-    ood: float | None = None
-    """On |OOD score − the flag threshold| and |OOD score − the fallback threshold| (None: not re-checked)."""
-    route: float | None = None
-    """On |joint confidence − the clarify threshold| (None: not re-checked)."""
-
-    @property
-    def reads_scores(self) -> bool:
-        return self.ood is not None or self.route is not None
-
-    def as_dict(self) -> dict:
-        return {"argmax": self.argmax, "ood": self.ood, "route": self.route}
-
-    @classmethod
-    def from_quantization(cls, quantization: dict) -> RecheckMargins | None:
-        """From a manifest's `quantization` block; artifacts before the decision margins re-check near ties
-        of the intent only."""
-        if not quantization.get("recheck_margin"):
-            return None
-        margins = quantization.get("recheck_margins") or {}
-        return cls(float(quantization["recheck_margin"]), margins.get("ood"), margins.get("route"))
-
-
 class _LogitsAndFeatures(torch.nn.Module):
     """Positional (input_ids, attention_mask) → (logits, features): the signature tracers and exporters want.
 
@@ -346,8 +313,6 @@ class CompiledClassifier:
         self.graph = "neuron"
         self.recheck_margin: float | None = None
         """Serving int8: rows whose calibrated top-2 margin is below this are re-run on the fp32 graph."""
-        self.recheck_margins: RecheckMargins | None = None
-        """Serving int8: that margin and those of the OOD flag, fallback and clarify decisions."""
         self.rechecked = 0
         """Rows re-run on the fp32 graph so far (near ties)."""
         self.calibration = None
@@ -370,10 +335,10 @@ class CompiledClassifier:
                 providers=["CPUExecutionProvider"],
             )
             self._output_names = [o.name for o in self._session.get_outputs()]
-            margins = RecheckMargins.from_quantization(self.manifest.get("quantization") or {})
-            if self.graph == "int8" and margins is not None:
-                # answers near a decision boundary are re-run on the fp32 graph (the guard's re-check candidate)
-                self.recheck_margins, self.recheck_margin = margins, margins.argmax
+            margin = (self.manifest.get("quantization") or {}).get("recheck_margin")
+            if self.graph == "int8" and margin:
+                # near ties are re-run on the fp32 graph (the quantization guard's cascade candidate)
+                self.recheck_margin = float(margin)
                 self._fp32_session = ort.InferenceSession(
                     str(self.directory / graph_file(self.manifest, "fp32")[1]),
                     session_options(intra_op_threads, inter_op_threads),
@@ -425,13 +390,8 @@ class CompiledClassifier:
         self, ids: Sequence[Sequence[int]], *, with_features: bool, session=None
     ) -> tuple[np.ndarray, np.ndarray | None]:
         logits = features = None
-        rechecks = self.recheck_margins is not None and session is None
-        # the OOD and route margins read the detector's score, which may need the features
-        fetch_features = with_features or (
-            rechecks and self.recheck_margins.reads_scores and self.needs_features
-        )
         for group in self.length_groups([len(row) for row in ids]):
-            group_logits, group_features = self._run_padded([ids[i] for i in group], fetch_features, session)
+            group_logits, group_features = self._run_padded([ids[i] for i in group], with_features, session)
             if logits is None:
                 logits = np.empty((len(ids), group_logits.shape[1]), dtype=group_logits.dtype)
                 if group_features is not None:
@@ -441,34 +401,16 @@ class CompiledClassifier:
                 features[group] = group_features
         if logits is None:
             return np.zeros((0, len(self.labels)), dtype=np.float32), None
-        if rechecks:
-            self._recheck_near_boundaries(ids, logits, features, fetch_features)
-        return logits, features if with_features else None
+        if self.recheck_margin is not None and session is None:
+            self._recheck_near_ties(ids, logits, features, with_features)
+        return logits, features
 
-    def near_decision_boundaries(
-        self, logits: np.ndarray, features: np.ndarray | None, margins: RecheckMargins
-    ) -> np.ndarray:
-        """Rows whose answer lies within `margins` of a decision boundary: the intent (calibrated top-2),
-        and, with a serving calibration, the OOD flag, the fallback and the clarify thresholds."""
-        probs = self.calibrated_probabilities(logits)
-        top2 = np.partition(probs, -2, axis=1)[:, -2:]
-        near = top2[:, 1] - top2[:, 0] < margins.argmax
-        if self.detector is None or not margins.reads_scores:
-            return near
-        scores = self.detector.score(logits, features)
-        policy = self.calibration.policy
-        if margins.ood is not None:
-            near |= np.abs(scores - self.detector.threshold) < margins.ood
-            near |= np.abs(scores - policy.fallback_threshold) < margins.ood
-        if margins.route is not None:
-            joint = policy.joint_confidence(probs.max(1), scores)
-            near |= np.abs(joint - policy.clarify_below) < margins.route
-        return near
-
-    def _recheck_near_boundaries(self, ids, logits: np.ndarray, features, with_features: bool) -> None:
-        """Replace, in place, the int8 outputs of rows near a decision boundary (`recheck_margins`) by the
-        fp32 graph's, so that every decision the service makes of them is the fp32 graph's."""
-        near = np.flatnonzero(self.near_decision_boundaries(logits, features, self.recheck_margins))
+    def _recheck_near_ties(self, ids, logits: np.ndarray, features, with_features: bool) -> None:
+        """Replace, in place, the int8 outputs of rows whose calibrated top-2 margin is below
+        `recheck_margin` by the fp32 graph's: the guard set the margin at twice the largest probability
+        error int8 made on training messages, so above it the two graphs cannot disagree on the argmax."""
+        top2 = np.partition(self.calibrated_probabilities(logits), -2, axis=1)[:, -2:]
+        near = np.flatnonzero(top2[:, 1] - top2[:, 0] < self.recheck_margin)
         if near.size == 0:
             return
         exact_logits, exact_features = self._outputs_for_ids(

@@ -24,10 +24,7 @@ are the messages the flag is for. The candidates, in order:
    the fp32 graph (above that margin the two graphs cannot disagree on the argmax unless int8's error
    there exceeds anything seen in training). Flips only happen on near ties (on the seed corpus every
    int8 flip had an fp32 probability margin under 0.04), so 2-4% of messages pay for a second, fp32 run
-   and the rest keep int8's speed; at most `max_recheck_rate` of validation may be re-run (P95). With a
-   serving calibration the intent is not the only decision: a message whose OOD score lies near the flag or
-   fallback threshold, or whose joint confidence lies near the clarify threshold, within twice the largest
-   error int8 made in that quantity on training messages, is re-run too (`compiled.RecheckMargins`);
+   and the rest keep int8's speed; at most `max_recheck_rate` of validation may be re-run (P95);
 3. then the graph *smoothed* (SmoothQuant, `smooth_activations`): each weight MatMul's input divided per
    channel by a scale that its weight rows absorb, so the outlier channels described next no longer set
    the per-call activation scale; it costs one elementwise Mul per input tensor (on the seed corpus:
@@ -80,15 +77,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from manga_intent.cpu import BF16_FLAGS, cpu_flags
 from manga_intent.metrics import expected_calibration_error, paired_ece_delta
-
-if TYPE_CHECKING:
-    from manga_intent.compiled import RecheckMargins
 
 INT8_FILE = "model.int8.onnx"
 VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
@@ -170,9 +163,6 @@ class QuantizationReport:
     recheck_margin: float | None = None
     """When set, serving re-runs on the fp32 graph every message whose calibrated top-2 margin under int8
     is below it (`CompiledClassifier`); None: int8 answers alone."""
-    recheck_margins: dict = field(default_factory=dict)
-    """With `recheck_margin`, the margins of every decision re-checked (`compiled.RecheckMargins.as_dict`:
-    the intent's, and with a serving calibration the OOD flag/fallback's and the clarify route's)."""
     outlier_channels: dict = field(default_factory=dict)
     """The fp32 outlier-channel split the later candidates quantize: {"matmuls": n, "channels": n,
     "by_matmul": {short name: [channel, ...]}, "served": whether the served graph uses it} or
@@ -287,34 +277,37 @@ def _decisions(compiled, logits: np.ndarray, features: np.ndarray | None) -> tup
     return scores > compiled.detector.threshold, np.asarray(routes)
 
 
-def _fp32_answers_near_boundaries(
-    compiled, margins, logits: np.ndarray, features: np.ndarray | None, *pairs
+def _near_ties(probs: np.ndarray, margin: float) -> np.ndarray:
+    """Rows whose top-2 calibrated probabilities are closer than `margin`."""
+    top2 = np.partition(probs, -2, axis=1)[:, -2:]
+    return top2[:, 1] - top2[:, 0] < margin
+
+
+def _fp32_answers_near_ties(
+    probs: np.ndarray, margin: float | None, *served_and_fp32: tuple[np.ndarray | None, np.ndarray | None]
 ) -> np.ndarray:
-    """As serving re-runs them: rows whose candidate answer (`logits`, `features`) lies near a decision
-    boundary (`compiled.near_decision_boundaries`) take the fp32 graph's outputs, in place in each
-    (served, fp32) pair of `pairs` (None arrays are skipped). Returns the re-checked rows (none without
-    margins). Call it before anything in `pairs` is replaced."""
-    if margins is None:
-        return np.zeros(len(logits), dtype=bool)
-    near = compiled.near_decision_boundaries(logits, features, margins)
-    for served, fp32 in pairs:
+    """As serving re-runs them: rows whose calibrated top-2 margin under the candidate is below `margin`
+    take the fp32 graph's outputs, in place in each (served, fp32) pair (None arrays are skipped). Returns
+    the re-checked rows (none without a margin)."""
+    if margin is None:
+        return np.zeros(len(probs), dtype=bool)
+    near = _near_ties(probs, margin)
+    for served, fp32 in served_and_fp32:
         if served is not None:
             served[near] = fp32[near]
     return near
 
 
 def _single_message_latency(
-    path: str | Path, compiled, texts: Sequence[str], recheck: tuple[Path, RecheckMargins] | None = None
+    path: str | Path, compiled, texts: Sequence[str], recheck: tuple[Path, float] | None = None
 ) -> dict:
     """P50/P95 ms of one message at a time on one intra-op thread (a serving worker's shape); with
-    `recheck` (fp32 graph, margins), every message also pays for the boundary check and the ones near a
-    boundary for their fp32 re-run."""
+    `recheck` (fp32 graph, margin), near ties also pay for the calibrator and their fp32 re-run."""
     import onnxruntime as ort
 
     from manga_intent.compiled import pad_batch, session_options
 
     session = ort.InferenceSession(str(path), session_options(1, 1), providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()]
     exact = None
     if recheck is not None:
         exact = ort.InferenceSession(
@@ -326,13 +319,8 @@ def _single_message_latency(
         for row in encoded:
             ids, mask = pad_batch([row], compiled.manifest["pad_token_id"])
             start = time.perf_counter()
-            outputs = dict(zip(names, session.run(None, {"input_ids": ids, "attention_mask": mask})))
-            if (
-                exact is not None
-                and compiled.near_decision_boundaries(outputs["logits"], outputs.get("features"), recheck[1])[
-                    0
-                ]
-            ):
+            logits = session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+            if exact is not None and _near_ties(compiled.calibrated_probabilities(logits), recheck[1])[0]:
                 exact.run(None, {"input_ids": ids, "attention_mask": mask})
             if round_:
                 samples.append((time.perf_counter() - start) * 1000)
@@ -359,7 +347,7 @@ def quantize_with_guard(
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from manga_intent.compiled import MANIFEST, CompiledClassifier, RecheckMargins
+    from manga_intent.compiled import MANIFEST, CompiledClassifier
 
     guard = guard or QuantizationGuard()
     directory = Path(artifact_dir)
@@ -392,7 +380,7 @@ def quantize_with_guard(
     # with a serving calibration the guard also judges the OOD flag and the route (see the guard's bounds)
     decides = compiled.detector is not None
     fp32_val, fp32_val_features = val.outputs(fp32_path, features=decides)
-    fp32_train, fp32_train_features = train.outputs(fp32_path, features=decides)
+    fp32_train = train.logits(fp32_path)
     fp32_held_logits, fp32_held_features = held.outputs(fp32_path, features=decides) if held else (None, None)
     fp32_held_probs = (
         calibrated(fp32_held_logits) if held else np.empty((0, len(compiled.labels)), dtype=np.float32)
@@ -458,26 +446,25 @@ def quantize_with_guard(
             )
             return out
 
-        def judge_batching(path: Path, serving_batch: int, recheck: RecheckMargins | None) -> dict:
+        def judge_batching(path: Path, serving_batch: int, recheck: float | None) -> dict:
             """Agreement (intent and, with a serving calibration, OOD flag and route), ECE change and re-check
             rate of one candidate under one serving batching."""
             logits, features = val.outputs(path, serving_batch, features=decides)
-            rechecked = _fp32_answers_near_boundaries(
-                compiled, recheck, logits, features, (logits, fp32_val), (features, fp32_val_features)
-            )
             probs = calibrated(logits)
+            rechecked = _fp32_answers_near_ties(
+                probs, recheck, (probs, fp32_probs), (logits, fp32_val), (features, fp32_val_features)
+            )
             same = probs.argmax(1) == fp32_probs.argmax(1)
             if held is not None:
                 held_logits, held_features = held.outputs(path, serving_batch, features=decides)
-                _fp32_answers_near_boundaries(
-                    compiled,
+                held_probs = calibrated(held_logits)
+                _fp32_answers_near_ties(
+                    held_probs,
                     recheck,
-                    held_logits,
-                    held_features,
+                    (held_probs, fp32_held_probs),
                     (held_logits, fp32_held_logits),
                     (held_features, fp32_held_features),
                 )
-                held_probs = calibrated(held_logits)
                 same_pooled = np.concatenate([same, held_probs.argmax(1) == fp32_held])
                 logits = np.concatenate([logits, held_logits])
                 if features is not None:
@@ -499,11 +486,9 @@ def quantize_with_guard(
                 row["route_agreement"] = float((routes == fp32_decisions[1]).mean())
             if oos is not None:  # the out-of-scope messages: only their flag counts
                 oos_logits, oos_features = oos.outputs(path, serving_batch, features=True)
-                _fp32_answers_near_boundaries(
-                    compiled,
+                _fp32_answers_near_ties(
+                    calibrated(oos_logits),
                     recheck,
-                    oos_logits,
-                    oos_features,
                     (oos_logits, fp32_oos_logits),
                     (oos_features, fp32_oos_features),
                 )
@@ -514,11 +499,7 @@ def quantize_with_guard(
         batchings = {1: "one at a time", guard.serving_batch: f"batches of {guard.serving_batch}"}
 
         def judge(
-            path: Path,
-            label: str,
-            kept: Sequence[str],
-            recheck: RecheckMargins | None = None,
-            on_split: bool = True,
+            path: Path, label: str, kept: Sequence[str], recheck: float | None = None, on_split: bool = True
         ) -> dict:
             """Score one candidate graph (built on the split graph unless `on_split` is False) in every
             serving batching; its row carries the worst of them."""
@@ -546,8 +527,7 @@ def quantize_with_guard(
                 )
             row["outlier_split"] = has_split and on_split
             if recheck is not None:
-                row["recheck_margin"] = recheck.argmax
-                row["recheck_margins"] = recheck.as_dict()
+                row["recheck_margin"] = recheck
                 row["recheck_rate"] = max(r["recheck_rate"] for r in by_batching.values())
             row["passed"] = (
                 row["agreement"] >= guard.min_agreement
@@ -590,27 +570,11 @@ def quantize_with_guard(
                 return None
 
             def with_recheck(path: Path, label: str, on_split: bool) -> dict:
-                """The same graph with answers near a decision boundary (where its error could change the
-                decision) re-run in fp32: each margin is twice its largest error in that quantity on training
-                messages - calibrated probability for the intent, and with a serving calibration the OOD
-                score for the flag and fallback, the joint confidence for the clarify route."""
-                logits, features = train.outputs(path, features=decides)
-                probs, exact_probs = calibrated(logits), calibrated(fp32_train)
-                margins = RecheckMargins(argmax=float(2 * np.abs(probs - exact_probs).max()))
-                shown = f"{margins.argmax:.3f}"
-                if decides:
-                    policy = compiled.calibration.policy
-                    scores = compiled.detector.score(logits, features)
-                    exact_scores = compiled.detector.score(fp32_train, fp32_train_features)
-                    joint = policy.joint_confidence(probs.max(1), scores)
-                    exact_joint = policy.joint_confidence(exact_probs.max(1), exact_scores)
-                    margins = RecheckMargins(
-                        argmax=margins.argmax,
-                        ood=float(2 * np.abs(scores - exact_scores).max()),
-                        route=float(2 * np.abs(joint - exact_joint).max()),
-                    )
-                    shown += f" (OOD score {margins.ood:.3g}, joint confidence {margins.route:.3f})"
-                return judge(path, f"{label}, fp32 re-run below margin {shown}", [], margins, on_split)
+                """The same graph with near ties (where its error could flip the argmax) re-run in fp32:
+                the margin is twice its largest calibrated-probability error on training messages."""
+                error = np.abs(calibrated(train.logits(path)) - calibrated(fp32_train)).max(axis=1)
+                margin = float(2 * error.max())
+                return judge(path, f"{label}, fp32 re-run below margin {margin:.3f}", [], margin, on_split)
 
             def judge_smoothed(bits: int) -> tuple[dict | None, Path | None]:
                 """The smoothed graph (best alpha on training messages) in int8, alone and then with near ties
@@ -792,7 +756,6 @@ def quantize_with_guard(
         candidates=candidates,
         kept_fp32=list(chosen[2]) if chosen else [],
         recheck_margin=chosen[1].get("recheck_margin") if chosen else None,
-        recheck_margins=chosen[1].get("recheck_margins", {}) if chosen else {},
         outlier_channels={
             **{k: v for k, v in split.items() if k != "fp32_nodes"},
             "served": bool(chosen and chosen[1].get("outlier_split")),

@@ -286,17 +286,15 @@ def _whole_int8_judge(directory, tokenizer, splits):
             calibration_texts=[e.text for e in train],
             out_of_scope_texts=out_of_scope_texts,
             guard=QuantizationGuard(
-                **{
-                    "min_agreement": 0.0,
-                    "min_pooled_agreement": 0.0,
-                    "max_ece_delta": 1.0,
-                    "max_fp32_matmuls": 0,
-                    "max_fp32_groups": 0,
-                    "smooth_alphas": (),
-                    "recheck_near_ties": False,
-                    "outlier_ratio": 0,
-                    **bounds,
-                }
+                min_agreement=0.0,
+                min_pooled_agreement=0.0,
+                max_ece_delta=1.0,
+                max_fp32_matmuls=0,
+                max_fp32_groups=0,
+                smooth_alphas=(),
+                recheck_near_ties=False,
+                outlier_ratio=0,
+                **bounds,
             ),
         )
 
@@ -349,45 +347,6 @@ def test_the_guard_judges_the_flag_of_out_of_scope_messages(tmp_path, tokenizer,
     none = judge([], min_out_of_scope_flag_agreement=1.01, **open_bounds)
     assert none.served == "int8" and none.out_of_scope_messages == 0
     assert all("out_of_scope_flag_agreement" not in r for r in none.candidates)
-
-
-def test_answers_near_the_ood_and_route_thresholds_are_rerun_on_fp32(tmp_path, tokenizer, splits):
-    """The re-check covers every decision the service makes, not only the intent: an int8 answer near the OOD
-    flag, fallback or clarify threshold is re-run on fp32, and the guard sets those margins from training
-    messages as it sets the intent's."""
-    judge = _whole_int8_judge(tmp_path, tokenizer, splits)
-    open_bounds = {"min_ood_flag_agreement": 0.0, "min_route_agreement": 0.0}
-    report = judge(**open_bounds)
-    assert report.served == "int8" and report.recheck_margin is None
-    manifest_path = tmp_path / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())
-    texts = [e.text for e in splits.val[:40]] + ["book a flight to osaka", "asdf qwerty", "who won the match"]
-    fp32 = CompiledClassifier(tmp_path, graph="fp32").classify(texts)
-
-    def served_with(margins):
-        manifest["quantization"].update(recheck_margin=1e-12, recheck_margins=margins)
-        manifest_path.write_text(json.dumps(manifest))
-        return CompiledClassifier(tmp_path)
-
-    intent_only = served_with({})  # an intent margin no top-2 gap is below: nothing re-run
-    assert [p.intent for p in intent_only.classify(texts)] and intent_only.rechecked == 0
-    wide = served_with({"ood": 1e12, "route": None})  # every OOD score is near its thresholds
-    answers = wide.classify(texts)
-    assert wide.graph == "int8" and wide.rechecked == len(texts)
-    assert [(p.is_ood, p.route, p.intent) for p in answers] == [(p.is_ood, p.route, p.intent) for p in fp32]
-    assert [p.ood_score for p in answers] == pytest.approx([p.ood_score for p in fp32], abs=1e-3)
-    route = served_with({"ood": None, "route": 2.0})  # every joint confidence (0..1) is near the threshold
-    assert [p.route for p in route.classify(texts)] == [p.route for p in fp32] and route.rechecked == len(
-        texts
-    )
-    assert served_with({"ood": 1e12}).logits(texts[:3]).shape == (3, len(INTENTS))  # features fetched for it
-
-    # the guard's re-check candidate carries the three margins, each from training messages
-    report = judge(recheck_near_ties=True, max_recheck_rate=1.0, min_ood_flag_agreement=1.01)
-    row = next(r for r in report.candidates if "fp32 re-run below margin" in r["candidate"])
-    assert row["recheck_margins"]["argmax"] == row["recheck_margin"] > 0
-    assert row["recheck_margins"]["ood"] > 0 and row["recheck_margins"]["route"] > 0
-    assert "OOD score" in row["candidate"] and "joint confidence" in row["candidate"]
 
 
 def test_layer_groups_by_encoder_layer():
