@@ -173,9 +173,16 @@ class PostgresShadowLog:
                     "challenger_is_ood INTEGER NOT NULL, challenger_latency_ms DOUBLE PRECISION NOT NULL, "
                     "over_budget INTEGER NOT NULL, champion_shadow_latency_ms DOUBLE PRECISION)"
                 )
-                cur.execute(  # a table created before the latency control
-                    f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS champion_shadow_latency_ms DOUBLE PRECISION"
+                # a table created before the latency control gains the column; checked first, because ALTER
+                # TABLE takes an exclusive lock even when the column exists, and waiting behind a long read it
+                # would hold up every service worker's inserts queued after it
+                cur.execute(
+                    "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
+                    "AND table_name = %s AND column_name = 'champion_shadow_latency_ms'",
+                    (table.lower(),),  # unquoted names are folded to lower case
                 )
+                if cur.fetchone() is None:
+                    cur.execute(f"ALTER TABLE {table} ADD COLUMN champion_shadow_latency_ms DOUBLE PRECISION")
                 cur.execute(
                     f"CREATE INDEX IF NOT EXISTS {table}_by_challenger ON {table} (challenger_version, ts)"
                 )
