@@ -336,3 +336,5 @@ def test_service_write_path_and_shadow_log_on_a_postgres_log_uri(postgres):
         ("old", None),
         ("new", 4.5),
     ]
+    # opened again (any case: PostgreSQL folds unquoted names), the column is found and left alone
+    assert len(PostgresShadowLog(dsn, table="Shadow_Before").read("2")) == 2
