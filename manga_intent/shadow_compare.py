@@ -51,10 +51,10 @@ class ShadowThresholds:
     max_ood_rate_increase: float = 0.05
     max_p95_latency_ms: float = 15.0
     """Bound on the challenger's P95 as served, estimated from the paired shadow timings."""
-    max_p95_slowdown: float = 0.05
+    max_p95_slowdown: float = 0.10
     """Over that bound a challenger still passes unless its P95 is shown more than this much above the
-    champion's, both timed in shadow: the ratio's lower 95% bound (the same graph reads 0.99-1.09 on 200-400
-    messages, with CIs about ±10%)."""
+    champion's, both timed in shadow: the ratio's lower 95% bound. The same graph read 0.99-1.14 on 200-400
+    messages (CIs about ±10%): a copy that only shadows runs a little colder than the one serving."""
     accuracy_margin: float = 0.01
     min_labelled: int = 30
     confidence: float = 0.95
