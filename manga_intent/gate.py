@@ -196,16 +196,19 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     return (float(max(0.0, centre - half)), float(min(1.0, centre + half)))
 
 
+def resample_index_chunks(n: int, n_boot: int, rng: np.random.Generator, max_cells: int = 4_000_000):
+    """Bootstrap row indices for `n_boot` resamples of `n` rows, yielded as (resamples, n) chunks of at most
+    `max_cells` so that memory stays bounded on long windows (a day of shadow traffic); the same draws, in
+    the same order, as one (n_boot, n) draw."""
+    chunk = max(1, max_cells // n)
+    for start in range(0, n_boot, chunk):
+        yield rng.integers(0, n, size=(min(chunk, n_boot - start), n))
+
+
 def resampled_sums(values: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """Sums of `n_boot` resamples (with replacement) of `values`, drawn in chunks so that memory stays bounded
-    on long windows (a day of shadow traffic); the same draws, in the same order, as one (n_boot, n) draw."""
-    n = len(values)
-    chunk = max(1, 4_000_000 // n)
+    """Sums of `n_boot` resamples (with replacement) of `values` (`resample_index_chunks`)."""
     return np.concatenate(
-        [
-            values[rng.integers(0, n, size=(min(chunk, n_boot - start), n))].sum(axis=1)
-            for start in range(0, n_boot, chunk)
-        ]
+        [values[idx].sum(axis=1) for idx in resample_index_chunks(len(values), n_boot, rng)]
     )
 
 

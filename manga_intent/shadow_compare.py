@@ -30,6 +30,7 @@ from manga_intent.gate import (
     PASS,
     GateRow,
     paired_bootstrap,
+    resample_index_chunks,
     resampled_sums,
     wilson_interval,
 )
@@ -210,14 +211,13 @@ def p95_ratio(
 ) -> tuple[float, float, float]:
     """Challenger P95 ÷ champion P95 over paired timings, with a bootstrap CI that resamples messages."""
     ratio = float(np.percentile(challenger_ms, 95) / np.percentile(champion_ms, 95))
-    rng = np.random.default_rng(seed)
-    n, draws = len(challenger_ms), []
-    chunk = max(1, 2_000_000 // n)  # bounded memory for long windows
-    for start in range(0, n_boot, chunk):
-        idx = rng.integers(0, n, size=(min(chunk, n_boot - start), n))
-        draws.append(
-            np.percentile(challenger_ms[idx], 95, axis=1) / np.percentile(champion_ms[idx], 95, axis=1)
-        )
+    chunks = resample_index_chunks(
+        len(challenger_ms), n_boot, np.random.default_rng(seed), max_cells=2_000_000
+    )
+    draws = [
+        np.percentile(challenger_ms[idx], 95, axis=1) / np.percentile(champion_ms[idx], 95, axis=1)
+        for idx in chunks
+    ]
     low, high = np.quantile(np.concatenate(draws), [(1 - confidence) / 2, 1 - (1 - confidence) / 2])
     return ratio, float(low), float(high)
 
