@@ -395,16 +395,16 @@ def _log(args, message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
-def _load_labelled(args, path, allowed_labels=None):
-    """`load_jsonl` with the command's --quarantine; quarantined rows are counted on stderr, never dropped
-    silently (commands that print JSON also report them there)."""
+def _load_labelled(args, path, allowed_labels=None, *, name: str | None = None):
+    """`load_jsonl` with the command's --quarantine; quarantined rows are counted on stderr (as `name`, default
+    the path), never dropped silently (commands that print JSON also report them there)."""
     from manga_intent.data import load_jsonl
 
     loaded = load_jsonl(path, allowed_labels=allowed_labels, quarantine=args.quarantine)
     if loaded.quarantined:
         _log(
             args,
-            f"{path}: quarantined {len(loaded.quarantined)} row(s): {loaded.quarantine_counts} "
+            f"{name or path}: quarantined {len(loaded.quarantined)} row(s): {loaded.quarantine_counts} "
             f"(lines {[p.line for p in loaded.quarantined][:20]})",
         )
     return loaded
@@ -418,18 +418,12 @@ def _with_train_only_rows(args, splits, label_list):
     """`splits` with each --train-only file's rows added to training (as the asset graph adds targeted rows)."""
     from dataclasses import replace
 
-    from manga_intent.data import load_jsonl
     from manga_intent.labelled_pool import with_targeted_rows
 
     for path in args.train_only:
-        extra = load_jsonl(path, allowed_labels=label_list, quarantine=args.quarantine)
+        extra = _load_labelled(args, path, label_list, name=f"--train-only {path}")
         if not extra.examples:
             raise ValueError(f"--train-only {path}: no usable rows")
-        if extra.quarantined:
-            _log(
-                args,
-                f"--train-only {path}: quarantined {len(extra.quarantined)} row(s): {extra.quarantine_counts}",
-            )
         everything = [*splits.train, *splits.val, *splits.test]
         try:
             added = with_targeted_rows(everything, extra.examples)[len(everything) :]
