@@ -544,8 +544,10 @@ def parity_max_abs_diff(
     return worst
 
 
-def latency_profile(compiled: CompiledClassifier, texts: Sequence[str], warmup: int = 20) -> dict:
-    """Single-message end-to-end latency (tokenize → logits → calibrated probs → OOD) in ms."""
+def single_message_latencies(
+    compiled: CompiledClassifier, texts: Sequence[str], warmup: int = 20
+) -> np.ndarray:
+    """End-to-end milliseconds per message (tokenize → logits → calibrated probs → OOD), one call each."""
     for text in list(texts)[:warmup]:
         compiled.classify([text])
     samples = []
@@ -553,7 +555,12 @@ def latency_profile(compiled: CompiledClassifier, texts: Sequence[str], warmup: 
         start = time.perf_counter()
         compiled.classify([text])
         samples.append((time.perf_counter() - start) * 1000)
-    values = np.array(samples)
+    return np.array(samples)
+
+
+def latency_profile(compiled: CompiledClassifier, texts: Sequence[str], warmup: int = 20) -> dict:
+    """P50/P95/P99/mean of `single_message_latencies`, in ms."""
+    values = single_message_latencies(compiled, texts, warmup)
     return {
         "n": len(values),
         "p50_ms": float(np.percentile(values, 50)),

@@ -6,12 +6,11 @@ build step would be a number measured somewhere else, on other messages.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from manga_intent.compiled import CompiledClassifier
+from manga_intent.compiled import CompiledClassifier, single_message_latencies
 from manga_intent.gate import GateEvidence, Reference
 from manga_intent.metrics import expected_calibration_error, paired_ece_delta
 from manga_intent.quantization import QuantizationGuard
@@ -24,20 +23,6 @@ def golden_labels(rows: Sequence[dict], labels: Sequence[str]) -> np.ndarray:
     if unknown:
         raise ValueError(f"golden labels {unknown} are not in the candidate's label set {list(labels)}")
     return np.array([index[row["label"]] for row in rows])
-
-
-def single_message_latencies(
-    compiled: CompiledClassifier, texts: Sequence[str], warmup: int = 20
-) -> np.ndarray:
-    """End-to-end milliseconds per message (tokenize → logits → calibrated probs → OOD), one call each."""
-    for text in list(texts)[:warmup]:
-        compiled.classify([text])
-    samples = []
-    for text in texts:
-        start = time.perf_counter()
-        compiled.classify([text])
-        samples.append((time.perf_counter() - start) * 1000)
-    return np.array(samples)
 
 
 def gather_evidence(
