@@ -59,3 +59,10 @@ def label_set(name: str) -> tuple[DataSplits, list[str]]:
             raise ValueError(f"unknown label set {name!r}: one of {LABEL_SETS}")
     splits = make_splits(examples, seed=42)
     return splits, infer_label_list(examples)
+
+
+def file_label_set(path: str | Path) -> tuple[DataSplits, list[str]]:
+    """(splits, label list) of any labelled JSONL, split exactly as `manga-intent train` splits it: the
+    file's own split column (validation carved from train when it has none), else 80/10/10 with seed 42."""
+    examples = load_jsonl(path).examples
+    return make_splits(examples, seed=42), infer_label_list(examples)

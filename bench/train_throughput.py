@@ -4,7 +4,7 @@ speed change on its own) vs a plain transformers fine-tuning loop at a rate tune
 All variants run in this one process, on the same label set, split and base model, so the ratios are
 comparable even on a noisy shared machine (absolute numbers are not).
 
-  python bench/train_throughput.py [--label-set seed|seed5|seed3|gen80] [--throughput-examples 640]
+  python bench/train_throughput.py [--label-set seed|seed5|seed3|gen80 | --data FILE] [--throughput-examples 640]
                                    [--plain-lrs 1e-4,3e-4,5e-4] [--skip-accuracy]
 
 1. Throughput: each variant makes one timed pass over the same `--throughput-examples` training rows
@@ -32,7 +32,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.label_sets import LABEL_SETS, label_set  # noqa: E402
+from bench.label_sets import LABEL_SETS, file_label_set, label_set  # noqa: E402
 from manga_intent.calibrator_fit import shipped_ood_pools  # noqa: E402
 from manga_intent.cpu import resolve_bf16  # noqa: E402
 from manga_intent.inference import predict_logits  # noqa: E402
@@ -114,6 +114,11 @@ def scores(model, tokenizer, examples, label_list) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--label-set", choices=LABEL_SETS, default="seed")
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="any labelled JSONL instead of a named label set (e.g. a public intent set with train/val/test)",
+    )
     parser.add_argument("--throughput-examples", type=int, default=640)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds per variant")
     parser.add_argument(
@@ -141,9 +146,9 @@ def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     threads = configure_threads()
 
-    splits, label_list = label_set(args.label_set)
+    splits, label_list = file_label_set(args.data) if args.data else label_set(args.label_set)
     print(
-        f"label set {args.label_set}: {len(label_list)} labels, split {splits.sizes()}; torch threads {threads}, "
+        f"label set {args.data or args.label_set}: {len(label_list)} labels, split {splits.sizes()}; torch threads {threads}, "
         f"inter-op {torch.get_num_interop_threads()}; recipe v2 bf16 autocast "
         f"{'on (AMX/AVX-512-BF16)' if resolve_bf16('auto') else 'off (no native bf16)'}"
     )

@@ -29,7 +29,7 @@ class MethodsComparisonConfig(dg.Config):
     latency_messages: int = compare.LATENCY_MESSAGES
 
     def base_config(self) -> TrainConfig:
-        return TrainConfig() if not self.max_steps else TrainConfig(max_steps=self.max_steps)
+        return TrainConfig() if not self.max_steps else TrainConfig(max_steps=self.max_steps, min_epochs=0.0)
 
 
 def _outlier_texts() -> list[str]:
@@ -92,6 +92,7 @@ def methods_comparison(
             "test_ece_calibrated": record["ece_calibrated"],
             "p95_latency_ms": record["p95_latency_ms"],
             "step_budget": base.max_steps,
+            "min_epochs": base.min_epochs,
             "setup": record["setup"],
             "record_uri": uri,
             "manifest": dg.MetadataValue.json(run.as_dict()),
@@ -120,7 +121,7 @@ def methods_comparison_report(
     if not records:
         raise dg.Failure(
             f"no methods_comparison runs stored for data version {intent_dataset.data_version} and setup "
-            f"{setup} (base model {base_model.name_or_path!r}, step budget {base.max_steps}); "
+            f"{setup} (base model {base_model.name_or_path!r}, step budget {base.max_steps}, at least {base.min_epochs:g} epochs); "
             "backfill methods_comparison with the same config first"
         )
     summary = compare.summarize(records, compare.labels_of_test_split(splits, INTENTS))

@@ -24,14 +24,16 @@ from resources.model_settings import BaseModelResource
 from resources.storage import ArtifactStore
 
 _V2 = TrainConfig()
-CODE_VERSION = "trained-model-4"  # 4: synthetic rows off by default; 3: one-SE calibrator rule, EMA off
+CODE_VERSION = "trained-model-5"  # 5: the step budget covers at least min_epochs passes; 4: synthetic rows off by default; 3: one-SE calibrator rule, EMA off
 
 
 class TrainedModelConfig(dg.Config):
     """Recipe v2's knobs; every default is `TrainConfig()`'s, chosen on validation splits only (README)."""
 
     max_steps: int = _V2.max_steps
-    """Optimiser-step budget (0 = `epochs` passes)."""
+    """Optimiser-step budget (0 = `epochs` passes); set here, it is the budget exactly."""
+    min_epochs: float = _V2.min_epochs
+    """Passes over the training rows the default step budget covers at least."""
     epochs: int = _V2.epochs
     """Upper bound on passes over the training rows."""
     lr: float = 0.0
@@ -75,10 +77,16 @@ class TrainedModelConfig(dg.Config):
     bootstrap: int = 1000
 
 
+def _default_budget(config: TrainedModelConfig) -> bool:
+    """True unless the run config sets `max_steps` without `min_epochs`: a budget given is the budget."""
+    return "max_steps" not in config.model_fields_set or "min_epochs" in config.model_fields_set
+
+
 def recipe(config: TrainedModelConfig, seed: int, searched: dict | None) -> TrainConfig:
     base = replace(
         _V2,
         max_steps=config.max_steps or None,
+        min_epochs=config.min_epochs if _default_budget(config) else 0.0,
         epochs=config.epochs,
         lr=config.lr or None,
         head_lr_multiplier=config.head_lr_multiplier,

@@ -36,7 +36,19 @@ def _add_train(sub) -> None:
     )
     # every option defaults to None = the chosen recipe's value (manga_intent.training.TrainConfig)
     p.add_argument("--epochs", type=int, default=None, help="upper bound on passes over the training rows")
-    p.add_argument("--max-steps", type=int, default=None, help="optimiser-step budget (0 = epochs only)")
+    p.add_argument(
+        "--max-steps",
+        type=int,
+        default=None,
+        help="optimiser-step budget, exactly (0 = epochs only); by default 250 steps or --min-epochs passes, "
+        "whichever is more",
+    )
+    p.add_argument(
+        "--min-epochs",
+        type=float,
+        default=None,
+        help="passes over the training rows the default step budget covers at least (3)",
+    )
     p.add_argument("--lr", type=float, default=None, help="base learning rate (default: per base model)")
     p.add_argument("--head-lr-multiplier", type=float, default=None, help="head learning rate / base rate")
     p.add_argument("--batch-size", type=int, default=None)
@@ -217,6 +229,7 @@ def _add_ood_training_options(p) -> None:
 _TRAIN_OPTIONS = (
     "epochs",
     "max_steps",
+    "min_epochs",
     "lr",
     "head_lr_multiplier",
     "batch_size",
@@ -259,6 +272,8 @@ def train_config_from_args(args):
     overrides = {name: getattr(args, name) for name in _TRAIN_OPTIONS if getattr(args, name) is not None}
     if overrides.get("max_steps") == 0:
         overrides["max_steps"] = None
+    if "max_steps" in overrides and "min_epochs" not in overrides:
+        overrides["min_epochs"] = 0.0  # a budget the user gave is the budget
     if args.seed is not None:
         overrides.update(init_seed=args.seed, sampler_seed=args.seed)
     config = replace(base, split_seed=args.split_seed, **overrides)
@@ -746,7 +761,11 @@ def cmd_compare(args) -> int:
     version = data_hash(loaded.examples)
     out = Path(args.out)
     results = Path(args.results) if args.results else out / "runs.jsonl"
-    base = TrainConfig() if args.max_steps is None else replace(TrainConfig(), max_steps=args.max_steps)
+    base = (
+        TrainConfig()
+        if args.max_steps is None
+        else replace(TrainConfig(), max_steps=args.max_steps, min_epochs=0.0)  # the budget given, exactly
+    )
     cache = compare.OutputCache(out / "cache")
     pools, _ = _ood_pools_from_args(args)
     outliers = pools.train_texts if pools is not None else []
@@ -805,6 +824,7 @@ def cmd_compare(args) -> int:
         data_hash=version,
         split_sizes=splits.sizes(),
         step_budget=base.max_steps,
+        min_epochs=base.min_epochs,
         setup=setup,
     )
     ensemble = compare.seed_ensemble(

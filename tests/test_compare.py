@@ -37,6 +37,7 @@ def grid(tokenizer):
         lr=3e-3,
         batch_size=16,
         max_steps=6,
+        min_epochs=0.0,
         eval_every=3,
         head_lr_multiplier=1.0,
         freeze_word_embeddings=False,

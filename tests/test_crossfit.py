@@ -31,7 +31,12 @@ def test_every_pool_row_is_predicted_by_the_fold_that_held_it_out(tmp_path, toke
         assert not trained_on & {pool[i].text for i in f.held_out}
     seen = []
     config = TrainConfig(
-        lr=3e-3, batch_size=16, max_steps=40, head_lr_multiplier=1.0, freeze_word_embeddings=False
+        lr=3e-3,
+        batch_size=16,
+        max_steps=40,
+        min_epochs=0.0,
+        head_lr_multiplier=1.0,
+        freeze_word_embeddings=False,
     )
     logits, labels = out_of_fold_logits(
         pool,

@@ -29,10 +29,41 @@ from manga_intent.training import (
     TrainConfig,
     _WeightAverage,
     oversampled_indices,
+    step_budget,
     train_classifier,
 )
 
 LABELS = list(KEYWORDS)
+
+
+def test_the_default_step_budget_grows_with_the_data():
+    """250 steps are 6 epochs of the seed corpus but under one pass over a 9,000-row public set; the
+    default budget covers at least `min_epochs` passes, and a budget the user gives is the budget."""
+    v2 = TrainConfig()
+    assert step_budget(v2, 40) == 250  # 1,280 rows at batch 32: the step budget binds, as before
+    assert step_budget(v2, 282) == 282 * 3  # 9,003 rows: three passes
+    assert step_budget(replace(v2, epochs=2), 282) == 564  # `epochs` still caps
+    assert step_budget(replace(v2, max_steps=None), 40) == 40 * v2.epochs
+    with pytest.raises(ValueError, match="min_epochs"):
+        replace(v2, min_epochs=-1).validate()
+
+    from manga_intent.cli import build_parser, train_config_from_args
+
+    def cli(*options):
+        return train_config_from_args(
+            build_parser().parse_args(["train", "--data", "x", "--out", "m", *options])
+        )
+
+    assert cli().min_epochs == v2.min_epochs and cli().max_steps == 250
+    assert cli("--max-steps", "100").min_epochs == 0.0  # exactly 100 steps
+    assert cli("--max-steps", "100", "--min-epochs", "2").min_epochs == 2.0
+    assert cli("--min-epochs", "5").min_epochs == 5.0
+
+    from manga_assets.trained_model import TrainedModelConfig, recipe
+
+    assert recipe(TrainedModelConfig(), 42, None).min_epochs == v2.min_epochs  # the asset's default too
+    assert recipe(TrainedModelConfig(max_steps=4), 42, None).min_epochs == 0.0
+    assert recipe(TrainedModelConfig(max_steps=4, min_epochs=2), 42, None).min_epochs == 2.0
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +79,7 @@ def fast(**overrides) -> TrainConfig:
             "lr": 3e-3,
             "batch_size": 16,
             "max_steps": 12,
+            "min_epochs": 0.0,  # the budgets below are exact
             "head_lr_multiplier": 1.0,
             "freeze_word_embeddings": False,
             "eval_every": 6,

@@ -106,7 +106,7 @@ def test_outlier_exposure_flattens_predictions_on_out_of_scope_text(keyword, tok
         splits.train,
         splits.val,
         labels,
-        TrainConfig(outlier_exposure_weight=0.5, max_steps=2, bf16="off"),
+        TrainConfig(outlier_exposure_weight=0.5, max_steps=2, min_epochs=0.0, bf16="off"),
         model_and_tokenizer=(tiny_classifier("bert", len(labels)), tokenizer),
         progress=False,
     )
