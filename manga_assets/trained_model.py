@@ -24,7 +24,7 @@ from resources.model_settings import BaseModelResource
 from resources.storage import ArtifactStore
 
 _V2 = TrainConfig()
-CODE_VERSION = "trained-model-5"  # 5: the step budget covers at least min_epochs passes; 4: synthetic rows off by default; 3: one-SE calibrator rule, EMA off
+CODE_VERSION = "trained-model-5"  # 5: budget >= min_epochs passes; 4: synthetic rows off; 3: one-SE rule, EMA off
 
 
 class TrainedModelConfig(dg.Config):
