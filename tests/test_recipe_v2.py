@@ -292,6 +292,19 @@ def test_step_budget_is_the_schedule_and_evaluations_follow_eval_every(splits, t
     assert result.best.val_macro_f1 == max(h.val_macro_f1 for h in result.history)
 
 
+def test_a_step_budget_under_min_epochs_passes_is_raised_to_them(splits, tokenizer):
+    per_epoch = -(-len(splits.train) // 16)
+    result = train_classifier(
+        splits.train,
+        splits.val,
+        LABELS,
+        fast(max_steps=3, min_epochs=2.0, eval_every=1000, patience=10),
+        model_and_tokenizer=(tiny_pooled_classifier(4), tokenizer),
+        progress=False,
+    )
+    assert per_epoch > 3 and result.steps == 2 * per_epoch
+
+
 def _train_on_flat_validation(splits, tokenizer, **overrides):
     """Constant labels in val make macro-F1 flat after the first evaluation (patience 2, every 5 steps)."""
     flat_val = [replace(e, label="alpha") for e in splits.val]
