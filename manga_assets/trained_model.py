@@ -24,7 +24,8 @@ from resources.model_settings import BaseModelResource
 from resources.storage import ArtifactStore
 
 _V2 = TrainConfig()
-CODE_VERSION = "trained-model-5"  # 5: budget >= min_epochs passes; 4: synthetic rows off; 3: one-SE rule, EMA off
+# 5: the step budget covers >= min_epochs passes; 4: synthetic rows off by default; 3: one-SE rule, EMA off
+CODE_VERSION = "trained-model-5"
 
 
 class TrainedModelConfig(dg.Config):
