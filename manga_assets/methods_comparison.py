@@ -18,7 +18,7 @@ from manga_intent.calibrator_fit import shipped_ood_pools
 from manga_intent.home import manga_home
 from manga_intent.plots import markdown_image, methods_comparison_png
 from manga_intent.taxonomy import INTENTS
-from manga_intent.training import TrainConfig
+from manga_intent.training import TrainConfig, describe_step_budget, with_step_budget
 from resources.model_settings import BaseModelResource
 from resources.storage import ArtifactStore
 
@@ -29,7 +29,7 @@ class MethodsComparisonConfig(dg.Config):
     latency_messages: int = compare.LATENCY_MESSAGES
 
     def base_config(self) -> TrainConfig:
-        return TrainConfig() if not self.max_steps else TrainConfig(max_steps=self.max_steps, min_epochs=0.0)
+        return with_step_budget(TrainConfig(), self.max_steps or None, None)
 
 
 def _outlier_texts() -> list[str]:
@@ -121,7 +121,7 @@ def methods_comparison_report(
     if not records:
         raise dg.Failure(
             f"no methods_comparison runs stored for data version {intent_dataset.data_version} and setup "
-            f"{setup} (base model {base_model.name_or_path!r}, step budget {base.max_steps}, at least {base.min_epochs:g} epochs); "
+            f"{setup} (base model {base_model.name_or_path!r}, step budget {describe_step_budget(base)}); "
             "backfill methods_comparison with the same config first"
         )
     summary = compare.summarize(records, compare.labels_of_test_split(splits, INTENTS))

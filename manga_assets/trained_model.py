@@ -18,7 +18,7 @@ from manga_intent.model_io import resolve_base_model
 from manga_intent.plots import confusion_matrix_png, markdown_image
 from manga_intent.taxonomy import INTENTS
 from manga_intent.train_and_evaluate import run_training
-from manga_intent.training import TrainConfig
+from manga_intent.training import TrainConfig, with_step_budget
 from resources.mlflow_registry import MlflowRegistry
 from resources.model_settings import BaseModelResource
 from resources.storage import ArtifactStore
@@ -78,16 +78,10 @@ class TrainedModelConfig(dg.Config):
     bootstrap: int = 1000
 
 
-def _default_budget(config: TrainedModelConfig) -> bool:
-    """True unless the run config sets `max_steps` without `min_epochs`: a budget given is the budget."""
-    return "max_steps" not in config.model_fields_set or "min_epochs" in config.model_fields_set
-
-
 def recipe(config: TrainedModelConfig, seed: int, searched: dict | None) -> TrainConfig:
+    given = config.model_fields_set
     base = replace(
         _V2,
-        max_steps=config.max_steps or None,
-        min_epochs=config.min_epochs if _default_budget(config) else 0.0,
         epochs=config.epochs,
         lr=config.lr or None,
         head_lr_multiplier=config.head_lr_multiplier,
@@ -109,6 +103,11 @@ def recipe(config: TrainedModelConfig, seed: int, searched: dict | None) -> Trai
         init_seed=seed,
         sampler_seed=seed,
         enforce_overfit_guard=config.enforce_overfit_guard,
+    )
+    base = with_step_budget(
+        base,
+        config.max_steps if "max_steps" in given else None,
+        config.min_epochs if "min_epochs" in given else None,
     )
     tuned = searched_overrides(config, searched or {})
     if tuned:

@@ -266,17 +266,16 @@ def train_config_from_args(args):
     """The chosen recipe with only the options the user gave overriding it."""
     from dataclasses import replace
 
-    from manga_intent.training import LEGACY_RECIPE, TrainConfig
+    from manga_intent.training import LEGACY_RECIPE, TrainConfig, with_step_budget
 
     base = LEGACY_RECIPE if args.recipe == "legacy" else TrainConfig()
     overrides = {name: getattr(args, name) for name in _TRAIN_OPTIONS if getattr(args, name) is not None}
-    if overrides.get("max_steps") == 0:
-        overrides["max_steps"] = None
-    if "max_steps" in overrides and "min_epochs" not in overrides:
-        overrides["min_epochs"] = 0.0  # a budget the user gave is the budget
+    overrides.pop("max_steps", None), overrides.pop("min_epochs", None)
     if args.seed is not None:
         overrides.update(init_seed=args.seed, sampler_seed=args.seed)
-    config = replace(base, split_seed=args.split_seed, **overrides)
+    config = with_step_budget(
+        replace(base, split_seed=args.split_seed, **overrides), args.max_steps, args.min_epochs
+    )
     config.validate()
     return config
 
@@ -740,11 +739,10 @@ def _logits_features(outputs):
 
 
 def cmd_compare(args) -> int:
-    from dataclasses import replace
 
     from manga_intent import compare
     from manga_intent.data import data_hash, infer_label_list, make_splits
-    from manga_intent.training import TrainConfig
+    from manga_intent.training import TrainConfig, with_step_budget
 
     methods = list(compare.METHODS) if args.methods == "all" else [m.strip() for m in args.methods.split(",")]
     unknown = sorted(set(methods) - set(compare.METHODS))
@@ -761,11 +759,7 @@ def cmd_compare(args) -> int:
     version = data_hash(loaded.examples)
     out = Path(args.out)
     results = Path(args.results) if args.results else out / "runs.jsonl"
-    base = (
-        TrainConfig()
-        if args.max_steps is None
-        else replace(TrainConfig(), max_steps=args.max_steps, min_epochs=0.0)  # the budget given, exactly
-    )
+    base = with_step_budget(TrainConfig(), args.max_steps, None)
     cache = compare.OutputCache(out / "cache")
     pools, _ = _ood_pools_from_args(args)
     outliers = pools.train_texts if pools is not None else []

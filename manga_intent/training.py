@@ -433,6 +433,25 @@ def step_budget(config: TrainConfig, steps_per_epoch: int) -> int:
     return min(total, max(config.max_steps, math.ceil(config.min_epochs * steps_per_epoch)))
 
 
+def with_step_budget(config: TrainConfig, max_steps: int | None, min_epochs: float | None) -> TrainConfig:
+    """`config` with the budget a user gave (None = not given): a `max_steps` given without `min_epochs` is
+    the budget exactly, because a user who names a step count means it; 0 steps means `epochs` passes."""
+    changes: dict = {} if min_epochs is None else {"min_epochs": min_epochs}
+    if max_steps is not None:
+        changes["max_steps"] = max_steps or None
+        changes.setdefault("min_epochs", 0.0)
+    return replace(config, **changes)
+
+
+def describe_step_budget(config: TrainConfig) -> str:
+    """The budget in words, for messages and reports."""
+    if config.max_steps is None:
+        return f"{config.epochs} passes"
+    if config.min_epochs == 0:
+        return f"{config.max_steps} steps"
+    return f"{config.max_steps} steps or {config.min_epochs:g} passes, whichever is more"
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)

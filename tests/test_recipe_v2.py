@@ -28,9 +28,11 @@ from manga_intent.training import (
     LEGACY_RECIPE,
     TrainConfig,
     _WeightAverage,
+    describe_step_budget,
     oversampled_indices,
     step_budget,
     train_classifier,
+    with_step_budget,
 )
 
 LABELS = list(KEYWORDS)
@@ -64,6 +66,21 @@ def test_the_default_step_budget_grows_with_the_data():
     assert recipe(TrainedModelConfig(), 42, None).min_epochs == v2.min_epochs  # the asset's default too
     assert recipe(TrainedModelConfig(max_steps=4), 42, None).min_epochs == 0.0
     assert recipe(TrainedModelConfig(max_steps=4, min_epochs=2), 42, None).min_epochs == 2.0
+    assert recipe(TrainedModelConfig(max_steps=0), 42, None).max_steps is None  # 0 = `epochs` passes
+    assert cli("--max-steps", "0").max_steps is None
+
+    from manga_assets.methods_comparison import MethodsComparisonConfig
+
+    assert MethodsComparisonConfig().base_config() == v2
+    assert MethodsComparisonConfig(max_steps=7).base_config() == replace(v2, max_steps=7, min_epochs=0.0)
+    compare_args = build_parser().parse_args(["compare", "--data", "x", "--out", "o", "--max-steps", "7"])
+    assert with_step_budget(v2, compare_args.max_steps, None) == replace(v2, max_steps=7, min_epochs=0.0)
+
+    assert describe_step_budget(v2) == f"{v2.max_steps} steps or {v2.min_epochs:g} passes, whichever is more"
+    assert describe_step_budget(replace(v2, min_epochs=0.0)) == f"{v2.max_steps} steps"
+    # the help text states the defaults by hand (the CLI does not import torch to print help)
+    train_help = " ".join(build_parser()._subparsers._group_actions[0].choices["train"].format_help().split())
+    assert f"by default {v2.max_steps} steps" in train_help and f"({v2.min_epochs:g})" in train_help
 
 
 @pytest.fixture(scope="module")
