@@ -269,8 +269,12 @@ def train_config_from_args(args):
     from manga_intent.training import LEGACY_RECIPE, TrainConfig, with_step_budget
 
     base = LEGACY_RECIPE if args.recipe == "legacy" else TrainConfig()
-    overrides = {name: getattr(args, name) for name in _TRAIN_OPTIONS if getattr(args, name) is not None}
-    overrides.pop("max_steps", None), overrides.pop("min_epochs", None)
+    budget = ("max_steps", "min_epochs")  # applied last, by the one rule for a budget given
+    overrides = {
+        name: getattr(args, name)
+        for name in _TRAIN_OPTIONS
+        if name not in budget and getattr(args, name) is not None
+    }
     if args.seed is not None:
         overrides.update(init_seed=args.seed, sampler_seed=args.seed)
     config = with_step_budget(
@@ -739,7 +743,6 @@ def _logits_features(outputs):
 
 
 def cmd_compare(args) -> int:
-
     from manga_intent import compare
     from manga_intent.data import data_hash, infer_label_list, make_splits
     from manga_intent.training import TrainConfig, with_step_budget
