@@ -81,8 +81,8 @@ SOURCES = {
 
 
 def draw(archive: zipfile.ZipFile, name: str, per_source: int, seed: int, split: str = "test") -> list[dict]:
-    """Up to `per_source` distinct rows of a source's split of one source, dealt round-robin over its kept labels (seeded),
-    so a source with many intents is not a sample of its largest few."""
+    """Up to `per_source` distinct rows of one source's split, dealt round-robin over its kept labels
+    (seeded), so a source with many intents is not a sample of its largest few."""
     source = SOURCES[name]
     by_label: dict[str, list[str]] = {}
     seen: set[str] = set()
