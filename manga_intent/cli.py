@@ -489,6 +489,9 @@ def cmd_train(args) -> int:
         )
     if pools is not None:
         _log(args, f"out-of-scope pools: {pools.sources}")
+    note = shipped_pool_note(args.ood_data, label_list)
+    if note:
+        _log(args, note)
     parallel = DataParallel.from_env()  # under torchrun: one rank of a DistributedDataParallel run
     try:
         result, metrics, _ = run_training(
@@ -563,6 +566,21 @@ def cmd_train(args) -> int:
         )
     )
     return 0
+
+
+def shipped_pool_note(ood_data: str, label_list) -> str | None:
+    """A warning when the shop's own out-of-scope pool meets a label set that is not the shop's: its
+    off-topic rows (weather, recipes, travel) may be in scope there, and the detector is fitted to them."""
+    from manga_intent.taxonomy import INTENTS
+
+    foreign = sorted(set(label_list) - set(INTENTS))
+    if ood_data != "shipped" or not foreign:
+        return None
+    return (
+        f"note: --ood-data shipped is MangaAssist's out-of-scope text, and {len(foreign)} of these "
+        f"{len(label_list)} labels are not MangaAssist intents (e.g. {foreign[0]!r}); for another domain pass "
+        "--ood-data FILE (its own out-of-scope messages) or --ood-data none"
+    )
 
 
 def _ood_pools_from_args(args):

@@ -557,3 +557,16 @@ def test_train_only_rows_join_training_after_the_split(tmp_path, tiny_base_dir):
         )
         assert refused.returncode == 2 and message in refused.stderr, refused.stderr
         assert not (tmp_path / "x").exists()
+
+
+def test_the_shipped_out_of_scope_pool_is_flagged_for_another_domains_labels():
+    """`train` says so when MangaAssist's out-of-scope text meets labels that are not MangaAssist's."""
+    from manga_intent.cli import shipped_pool_note
+    from manga_intent.taxonomy import INTENTS
+
+    assert shipped_pool_note("shipped", list(INTENTS)) is None
+    assert shipped_pool_note("shipped", list(INTENTS)[:3]) is None  # a subset of the shop's intents
+    note = shipped_pool_note("shipped", ["weather_query", "play_music", "faq"])
+    assert note and "2 of these 3 labels" in note and "'play_music'" in note and "--ood-data FILE" in note
+    assert shipped_pool_note("my_ood.jsonl", ["weather_query"]) is None
+    assert shipped_pool_note("none", ["weather_query"]) is None
