@@ -111,7 +111,7 @@ def recipe(config: TrainedModelConfig, seed: int, searched: dict | None) -> Trai
     )
     tuned = searched_overrides(config, searched or {})
     if tuned:
-        budget = {} if "max_steps" in config.model_fields_set else {"max_steps": None}  # searched epochs
+        budget = {} if "max_steps" in given else {"max_steps": None}  # searched epochs
         base = replace(base, **budget, **tuned)
     return base
 

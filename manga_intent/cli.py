@@ -784,6 +784,9 @@ def cmd_compare(args) -> int:
     cache = compare.OutputCache(out / "cache")
     pools, _ = _ood_pools_from_args(args)
     outliers = pools.train_texts if pools is not None else []
+    note = shipped_pool_note(args.ood_data, label_list)
+    if note:
+        _log(args, note)
     setup = compare.setup_key(base, args.base_model, outliers)
     stored = compare.read_records(results)
     matching = [r for r in stored if r.get("data_hash") == version and r.get("setup") == setup]

@@ -336,9 +336,16 @@ def test_compare_cli_runs_chunks_and_summarises(tmp_path, tiny_base_dir):
     assert [m["method"] for m in summary["methods"]] == ["plain_ce", "threshold_moving", "recipe_v2"]
     assert set(summary["tests_vs_recipe_v2"]) == {"plain_ce", "threshold_moving"}
     assert "| plain_ce |" in (tmp_path / "cmp" / "table.md").read_text()
+    # a budget the user gives is the budget exactly, for every method trained
+    assert (summary["step_budget"], summary["min_epochs"]) == (4, 0.0)
+    runs = [json.loads(line) for line in (tmp_path / "cmp" / "runs.jsonl").read_text().splitlines()]
+    assert {(r["config"]["max_steps"], r["config"]["min_epochs"]) for r in runs} == {(4, 0.0)}
     # another step budget is another setup: it trains afresh and tables only its own runs
-    other = [*common[: common.index("--max-steps")], "--max-steps", "5", "--quiet", "--only-seeds", "1"]
-    five = json.loads(run_cli(*other).stdout)
+    other = [*common[: common.index("--max-steps")], "--max-steps", "5", "--only-seeds", "1"]
+    five_run = run_cli(*other)
+    # these labels are not MangaAssist's, so the default --ood-data shipped is noted (not --quiet here)
+    assert "--ood-data shipped is MangaAssist's out-of-scope text" in five_run.stderr
+    five = json.loads(five_run.stdout)
     assert len((tmp_path / "cmp" / "runs.jsonl").read_text().splitlines()) == 9
     assert five["setup"] != summary["setup"] and {m["seeds"] for m in five["methods"]} == {1}
     again = json.loads(run_cli(*common).stdout)  # the 4-step grid is still whole and untouched

@@ -68,6 +68,10 @@ def test_the_default_step_budget_grows_with_the_data():
     assert recipe(TrainedModelConfig(max_steps=4, min_epochs=2), 42, None).min_epochs == 2.0
     assert recipe(TrainedModelConfig(max_steps=0), 42, None).max_steps is None  # 0 = `epochs` passes
     assert cli("--max-steps", "0").max_steps is None
+    # a study's searched epochs replace the step budget, unless the run config gives one
+    tuned = recipe(TrainedModelConfig(), 42, {"epochs": 3, "lr": 1e-4})
+    assert (tuned.max_steps, tuned.epochs, tuned.lr) == (None, 3, 1e-4)
+    assert recipe(TrainedModelConfig(max_steps=9), 42, {"epochs": 3}).max_steps == 9
 
     from manga_assets.methods_comparison import MethodsComparisonConfig
 
