@@ -245,13 +245,14 @@ def debiased_calibration_error(probs: np.ndarray, y_true: np.ndarray, n_bins: in
 
 
 def ece_noise_floor(
-    probs: np.ndarray, n_bins: int = ECE_BINS, n_sim: int = 2000, seed: int = 0
+    probs: np.ndarray, n_bins: int = ECE_BINS, n_sim: int = 2000, seed: int = 0, bound: float | None = None
 ) -> dict[str, float]:
     """The ECE a perfectly calibrated model with these confidences would show on this many rows.
 
     Each simulation draws correct_i ~ Bernoulli(confidence_i) (calibrated by construction) and computes the
     plain ECE; returns its mean and 95th percentile. A plain ECE at or below the floor is indistinguishable
-    from perfect calibration at this n.
+    from perfect calibration at this n. With `bound`, also the share of simulations at or below it: how
+    often a perfectly calibrated model would meet an ECE target on this many rows.
     """
     probs = np.asarray(probs, dtype=float)
     confidence = probs.max(axis=1)
@@ -272,4 +273,7 @@ def ece_noise_floor(
         accuracy = (simulated @ onehot)[:, used] / counts[used]
         eces.append((np.abs(accuracy - mean_conf) * (counts[used] / n)).sum(axis=1))
     eces = np.concatenate(eces)
-    return {"mean": float(eces.mean()), "p95": float(np.percentile(eces, 95)), "n": int(n)}
+    floor = {"mean": float(eces.mean()), "p95": float(np.percentile(eces, 95)), "n": int(n)}
+    if bound is not None:
+        floor["share_at_or_below_bound"] = float((eces <= bound).mean())
+    return floor

@@ -81,3 +81,7 @@ def test_noise_floor_in_blocks_equals_one_draw_and_keeps_memory_bounded():
     floor = ece_noise_floor(probs, n_sim=n_sim, seed=0)
     assert floor["mean"] == pytest.approx(eces.mean(), abs=1e-12)
     assert floor["p95"] == pytest.approx(np.percentile(eces, 95), abs=1e-12)
+    assert "share_at_or_below_bound" not in floor
+    at_median = ece_noise_floor(probs, n_sim=n_sim, seed=0, bound=float(np.median(eces)))
+    assert at_median["share_at_or_below_bound"] == pytest.approx((eces <= np.median(eces)).mean())
+    assert ece_noise_floor(probs, n_sim=n_sim, seed=0, bound=1.0)["share_at_or_below_bound"] == 1.0
