@@ -12,7 +12,7 @@ seed), it reports:
 - an **oracle** temperature: the one (on a fine log grid, 0.05-20) with the lowest ECE on this split's own
   labels. It reads the labels it is scored on, so it is the best ECE any temperature could reach here: a
   ceiling, never a result, never used to choose anything;
-- the confidently wrong rows (confidence >= 0.9) and the share of ECE they account for.
+- the confidently wrong rows (confidence >= 0.9) and the most of the ECE they can account for.
 Last, the rows every model gets confidently wrong. A report, not a selection: it changes no model.
 """
 
@@ -156,7 +156,7 @@ def main() -> None:
         Path(args.out).write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     print(
         f"\n| model | n | acc | served ECE | calibrated model <= {args.bound:g} | oracle T | oracle-T ECE "
-        "| confident errors | their share of ECE |\n|---|---|---|---|---|---|---|---|---|",
+        "| confident errors | their share of ECE (at most) |\n|---|---|---|---|---|---|---|---|---|",
         file=sys.stderr,
     )
     for r in rows:
