@@ -92,8 +92,8 @@ def draw(archive: zipfile.ZipFile, name: str, per_source: int, seed: int, split:
             seen.add(key)
             by_label.setdefault(label, []).append(text)
     rng = random.Random(f"{seed}:{name}")
-    queues = [rng.sample(texts, len(texts)) for _, texts in sorted(by_label.items())]
     labels = sorted(by_label)
+    queues = [rng.sample(by_label[label], len(by_label[label])) for label in labels]
     order = rng.sample(range(len(queues)), len(queues))
     rows: list[dict] = []
     while len(rows) < per_source and any(queues):

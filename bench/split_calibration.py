@@ -115,7 +115,7 @@ def main() -> None:
     from manga_intent.model_io import load_trained, silence_progress_bars
 
     silence_progress_bars()
-    examples_by_model, rows = {}, []
+    errors_by_model, rows = {}, []
     for model_dir in args.models:
         model, tokenizer, card = load_trained(model_dir)
         labels = card["labels"]
@@ -132,7 +132,7 @@ def main() -> None:
         )
         probs = served_probabilities(model_dir, logits)
         result = split_calibration(logits, probs, y, bound=args.bound)
-        examples_by_model[model_dir] = [
+        errors_by_model[model_dir] = [
             {
                 "text": examples[i].text,
                 "label": examples[i].label,
@@ -142,13 +142,13 @@ def main() -> None:
             for i in result.confident_errors
         ]
         rows.append({"model": model_dir, **result.as_dict()})
-    every = set.intersection(*({r["text"] for r in errors} for errors in examples_by_model.values()))
+    every = set.intersection(*({r["text"] for r in errors} for errors in errors_by_model.values()))
     report = {
         "data": args.data,
         "split": args.split,
         "bound": args.bound,
         "models": rows,
-        "confident_errors": examples_by_model,
+        "confident_errors": errors_by_model,
         "confidently_wrong_for_every_model": sorted(every),
     }
     print(json.dumps(report, ensure_ascii=False, indent=2))

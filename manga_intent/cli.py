@@ -477,7 +477,7 @@ def cmd_train(args) -> int:
     )
     _log(args, f"{len(loaded.examples)} rows, {len(label_list)} labels, split {splits.sizes()}{carved}")
     out = Path(args.out)
-    pools, serving_options = _ood_pools_from_args(args)
+    pools, serving_options = _ood_pools_from_args(args, label_list)
     if pools is None and (args.outlier_exposure_weight or 0) > 0:
         raise ValueError("--outlier-exposure-weight needs out-of-scope texts: drop --ood-data none")
     if pools is None and config.outlier_exposure_weight > 0:
@@ -489,9 +489,6 @@ def cmd_train(args) -> int:
         )
     if pools is not None:
         _log(args, f"out-of-scope pools: {pools.sources}")
-    note = shipped_pool_note(args.ood_data, label_list)
-    if note:
-        _log(args, note)
     parallel = DataParallel.from_env()  # under torchrun: one rank of a DistributedDataParallel run
     try:
         result, metrics, _ = run_training(
@@ -583,11 +580,15 @@ def shipped_pool_note(ood_data: str, label_list) -> str | None:
     )
 
 
-def _ood_pools_from_args(args):
-    """(OODPools or None, options for fit_serving_calibration) from the train options."""
+def _ood_pools_from_args(args, label_list):
+    """(OODPools or None, options for fit_serving_calibration) from the train options; notes on stderr when
+    the shipped pool meets another domain's labels."""
     from manga_intent.calibrator_fit import build_ood_pools, load_ood_rows
     from manga_intent.shipped_data import ood_fitting_pool
 
+    note = shipped_pool_note(args.ood_data, label_list)
+    if note:
+        _log(args, note)
     options = {
         name: getattr(args, name)
         for name in ("max_in_domain_flag_rate", "target_risk", "ood_prior")
@@ -782,11 +783,8 @@ def cmd_compare(args) -> int:
     results = Path(args.results) if args.results else out / "runs.jsonl"
     base = with_step_budget(TrainConfig(), args.max_steps, None)
     cache = compare.OutputCache(out / "cache")
-    pools, _ = _ood_pools_from_args(args)
+    pools, _ = _ood_pools_from_args(args, label_list)
     outliers = pools.train_texts if pools is not None else []
-    note = shipped_pool_note(args.ood_data, label_list)
-    if note:
-        _log(args, note)
     setup = compare.setup_key(base, args.base_model, outliers)
     stored = compare.read_records(results)
     matching = [r for r in stored if r.get("data_hash") == version and r.get("setup") == setup]
