@@ -567,7 +567,7 @@ def test_train_only_rows_join_training_after_the_split(tmp_path, tiny_base_dir):
 
 
 def test_the_shipped_out_of_scope_pool_is_flagged_for_another_domains_labels():
-    """`train` says so when MangaAssist's out-of-scope text meets labels that are not MangaAssist's."""
+    """`train` and `compare` say so when MangaAssist's out-of-scope text meets labels that are not the shop's."""
     from manga_intent.cli import shipped_pool_note
     from manga_intent.taxonomy import INTENTS
 
